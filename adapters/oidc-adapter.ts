@@ -1,0 +1,76 @@
+/**
+ * oidc-provider's Adapter interface over the storage port. oidc-provider owns the payloads;
+ * we store them with their expiry and the secondary keys it looks them up by.
+ *
+ * Clients are read from the client store on every lookup (there is no registration
+ * through this adapter), so a client added with `idp client add` works at once, in every
+ * instance, without a restart.
+ */
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { SecretBox } from './crypto.ts';
+import type { Storage } from './storage/port.ts';
+
+export function clientSecretContext(clientId: string): string {
+  return `client_secret:${clientId}`;
+}
+
+export function createAdapterClass(storage: Storage, box: SecretBox) {
+  return class StorageAdapter implements Adapter {
+    readonly model: string;
+
+    constructor(model: string) {
+      this.model = model;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (this.model === 'Client') throw new Error('clients are managed with `idp client add`');
+      await storage.oidc.upsert({
+        model: this.model,
+        id,
+        payload: payload as Record<string, unknown>,
+        grantId: payload.grantId,
+        uid: payload.uid,
+        userCode: payload.userCode,
+        expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined,
+      });
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model === 'Client') {
+        const c = await storage.clients.find(id);
+        if (!c) return undefined;
+        return {
+          ...c.metadata,
+          client_id: c.clientId,
+          ...(c.secretCiphertext ? { client_secret: box.open(c.secretCiphertext, clientSecretContext(c.clientId)) } : {}),
+        } as AdapterPayload;
+      }
+      return this.#out(await storage.oidc.find(this.model, id, Date.now()));
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.#out(await storage.oidc.findByUid(this.model, uid, Date.now()));
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.#out(await storage.oidc.findByUserCode(this.model, userCode, Date.now()));
+    }
+
+    async consume(id: string): Promise<void> {
+      await storage.oidc.consume(this.model, id, Math.floor(Date.now() / 1000));
+    }
+
+    async destroy(id: string): Promise<void> {
+      await storage.oidc.destroy(this.model, id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await storage.oidc.revokeByGrantId(grantId);
+    }
+
+    #out(rec: Awaited<ReturnType<Storage['oidc']['find']>>): AdapterPayload | undefined {
+      if (!rec) return undefined;
+      return { ...rec.payload, ...(rec.consumed ? { consumed: rec.consumed } : {}) } as AdapterPayload;
+    }
+  };
+}

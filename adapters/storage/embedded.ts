@@ -1,0 +1,293 @@
+/**
+ * The embedded, file-backed store: SQLite through Node's built-in `node:sqlite`.
+ *
+ * Why SQLite: it needs no server, it is durable across a restart and a kill -9 (every
+ * commit is in the write-ahead log before it returns), and several processes may open
+ * the same file at once, so `idp user add` run beside a live server is seen by it at once.
+ * Why `node:sqlite`: it ships with Node itself (no native add-on to compile, no download
+ * at install) and is maintained with it.
+ *
+ * Atomicity: statements that must not interleave across processes run in
+ * `BEGIN IMMEDIATE` transactions, which take SQLite's single write lock up front.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { Account, AttemptReservation, ClientRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  email TEXT,
+  email_verified INTEGER NOT NULL DEFAULT 0,
+  name TEXT,
+  password_hash TEXT NOT NULL,
+  trusted_devices TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS clients (
+  client_id TEXT PRIMARY KEY,
+  secret_ct TEXT,
+  metadata TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS attempts (
+  key TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  blocked_until INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS oidc (
+  model TEXT NOT NULL,
+  id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  grant_id TEXT,
+  uid TEXT,
+  user_code TEXT,
+  expires_at INTEGER,
+  consumed INTEGER,
+  PRIMARY KEY (model, id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_expires ON oidc (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+type Row = Record<string, SQLInputValue>;
+
+function isUniqueViolation(err: unknown): boolean {
+  // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
+  const code = (err as { errcode?: number }).errcode;
+  return code === 2067 || code === 1555;
+}
+
+function toAccount(r: Row): Account {
+  return {
+    id: r.id as string,
+    username: r.username as string,
+    email: (r.email as string | null) ?? undefined,
+    emailVerified: r.email_verified === 1,
+    name: (r.name as string | null) ?? undefined,
+    passwordHash: r.password_hash as string,
+    trustedDevices: JSON.parse(r.trusted_devices as string) as string[],
+    createdAt: new Date(r.created_at as number),
+    updatedAt: new Date(r.updated_at as number),
+  };
+}
+
+function toClient(r: Row): ClientRecord {
+  return {
+    clientId: r.client_id as string,
+    secretCiphertext: (r.secret_ct as string | null) ?? undefined,
+    metadata: JSON.parse(r.metadata as string) as Record<string, unknown>,
+    createdAt: new Date(r.created_at as number),
+  };
+}
+
+function toOidc(r: Row | undefined, now: number): OidcRecord | undefined {
+  if (!r) return undefined;
+  // Expired records are filtered on read; the sweep only reclaims space.
+  if (r.expires_at !== null && (r.expires_at as number) <= now) return undefined;
+  return {
+    model: r.model as string,
+    id: r.id as string,
+    payload: JSON.parse(r.payload as string) as Record<string, unknown>,
+    grantId: (r.grant_id as string | null) ?? undefined,
+    uid: (r.uid as string | null) ?? undefined,
+    userCode: (r.user_code as string | null) ?? undefined,
+    expiresAt: (r.expires_at as number | null) ?? undefined,
+    consumed: (r.consumed as number | null) ?? undefined,
+  };
+}
+
+export function openEmbeddedStorage(dataDir: string): Storage {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, 'idp.sqlite');
+  // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
+  // database file's permissions.
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch {
+      /* not there yet, or a filesystem without modes */
+    }
+  }
+  const db = new DatabaseSync(file, { timeout: 10_000 });
+  // WAL lets readers in other processes proceed while one writes; synchronous=NORMAL in WAL
+  // mode keeps every committed transaction across a process crash (kill -9).
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+  db.exec(SCHEMA);
+
+  const q = (sql: string) => db.prepare(sql);
+  const immediate = <T>(fn: () => T): T => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+
+  const stmt = {
+    accountInsert: q(`INSERT INTO accounts (id, username, email, email_verified, name, password_hash, created_at, updated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    accountById: q('SELECT * FROM accounts WHERE id = ?'),
+    accountByName: q('SELECT * FROM accounts WHERE username = ?'),
+    accountList: q('SELECT * FROM accounts ORDER BY username'),
+    accountSetHash: q('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE id = ?'),
+    accountDevices: q('SELECT trusted_devices FROM accounts WHERE id = ?'),
+    accountSetDevices: q('UPDATE accounts SET trusted_devices = ? WHERE id = ?'),
+    clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at) VALUES (?, ?, ?, ?)'),
+    clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
+    clientList: q('SELECT * FROM clients ORDER BY client_id'),
+    attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
+    attemptUpsert: q(`INSERT INTO attempts (key, count, last_at, blocked_until) VALUES (?, ?, ?, ?)
+                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = excluded.last_at,
+                      blocked_until = excluded.blocked_until`),
+    attemptDelay: q('UPDATE attempts SET blocked_until = MAX(blocked_until, ?) WHERE key = ?'),
+    attemptReset: q('DELETE FROM attempts WHERE key = ?'),
+    attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
+    oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
+                   uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
+                   consumed = excluded.consumed`),
+    oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
+    oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
+    oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
+    oidcConsume: q('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
+    oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
+    oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
+    oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+  };
+
+  let closed = false;
+
+  return {
+    kind: 'embedded',
+    accounts: {
+      async create(a: NewAccount) {
+        const now = Date.now();
+        try {
+          stmt.accountInsert.run(a.id, a.username, a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now);
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new DuplicateError('account', a.username);
+          throw err;
+        }
+        return toAccount(stmt.accountById.get(a.id) as Row);
+      },
+      async findById(id) {
+        const r = stmt.accountById.get(id) as Row | undefined;
+        return r && toAccount(r);
+      },
+      async findByUsername(username) {
+        const r = stmt.accountByName.get(username) as Row | undefined;
+        return r && toAccount(r);
+      },
+      async list() {
+        return (stmt.accountList.all() as Row[]).map(toAccount);
+      },
+      async setPasswordHash(id, hash) {
+        stmt.accountSetHash.run(hash, Date.now(), id);
+      },
+      async addTrustedDevice(id, deviceId, keep) {
+        immediate(() => {
+          const r = stmt.accountDevices.get(id) as Row | undefined;
+          if (!r) return;
+          const devices = (JSON.parse(r.trusted_devices as string) as string[]).filter((d) => d !== deviceId);
+          devices.push(deviceId);
+          stmt.accountSetDevices.run(JSON.stringify(devices.slice(-keep)), id);
+        });
+      },
+    },
+    clients: {
+      async create(c) {
+        const now = Date.now();
+        try {
+          stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now);
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new DuplicateError('client', c.clientId);
+          throw err;
+        }
+        return { ...c, createdAt: new Date(now) };
+      },
+      async find(clientId) {
+        const r = stmt.clientFind.get(clientId) as Row | undefined;
+        return r && toClient(r);
+      },
+      async list() {
+        return (stmt.clientList.all() as Row[]).map(toClient);
+      },
+    },
+    attempts: {
+      async reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
+        return immediate(() => {
+          const r = stmt.attemptGet.get(key) as Row | undefined;
+          const fresh = !r || (r.last_at as number) + windowMs <= now;
+          const count = fresh ? 0 : (r.count as number);
+          const blockedUntil = fresh ? 0 : (r.blocked_until as number);
+          if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil };
+          if (now < blockedUntil) return { allowed: false, reason: 'delayed', count, blockedUntil };
+          stmt.attemptUpsert.run(key, count + 1, now, blockedUntil);
+          return { allowed: true, count: count + 1, blockedUntil };
+        });
+      },
+      async delay(key, until) {
+        stmt.attemptDelay.run(until, key);
+      },
+      async reset(key) {
+        stmt.attemptReset.run(key);
+      },
+      async refund(key) {
+        stmt.attemptRefund.run(key);
+      },
+      async get(key, now, windowMs) {
+        const r = stmt.attemptGet.get(key) as Row | undefined;
+        if (!r || (r.last_at as number) + windowMs <= now) return { count: 0, blockedUntil: 0 };
+        return { count: r.count as number, blockedUntil: r.blocked_until as number };
+      },
+    },
+    oidc: {
+      async upsert(rec) {
+        stmt.oidcUpsert.run(
+          rec.model, rec.id, JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null,
+          rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null,
+        );
+      },
+      async find(model, id, now) {
+        return toOidc(stmt.oidcFind.get(model, id) as Row | undefined, now);
+      },
+      async findByUid(model, uid, now) {
+        return toOidc(stmt.oidcByUid.get(model, uid) as Row | undefined, now);
+      },
+      async findByUserCode(model, userCode, now) {
+        return toOidc(stmt.oidcByUserCode.get(model, userCode) as Row | undefined, now);
+      },
+      async consume(model, id, at) {
+        return Number(stmt.oidcConsume.run(at, model, id).changes) === 1;
+      },
+      async destroy(model, id) {
+        stmt.oidcDestroy.run(model, id);
+      },
+      async revokeByGrantId(grantId) {
+        stmt.oidcRevokeGrant.run(grantId);
+      },
+      async sweep(now) {
+        return Number(stmt.oidcSweep.run(now).changes);
+      },
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The storage port: the only way the rest of the code reaches persistent data.
+ * Two implementations pass one contract suite (test/integration/storage.contract.test.ts):
+ * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
+ * Only adapters/ knows which one is in use (ARCHITECTURE.md).
+ */
+import type { Account, AttemptReservation, ClientRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+
+export class DuplicateError extends Error {
+  override name = 'DuplicateError';
+  readonly kind: 'account' | 'client';
+  readonly key: string;
+  constructor(kind: 'account' | 'client', key: string) {
+    super(`${kind} "${key}" already exists`);
+    this.kind = kind;
+    this.key = key;
+  }
+}
+
+export interface AccountStore {
+  /** Throws DuplicateError when the username is taken; never overwrites. */
+  create(account: NewAccount): Promise<Account>;
+  findById(id: string): Promise<Account | undefined>;
+  findByUsername(username: string): Promise<Account | undefined>;
+  list(): Promise<Account[]>;
+  setPasswordHash(id: string, passwordHash: string): Promise<void>;
+  /** Adds a device id to the account's recognised devices, keeping the newest `keep`. */
+  addTrustedDevice(id: string, deviceId: string, keep: number): Promise<void>;
+}
+
+export interface ClientStore {
+  /** Throws DuplicateError when the client id is taken; never overwrites. */
+  create(client: Omit<ClientRecord, 'createdAt'>): Promise<ClientRecord>;
+  find(clientId: string): Promise<ClientRecord | undefined>;
+  list(): Promise<ClientRecord[]>;
+}
+
+export interface ReserveOptions {
+  now: number;
+  /** Counted attempts at which the bucket refuses all further attempts. */
+  max: number;
+  /** Ms after the last counted attempt at which the bucket starts afresh; Infinity = never. */
+  windowMs: number;
+}
+
+/**
+ * Failure counters. `reserve` checks the limit and counts the attempt in one atomic step,
+ * before the password is checked, so parallel attempts can neither be lost nor slip past
+ * the limit (ARCHITECTURE.md "Storage"; also across instances sharing one MongoDB).
+ */
+export interface AttemptStore {
+  reserve(key: string, opts: ReserveOptions): Promise<AttemptReservation>;
+  /** Refuses attempts until `until` (epoch ms); never shortens an existing delay. */
+  delay(key: string, until: number): Promise<void>;
+  reset(key: string): Promise<void>;
+  /** Uncounts one attempt (a success that should not count against a shared bucket). */
+  refund(key: string): Promise<void>;
+  get(key: string, now: number, windowMs: number): Promise<{ count: number; blockedUntil: number }>;
+}
+
+/** oidc-provider's artefacts (see adapters/oidc-adapter.ts), keyed by model and id. */
+export interface OidcStore {
+  upsert(record: OidcRecord): Promise<void>;
+  find(model: string, id: string, now: number): Promise<OidcRecord | undefined>;
+  findByUid(model: string, uid: string, now: number): Promise<OidcRecord | undefined>;
+  findByUserCode(model: string, userCode: string, now: number): Promise<OidcRecord | undefined>;
+  /** Marks consumed (epoch seconds) if not yet consumed; returns whether this call consumed it. */
+  consume(model: string, id: string, at: number): Promise<boolean>;
+  destroy(model: string, id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+  /** Deletes expired records; returns how many. Correctness never depends on it. */
+  sweep(now: number): Promise<number>;
+}
+
+export interface Storage {
+  readonly kind: 'embedded' | 'mongodb';
+  readonly accounts: AccountStore;
+  readonly clients: ClientStore;
+  readonly attempts: AttemptStore;
+  readonly oidc: OidcStore;
+  close(): Promise<void>;
+}

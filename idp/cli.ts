@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+/**
+ * The `idp` command. Works on the same store as a running server (embedded or MongoDB), so
+ * what it adds is usable at once, without a restart.
+ *
+ * Errors are one line on stderr and a non-zero exit: 2 for usage, 1 for refusals.
+ */
+import crypto from 'node:crypto';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { openStorage, DuplicateError, type Storage } from '../adapters/storage/index.ts';
+import { describeKeys, KeyFileError, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
+import { SecretBox } from '../adapters/crypto.ts';
+import { clientSecretContext } from '../adapters/oidc-adapter.ts';
+import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
+import { LoginThrottle } from '../interactions/throttle.ts';
+import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
+import { createLogger } from './log.ts';
+import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
+
+class UsageError extends Error {}
+class Refused extends Error {}
+
+const HELP = `Usage: idp <command> [options]
+
+  idp start                                   run the provider (same as npm start)
+  idp user add <username> --password-stdin [--email E] [--email-verified] [--name N]
+  idp user passwd <username> --password-stdin set a new password
+  idp user list [--json]
+  idp user unlock <username>                  clear the failed-login lock of an account
+  idp client add --id <id> [--secret <s> | --public] --redirect-uri <uri>...
+                 [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>]
+                 [--scope "<scopes>"] [--name <name>] [--grant-type <type>]...
+  idp client list [--json]
+  idp keys list | rotate | retire [--kid <kid>]
+  idp config docs | check
+
+Configuration comes from the environment (see README, or: idp config docs).`;
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('Password (input is visible; end with Enter): ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    if (process.stdin.isTTY && c.includes(10)) break;
+  }
+  // Only the one line-ending a shell `echo` or a terminal adds is stripped.
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]);
+  }
+  if (parsed.positionals.length !== positionals) {
+    throw new UsageError(positionals === 0 ? `unexpected argument "${parsed.positionals[0]}"` : `expected ${positionals} argument(s)`);
+  }
+  return parsed;
+}
+
+function table(rows: Record<string, unknown>[], cols: string[]): string {
+  const cells = rows.map((r) => cols.map((c) => String(r[c] ?? '')));
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(cols), ...cells.map(line)].join('\n');
+}
+
+async function withStorage<T>(settings: Settings, fn: (s: Storage) => Promise<T>): Promise<T> {
+  const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir });
+  try {
+    return await fn(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function userCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
+  const hasher = () => new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
+  switch (sub) {
+    case 'add': {
+      const { values, positionals } = parse(args, {
+        'password-stdin': { type: 'boolean' }, email: { type: 'string' }, 'email-verified': { type: 'boolean' }, name: { type: 'string' },
+      }, 1);
+      if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
+      const username = validateUsername(positionals[0]!);
+      if (values.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError(`--email: not an email address: "${values.email}"`);
+      const passwordHash = await hasher().hash(await readStdin());
+      const account = await withStorage(settings, (s) => s.accounts.create({
+        id: crypto.randomUUID(), username, email: values.email, emailVerified: Boolean(values['email-verified']), name: values.name, passwordHash,
+      }));
+      process.stdout.write(`${JSON.stringify({ id: account.id, username: account.username, email: account.email, name: account.name })}\n`);
+      return;
+    }
+    case 'passwd': {
+      const { values, positionals } = parse(args, { 'password-stdin': { type: 'boolean' } }, 1);
+      if (!values['password-stdin']) throw new UsageError('--password-stdin is required');
+      const username = validateUsername(positionals[0]!);
+      const hash = await hasher().hash(await readStdin());
+      await withStorage(settings, async (s) => {
+        const a = await s.accounts.findByUsername(username);
+        if (!a) throw new Refused(`no user "${username}"`);
+        await s.accounts.setPasswordHash(a.id, hash);
+      });
+      process.stdout.write(`password changed for ${username}\n`);
+      return;
+    }
+    case 'list': {
+      const { values } = parse(args, { json: { type: 'boolean' } }, 0);
+      const accounts = await withStorage(settings, (s) => s.accounts.list());
+      const rows = accounts.map((a) => ({ username: a.username, id: a.id, email: a.email, name: a.name, created: a.createdAt.toISOString() }));
+      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'created'])}\n`);
+      return;
+    }
+    case 'unlock': {
+      const { positionals } = parse(args, {}, 1);
+      const username = validateUsername(positionals[0]!);
+      await withStorage(settings, async (s) => {
+        const a = await s.accounts.findByUsername(username);
+        if (!a) throw new Refused(`no user "${username}"`);
+        await new LoginThrottle(s.attempts, settings).unlock(a.id);
+      });
+      process.stdout.write(`unlocked ${username}\n`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "user ${sub ?? ''}"`);
+  }
+}
+
+async function clientCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
+  switch (sub) {
+    case 'add': {
+      const { values } = parse(args, {
+        id: { type: 'string' }, secret: { type: 'string' }, public: { type: 'boolean' },
+        'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
+        'backchannel-logout-uri': { type: 'string' }, scope: { type: 'string' }, name: { type: 'string' },
+        'grant-type': { type: 'string', multiple: true },
+      }, 0);
+      const clientId = values.id;
+      if (!clientId) throw new UsageError('--id is required');
+      if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) throw new UsageError('--id: 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+      if (values.public && values.secret !== undefined) throw new UsageError('--public and --secret exclude each other');
+      const grantTypes = values['grant-type'] ?? ['authorization_code', 'refresh_token'];
+      const redirectUris = values['redirect-uri'] ?? [];
+      if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
+      if (values.secret !== undefined && values.secret.length < 32) throw new UsageError('--secret must be at least 32 characters');
+      const scope = values.scope ?? SUPPORTED_SCOPES.join(' ');
+      const unknown = scope.split(/\s+/).filter((s) => s && !(SUPPORTED_SCOPES as readonly string[]).includes(s));
+      if (unknown.length) throw new UsageError(`--scope: unsupported scope(s): ${unknown.join(', ')}`);
+
+      const secret = values.public ? undefined : (values.secret ?? crypto.randomBytes(32).toString('base64url'));
+      const metadata: Record<string, unknown> = {
+        redirect_uris: redirectUris,
+        grant_types: grantTypes,
+        response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+        token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
+        scope,
+        ...(values.name ? { client_name: values.name } : {}),
+        ...(values['post-logout-redirect-uri'] ? { post_logout_redirect_uris: values['post-logout-redirect-uri'] } : {}),
+        ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'], backchannel_logout_session_required: true } : {}),
+      };
+      const keys = loadOrCreateKeys(settings.keysFile);
+      const box = new SecretBox(keys.dataKey);
+      await withStorage(settings, async (s) => {
+        // Validate with oidc-provider's own client schema, so what is stored is what it accepts.
+        const provider = buildProvider(settings, s, keys, box, createLogger('silent'));
+        try {
+          await provider.Client.validate({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata });
+        } catch (err) {
+          const e = err as { error_description?: string; message: string };
+          throw new UsageError(`invalid client: ${e.error_description ?? e.message}`);
+        }
+        await s.clients.create({ clientId, secretCiphertext: secret ? box.seal(secret, clientSecretContext(clientId)) : undefined, metadata });
+      });
+      // The secret is shown once, here; it is stored encrypted.
+      process.stdout.write(`${JSON.stringify({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata }, null, 2)}\n`);
+      return;
+    }
+    case 'list': {
+      const { values } = parse(args, { json: { type: 'boolean' } }, 0);
+      const clients = await withStorage(settings, (s) => s.clients.list());
+      const rows = clients.map((c) => ({
+        client_id: c.clientId,
+        type: c.secretCiphertext ? 'confidential' : 'public',
+        name: c.metadata.client_name,
+        redirect_uris: (c.metadata.redirect_uris as string[] | undefined)?.join(' '),
+        created: c.createdAt.toISOString(),
+      }));
+      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['client_id', 'type', 'name', 'redirect_uris', 'created'])}\n`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "client ${sub ?? ''}"`);
+  }
+}
+
+function keysCommand(settings: Settings, sub: string | undefined, args: string[]): void {
+  switch (sub) {
+    case 'list':
+      parse(args, {}, 0);
+      process.stdout.write(`${JSON.stringify(describeKeys(loadOrCreateKeys(settings.keysFile)), null, 2)}\n`);
+      return;
+    case 'rotate': {
+      parse(args, {}, 0);
+      const r = rotateKeys(settings.keysFile);
+      process.stdout.write(`${JSON.stringify({ ...r, note: 'restart each instance to sign with the new keys; previous keys stay published until `idp keys retire`' }, null, 2)}\n`);
+      return;
+    }
+    case 'retire': {
+      const { values } = parse(args, { kid: { type: 'string' } }, 0);
+      process.stdout.write(`${JSON.stringify({ retired: retireKeys(settings.keysFile, values.kid) }, null, 2)}\n`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "keys ${sub ?? ''}"`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, sub, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  if (cmd === 'config' && sub === 'docs') {
+    process.stdout.write(`${settingsMarkdown()}\n`);
+    return;
+  }
+  const settings = loadSettings();
+  switch (cmd) {
+    case 'start':
+      await import('./main.ts');
+      return;
+    case 'user':
+      return userCommand(settings, sub, rest);
+    case 'client':
+      return clientCommand(settings, sub, rest);
+    case 'keys':
+      return keysCommand(settings, sub, rest);
+    case 'config':
+      if (sub === 'check') {
+        process.stdout.write(`configuration OK (store: ${settings.mongodbUri ? 'mongodb' : `embedded at ${settings.dataDir}`}, issuer: ${settings.issuer})\n`);
+        return;
+      }
+      throw new UsageError(`unknown command "config ${sub ?? ''}"`);
+    default:
+      throw new UsageError(`unknown command "${cmd}" (try: idp --help)`);
+  }
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (err) {
+  const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError
+    || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError;
+  const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
+  process.stderr.write(`idp: ${message}\n`);
+  process.exitCode = err instanceof UsageError ? 2 : 1;
+}

@@ -1,0 +1,45 @@
+/**
+ * User-facing failures: one table of stable codes (STYLE.md §4). Protocol errors stay
+ * oidc-provider's `errors.*`; misconfiguration is ConfigError at start.
+ * Messages here are shown to end users: they never carry secrets, stack traces or
+ * anything that tells whether a username exists.
+ */
+export const ERROR_CODES = {
+  invalid_credentials: {
+    status: 200,
+    message: 'The username or password is incorrect, or sign-in is paused for this account after repeated failures. Please try again in a moment.',
+  },
+  login_blocked: { status: 403, message: 'This sign-in was refused. If you believe this is a mistake, contact your administrator.' },
+  interaction_not_found: {
+    status: 400,
+    message: 'This sign-in page has expired or was already used. Go back to the application and start again.',
+  },
+  interaction_out_of_date: {
+    status: 400,
+    message: 'This page is out of date: the sign-in has moved on. Go back to the application and start again.',
+  },
+  csrf_failed: {
+    status: 403,
+    message: 'The form could not be verified (it may have been open too long or sent from another site). Reload the page and try again.',
+  },
+  invalid_form: { status: 400, message: 'The form was incomplete or malformed.' },
+  payload_too_large: { status: 413, message: 'The form was too large.' },
+  unsupported_media_type: { status: 415, message: 'The form was sent in an unsupported format.' },
+  not_found: { status: 404, message: 'There is nothing here.' },
+  method_not_allowed: { status: 405, message: 'This page does not accept that request.' },
+  internal: { status: 500, message: 'Something went wrong on our side. Please try again later.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error meant for the end user, rendered as a page with its code. */
+export class UserError extends Error {
+  override name = 'UserError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode) {
+    super(ERROR_CODES[code].message);
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * oidc-provider configuration: what the OP offers, and nothing more. Protocol behaviour is
+ * oidc-provider's; this file only chooses.
+ */
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Storage } from '../adapters/storage/port.ts';
+import type { SecretBox } from '../adapters/crypto.ts';
+import { createAdapterClass } from '../adapters/oidc-adapter.ts';
+import { providerJwks, type KeyFile } from '../adapters/keys.ts';
+import type { Settings } from './settings.ts';
+import type { Logger } from './log.ts';
+import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
+import { ERROR_CODES } from './errors.ts';
+
+/**
+ * Assurance levels (ACR values) this OP can assert, weakest first. Policies map risk to
+ * them (issue 3); until then a password login asserts the first.
+ */
+export const ACR_VALUES = ['urn:adaptive-idp:aal1', 'urn:adaptive-idp:aal2', 'urn:adaptive-idp:aal3'] as const;
+
+export const SUPPORTED_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+
+/** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
+function buildPolicy(settings: Settings) {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login');
+  if (!login) throw new Error('oidc-provider base policy has no login prompt');
+  // NIST 800-63B-4 §2.2.3: reauthentication at a fixed interval however active the user
+  // is. Session TTL handles inactivity; this handles the absolute limit.
+  login.checks.add(
+    new interactionPolicy.Check('session_max_age', 'End-User authentication is too old', (ctx: KoaContextWithOIDC) => {
+      const authTime = ctx.oidc.session?.authTime();
+      if (!ctx.oidc.session?.accountId || authTime === undefined) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const age = Math.floor(Date.now() / 1000) - authTime;
+      return age > settings.sessionMaxAge ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
+}
+
+export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger): Provider {
+  const secure = settings.issuer.startsWith('https:');
+  const configuration: Configuration = {
+    adapter: createAdapterClass(storage, box),
+    jwks: providerJwks(keys) as Configuration['jwks'],
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true, secure },
+      short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
+    },
+    acrValues: [...ACR_VALUES],
+    scopes: [...SUPPORTED_SCOPES],
+    // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time are listed so they
+    // appear in claims_supported and can be requested through the claims parameter.
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username'],
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+    },
+    async findAccount(_ctx, sub) {
+      const account = await storage.accounts.findById(sub);
+      if (!account) return undefined;
+      return {
+        accountId: account.id,
+        async claims() {
+          return {
+            sub: account.id,
+            ...(account.email ? { email: account.email, email_verified: account.emailVerified } : {}),
+            ...(account.name ? { name: account.name } : {}),
+            preferred_username: account.username,
+          };
+        },
+      };
+    },
+    // Only the authorization code flow: no implicit or hybrid response types (OAuth 2.0
+    // Security BCP, RFC 9700 §2.1.2). There is no password grant in oidc-provider at all.
+    responseTypes: ['code'],
+    pkce: {
+      // RFC 9700 §2.1.1: PKCE required for public clients; oidc-provider only implements
+      // S256, so `plain` is refused for everyone.
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    features: {
+      devInteractions: { enabled: false },
+      claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §2.1: only the client a token was issued to may introspect it.
+        allowedPolicy: async (_ctx, client, token) => !token.clientId || token.clientId === client.clientId,
+      },
+      revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.set('cache-control', 'no-store');
+          ctx.body = logoutPage(ctx.host, form).value;
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = loggedOutPage(ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId).value;
+        },
+      },
+      // Request objects are accepted (OIDC Core §6) but must be signed: `alg: none` is not
+      // in the enabled algorithms, and signatures are checked against the client's keys.
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
+      registration: { enabled: false },
+      resourceIndicators: { enabled: false },
+    },
+    enabledJWA: {
+      requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    interactions: {
+      policy: buildPolicy(settings),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // Every rotation is mandatory (RFC 9700 §4.14.2): a refresh token is single-use.
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: settings.accessTokenTtl,
+      AuthorizationCode: 60,
+      ClientCredentials: settings.accessTokenTtl,
+      IdToken: settings.idTokenTtl,
+      Interaction: settings.interactionTtl,
+      Session: settings.sessionIdleTtl,
+      Grant: settings.refreshTokenTtl,
+      RefreshToken(ctx, token) {
+        // Rotation never extends the lifetime: the new token inherits what was left.
+        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+        if (rotated) return Math.max(rotated.remainingTTL, 1);
+        return settings.refreshTokenTtl;
+      },
+    },
+    async renderError(ctx, out, error) {
+      ctx.type = 'html';
+      ctx.set('cache-control', 'no-store');
+      if (ctx.status >= 500) log.error('provider error', { error: error as Error, path: ctx.path });
+      const status = ctx.status >= 500 ? ERROR_CODES.internal : undefined;
+      // The OAuth error code and description are shown, escaped; never a stack trace.
+      ctx.body = errorPage(
+        'Sign-in error',
+        status ? status.message : (out.error_description ?? 'The request could not be processed.'),
+        out.error ?? 'server_error',
+      ).value;
+    },
+  };
+
+  const provider = new Provider(settings.issuer, configuration);
+  provider.proxy = settings.trustProxy;
+  for (const event of ['server_error', 'authorization.error', 'grant.error', 'backchannel.error', 'end_session.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
+      const err = args.find((a): a is Error => a instanceof Error);
+      const level = event === 'server_error' ? 'error' : 'info';
+      log[level](event, { error: err ? { name: err.name, message: err.message } : undefined });
+    });
+  }
+  return provider;
+}

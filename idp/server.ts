@@ -1,0 +1,125 @@
+/**
+ * Composition root: opens storage and keys, configures oidc-provider, mounts the
+ * interaction routes, and serves. Owns no domain rule (ARCHITECTURE.md).
+ */
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Context, Next } from 'koa';
+import { openStorage, type Storage } from '../adapters/storage/index.ts';
+import { loadOrCreateKeys } from '../adapters/keys.ts';
+import { SecretBox } from '../adapters/crypto.ts';
+import { PasswordAuthenticator } from '../interactions/authenticate.ts';
+import { Csrf } from '../interactions/csrf.ts';
+import { PasswordHasher } from '../interactions/methods/password.ts';
+import { interactionRouter } from '../interactions/router.ts';
+import { LoginThrottle } from '../interactions/throttle.ts';
+import { errorPage } from '../interactions/views/pages.ts';
+import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
+import { ERROR_CODES, UserError } from './errors.ts';
+import { createLogger, type Logger } from './log.ts';
+import { buildProvider } from './provider.ts';
+import type { Settings } from './settings.ts';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly storage: Storage;
+  readonly server: http.Server;
+  close(): Promise<void>;
+}
+
+/** Renders our own routes' failures as pages with a stable code; never a stack trace. */
+function errorBoundary(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new UserError('not_found');
+    } catch (err) {
+      let e: UserError;
+      if (err instanceof UserError) e = err;
+      else {
+        const status = (err as { status?: number }).status;
+        if (status === 413) e = new UserError('payload_too_large');
+        else if (status === 415) e = new UserError('unsupported_media_type');
+        else if (status && status >= 400 && status < 500) e = new UserError('invalid_form');
+        else {
+          log.error('unhandled error', { error: err as Error, path: ctx.path });
+          e = new UserError('internal');
+        }
+      }
+      ctx.status = e.status;
+      ctx.type = 'html';
+      ctx.set('cache-control', 'no-store');
+      ctx.body = errorPage(e.status >= 500 ? 'Something went wrong' : 'Sign-in error', ERROR_CODES[e.code].message, e.code).value;
+    }
+  };
+}
+
+async function securityHeaders(ctx: Context, next: Next) {
+  await next();
+  ctx.set('x-content-type-options', 'nosniff');
+  if (ctx.type === 'text/html') {
+    ctx.set('x-frame-options', 'DENY');
+    // No form-action: after a login POST the browser must follow redirects to client origins.
+    ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+    ctx.set('referrer-policy', 'no-referrer');
+  }
+}
+
+export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
+  const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
+  const keys = loadOrCreateKeys(settings.keysFile);
+  const box = new SecretBox(keys.dataKey);
+  const provider = buildProvider(settings, storage, keys, box, log);
+  const secure = settings.issuer.startsWith('https:');
+
+  const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
+  const throttle = new LoginThrottle(storage.attempts, settings);
+  const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
+  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper);
+  const csrf = new Csrf(keys.cookieKeys[0] ?? '', secure);
+
+  provider.keys = keys.cookieKeys;
+  provider.use(securityHeaders);
+  provider.use(errorBoundary(log));
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === STYLESHEET_PATH) {
+      ctx.type = 'text/css';
+      ctx.set('cache-control', 'public, max-age=3600');
+      ctx.body = STYLESHEET;
+      return;
+    }
+    await next();
+  });
+  const router = interactionRouter({ provider, storage, authenticator, csrf, log, secure, maxFormBytes: settings.maxBodyBytes });
+  provider.use(router.routes());
+
+  const server = http.createServer(provider.callback());
+  // Slow-client protection; a login page is small.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 20_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  // Expired records are filtered on read; this only reclaims space.
+  const sweeper = setInterval(() => {
+    storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error }));
+  }, 10 * 60_000);
+  sweeper.unref();
+
+  log.info('listening', { issuer: settings.issuer, port, store: storage.kind });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    storage,
+    server,
+    async close() {
+      clearInterval(sweeper);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * Every setting the provider reads, with its default and its documentation, in one table.
+ * README's configuration table is generated from here (`idp config docs`) and a unit test
+ * checks that README lists each of them, so the two cannot drift apart.
+ *
+ * Misconfiguration fails loudly at start naming the variable (STYLE.md §4).
+ */
+import path from 'node:path';
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Setting<T> {
+  readonly env: string;
+  readonly default: string | undefined;
+  readonly doc: string;
+  readonly parse: Parser<T>;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const int = (min: number, max: number): Parser<number> => (raw, name) => {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name}: must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+const str: Parser<string> = (raw) => raw;
+const bool: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+};
+const url: Parser<string> = (raw, name) => {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: not a valid URL: "${raw}"`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(`${name}: must be http(s), got ${u.protocol}`);
+  // OIDC Discovery 1.0 §3: the issuer has no query or fragment.
+  if (u.search || u.hash) throw new ConfigError(`${name}: must not contain a query or fragment`);
+  return raw.replace(/\/$/, '');
+};
+const logLevel: Parser<'debug' | 'info' | 'warn' | 'error' | 'silent'> = (raw, name) => {
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+  const v = levels.find((l) => l === raw.trim().toLowerCase());
+  if (!v) throw new ConfigError(`${name}: one of ${levels.join(', ')}, got "${raw}"`);
+  return v;
+};
+
+const HOUR = 3600;
+
+/** The table. Order is the order of README's configuration section. */
+export const SETTINGS = {
+  port: { env: 'PORT', default: '3000', doc: 'TCP port the HTTP server listens on.', parse: int(0, 65535) },
+  host: { env: 'HOST', default: '::', doc: 'Address to bind (`::` listens on all IPv4 and IPv6 interfaces).', parse: str },
+  issuer: {
+    env: 'ISSUER',
+    default: undefined,
+    doc: 'Public issuer URL, exactly as relying parties see it (`iss`). Default: `http://localhost:$PORT`. Use https in production.',
+    parse: url,
+  },
+  dataDir: { env: 'DATA_DIR', default: './data', doc: 'Directory of the embedded store (used when `MONGODB_URI` is not set).', parse: str },
+  mongodbUri: {
+    env: 'MONGODB_URI',
+    default: undefined,
+    doc: 'MongoDB connection string. When set, all data lives in MongoDB (through mongoose) instead of the embedded store.',
+    parse: str,
+  },
+  keysFile: {
+    env: 'KEYS_FILE',
+    default: './certs/keys.json',
+    doc: 'Key file: signing keys (JWKS), cookie keys and the data-encryption key. Created on first start with mode 0600; every instance of one deployment must share it.',
+    parse: str,
+  },
+  trustProxy: {
+    env: 'TRUST_PROXY',
+    default: 'false',
+    doc: 'Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy. Enable only behind a proxy that overwrites them: the client IP drives throttling.',
+    parse: bool,
+  },
+  logLevel: { env: 'LOG_LEVEL', default: 'info', doc: 'debug, info, warn, error or silent. Logs are JSON lines on stdout; secrets are never logged.', parse: logLevel },
+
+  // Lifetimes. NIST SP 800-63B-4 §2.2.3 (AAL2): reauthenticate at least every 24 h and after
+  // 1 h of inactivity; §2.3.3 (AAL3): 12 h and 15 min. The defaults below satisfy AAL2 and
+  // stay close to AAL3; nothing lives 14 days by default.
+  sessionIdleTtl: {
+    env: 'SESSION_IDLE_TTL',
+    default: String(HOUR),
+    doc: 'Seconds a login session survives without use (NIST 800-63B-4 AAL2 inactivity limit: 1 h).',
+    parse: int(60, 30 * 24 * HOUR),
+  },
+  sessionMaxAge: {
+    env: 'SESSION_MAX_AGE',
+    default: String(12 * HOUR),
+    doc: 'Seconds after authentication at which the user must log in again, however active (NIST 800-63B-4 AAL2: at most 24 h).',
+    parse: int(60, 30 * 24 * HOUR),
+  },
+  accessTokenTtl: { env: 'ACCESS_TOKEN_TTL', default: '600', doc: 'Access token lifetime in seconds.', parse: int(30, 24 * HOUR) },
+  idTokenTtl: { env: 'ID_TOKEN_TTL', default: '600', doc: 'ID token lifetime in seconds.', parse: int(30, 24 * HOUR) },
+  refreshTokenTtl: {
+    env: 'REFRESH_TOKEN_TTL',
+    default: String(12 * HOUR),
+    doc: 'Absolute refresh token lifetime in seconds, counted from the login; rotation never extends it.',
+    parse: int(60, 90 * 24 * HOUR),
+  },
+  interactionTtl: { env: 'INTERACTION_TTL', default: '600', doc: 'Seconds a login page stays valid.', parse: int(60, 24 * HOUR) },
+
+  // Passwords. NIST SP 800-63B-4 §3.1.1.2: at least 15 characters when the password is the
+  // only factor, at least 64 accepted, no composition rules.
+  passwordMinLength: {
+    env: 'PASSWORD_MIN_LENGTH',
+    default: '15',
+    doc: 'Minimum password length for new passwords (NIST 800-63B-4: 15 when the password may be the only factor).',
+    parse: int(8, 64),
+  },
+  argon2MemoryKib: {
+    env: 'ARGON2_MEMORY_KIB',
+    default: '19456',
+    doc: 'argon2id memory cost in KiB for new hashes (OWASP minimum: 19456 = 19 MiB). Existing hashes are re-hashed on login when this rises.',
+    parse: int(19456, 4 * 1024 * 1024),
+  },
+  argon2Iterations: { env: 'ARGON2_ITERATIONS', default: '2', doc: 'argon2id time cost (OWASP minimum at 19 MiB: 2).', parse: int(2, 100) },
+
+  // Throttling (NIST SP 800-63B-4 §3.2.2).
+  accountFreeFailures: {
+    env: 'THROTTLE_ACCOUNT_FREE',
+    default: '5',
+    doc: 'Consecutive failed logins on an account before each further attempt must wait (1 s, doubling).',
+    parse: int(1, 100),
+  },
+  accountMaxFailures: {
+    env: 'THROTTLE_ACCOUNT_MAX',
+    default: '100',
+    doc: 'Consecutive failures after which password attempts from unrecognised browsers stop until a successful login from a recognised browser or `idp user unlock` (NIST 800-63B: at most 100).',
+    parse: int(1, 100),
+  },
+  ipFreeFailures: {
+    env: 'THROTTLE_IP_FREE',
+    default: '20',
+    doc: 'Failed logins from one IP address (any account) within the window before attempts from it must wait.',
+    parse: int(1, 100_000),
+  },
+  ipMaxFailures: {
+    env: 'THROTTLE_IP_MAX',
+    default: '500',
+    doc: 'Failed logins from one IP address within the window after which it is refused until the window passes.',
+    parse: int(1, 1_000_000),
+  },
+  ipWindow: {
+    env: 'THROTTLE_IP_WINDOW',
+    default: String(HOUR),
+    doc: 'Seconds without a failure after which an IP address starts afresh.',
+    parse: int(60, 30 * 24 * HOUR),
+  },
+  maxDelay: { env: 'THROTTLE_MAX_DELAY', default: '900', doc: 'Longest wait in seconds the progressive delay imposes.', parse: int(1, 24 * HOUR) },
+  maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
+} as const satisfies Record<string, Setting<unknown>>;
+
+type Table = typeof SETTINGS;
+export type Settings = { -readonly [K in keyof Table]: ReturnType<Table[K]['parse']> } & {
+  issuer: string;
+  /** Absolute paths, resolved against the working directory. */
+  dataDir: string;
+  keysFile: string;
+  mongodbUri: string | undefined;
+};
+
+/** Reads the settings from an environment (process.env by default). Throws ConfigError. */
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const raw = env[s.env];
+    if (raw !== undefined && raw !== '') out[key] = s.parse(raw, s.env);
+    else if (s.default !== undefined) out[key] = s.parse(s.default, s.env);
+    else out[key] = undefined;
+  }
+  const settings = out as Settings;
+  settings.issuer ??= `http://localhost:${settings.port}`;
+  settings.dataDir = path.resolve(settings.dataDir);
+  settings.keysFile = path.resolve(settings.keysFile);
+  if (settings.sessionMaxAge < settings.sessionIdleTtl) {
+    throw new ConfigError('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL');
+  }
+  if (settings.accountFreeFailures > settings.accountMaxFailures) {
+    throw new ConfigError('THROTTLE_ACCOUNT_FREE must not exceed THROTTLE_ACCOUNT_MAX');
+  }
+  return settings;
+}
+
+/** Markdown table of every setting, for README (`idp config docs`). */
+export function settingsMarkdown(): string {
+  const rows = Object.values(SETTINGS).map(
+    (s: Setting<unknown>) => `| \`${s.env}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} | ${s.doc} |`,
+  );
+  return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

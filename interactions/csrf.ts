@@ -1,0 +1,43 @@
+/**
+ * CSRF protection for every interaction POST: a signed double-submit token. A random
+ * secret lives in an HttpOnly, SameSite=Lax cookie; the form carries
+ * HMAC(key, secret | interaction uid). A cross-site page can neither read the cookie nor
+ * compute the token, and a token is valid only for its own interaction.
+ */
+import crypto from 'node:crypto';
+import type { Context } from 'koa';
+import { UserError } from '../idp/errors.ts';
+
+const COOKIE = 'idp_csrf';
+
+export class Csrf {
+  readonly #key: Buffer;
+  readonly #secure: boolean;
+
+  constructor(key: string, secure: boolean) {
+    this.#key = Buffer.from(`csrf:${key}`);
+    this.#secure = secure;
+  }
+
+  #mac(secret: string, uid: string): string {
+    return crypto.createHmac('sha256', this.#key).update(`${secret}|${uid}`).digest('base64url');
+  }
+
+  /** Token for a form of interaction `uid`; sets the cookie if the browser has none. */
+  issue(ctx: Context, uid: string): string {
+    let secret = ctx.cookies.get(COOKIE);
+    if (!secret || !/^[A-Za-z0-9_-]{43}$/.test(secret)) {
+      secret = crypto.randomBytes(32).toString('base64url');
+      ctx.cookies.set(COOKIE, secret, { httpOnly: true, sameSite: 'lax', secure: this.#secure, path: '/interaction', overwrite: true });
+    }
+    return this.#mac(secret, uid);
+  }
+
+  verify(ctx: Context, uid: string, token: string | undefined): void {
+    const secret = ctx.cookies.get(COOKIE);
+    if (!secret || !token) throw new UserError('csrf_failed');
+    const expected = Buffer.from(this.#mac(secret, uid));
+    const given = Buffer.from(token);
+    if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) throw new UserError('csrf_failed');
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Local passwords: argon2id (OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1 at
+ * least), NFKC-normalised first (NIST 800-63B-4 §3.1.1.2: verifiers SHOULD normalise).
+ */
+import argon2 from 'argon2';
+import type { AuthMethod } from './method.ts';
+
+export const passwordMethod: AuthMethod = { id: 'password', amr: ['pwd'], factor: 'knowledge' };
+
+export interface HashParams {
+  memoryKib: number;
+  iterations: number;
+}
+
+/** Longest password accepted: far above NIST's 64-character floor, short enough not to be a DoS. */
+export const PASSWORD_MAX_LENGTH = 1024;
+
+export class PasswordError extends Error {
+  override name = 'PasswordError';
+}
+
+export function normaliseUsername(raw: string): string {
+  return raw.normalize('NFKC').trim().toLowerCase();
+}
+
+export function validateUsername(raw: string): string {
+  const u = normaliseUsername(raw);
+  if (u.length < 1 || u.length > 64) throw new PasswordError('username must be 1 to 64 characters');
+  if (!/^[\p{L}\p{N}._@+-]+$/u.test(u)) throw new PasswordError('username may contain letters, digits and . _ @ + - only');
+  return u;
+}
+
+export class PasswordHasher {
+  readonly #opts: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
+  readonly #dummy: Promise<string>;
+  readonly #minLength: number;
+
+  constructor(params: HashParams, minLength: number) {
+    this.#opts = { type: argon2.argon2id, memoryCost: params.memoryKib, timeCost: params.iterations, parallelism: 1 };
+    this.#minLength = minLength;
+    // Verified against when there is no account or the attempt is throttled, so every
+    // failure costs the same time as a real check (no enumeration by timing).
+    this.#dummy = argon2.hash('dummy-password-never-matches', this.#opts);
+  }
+
+  /** Checks a new password against the policy; throws PasswordError with the reason. */
+  check(password: string): string {
+    const p = password.normalize('NFKC');
+    if ([...p].length < this.#minLength) throw new PasswordError(`password must be at least ${this.#minLength} characters`);
+    if (p.length > PASSWORD_MAX_LENGTH) throw new PasswordError(`password must be at most ${PASSWORD_MAX_LENGTH} characters`);
+    return p;
+  }
+
+  async hash(password: string): Promise<string> {
+    return argon2.hash(this.check(password), this.#opts);
+  }
+
+  async verify(hash: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {
+    try {
+      const ok = await argon2.verify(hash, password.normalize('NFKC'));
+      return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#opts) };
+    } catch {
+      return { ok: false, needsRehash: false };
+    }
+  }
+
+  /** Spends the time of one verification and fails. */
+  async burn(password: string): Promise<false> {
+    await argon2.verify(await this.#dummy, password.normalize('NFKC')).catch(() => false);
+    return false;
+  }
+}

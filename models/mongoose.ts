@@ -1,0 +1,107 @@
+/**
+ * Mongoose schemas of the data model (MongoDB implementation of the storage port).
+ * Shapes only; behaviour lives in adapters/storage/mongo.ts.
+ */
+import { Schema, type Connection } from 'mongoose';
+
+export interface AccountDoc {
+  _id: string;
+  username: string;
+  email?: string | null;
+  emailVerified: boolean;
+  name?: string | null;
+  passwordHash: string;
+  trustedDevices: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ClientDoc {
+  _id: string;
+  secretCiphertext?: string | null;
+  /** JSON text: client metadata keys may contain characters MongoDB treats specially. */
+  metadata: string;
+  createdAt: Date;
+}
+
+export interface AttemptDoc {
+  _id: string;
+  count: number;
+  lastAt: number;
+  blockedUntil: number;
+}
+
+export interface OidcDoc {
+  /** `${model}:${id}` */
+  _id: string;
+  model: string;
+  id: string;
+  /** JSON text, for the same reason as ClientDoc.metadata. */
+  payload: string;
+  grantId?: string | null;
+  uid?: string | null;
+  userCode?: string | null;
+  expiresAt?: Date | null;
+  consumed?: number | null;
+}
+
+const opts = { versionKey: false, autoIndex: false, autoCreate: false } as const;
+
+export const accountSchema = new Schema<AccountDoc>(
+  {
+    _id: { type: String, required: true },
+    username: { type: String, required: true },
+    email: String,
+    emailVerified: { type: Boolean, default: false },
+    name: String,
+    passwordHash: { type: String, required: true },
+    trustedDevices: { type: [String], default: [] },
+    createdAt: { type: Date, required: true },
+    updatedAt: { type: Date, required: true },
+  },
+  { ...opts, collection: 'accounts' },
+);
+
+export const clientSchema = new Schema<ClientDoc>(
+  {
+    _id: { type: String, required: true },
+    secretCiphertext: String,
+    metadata: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+  },
+  { ...opts, collection: 'clients' },
+);
+
+export const attemptSchema = new Schema<AttemptDoc>(
+  {
+    _id: { type: String, required: true },
+    count: { type: Number, required: true },
+    lastAt: { type: Number, required: true },
+    blockedUntil: { type: Number, default: 0 },
+  },
+  { ...opts, collection: 'attempts' },
+);
+
+export const oidcSchema = new Schema<OidcDoc>(
+  {
+    _id: { type: String, required: true },
+    model: { type: String, required: true },
+    id: { type: String, required: true },
+    payload: { type: String, required: true },
+    grantId: String,
+    uid: String,
+    userCode: String,
+    expiresAt: Date,
+    consumed: Number,
+  },
+  { ...opts, collection: 'oidc' },
+);
+
+export function registerModels(conn: Connection) {
+  return {
+    Account: conn.model<AccountDoc>('Account', accountSchema),
+    Client: conn.model<ClientDoc>('Client', clientSchema),
+    Attempt: conn.model<AttemptDoc>('Attempt', attemptSchema),
+    Oidc: conn.model<OidcDoc>('Oidc', oidcSchema),
+  };
+}

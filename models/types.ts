@@ -1,0 +1,68 @@
+/**
+ * Record types of the data model. Plain data only: no logic, no I/O (ARCHITECTURE.md).
+ */
+
+/** A local account. `id` is the OIDC `sub`: random, opaque and never reassigned. */
+export interface Account {
+  readonly id: string;
+  /** Login name, NFKC-normalised and lower-cased; unique. */
+  readonly username: string;
+  email?: string | undefined;
+  emailVerified: boolean;
+  name?: string | undefined;
+  /** PHC string of an argon2id hash; never the password. */
+  passwordHash: string;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Device ids (from the signed device cookie) that completed a login on this account. */
+  trustedDevices: string[];
+}
+
+export type NewAccount = Omit<Account, 'createdAt' | 'updatedAt' | 'trustedDevices'>;
+
+/**
+ * A registered relying party, stored as OIDC Dynamic Client Registration metadata
+ * (RFC 7591 §2) so oidc-provider can read it as is. The secret is stored encrypted.
+ */
+export interface ClientRecord {
+  readonly clientId: string;
+  /** AES-256-GCM ciphertext of client_secret (see adapters/crypto.ts); absent for public clients. */
+  secretCiphertext?: string | undefined;
+  /** Client metadata other than client_id / client_secret. */
+  metadata: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/** A failure counter that enforces a throttling limit (ARCHITECTURE.md: must be atomic). */
+export interface AttemptBucket {
+  readonly key: string;
+  count: number;
+  /** Epoch ms of the last counted attempt. */
+  lastAt: number;
+  /** Epoch ms before which the next attempt is refused (progressive delay). */
+  blockedUntil: number;
+}
+
+/** What a reservation on a bucket returned. */
+export interface AttemptReservation {
+  /** True when the attempt may go ahead (and was counted). */
+  allowed: boolean;
+  /** Counted attempts in the bucket, this one included when allowed. */
+  count: number;
+  /** Why not allowed: still inside a delay, or the bucket is full. */
+  reason?: 'delayed' | 'limit';
+  blockedUntil: number;
+}
+
+/** Stored form of an oidc-provider model instance (Session, AccessToken, Grant, ...). */
+export interface OidcRecord {
+  readonly model: string;
+  readonly id: string;
+  payload: Record<string, unknown>;
+  grantId?: string | undefined;
+  uid?: string | undefined;
+  userCode?: string | undefined;
+  /** Epoch ms; undefined = no expiry. Expired records are filtered on read. */
+  expiresAt?: number | undefined;
+  consumed?: number | undefined;
+}
