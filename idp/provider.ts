@@ -50,15 +50,14 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
     },
     acrValues: [...ACR_VALUES],
     scopes: [...SUPPORTED_SCOPES],
-    // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time are listed so they
-    // appear in claims_supported and can be requested through the claims parameter.
+    // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time ride on `openid`, so
+    // every ID token states how and when the user authenticated (OIDC Core §2 makes them
+    // optional unless requested; relying parties of an adaptive OP need them every time).
+    // The account never supplies them, so userinfo does not carry them.
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
-      acr: null,
-      amr: null,
-      auth_time: null,
       sid: null,
     },
     async findAccount(_ctx, sub) {
@@ -145,6 +144,14 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
         return settings.refreshTokenTtl;
       },
     },
+    // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection) by
+    // attaching a checking dispatcher; hosts the operator listed are exempt.
+    fetch(url, options) {
+      const u = new URL(url instanceof Request ? url.url : url);
+      const allowed = settings.outboundPrivateHosts.includes(u.hostname.toLowerCase()) || settings.outboundPrivateHosts.includes(u.host.toLowerCase());
+      if (allowed) delete (options as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, options);
+    },
     async renderError(ctx, out, error) {
       ctx.type = 'html';
       ctx.set('cache-control', 'no-store');
@@ -165,7 +172,8 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
       const err = args.find((a): a is Error => a instanceof Error);
       const level = event === 'server_error' ? 'error' : 'info';
-      log[level](event, { error: err ? { name: err.name, message: err.message } : undefined });
+      const cause = err?.cause instanceof Error ? err.cause.message : undefined;
+      log[level](event, { error: err ? { name: err.name, message: err.message, ...(cause ? { cause } : {}) } : undefined });
     });
   }
   return provider;

@@ -83,6 +83,12 @@ export const SETTINGS = {
     doc: 'Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy. Enable only behind a proxy that overwrites them: the client IP drives throttling.',
     parse: bool,
   },
+  outboundPrivateHosts: {
+    env: 'OUTBOUND_PRIVATE_HOSTS',
+    default: '',
+    doc: 'Comma-separated host names (or `host:port`) the provider may call although they resolve to private or loopback addresses, e.g. a back-channel logout endpoint on an internal network. Every other outgoing request to such addresses is refused (SSRF protection).',
+    parse: (raw: string) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+  },
   logLevel: { env: 'LOG_LEVEL', default: 'info', doc: 'debug, info, warn, error or silent. Logs are JSON lines on stdout; secrets are never logged.', parse: logLevel },
 
   // Lifetimes. NIST SP 800-63B-4 §2.2.3 (AAL2): reauthenticate at least every 24 h and after

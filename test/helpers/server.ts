@@ -1,0 +1,49 @@
+/** Starts a real provider in-process on a free loopback port, with helpers to seed it. */
+import crypto from 'node:crypto';
+import { startServer, type RunningServer } from '../../idp/server.ts';
+import { loadOrCreateKeys } from '../../adapters/keys.ts';
+import { SecretBox } from '../../adapters/crypto.ts';
+import { clientSecretContext } from '../../adapters/oidc-adapter.ts';
+import { PasswordHasher } from '../../interactions/methods/password.ts';
+import { createLogger } from '../../idp/log.ts';
+import type { Settings } from '../../idp/settings.ts';
+import { freePort, tempDir, testEnv, testSettings, type StoreKind } from './env.ts';
+
+export interface TestServer extends RunningServer {
+  settings: Settings;
+  env: Record<string, string>;
+  issuer: string;
+  addUser(username: string, password: string, extra?: { email?: string; name?: string }): Promise<string>;
+  addClient(clientId: string, metadata: Record<string, unknown>, secret?: string): Promise<void>;
+}
+
+export async function startTestServer(kind: StoreKind, extraEnv: Record<string, string> = {}): Promise<TestServer> {
+  const dir = tempDir();
+  const port = await freePort();
+  const env = testEnv(kind, dir, port, extraEnv);
+  const settings = testSettings(env);
+  const running = await startServer(settings, createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'silent'));
+  const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
+  const box = new SecretBox(loadOrCreateKeys(settings.keysFile).dataKey);
+  return {
+    ...running,
+    close: () => running.close(),
+    settings,
+    env,
+    issuer: settings.issuer,
+    async addUser(username, password, extra = {}) {
+      const a = await running.storage.accounts.create({
+        id: crypto.randomUUID(), username, email: extra.email, emailVerified: Boolean(extra.email), name: extra.name,
+        passwordHash: await hasher.hash(password),
+      });
+      return a.id;
+    },
+    async addClient(clientId, metadata, secret) {
+      await running.storage.clients.create({
+        clientId,
+        secretCiphertext: secret ? box.seal(secret, clientSecretContext(clientId)) : undefined,
+        metadata,
+      });
+    },
+  };
+}
