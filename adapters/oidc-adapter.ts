@@ -6,7 +6,7 @@
  * through this adapter), so a client added with `idp client add` works at once, in every
  * instance, without a restart.
  */
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from './crypto.ts';
 import type { Storage } from './storage/port.ts';
 
@@ -56,8 +56,18 @@ export function createAdapterClass(storage: Storage, box: SecretBox) {
       return this.#out(await storage.oidc.findByUserCode(this.model, userCode, Date.now()));
     }
 
+    /**
+     * oidc-provider checks `consumed` on the record it read, then calls this. Two parallel
+     * redemptions of one code could both pass that check, so the store decides atomically
+     * who consumes it; the loser is treated as the replay it is (RFC 6749 §4.1.2: refuse,
+     * and revoke what the code granted).
+     */
     async consume(id: string): Promise<void> {
-      await storage.oidc.consume(this.model, id, Math.floor(Date.now() / 1000));
+      const won = await storage.oidc.consume(this.model, id, Math.floor(Date.now() / 1000));
+      if (won) return;
+      const rec = await storage.oidc.find(this.model, id, Date.now());
+      if (rec?.grantId) await storage.oidc.revokeByGrantId(rec.grantId);
+      throw new errors.InvalidGrant(`${this.model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
     }
 
     async destroy(id: string): Promise<void> {

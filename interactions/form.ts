@@ -19,7 +19,6 @@ export async function readForm(ctx: Context, maxBytes: number): Promise<Map<stri
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.includes('\uFFFD')) throw new UserError('invalid_form'); // not valid UTF-8
   const out = new Map<string, string>();
   let params: URLSearchParams;
   try {
@@ -28,6 +27,8 @@ export async function readForm(ctx: Context, maxBytes: number): Promise<Map<stri
     throw new UserError('invalid_form');
   }
   for (const [k, v] of params) {
+    // U+FFFD: the body or a %-escape was not valid UTF-8.
+    if (k.includes('\uFFFD') || v.includes('\uFFFD')) throw new UserError('invalid_form');
     // A repeated field is ambiguous (which one did the user mean?): refuse it.
     if (out.has(k)) throw new UserError('invalid_form');
     out.set(k, v);

@@ -24,11 +24,24 @@ export interface ClientDoc {
   createdAt: Date;
 }
 
+/**
+ * One counted attempt (n > 0: `_id` is `${key}#${n}`) or one delay (n = 0). Counting by
+ * inserting uniquely keyed documents rather than by `$inc` keeps counters exact on
+ * servers that do not apply updates atomically (FerretDB v1); see adapters/storage/mongo.ts.
+ */
 export interface AttemptDoc {
   _id: string;
-  count: number;
-  lastAt: number;
+  key: string;
+  n: number;
+  at: number;
   blockedUntil: number;
+}
+
+/** Marks an oidc-provider artefact consumed; its unique `_id` makes consumption single. */
+export interface ConsumedDoc {
+  _id: string;
+  at: number;
+  expiresAt?: Date | null;
 }
 
 export interface OidcDoc {
@@ -75,11 +88,21 @@ export const clientSchema = new Schema<ClientDoc>(
 export const attemptSchema = new Schema<AttemptDoc>(
   {
     _id: { type: String, required: true },
-    count: { type: Number, required: true },
-    lastAt: { type: Number, required: true },
+    key: { type: String, required: true },
+    n: { type: Number, required: true },
+    at: { type: Number, required: true },
     blockedUntil: { type: Number, default: 0 },
   },
   { ...opts, collection: 'attempts' },
+);
+
+export const consumedSchema = new Schema<ConsumedDoc>(
+  {
+    _id: { type: String, required: true },
+    at: { type: Number, required: true },
+    expiresAt: Date,
+  },
+  { ...opts, collection: 'oidc_consumed' },
 );
 
 export const oidcSchema = new Schema<OidcDoc>(
@@ -103,5 +126,6 @@ export function registerModels(conn: Connection) {
     Client: conn.model<ClientDoc>('Client', clientSchema),
     Attempt: conn.model<AttemptDoc>('Attempt', attemptSchema),
     Oidc: conn.model<OidcDoc>('Oidc', oidcSchema),
+    Consumed: conn.model<ConsumedDoc>('Consumed', consumedSchema),
   };
 }

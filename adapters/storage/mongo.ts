@@ -2,10 +2,13 @@
  * MongoDB implementation of the storage port, through mongoose. For production and for
  * several stateless IdP instances sharing one database.
  *
- * No multi-document transactions are used (FerretDB v1, our CI server, has none): every
- * security counter is a single-document conditional update, which MongoDB applies
- * atomically, so limits hold across instances.
+ * No multi-document transactions are used (FerretDB v1, our CI server, has none), and no
+ * security decision rests on a read-modify-write update either: FerretDB v1 applies `$inc`
+ * and conditional updates non-atomically (20 concurrent `$inc` were seen to leave 1).
+ * Counters and single-use markers are unique-key inserts instead, which every
+ * MongoDB-compatible server enforces, so limits hold under concurrency and across instances.
  */
+import crypto from 'node:crypto';
 import mongoose from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, OidcRecord } from '../../models/types.ts';
 import { registerModels, type AccountDoc, type ClientDoc, type OidcDoc } from '../../models/mongoose.ts';
@@ -61,15 +64,17 @@ function toOidc(d: OidcDoc | null, now: number): OidcRecord | undefined {
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
   await conn.asPromise();
-  const { Account, Client, Attempt, Oidc } = registerModels(conn);
+  const { Account, Client, Attempt, Oidc, Consumed } = registerModels(conn);
 
-  for (const m of [Account, Client, Attempt, Oidc]) {
+  for (const m of [Account, Client, Attempt, Oidc, Consumed]) {
     await m.createCollection().catch((err: unknown) => {
       // 48 NamespaceExists: another instance created it first.
       if ((err as { code?: number }).code !== 48) throw err;
     });
   }
   await Account.collection.createIndex({ username: 1 }, { unique: true });
+  await Attempt.collection.createIndex({ key: 1, n: -1 });
+  await Attempt.collection.createIndex({ key: 1, blockedUntil: -1 });
   await Oidc.collection.createIndex({ grantId: 1 }, { sparse: true });
   await Oidc.collection.createIndex({ model: 1, uid: 1 }, { sparse: true });
   await Oidc.collection.createIndex({ model: 1, userCode: 1 }, { sparse: true });
@@ -82,41 +87,36 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     await Oidc.collection.createIndex({ expiresAt: 1 });
   }
 
-  async function reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
-    const finite = Number.isFinite(windowMs);
-    const liveSince = finite ? { lastAt: { $gt: now - windowMs } } : {};
-    // Linearizable through single-document conditional updates: each branch's guard is
-    // re-checked by the server, and a lost race retries from the top.
-    for (let tries = 0; tries < 20; tries += 1) {
-      const counted = await Attempt.findOneAndUpdate(
-        { _id: key, ...liveSince, count: { $lt: max }, blockedUntil: { $lte: now } },
-        { $inc: { count: 1 }, $set: { lastAt: now } },
-        { returnDocument: 'after', lean: true },
-      );
-      if (counted) return { allowed: true, count: counted.count, blockedUntil: counted.blockedUntil };
+  /**
+   * Bucket state: counted attempts, latest delay, and the newest slot. Counting is done by
+   * inserting a document per attempt under a unique `_id` (`${key}#${n}`): the database's
+   * unique index lets exactly one writer claim slot n+1, so two attempts can never both be
+   * counted as the same one, on MongoDB and on servers without atomic updates alike.
+   */
+  async function bucket(key: string, now: number, windowMs: number) {
+    const top = await Attempt.findOne({ key, n: { $gt: 0 } }).sort({ n: -1 }).lean();
+    if (!top || top.at + windowMs <= now) return { top, stale: true, count: 0, blockedUntil: 0 };
+    const [count, latest] = await Promise.all([
+      Attempt.countDocuments({ key, n: { $gt: 0 } }),
+      Attempt.findOne({ key }).sort({ blockedUntil: -1 }).lean(),
+    ]);
+    return { top, stale: false, count, blockedUntil: latest?.blockedUntil ?? 0 };
+  }
 
-      const current = await Attempt.findById(key).lean();
-      if (!current) {
-        try {
-          await Attempt.create({ _id: key, count: 1, lastAt: now, blockedUntil: 0 });
-          return { allowed: true, count: 1, blockedUntil: 0 };
-        } catch (err) {
-          if (isDuplicateKey(err)) continue;
-          throw err;
-        }
-      }
-      if (finite && current.lastAt <= now - windowMs) {
-        const restarted = await Attempt.findOneAndUpdate(
-          { _id: key, lastAt: current.lastAt, count: current.count },
-          { $set: { count: 1, lastAt: now, blockedUntil: 0 } },
-          { returnDocument: 'after', lean: true },
-        );
-        if (restarted) return { allowed: true, count: 1, blockedUntil: 0 };
-        continue;
-      }
-      if (current.count >= max) return { allowed: false, reason: 'limit', count: current.count, blockedUntil: current.blockedUntil };
-      if (now < current.blockedUntil) {
-        return { allowed: false, reason: 'delayed', count: current.count, blockedUntil: current.blockedUntil };
+  async function reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
+    for (let tries = 0; tries < 50; tries += 1) {
+      const b = await bucket(key, now, windowMs);
+      if (b.stale && b.top) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
+      if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: b.blockedUntil };
+      if (now < b.blockedUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.blockedUntil };
+      const n = b.stale || !b.top ? 1 : b.top.n + 1;
+      try {
+        // Succeeds only if nobody claimed slot n since we read the bucket, so the count we
+        // checked against `max` is still the count.
+        await Attempt.create({ _id: `${key}#${n}`, key, n, at: now, blockedUntil: 0 });
+        return { allowed: true, count: b.count + 1, blockedUntil: b.blockedUntil };
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
       }
     }
     // Unending contention: refuse, the strict outcome.
@@ -181,18 +181,22 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     attempts: {
       reserve,
       async delay(key, until) {
-        await Attempt.updateOne({ _id: key }, { $max: { blockedUntil: until } });
+        // A delay is its own document (n = 0): no update of a shared document to lose.
+        await Attempt.create({ _id: `${key}#d#${crypto.randomUUID()}`, key, n: 0, at: Date.now(), blockedUntil: until });
       },
       async reset(key) {
-        await Attempt.deleteOne({ _id: key });
+        await Attempt.deleteMany({ key });
       },
       async refund(key) {
-        await Attempt.updateOne({ _id: key, count: { $gt: 0 } }, { $inc: { count: -1 } });
+        for (let tries = 0; tries < 5; tries += 1) {
+          const top = await Attempt.findOne({ key, n: { $gt: 0 } }).sort({ n: -1 }).lean();
+          if (!top) return;
+          if ((await Attempt.deleteOne({ _id: top._id })).deletedCount === 1) return;
+        }
       },
       async get(key, now, windowMs) {
-        const d = await Attempt.findById(key).lean();
-        if (!d || d.lastAt + windowMs <= now) return { count: 0, blockedUntil: 0 };
-        return { count: d.count, blockedUntil: d.blockedUntil };
+        const b = await bucket(key, now, windowMs);
+        return { count: b.count, blockedUntil: b.blockedUntil };
       },
     },
     oidc: {
@@ -214,8 +218,17 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         return toOidc(await Oidc.findOne({ model, userCode }).lean(), now);
       },
       async consume(model, id, at) {
-        const r = await Oidc.updateOne({ _id: `${model}:${id}`, consumed: null }, { $set: { consumed: at } });
-        return r.modifiedCount === 1;
+        // The marker's unique _id decides who consumed it: exactly one caller inserts it.
+        const rec = await Oidc.findById(`${model}:${id}`).lean();
+        if (!rec || rec.consumed) return false;
+        try {
+          await Consumed.create({ _id: `${model}:${id}`, at, expiresAt: rec.expiresAt ?? null });
+        } catch (err) {
+          if (isDuplicateKey(err)) return false;
+          throw err;
+        }
+        await Oidc.updateOne({ _id: `${model}:${id}` }, { $set: { consumed: at } });
+        return true;
       },
       async destroy(model, id) {
         await Oidc.deleteOne({ _id: `${model}:${id}` });
@@ -225,6 +238,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async sweep(now) {
         const r = await Oidc.deleteMany({ expiresAt: { $lte: new Date(now) } });
+        await Consumed.deleteMany({ expiresAt: { $lte: new Date(now) } });
         return r.deletedCount;
       },
     },

@@ -9,7 +9,15 @@ import { createLogger } from '../../idp/log.ts';
 import type { Settings } from '../../idp/settings.ts';
 import { freePort, tempDir, testEnv, testSettings, type StoreKind } from './env.ts';
 
+export interface LogEntry {
+  msg: string;
+  level: string;
+  [field: string]: unknown;
+}
+
 export interface TestServer extends RunningServer {
+  /** Everything the server logged, parsed (the real logger, writing to memory). */
+  logs: LogEntry[];
   settings: Settings;
   env: Record<string, string>;
   issuer: string;
@@ -22,11 +30,16 @@ export async function startTestServer(kind: StoreKind, extraEnv: Record<string, 
   const port = await freePort();
   const env = testEnv(kind, dir, port, extraEnv);
   const settings = testSettings(env);
-  const running = await startServer(settings, createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'silent'));
+  const logs: LogEntry[] = [];
+  const running = await startServer(settings, createLogger('debug', (line) => {
+    logs.push(JSON.parse(line) as LogEntry);
+    if (process.env.TEST_LOG === '1') process.stderr.write(line);
+  }));
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
   const box = new SecretBox(loadOrCreateKeys(settings.keysFile).dataKey);
   return {
     ...running,
+    logs,
     close: () => running.close(),
     settings,
     env,

@@ -1,0 +1,264 @@
+/**
+ * The login pages under bad input and under attack, over real HTTP: every failure is a
+ * rendered page with a stable code (never a 500, never a stack trace), credentials errors
+ * are indistinguishable, and throttling counts parallel attempts exactly.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as client from 'openid-client';
+import { STORES } from '../helpers/env.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
+import { Browser, findForm, type Page } from '../helpers/browser.ts';
+import { accountKey, ipKey } from '../../interactions/throttle.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+function assertErrorPage(status: number, body: string, expectedStatus: number, code: string) {
+  assert.equal(status, expectedStatus, `status for ${code}`);
+  assert.match(body, /<!doctype html>/i);
+  assert.match(body, new RegExp(`<code>${code}</code>`));
+  assert.doesNotMatch(body, /\bat [^\s]+ \(|\.js:\d+:\d+/, 'no stack trace');
+}
+
+function loginError(body: string): string | undefined {
+  return /<p id="login-error"[^>]*>([^<]*)<\/p>/.exec(body)?.[1];
+}
+
+for (const store of STORES) {
+  describe(`interaction pages (${store.kind} store)`, { skip: store.skip }, () => {
+    let srv: TestServer;
+    let config: client.Configuration;
+    let carolId: string;
+
+    before(async () => {
+      srv = await startTestServer(store.kind);
+      carolId = await srv.addUser('carol', PASSWORD);
+      await srv.addUser('dave', PASSWORD);
+      await srv.addClient('web', {
+        redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none',
+        client_name: 'Web <App> & "Co"',
+      });
+      config = await discover(srv.issuer, 'web');
+    });
+    after(() => srv?.close());
+
+    async function loginPage(browser = new Browser()): Promise<{ browser: Browser; page: Page }> {
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT_URI, scope: 'openid',
+        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+      });
+      const page = await browser.navigate(url);
+      assert.equal(page.status, 200);
+      return { browser, page };
+    }
+
+    async function post(browser: Browser, page: Page, fields: Record<string, string>, override: Partial<RequestInit> = {}) {
+      const form = findForm(page.body, '/login');
+      const res = await browser.request(new URL(form.action, page.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...form.hidden, ...fields }),
+        ...override,
+      });
+      return { status: res.status, body: await res.text(), headers: res.headers };
+    }
+
+    it('renders an accessible, escaped, uncacheable login page', async () => {
+      const { page } = await loginPage();
+      assert.equal(page.headers.get('cache-control'), 'no-store');
+      assert.match(page.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+      assert.match(page.body, /<label for="username">/);
+      assert.match(page.body, /<label for="password">/);
+      assert.match(page.body, /name="username"[^>]*autocomplete="username"/);
+      assert.match(page.body, /type="password" autocomplete="current-password"/);
+      assert.match(page.body, /Web &lt;App&gt; &amp; &quot;Co&quot;/, 'client name is escaped');
+      assert.match(page.body, /name="csrf" value="[A-Za-z0-9_-]{43}"/);
+    });
+
+    it('gives the same message and status for a wrong password, an unknown user and a throttled attempt', async () => {
+      const { browser, page } = await loginPage();
+      const wrong = await post(browser, page, { username: 'dave', password: 'wrong password, quite long' });
+      const unknown = await post(browser, page, { username: 'nobody-here', password: 'wrong password, quite long' });
+      assert.equal(wrong.status, unknown.status);
+      assert.ok(loginError(wrong.body));
+      assert.equal(loginError(wrong.body), loginError(unknown.body));
+      // Error next to the field, announced to assistive technology.
+      assert.match(wrong.body, /aria-describedby="login-error"/);
+      // Drive dave into the delay, then try the right password: refused with the same words.
+      await srv.storage.attempts.delay(accountKey((await srv.storage.accounts.findByUsername('dave'))!.id), Date.now() + 60_000);
+      const throttled = await post(browser, page, { username: 'dave', password: PASSWORD });
+      assert.equal(throttled.status, wrong.status);
+      assert.equal(loginError(throttled.body), loginError(wrong.body));
+      await srv.storage.attempts.reset(accountKey((await srv.storage.accounts.findByUsername('dave'))!.id));
+    });
+
+    it('counts 20 parallel wrong passwords as 20, and still lets the owner in from a recognised browser', async () => {
+      // The owner logs in once: this browser becomes recognised for the account.
+      const owner = new Browser();
+      await loginThroughForm(config, 'carol', PASSWORD, { scope: 'openid' }, owner);
+
+      const attacker = await loginPage();
+      const logged = srv.logs.length;
+      const results = await Promise.all(Array.from({ length: 20 }, () => post(attacker.browser, attacker.page, { username: 'carol', password: 'not the password at all' })));
+      for (const r of results) {
+        assert.equal(r.status, 200);
+        assert.ok(loginError(r.body));
+      }
+      // Attempts that began before the 5th failure set the delay were checked and counted;
+      // later ones were refused unchecked. How many of each depends on timing; that the
+      // counter equals the number checked, with none lost, does not.
+      const outcomes = srv.logs.slice(logged).filter((l) => l.msg === 'login.failed');
+      assert.equal(outcomes.length, 20);
+      const checked = outcomes.filter((l) => l.reason === 'invalid').length;
+      assert.ok(checked >= srv.settings.accountFreeFailures, `at least the free attempts were checked (${checked})`);
+      const counted = await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity);
+      assert.equal(counted.count, checked, 'every checked attempt counted, none lost');
+      assert.ok(counted.blockedUntil > Date.now(), 'the account is in its progressive delay');
+      const ip = await srv.storage.attempts.get(ipKey('127.0.0.1'), Date.now(), srv.settings.ipWindow * 1000);
+      assert.ok(ip.count >= checked, `the IP counted every checked attempt (${ip.count})`);
+
+      // The right password from the attacker's (unrecognised) browser is refused...
+      const fromAttacker = await post(attacker.browser, attacker.page, { username: 'carol', password: PASSWORD });
+      assert.ok(loginError(fromAttacker.body));
+      // ...and the refused attempt is not counted: flooding cannot extend the lockout.
+      assert.equal((await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity)).count, checked);
+
+      // The IP bucket is shared by both browsers here (same loopback address); clear it so
+      // this checks the account buckets only.
+      await srv.storage.attempts.reset(ipKey('127.0.0.1'));
+      const back = await loginThroughForm(config, 'carol', PASSWORD, { scope: 'openid', prompt: 'login' }, owner);
+      assert.ok(back.callback.searchParams.get('code'), 'the owner got in');
+      // The owner's success ends the run of failures.
+      assert.equal((await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity)).count, 0);
+    });
+
+    it('renders an error page for an unknown or foreign interaction', async () => {
+      const res = await fetch(new URL('/interaction/does-not-exist', srv.issuer));
+      assertErrorPage(res.status, await res.text(), 400, 'interaction_not_found');
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      // A real interaction uid, but this browser does not hold its cookie.
+      const { page } = await loginPage();
+      const stranger = await new Browser().request(page.url);
+      assertErrorPage(stranger.status, await stranger.text(), 400, 'interaction_not_found');
+    });
+
+    it('renders an error page for an expired interaction', async () => {
+      const { browser, page } = await loginPage();
+      const uid = page.url.pathname.split('/').pop()!;
+      const rec = await srv.storage.oidc.find('Interaction', uid, Date.now());
+      assert.ok(rec);
+      await srv.storage.oidc.upsert({ ...rec, expiresAt: Date.now() - 1000 });
+      const r = await post(browser, page, { username: 'carol', password: PASSWORD });
+      assertErrorPage(r.status, r.body, 400, 'interaction_not_found');
+    });
+
+    it('refuses a missing or wrong CSRF token', async () => {
+      const { browser, page } = await loginPage();
+      const missing = await post(browser, page, { username: 'carol', password: PASSWORD, csrf: '' });
+      assertErrorPage(missing.status, missing.body, 403, 'csrf_failed');
+      const wrong = await post(browser, page, { username: 'carol', password: PASSWORD, csrf: 'A'.repeat(43) });
+      assertErrorPage(wrong.status, wrong.body, 403, 'csrf_failed');
+      // Without the CSRF cookie (a cross-site POST would not carry it).
+      browser.cookies.delete('idp_csrf');
+      const noCookie = await post(browser, page, { username: 'carol', password: PASSWORD });
+      assertErrorPage(noCookie.status, noCookie.body, 403, 'csrf_failed');
+    });
+
+    it('refuses a replayed login form once the login has completed', async () => {
+      const { browser, page } = await loginPage();
+      let next = await browser.submit(page, '/login', { username: 'carol', password: PASSWORD }, REDIRECT_URI);
+      if (next.body.includes('/confirm')) next = await browser.submit(next, '/confirm', {}, REDIRECT_URI);
+      assert.ok(next.url.searchParams.get('code'), `no code: ${next.status} ${loginError(next.body) ?? next.body.slice(0, 200)}`);
+      const replay = await post(browser, page, { username: 'carol', password: PASSWORD });
+      assert.ok(replay.status === 400, `status ${replay.status}`);
+      assert.match(replay.body, /<code>interaction_(not_found|out_of_date)<\/code>/);
+    });
+
+    it('refuses wrong content types, oversized and malformed forms with pages, not 500s', async () => {
+      const { browser, page } = await loginPage();
+      const json = await post(browser, page, {}, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol' }) });
+      assertErrorPage(json.status, json.body, 415, 'unsupported_media_type');
+
+      const huge = await post(browser, page, { username: 'carol', password: 'x'.repeat(100_000) });
+      assertErrorPage(huge.status, huge.body, 413, 'payload_too_large');
+
+      const longName = await post(browser, page, { username: 'u'.repeat(300), password: PASSWORD });
+      assertErrorPage(longName.status, longName.body, 400, 'invalid_form');
+
+      const form = findForm(page.body, '/login');
+      const raw = async (body: string) => {
+        const res = await browser.request(new URL(form.action, page.url), {
+          method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body,
+        });
+        return { status: res.status, body: await res.text() };
+      };
+      const csrf = encodeURIComponent(form.hidden.csrf!);
+      const badUtf8 = await raw(`csrf=${csrf}&username=%ff%fe&password=x`);
+      assertErrorPage(badUtf8.status, badUtf8.body, 400, 'invalid_form');
+      const repeated = await raw(`csrf=${csrf}&username=carol&username=dave&password=x`);
+      assertErrorPage(repeated.status, repeated.body, 400, 'invalid_form');
+      const missing = await raw(`csrf=${csrf}`);
+      assertErrorPage(missing.status, missing.body, 400, 'invalid_form');
+      const control = await raw(`csrf=${csrf}&username=car%00ol&password=x`);
+      assertErrorPage(control.status, control.body, 400, 'invalid_form');
+    });
+
+    it('answers wrong methods and unknown paths with pages', async () => {
+      const { browser, page } = await loginPage();
+      const get = await browser.request(new URL(`${page.url.pathname}/login`, srv.issuer));
+      assertErrorPage(get.status, await get.text(), 405, 'method_not_allowed');
+      const nothing = await fetch(new URL('/no/such/page', srv.issuer));
+      assertErrorPage(nothing.status, await nothing.text(), 404, 'not_found');
+    });
+
+    it('answers malformed protocol requests with OAuth errors', async () => {
+      const auth = await fetch(new URL('/auth', srv.issuer), { redirect: 'manual' });
+      assert.equal(auth.status, 400);
+      assert.match(await auth.text(), /invalid_request|invalid_client/);
+      const token = await fetch(new URL('/token', srv.issuer), {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"grant_type":',
+      });
+      assert.ok(token.status === 400 || token.status === 401, `status ${token.status}`);
+      const body = (await token.json()) as { error: string };
+      assert.ok(typeof body.error === 'string');
+    });
+  });
+}
+
+for (const store of STORES) {
+  describe(`throttling counters under parallel attempts (${store.kind} store)`, { skip: store.skip }, () => {
+    let srv: TestServer;
+    let config: client.Configuration;
+
+    before(async () => {
+      // Delays start after 25 failures here, so all 20 parallel attempts are checked
+      // whatever the timing, and the count must come out at exactly 20.
+      srv = await startTestServer(store.kind, { THROTTLE_ACCOUNT_FREE: '25', THROTTLE_IP_FREE: '50' });
+      await srv.addUser('erin', PASSWORD);
+      await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+      config = await discover(srv.issuer, 'web');
+    });
+    after(() => srv?.close());
+
+    it('20 parallel wrong passwords count as 20 on the account and on the IP', async () => {
+      const browser = new Browser();
+      const page = await browser.navigate(client.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT_URI, scope: 'openid',
+        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+      }));
+      const form = findForm(page.body, '/login');
+      await Promise.all(Array.from({ length: 20 }, async () => {
+        const res = await browser.request(new URL(form.action, page.url), {
+          method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ ...form.hidden, username: 'erin', password: 'wrong wrong wrong wrong' }),
+        });
+        assert.equal(res.status, 200);
+        assert.ok(loginError(await res.text()));
+      }));
+      const id = (await srv.storage.accounts.findByUsername('erin'))!.id;
+      assert.equal((await srv.storage.attempts.get(accountKey(id), Date.now(), Infinity)).count, 20);
+      assert.equal((await srv.storage.attempts.get(ipKey('127.0.0.1'), Date.now(), 3_600_000)).count, 20);
+    });
+  });
+}
