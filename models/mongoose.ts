@@ -25,14 +25,15 @@ export interface ClientDoc {
 }
 
 /**
- * One counted attempt (n > 0: `_id` is `${key}#${n}`) or one delay (n = 0). Counting by
- * inserting uniquely keyed documents rather than by `$inc` keeps counters exact on
- * servers that do not apply updates atomically (FerretDB v1); see adapters/storage/mongo.ts.
+ * One counted attempt (`kind: 'attempt'`) or one delay (`kind: 'delay'`), each its own
+ * document with a unique `_id`. Counting documents rather than `$inc`-ing a field keeps
+ * counters exact on servers that do not apply updates atomically (FerretDB v1); see
+ * adapters/storage/mongo.ts.
  */
 export interface AttemptDoc {
   _id: string;
   key: string;
-  n: number;
+  kind: 'attempt' | 'delay';
   at: number;
   blockedUntil: number;
 }
@@ -89,7 +90,7 @@ export const attemptSchema = new Schema<AttemptDoc>(
   {
     _id: { type: String, required: true },
     key: { type: String, required: true },
-    n: { type: Number, required: true },
+    kind: { type: String, required: true, enum: ['attempt', 'delay'] },
     at: { type: Number, required: true },
     blockedUntil: { type: Number, default: 0 },
   },

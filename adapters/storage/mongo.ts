@@ -73,8 +73,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     });
   }
   await Account.collection.createIndex({ username: 1 }, { unique: true });
-  await Attempt.collection.createIndex({ key: 1, n: -1 });
-  await Attempt.collection.createIndex({ key: 1, blockedUntil: -1 });
+  await Attempt.collection.createIndex({ key: 1, at: -1 });
+  await Attempt.collection.createIndex({ key: 1, kind: 1, blockedUntil: -1 });
   await Oidc.collection.createIndex({ grantId: 1 }, { sparse: true });
   await Oidc.collection.createIndex({ model: 1, uid: 1 }, { sparse: true });
   await Oidc.collection.createIndex({ model: 1, userCode: 1 }, { sparse: true });
@@ -88,39 +88,39 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   }
 
   /**
-   * Bucket state: counted attempts, latest delay, and the newest slot. Counting is done by
-   * inserting a document per attempt under a unique `_id` (`${key}#${n}`): the database's
-   * unique index lets exactly one writer claim slot n+1, so two attempts can never both be
-   * counted as the same one, on MongoDB and on servers without atomic updates alike.
+   * Bucket state. The bucket is the set of its documents: one per counted attempt, one per
+   * delay. `fresh` when its last activity is older than the window.
    */
   async function bucket(key: string, now: number, windowMs: number) {
-    const top = await Attempt.findOne({ key, n: { $gt: 0 } }).sort({ n: -1 }).lean();
-    if (!top || top.at + windowMs <= now) return { top, stale: true, count: 0, blockedUntil: 0 };
+    const last = await Attempt.findOne({ key }).sort({ at: -1 }).lean();
+    if (!last || last.at + windowMs <= now) return { fresh: true, stale: Boolean(last), count: 0, blockedUntil: 0 };
     const [count, latest] = await Promise.all([
-      Attempt.countDocuments({ key, n: { $gt: 0 } }),
-      Attempt.findOne({ key }).sort({ blockedUntil: -1 }).lean(),
+      Attempt.countDocuments({ key, kind: 'attempt' }),
+      Attempt.findOne({ key, kind: 'delay' }).sort({ blockedUntil: -1 }).lean(),
     ]);
-    return { top, stale: false, count, blockedUntil: latest?.blockedUntil ?? 0 };
+    return { fresh: false, stale: false, count, blockedUntil: latest?.blockedUntil ?? 0 };
   }
 
+  /**
+   * Insert-then-count: the attempt is counted by inserting its own document, then it counts
+   * the bucket. If that count is over the limit it withdraws and is refused. Any two
+   * attempts both admitted would each have counted the other's document, so no more than
+   * `max` are ever admitted, and no count is lost, whatever the server's update atomicity.
+   * Under heavy contention near the limit an attempt may be refused early: the strict side.
+   */
   async function reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
-    for (let tries = 0; tries < 50; tries += 1) {
-      const b = await bucket(key, now, windowMs);
-      if (b.stale && b.top) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
-      if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: b.blockedUntil };
-      if (now < b.blockedUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.blockedUntil };
-      const n = b.stale || !b.top ? 1 : b.top.n + 1;
-      try {
-        // Succeeds only if nobody claimed slot n since we read the bucket, so the count we
-        // checked against `max` is still the count.
-        await Attempt.create({ _id: `${key}#${n}`, key, n, at: now, blockedUntil: 0 });
-        return { allowed: true, count: b.count + 1, blockedUntil: b.blockedUntil };
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-      }
+    const b = await bucket(key, now, windowMs);
+    if (b.stale) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
+    if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: b.blockedUntil };
+    if (now < b.blockedUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.blockedUntil };
+    const _id = `${key}#${crypto.randomUUID()}`;
+    await Attempt.create({ _id, key, kind: 'attempt', at: now, blockedUntil: 0 });
+    const count = await Attempt.countDocuments({ key, kind: 'attempt' });
+    if (count > max) {
+      await Attempt.deleteOne({ _id });
+      return { allowed: false, reason: 'limit', count: max, blockedUntil: b.blockedUntil };
     }
-    // Unending contention: refuse, the strict outcome.
-    return { allowed: false, reason: 'delayed', count: max, blockedUntil: now };
+    return { allowed: true, count, blockedUntil: b.blockedUntil };
   }
 
   return {
@@ -154,9 +154,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         await Account.updateOne({ _id: id }, { $set: { passwordHash, updatedAt: new Date() } });
       },
       async addTrustedDevice(id, deviceId, keep) {
-        // Two single-document updates; a concurrent add can at worst keep one extra entry.
-        await Account.updateOne({ _id: id }, { $pull: { trustedDevices: deviceId } });
-        await Account.updateOne({ _id: id }, { $push: { trustedDevices: { $each: [deviceId], $slice: -keep } } });
+        // Read, compute, write: FerretDB v1 ignores `$push` with `$slice`. A concurrent add
+        // may at worst drop one device from the list, which only means one browser is not
+        // recognised next time; no limit depends on it.
+        const d = await Account.findById(id, { trustedDevices: 1 }).lean();
+        if (!d) return;
+        const devices = [...(d.trustedDevices ?? []).filter((x) => x !== deviceId), deviceId].slice(-keep);
+        await Account.updateOne({ _id: id }, { $set: { trustedDevices: devices } });
       },
     },
     clients: {
@@ -181,17 +185,17 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     attempts: {
       reserve,
       async delay(key, until) {
-        // A delay is its own document (n = 0): no update of a shared document to lose.
-        await Attempt.create({ _id: `${key}#d#${crypto.randomUUID()}`, key, n: 0, at: Date.now(), blockedUntil: until });
+        // A delay is its own document: no update of a shared document to lose.
+        await Attempt.create({ _id: `${key}#${crypto.randomUUID()}`, key, kind: 'delay', at: Date.now(), blockedUntil: until });
       },
       async reset(key) {
         await Attempt.deleteMany({ key });
       },
       async refund(key) {
         for (let tries = 0; tries < 5; tries += 1) {
-          const top = await Attempt.findOne({ key, n: { $gt: 0 } }).sort({ n: -1 }).lean();
-          if (!top) return;
-          if ((await Attempt.deleteOne({ _id: top._id })).deletedCount === 1) return;
+          const one = await Attempt.findOne({ key, kind: 'attempt' }).sort({ at: -1 }).lean();
+          if (!one) return;
+          if ((await Attempt.deleteOne({ _id: one._id })).deletedCount === 1) return;
         }
       },
       async get(key, now, windowMs) {

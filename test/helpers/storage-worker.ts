@@ -1,0 +1,24 @@
+/**
+ * A separate process using the store, as another IdP instance would. Commands (argv):
+ *   reserve <key> <n> <max>   reserve n times in parallel, print how many were allowed
+ *   accounts <n>              create n accounts, printing each id as it commits, forever-ish
+ */
+import crypto from 'node:crypto';
+import { openStorage } from '../../adapters/storage/index.ts';
+
+const [cmd, a, b, c] = process.argv.slice(2);
+const storage = await openStorage({ mongodbUri: process.env.MONGODB_URI || undefined, dataDir: process.env.DATA_DIR ?? '' });
+if (cmd === 'reserve') {
+  const n = Number(b);
+  const results = await Promise.all(Array.from({ length: n }, () => storage.attempts.reserve(a!, { now: Date.now(), max: Number(c), windowMs: Infinity })));
+  process.stdout.write(`${results.filter((r) => r.allowed).length}\n`);
+  await storage.close();
+} else if (cmd === 'accounts') {
+  for (let i = 0; i < Number(a); i += 1) {
+    const id = crypto.randomUUID();
+    await storage.accounts.create({ id, username: `user${i}`, emailVerified: false, passwordHash: '$argon2id$fake' });
+    // Printed only after the commit returned: the parent kills us at a random point.
+    process.stdout.write(`${id}\n`);
+  }
+  await storage.close();
+}

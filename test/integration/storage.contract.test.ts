@@ -1,0 +1,209 @@
+/**
+ * One contract for both implementations of the storage port: the embedded store always,
+ * MongoDB whenever MONGODB_URI is set. Counters are exercised in parallel and from
+ * several processes, since they enforce security limits.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
+import { mongoUriForTest, STORES, tempDir, type StoreKind } from '../helpers/env.ts';
+
+const run = promisify(execFile);
+const WORKER = path.join(import.meta.dirname, '..', 'helpers', 'storage-worker.js');
+
+function config(kind: StoreKind) {
+  return kind === 'mongodb' ? { mongodbUri: mongoUriForTest(), dataDir: '' } : { mongodbUri: undefined, dataDir: tempDir('idp-store-') };
+}
+
+const account = (username: string) => ({ id: crypto.randomUUID(), username, emailVerified: false, passwordHash: '$argon2id$v=19$fake' });
+
+for (const store of STORES) {
+  describe(`storage contract (${store.kind})`, { skip: store.skip }, () => {
+    let s: Storage;
+    let cfg: ReturnType<typeof config>;
+
+    before(async () => {
+      cfg = config(store.kind);
+      s = await openStorage(cfg);
+    });
+    after(() => s?.close());
+
+    describe('accounts', () => {
+      it('creates, finds and lists', async () => {
+        const a = await s.accounts.create({ ...account('amy'), email: 'amy@example.com', name: 'Amy' });
+        assert.equal((await s.accounts.findById(a.id))?.username, 'amy');
+        assert.equal((await s.accounts.findByUsername('amy'))?.email, 'amy@example.com');
+        assert.equal(await s.accounts.findByUsername('nobody'), undefined);
+        assert.ok((await s.accounts.list()).some((x) => x.id === a.id));
+      });
+
+      it('refuses a duplicate username, also when created in parallel, and never overwrites', async () => {
+        const first = await s.accounts.create(account('ben'));
+        await assert.rejects(s.accounts.create(account('ben')), DuplicateError);
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => s.accounts.create(account('cat'))));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof DuplicateError));
+        assert.equal((await s.accounts.findByUsername('ben'))?.id, first.id);
+      });
+
+      it('updates the password hash and keeps the newest recognised devices', async () => {
+        const a = await s.accounts.create(account('dan'));
+        await s.accounts.setPasswordHash(a.id, '$argon2id$new');
+        assert.equal((await s.accounts.findById(a.id))?.passwordHash, '$argon2id$new');
+        for (const d of ['d1', 'd2', 'd3', 'd2']) await s.accounts.addTrustedDevice(a.id, d, 2);
+        assert.deepEqual((await s.accounts.findById(a.id))?.trustedDevices, ['d3', 'd2']);
+      });
+    });
+
+    describe('clients', () => {
+      it('creates, finds, lists and refuses duplicates', async () => {
+        await s.clients.create({ clientId: 'c1', secretCiphertext: 'v1.x.y.z', metadata: { redirect_uris: ['https://a.example/cb'], 'a.b': 1 } });
+        const c = await s.clients.find('c1');
+        assert.deepEqual(c?.metadata, { redirect_uris: ['https://a.example/cb'], 'a.b': 1 });
+        assert.equal(c?.secretCiphertext, 'v1.x.y.z');
+        await assert.rejects(s.clients.create({ clientId: 'c1', metadata: {} }), DuplicateError);
+        assert.equal((await s.clients.find('c1'))?.secretCiphertext, 'v1.x.y.z');
+        assert.ok((await s.clients.list()).some((x) => x.clientId === 'c1'));
+      });
+    });
+
+    describe('attempt counters', () => {
+      const opts = (max = 100, windowMs = Infinity) => ({ now: Date.now(), max, windowMs });
+
+      it('counts 20 parallel attempts as 20, each with its own number', async () => {
+        const r = await Promise.all(Array.from({ length: 20 }, () => s.attempts.reserve('k20', opts())));
+        assert.ok(r.every((x) => x.allowed));
+        assert.equal((await s.attempts.get('k20', Date.now(), Infinity)).count, 20);
+      });
+
+      it('never lets parallel attempts past the limit, and counts exactly those admitted', async () => {
+        const r = await Promise.all(Array.from({ length: 130 }, () => s.attempts.reserve('kcap', opts(100))));
+        const admitted = r.filter((x) => x.allowed).length;
+        assert.ok(admitted <= 100, `${admitted} admitted`);
+        // Contention near the limit may refuse early (MongoDB), never late; the embedded store is exact.
+        if (store.kind === 'embedded') assert.equal(admitted, 100);
+        assert.ok(r.filter((x) => !x.allowed).every((x) => x.reason === 'limit'));
+        assert.equal((await s.attempts.get('kcap', Date.now(), Infinity)).count, admitted);
+        // Sequential attempts then fill it up exactly.
+        for (let i = admitted; i < 100; i += 1) assert.ok((await s.attempts.reserve('kcap', opts(100))).allowed);
+        assert.equal((await s.attempts.reserve('kcap', opts(100))).reason, 'limit');
+        assert.equal((await s.attempts.get('kcap', Date.now(), Infinity)).count, 100);
+      });
+
+      it('refuses without counting during a delay, and allows after it', async () => {
+        const now = Date.now();
+        await s.attempts.reserve('kd', { now, max: 100, windowMs: Infinity });
+        await s.attempts.delay('kd', now + 1000);
+        await s.attempts.delay('kd', now + 10); // never shortens
+        const during = await s.attempts.reserve('kd', { now: now + 500, max: 100, windowMs: Infinity });
+        assert.equal(during.allowed, false);
+        assert.equal(during.reason, 'delayed');
+        assert.equal((await s.attempts.get('kd', now + 500, Infinity)).count, 1);
+        const later = await s.attempts.reserve('kd', { now: now + 1001, max: 100, windowMs: Infinity });
+        assert.equal(later.allowed, true);
+        assert.equal(later.count, 2);
+      });
+
+      it('starts afresh after the window, and on reset; refund uncounts one', async () => {
+        const now = Date.now();
+        for (let i = 0; i < 3; i += 1) await s.attempts.reserve('kw', { now, max: 100, windowMs: 1000 });
+        assert.equal((await s.attempts.get('kw', now + 999, 1000)).count, 3);
+        assert.equal((await s.attempts.get('kw', now + 1000, 1000)).count, 0);
+        const fresh = await s.attempts.reserve('kw', { now: now + 1500, max: 100, windowMs: 1000 });
+        assert.equal(fresh.count, 1);
+        await s.attempts.reserve('kw', { now: now + 1500, max: 100, windowMs: 1000 });
+        await s.attempts.refund('kw');
+        assert.equal((await s.attempts.get('kw', now + 1600, 1000)).count, 1);
+        await s.attempts.reset('kw');
+        assert.equal((await s.attempts.get('kw', now + 1600, 1000)).count, 0);
+      });
+
+      it('keeps the limit across processes sharing the store (several IdP instances)', async () => {
+        const env = { ...process.env, DATA_DIR: cfg.dataDir, MONGODB_URI: cfg.mongodbUri ?? '' };
+        const outs = await Promise.all([1, 2, 3].map(() => run(process.execPath, [WORKER, 'reserve', 'kproc', '40', '100'], { env })));
+        const allowed = outs.reduce((sum, o) => sum + Number(o.stdout.trim()), 0);
+        assert.ok(allowed <= 100, `${allowed} of 120 attempts from 3 processes admitted against a limit of 100`);
+        if (store.kind === 'embedded') assert.equal(allowed, 100);
+        assert.equal((await s.attempts.get('kproc', Date.now(), Infinity)).count, allowed);
+      });
+    });
+
+    describe('oidc-provider records', () => {
+      it('stores, finds by id, uid and user code, and filters expired records on read', async () => {
+        const now = Date.now();
+        await s.oidc.upsert({ model: 'Session', id: 's1', payload: { a: 1, 'x.y': { $z: 2 } }, uid: 'u1', expiresAt: now + 60_000 });
+        await s.oidc.upsert({ model: 'DeviceCode', id: 'dc1', payload: { b: 2 }, userCode: 'ABCD', expiresAt: now + 60_000 });
+        assert.deepEqual((await s.oidc.find('Session', 's1', now))?.payload, { a: 1, 'x.y': { $z: 2 } });
+        assert.equal((await s.oidc.findByUid('Session', 'u1', now))?.id, 's1');
+        assert.equal((await s.oidc.findByUserCode('DeviceCode', 'ABCD', now))?.id, 'dc1');
+        assert.equal(await s.oidc.find('Session', 's1', now + 60_000), undefined, 'expired is not found');
+        assert.equal(await s.oidc.find('AccessToken', 's1', now), undefined, 'models are separate');
+        // upsert replaces
+        await s.oidc.upsert({ model: 'Session', id: 's1', payload: { a: 2 }, uid: 'u1', expiresAt: now + 60_000 });
+        assert.deepEqual((await s.oidc.find('Session', 's1', now))?.payload, { a: 2 });
+      });
+
+      it('lets exactly one of 20 parallel consumers consume a code', async () => {
+        await s.oidc.upsert({ model: 'AuthorizationCode', id: 'code1', payload: { grantId: 'g1' }, grantId: 'g1', expiresAt: Date.now() + 60_000 });
+        const r = await Promise.all(Array.from({ length: 20 }, () => s.oidc.consume('AuthorizationCode', 'code1', 123)));
+        assert.equal(r.filter(Boolean).length, 1);
+        assert.equal((await s.oidc.find('AuthorizationCode', 'code1', Date.now()))?.consumed, 123);
+        assert.equal(await s.oidc.consume('AuthorizationCode', 'code1', 124), false);
+      });
+
+      it('revokes by grant id, destroys, and sweeps expired records', async () => {
+        const now = Date.now();
+        await s.oidc.upsert({ model: 'AccessToken', id: 'at1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
+        await s.oidc.upsert({ model: 'RefreshToken', id: 'rt1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
+        await s.oidc.upsert({ model: 'AccessToken', id: 'at2', payload: {}, grantId: 'g3', expiresAt: now + 60_000 });
+        await s.oidc.revokeByGrantId('g2');
+        assert.equal(await s.oidc.find('AccessToken', 'at1', now), undefined);
+        assert.equal(await s.oidc.find('RefreshToken', 'rt1', now), undefined);
+        assert.ok(await s.oidc.find('AccessToken', 'at2', now));
+        await s.oidc.destroy('AccessToken', 'at2');
+        assert.equal(await s.oidc.find('AccessToken', 'at2', now), undefined);
+        await s.oidc.upsert({ model: 'AccessToken', id: 'old', payload: {}, expiresAt: now - 1 });
+        assert.ok((await s.oidc.sweep(now)) >= 1);
+      });
+    });
+
+    it('keeps everything across a close and reopen', async () => {
+      const a = await s.accounts.create(account('persist'));
+      await s.close();
+      s = await openStorage(cfg);
+      assert.equal((await s.accounts.findById(a.id))?.username, 'persist');
+    });
+  });
+}
+
+describe('embedded store durability', () => {
+  it('keeps every committed account when its process is killed with SIGKILL', async () => {
+    const dataDir = tempDir('idp-kill-');
+    const child = spawn(process.execPath, [WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
+    const committed: string[] = [];
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      committed.push(...lines.filter(Boolean));
+    });
+    while (committed.length < 200) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      const ids = new Set((await s.accounts.list()).map((x) => x.id));
+      const missing = committed.filter((id) => !ids.has(id));
+      assert.deepEqual(missing, [], `${missing.length} of ${committed.length} committed accounts lost`);
+      // The store is usable after the crash.
+      await s.accounts.create(account('after-crash'));
+    } finally {
+      await s.close();
+    }
+  });
+});
