@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { accountKey, delayAfter, LoginThrottle } from '../../interactions/throttle.ts';
+import { openEmbeddedStorage } from '../../adapters/storage/embedded.ts';
+import type { Storage } from '../../adapters/storage/port.ts';
+import { tempDir } from '../helpers/env.ts';
+
+const settings = { accountFreeFailures: 5, accountMaxFailures: 100, ipFreeFailures: 20, ipMaxFailures: 500, ipWindow: 3600, maxDelay: 900 };
+
+describe('progressive delay', () => {
+  it('is free for the first attempts, then doubles, capped', () => {
+    assert.deepEqual([1, 4, 5, 6, 7, 8].map((n) => delayAfter(n, 5, 900)), [0, 0, 1, 2, 4, 8]);
+    assert.equal(delayAfter(20, 5, 900), 900);
+    assert.equal(delayAfter(99, 5, 900), 900);
+  });
+});
+
+describe('LoginThrottle over the embedded store', () => {
+  let storage: Storage;
+  before(() => { storage = openEmbeddedStorage(tempDir()); });
+  after(() => storage.close());
+
+  it('never allows more than 100 consecutive failures, however long the attacker waits', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    let now = Date.now();
+    let allowed = 0;
+    for (let i = 0; i < 150; i += 1) {
+      const ticket = await t.begin('victim', `10.0.${i % 250}.1`, undefined, now);
+      if (ticket) {
+        allowed += 1;
+        await t.failed(ticket, now);
+      }
+      now += 901_000; // always past the longest delay
+    }
+    assert.equal(allowed, 100);
+    assert.equal((await t.failures('victim', now)).count, 100);
+    // A recognised browser has its own counter and is still let in.
+    assert.ok(await t.begin('victim', '192.0.2.1', 'device-1', now));
+    await t.unlock('victim');
+    assert.equal((await t.failures('victim', now)).count, 0);
+  });
+
+  it('refuses attempts during the delay without counting them', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    const now = Date.now();
+    for (let i = 0; i < 5; i += 1) await t.failed((await t.begin('u2', '10.1.1.1', undefined, now))!, now);
+    assert.equal(await t.begin('u2', '10.1.1.1', undefined, now + 10), undefined);
+    assert.equal((await t.failures('u2', now + 10)).count, 5);
+    assert.ok(await t.begin('u2', '10.1.1.1', undefined, now + 1001));
+  });
+
+  it('a success clears the account and the unrecognised-browser counter, not the IP', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    const now = Date.now();
+    await t.failed((await t.begin('u3', '10.2.2.2', undefined, now))!, now);
+    const ok = (await t.begin('u3', '10.2.2.2', 'dev', now))!;
+    assert.equal(ok.accountKey, accountKey('u3', 'dev'));
+    await t.succeeded(ok, 'u3');
+    assert.equal((await t.failures('u3', now)).count, 0);
+    assert.equal((await storage.attempts.get('ip:10.2.2.2', now, 3_600_000)).count, 1, 'the failure still counts against the IP');
+  });
+});
