@@ -45,11 +45,9 @@ export interface ConsumedDoc {
   expiresAt?: Date | null;
 }
 
+/** One oidc-provider artefact; each model has its own collection (`oidc_<model>`). */
 export interface OidcDoc {
-  /** `${model}:${id}` */
   _id: string;
-  model: string;
-  id: string;
   /** JSON text, for the same reason as ClientDoc.metadata. */
   payload: string;
   grantId?: string | null;
@@ -109,8 +107,6 @@ export const consumedSchema = new Schema<ConsumedDoc>(
 export const oidcSchema = new Schema<OidcDoc>(
   {
     _id: { type: String, required: true },
-    model: { type: String, required: true },
-    id: { type: String, required: true },
     payload: { type: String, required: true },
     grantId: String,
     uid: String,
@@ -118,7 +114,7 @@ export const oidcSchema = new Schema<OidcDoc>(
     expiresAt: Date,
     consumed: Number,
   },
-  { ...opts, collection: 'oidc' },
+  opts,
 );
 
 export function registerModels(conn: Connection) {
@@ -126,7 +122,6 @@ export function registerModels(conn: Connection) {
     Account: conn.model<AccountDoc>('Account', accountSchema),
     Client: conn.model<ClientDoc>('Client', clientSchema),
     Attempt: conn.model<AttemptDoc>('Attempt', attemptSchema),
-    Oidc: conn.model<OidcDoc>('Oidc', oidcSchema),
     Consumed: conn.model<ConsumedDoc>('Consumed', consumedSchema),
   };
 }

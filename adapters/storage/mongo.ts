@@ -9,9 +9,9 @@
  * MongoDB-compatible server enforces, so limits hold under concurrency and across instances.
  */
 import crypto from 'node:crypto';
-import mongoose from 'mongoose';
+import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, OidcRecord } from '../../models/types.ts';
-import { registerModels, type AccountDoc, type ClientDoc, type OidcDoc } from '../../models/mongoose.ts';
+import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
 
 export interface MongoOptions {
@@ -44,14 +44,21 @@ function toClient(d: ClientDoc): ClientRecord {
   };
 }
 
-function toOidc(d: OidcDoc | null, now: number): OidcRecord | undefined {
+/** oidc-provider's models; tokens that belong to a grant are revoked with it. */
+const OIDC_MODELS = [
+  'Session', 'Interaction', 'Grant', 'AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode',
+  'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'ReplayDetection', 'InitialAccessToken', 'RegistrationAccessToken',
+] as const;
+const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
+function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | undefined {
   if (!d) return undefined;
   const expiresAt = d.expiresAt ? new Date(d.expiresAt).getTime() : undefined;
   // Expired records are filtered on read: a TTL index may be missing or late.
   if (expiresAt !== undefined && expiresAt <= now) return undefined;
   return {
-    model: d.model,
-    id: d.id,
+    model,
+    id: d._id,
     payload: JSON.parse(d.payload) as Record<string, unknown>,
     grantId: d.grantId ?? undefined,
     uid: d.uid ?? undefined,
@@ -64,9 +71,20 @@ function toOidc(d: OidcDoc | null, now: number): OidcRecord | undefined {
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
   await conn.asPromise();
-  const { Account, Client, Attempt, Oidc, Consumed } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed } = registerModels(conn);
+  // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
+  // short-lived tokens do not crowd the collections sessions and grants are looked up in.
+  const oidcModels = new Map<string, Model<OidcDoc>>();
+  for (const name of OIDC_MODELS) {
+    oidcModels.set(name, conn.model<OidcDoc>(`Oidc${name}`, oidcSchema.clone().set('collection', `oidc_${name.toLowerCase()}`)));
+  }
+  const oidcModel = (name: string): Model<OidcDoc> => {
+    const m = oidcModels.get(name);
+    if (!m) throw new Error(`unknown oidc-provider model ${name}`);
+    return m;
+  };
 
-  for (const m of [Account, Client, Attempt, Oidc, Consumed]) {
+  for (const m of [Account, Client, Attempt, Consumed, ...oidcModels.values()]) {
     await m.createCollection().catch((err: unknown) => {
       // 48 NamespaceExists: another instance created it first.
       if ((err as { code?: number }).code !== 48) throw err;
@@ -75,16 +93,20 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   await Account.collection.createIndex({ username: 1 }, { unique: true });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
   await Attempt.collection.createIndex({ key: 1, kind: 1, blockedUntil: -1 });
-  await Oidc.collection.createIndex({ grantId: 1 }, { sparse: true });
-  await Oidc.collection.createIndex({ model: 1, uid: 1 }, { sparse: true });
-  await Oidc.collection.createIndex({ model: 1, userCode: 1 }, { sparse: true });
-  try {
-    // A TTL index only reclaims space; expiry is enforced on read, so a server that
-    // refuses it (FerretDB v1) loses nothing.
-    await Oidc.collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0 });
-  } catch (err) {
-    options.warn?.(`MongoDB refused the TTL index on oidc.expiresAt (${(err as Error).message}); expired records are filtered on read and swept periodically`);
-    await Oidc.collection.createIndex({ expiresAt: 1 });
+  let ttlRefused = false;
+  for (const [name, m] of oidcModels) {
+    if (GRANTABLE.includes(name)) await m.collection.createIndex({ grantId: 1 });
+    if (name === 'Session') await m.collection.createIndex({ uid: 1 });
+    if (name === 'DeviceCode') await m.collection.createIndex({ userCode: 1 });
+    try {
+      // A TTL index only reclaims space; expiry is enforced on read, so a server that
+      // refuses it (FerretDB v1) loses nothing.
+      if (!ttlRefused) await m.collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0 });
+    } catch (err) {
+      ttlRefused = true;
+      options.warn?.(`MongoDB refused a TTL index (${(err as Error).message}); expired records are filtered on read and swept periodically`);
+    }
+    if (ttlRefused) await m.collection.createIndex({ expiresAt: 1 });
   }
 
   /**
@@ -206,24 +228,23 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     oidc: {
       async upsert(rec) {
         const doc = {
-          model: rec.model, id: rec.id, payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null,
-          uid: rec.uid ?? null, userCode: rec.userCode ?? null,
+          payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
           expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), consumed: rec.consumed ?? null,
         };
-        await Oidc.replaceOne({ _id: `${rec.model}:${rec.id}` }, doc, { upsert: true });
+        await oidcModel(rec.model).replaceOne({ _id: rec.id }, doc, { upsert: true });
       },
       async find(model, id, now) {
-        return toOidc(await Oidc.findById(`${model}:${id}`).lean(), now);
+        return toOidc(model, await oidcModel(model).findById(id).lean(), now);
       },
       async findByUid(model, uid, now) {
-        return toOidc(await Oidc.findOne({ model, uid }).lean(), now);
+        return toOidc(model, await oidcModel(model).findOne({ uid }).lean(), now);
       },
       async findByUserCode(model, userCode, now) {
-        return toOidc(await Oidc.findOne({ model, userCode }).lean(), now);
+        return toOidc(model, await oidcModel(model).findOne({ userCode }).lean(), now);
       },
       async consume(model, id, at) {
         // The marker's unique _id decides who consumed it: exactly one caller inserts it.
-        const rec = await Oidc.findById(`${model}:${id}`).lean();
+        const rec = await oidcModel(model).findById(id).lean();
         if (!rec || rec.consumed) return false;
         try {
           await Consumed.create({ _id: `${model}:${id}`, at, expiresAt: rec.expiresAt ?? null });
@@ -231,19 +252,21 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           if (isDuplicateKey(err)) return false;
           throw err;
         }
-        await Oidc.updateOne({ _id: `${model}:${id}` }, { $set: { consumed: at } });
+        await oidcModel(model).updateOne({ _id: id }, { $set: { consumed: at } });
         return true;
       },
       async destroy(model, id) {
-        await Oidc.deleteOne({ _id: `${model}:${id}` });
+        await oidcModel(model).deleteOne({ _id: id });
       },
       async revokeByGrantId(grantId) {
-        await Oidc.deleteMany({ grantId });
+        await Promise.all(GRANTABLE.map((name) => oidcModel(name).deleteMany({ grantId })));
       },
       async sweep(now) {
-        const r = await Oidc.deleteMany({ expiresAt: { $lte: new Date(now) } });
-        await Consumed.deleteMany({ expiresAt: { $lte: new Date(now) } });
-        return r.deletedCount;
+        const cutoff = new Date(now);
+        let deleted = 0;
+        for (const m of oidcModels.values()) deleted += (await m.deleteMany({ expiresAt: { $lte: cutoff } })).deletedCount;
+        await Consumed.deleteMany({ expiresAt: { $lte: cutoff } });
+        return deleted;
       },
     },
     async close() {
