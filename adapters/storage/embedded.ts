@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import type { Account, AttemptReservation, ClientRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord } from '../../models/types.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
 
 const SCHEMA = `
@@ -50,6 +50,22 @@ CREATE TABLE IF NOT EXISTS oidc (
   expires_at INTEGER,
   consumed INTEGER,
   PRIMARY KEY (model, id)
+) STRICT;
+CREATE TABLE IF NOT EXISTS login_events (
+  id TEXT PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  doc TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS login_events_ts ON login_events (ts, id);
+CREATE TABLE IF NOT EXISTS risk_users (
+  user TEXT PRIMARY KEY,
+  doc TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS risk_ips (
+  ip TEXT PRIMARY KEY,
+  doc TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
@@ -167,6 +183,14 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
     oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
     oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+    eventInsert: q('INSERT INTO login_events (id, ts, user, doc) VALUES (?, ?, ?, ?)'),
+    eventById: q('SELECT doc FROM login_events WHERE id = ?'),
+    eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
+    riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
+    riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
+    riskIpGet: q('SELECT doc, expires_at FROM risk_ips WHERE ip = ?'),
+    riskIpPut: q('INSERT INTO risk_ips (ip, doc, expires_at) VALUES (?, ?, ?) ON CONFLICT (ip) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at'),
+    riskIpSweep: q('DELETE FROM risk_ips WHERE expires_at <= ?'),
   };
 
   let closed = false;
@@ -281,7 +305,45 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         stmt.oidcRevokeGrant.run(grantId);
       },
       async sweep(now) {
+        stmt.riskIpSweep.run(now);
         return Number(stmt.oidcSweep.run(now).changes);
+      },
+    },
+    events: {
+      async append(e) {
+        stmt.eventInsert.run(e.id, Date.parse(e.ts), e.user, JSON.stringify(e));
+      },
+      async *list({ since, batch = 1000 }) {
+        let ts = (since ?? 0) - 1;
+        let id = '\uffff';
+        for (;;) {
+          const rows = stmt.eventPage.all(ts, ts, id, batch) as Row[];
+          for (const r of rows) yield JSON.parse(r.doc as string) as LoginEventRecord;
+          if (rows.length < batch) return;
+          const last = rows[rows.length - 1]!;
+          ts = last.ts as number;
+          id = last.id as string;
+        }
+      },
+      async findById(id) {
+        const r = stmt.eventById.get(id) as Row | undefined;
+        return r ? (JSON.parse(r.doc as string) as LoginEventRecord) : undefined;
+      },
+    },
+    risk: {
+      async getUser(user) {
+        const r = stmt.riskUserGet.get(user) as Row | undefined;
+        return r ? JSON.parse(r.doc as string) : undefined;
+      },
+      async putUser(user, history) {
+        stmt.riskUserPut.run(user, JSON.stringify(history));
+      },
+      async getIp(ip) {
+        const r = stmt.riskIpGet.get(ip) as Row | undefined;
+        return r && (r.expires_at as number) > Date.now() ? JSON.parse(r.doc as string) : undefined;
+      },
+      async putIp(ip, history, expiresAt) {
+        stmt.riskIpPut.run(ip, JSON.stringify(history), expiresAt);
       },
     },
     async close() {

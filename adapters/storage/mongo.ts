@@ -10,8 +10,8 @@
  */
 import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
-import type { Account, AttemptReservation, ClientRecord, OidcRecord } from '../../models/types.ts';
-import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type OidcDoc } from '../../models/mongoose.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord } from '../../models/types.ts';
+import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
 
 export interface MongoOptions {
@@ -71,7 +71,7 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
   await conn.asPromise();
-  const { Account, Client, Attempt, Consumed } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed, Event, RiskUser, RiskIp } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   const oidcModels = new Map<string, Model<OidcDoc>>();
@@ -84,13 +84,14 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     return m;
   };
 
-  for (const m of [Account, Client, Attempt, Consumed, ...oidcModels.values()]) {
+  for (const m of [Account, Client, Attempt, Consumed, Event, RiskUser, RiskIp, ...oidcModels.values()]) {
     await m.createCollection().catch((err: unknown) => {
       // 48 NamespaceExists: another instance created it first.
       if ((err as { code?: number }).code !== 48) throw err;
     });
   }
   await Account.collection.createIndex({ username: 1 }, { unique: true });
+  await Event.collection.createIndex({ ts: 1, _id: 1 });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
   await Attempt.collection.createIndex({ key: 1, kind: 1, blockedUntil: -1 });
   let ttlRefused = false;
@@ -266,7 +267,37 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         let deleted = 0;
         for (const m of oidcModels.values()) deleted += (await m.deleteMany({ expiresAt: { $lte: cutoff } })).deletedCount;
         await Consumed.deleteMany({ expiresAt: { $lte: cutoff } });
+        await RiskIp.deleteMany({ expiresAt: { $lte: cutoff } });
         return deleted;
+      },
+    },
+    events: {
+      async append(e) {
+        await Event.create({ _id: e.id, ts: Date.parse(e.ts), user: e.user, doc: JSON.stringify(e) });
+      },
+      async *list({ since }) {
+        const cursor = Event.find({ ts: { $gte: since ?? 0 } }).sort({ ts: 1, _id: 1 }).lean().cursor();
+        for await (const d of cursor) yield JSON.parse((d as EventDoc).doc) as LoginEventRecord;
+      },
+      async findById(id) {
+        const d = await Event.findById(id).lean();
+        return d ? (JSON.parse(d.doc) as LoginEventRecord) : undefined;
+      },
+    },
+    risk: {
+      async getUser(user) {
+        const d = await RiskUser.findById(user).lean();
+        return d ? JSON.parse(d.doc) : undefined;
+      },
+      async putUser(user, history) {
+        await RiskUser.replaceOne({ _id: user }, { doc: JSON.stringify(history) }, { upsert: true });
+      },
+      async getIp(ip) {
+        const d = await RiskIp.findById(ip).lean();
+        return d && d.expiresAt && new Date(d.expiresAt).getTime() > Date.now() ? JSON.parse(d.doc) : undefined;
+      },
+      async putIp(ip, history, expiresAt) {
+        await RiskIp.replaceOne({ _id: ip }, { doc: JSON.stringify(history), expiresAt: new Date(expiresAt) }, { upsert: true });
       },
     },
     async close() {

@@ -4,7 +4,7 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
-import type { Account, AttemptReservation, ClientRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -72,8 +72,30 @@ export interface OidcStore {
   sweep(now: number): Promise<number>;
 }
 
+/** Login events: the audit trail, the input of the simulator (README: event format). */
+export interface EventStore {
+  append(e: LoginEventRecord): Promise<void>;
+  /** Events in time order (then id), from `since` (epoch ms) on; streamed in pages. */
+  list(opts: { since?: number | undefined; batch?: number }): AsyncGenerator<LoginEventRecord>;
+  findById(id: string): Promise<LoginEventRecord | undefined>;
+}
+
+/**
+ * The risk engine's per-user and per-IP histories (plain JSON documents). Updates are
+ * last-writer-wins: two logins of one user at the same instant may lose one history entry,
+ * which weakens a signal slightly and never a security limit (those are AttemptStore's).
+ */
+export interface RiskStateStore {
+  getUser(user: string): Promise<unknown>;
+  putUser(user: string, history: unknown): Promise<void>;
+  getIp(ip: string): Promise<unknown>;
+  putIp(ip: string, history: unknown, expiresAt: number): Promise<void>;
+}
+
 export interface Storage {
   readonly kind: 'embedded' | 'mongodb';
+  readonly events: EventStore;
+  readonly risk: RiskStateStore;
   readonly accounts: AccountStore;
   readonly clients: ClientStore;
   readonly attempts: AttemptStore;

@@ -1,12 +1,12 @@
 /** POST /interaction/:uid/login — first factor (username + password). */
 import type { Middleware } from 'koa';
-import { ACR_VALUES } from '../../idp/provider.ts';
 import { ERROR_CODES } from '../../idp/errors.ts';
-import { clientAddress, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
+import { clientAddress, clientIp, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
 import { loginPage } from '../views/login.ts';
+import { stepUpPage } from '../views/stepup.ts';
 
 export function login(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -18,23 +18,47 @@ export function login(deps: InteractionDeps): Middleware {
     const deviceId = ensureDeviceId(ctx, deps.secure);
 
     const outcome = await deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId });
+    const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
+    const attempt = {
+      user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
+      scopes: typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [],
+    };
+    const base = `/interaction/${details.uid}`;
+    const refuse = async () => renderPage(ctx, loginPage({
+      action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
+      clientName: await clientName(deps.provider, clientId), username,
+      error: ERROR_CODES.invalid_credentials.message,
+    }));
+
     if (!outcome.ok) {
-      deps.log.info('login.failed', { reason: outcome.reason, client: details.params.client_id, ip: clientAddress(ctx) });
-      const base = `/interaction/${details.uid}`;
-      renderPage(ctx, loginPage({
-        action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
-        clientName: await clientName(deps.provider, details.params.client_id), username,
-        error: ERROR_CODES.invalid_credentials.message,
-      }));
+      if (outcome.reason === 'invalid') await deps.risk.passwordFailed(attempt);
+      deps.events.emit(outcome.reason === 'throttled' ? 'login.throttled' : 'login.failed', { client: clientId, ip: attempt.ip });
+      await refuse();
       return;
     }
 
-    deps.log.info('login.succeeded', { account: outcome.account.id, client: details.params.client_id });
+    const risk = await deps.risk.passwordSucceeded(attempt);
+    switch (risk.decision.decision) {
+      case 'block':
+        // The same words as a wrong password: a block must not confirm the password was right.
+        deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
+        await refuse();
+        return;
+      case 'step_up':
+        deps.events.emit('stepup.required', { account: outcome.account.id, client: clientId, required: risk.decision.required, event: risk.eventId });
+        renderPage(ctx, stepUpPage({ clientName: await clientName(deps.provider, clientId), abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid) }));
+        return;
+      case 'allow':
+        break;
+    }
+
+    deps.events.emit('login.succeeded', { account: outcome.account.id, client: clientId, event: risk.eventId });
+    // What a password proves: the weakest level of the policy snapshot that scored it.
+    const achieved = risk.policy.assurance.levels[0]!;
     const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
       login: {
         accountId: outcome.account.id,
-        // Until the risk engine picks the assurance (issue 3), a password alone is AAL1.
-        acr: ACR_VALUES[0],
+        acr: achieved.acr,
         amr: [...passwordMethod.amr],
         ts: Math.floor(Date.now() / 1000),
       },

@@ -1,0 +1,264 @@
+/**
+ * `idp model …`, `idp policy check`, `idp simulate`: the risk engine's commands. They read
+ * and write files; the engine itself (policies/) does neither.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
+import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
+import { checkPolicy, formatPolicyError, loadPolicy, type CompiledPolicy } from '../policies/policy.ts';
+import { EventError, Replayer, Summary, validateEvent, type ScoredEvent } from '../policies/simulate.ts';
+import { FEATURE_NAMES } from '../policies/signals.ts';
+import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type LoginEvent } from '../policies/synth.ts';
+import { DEFAULT_POLICY_DIR } from './settings.ts';
+
+export class CliError extends Error {}
+
+export { DEFAULT_POLICY_DIR };
+
+export interface GeoSettings {
+  geoipCityDb?: string | undefined;
+  geoipAsnDb?: string | undefined;
+}
+
+async function geo(s: GeoSettings): Promise<GeoLookup> {
+  return openGeo({ cityDb: s.geoipCityDb, asnDb: s.geoipAsnDb });
+}
+
+function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {}): CompiledPolicy {
+  const errors = checkPolicy(dir);
+  if (errors.length && !(opts.withoutModel && errors.every((e) => e.path.startsWith('model')))) {
+    throw new CliError(`policy ${dir} is invalid:\n${errors.map(formatPolicyError).join('\n')}`);
+  }
+  return loadPolicy(dir, opts);
+}
+
+/** Reads a JSONL event file, validating each line; errors name the line. */
+async function* readEvents(file: string, progress?: (bytes: number) => void): AsyncGenerator<LoginEvent> {
+  let stream: fs.ReadStream;
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    stream = fs.createReadStream(file);
+  } catch {
+    throw new CliError(`cannot read ${file}`);
+  }
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let n = 0;
+  let bytes = 0;
+  for await (const line of rl) {
+    n += 1;
+    bytes += line.length + 1;
+    if (progress && n % 10_000 === 0) progress(bytes);
+    if (!line.trim()) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      throw new CliError(`${file}:${n}: not valid JSON`);
+    }
+    try {
+      yield validateEvent(parsed);
+    } catch (e) {
+      if (e instanceof EventError) throw new CliError(`${file}:${n}: ${e.message}`);
+      throw e;
+    }
+  }
+}
+
+/** A progress bar on a terminal (stderr), nothing otherwise. */
+function progressBar(label: string, total: number) {
+  if (!process.stderr.isTTY || total <= 0) return { update: (_: number) => {}, done: () => {} };
+  const started = performance.now();
+  let last = 0;
+  return {
+    update(done: number) {
+      const now = performance.now();
+      if (now - last < 200) return;
+      last = now;
+      const frac = Math.min(1, done / total);
+      const width = 30;
+      const bar = '='.repeat(Math.round(frac * width)).padEnd(width);
+      process.stderr.write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${((now - started) / 1000).toFixed(0)} s`);
+    },
+    done() {
+      process.stderr.write('\r\x1b[2K');
+    },
+  };
+}
+
+/** Buffered line writer that respects back-pressure. */
+function lineWriter(file: string) {
+  const out = fs.createWriteStream(file);
+  let buf = '';
+  return {
+    async write(line: string) {
+      buf += `${line}\n`;
+      if (buf.length > 1 << 20) {
+        const chunk = buf;
+        buf = '';
+        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      }
+    },
+    async close() {
+      out.end(buf);
+      await new Promise((r) => out.once('finish', r));
+    },
+  };
+}
+
+export async function synthCommand(s: GeoSettings, o: { seed?: number; users?: number; days?: number; start?: string; victimRate?: number; stuffingPerDay?: number; out?: string }) {
+  const opts = {
+    ...DEFAULT_SYNTH,
+    ...Object.fromEntries(Object.entries({ seed: o.seed, users: o.users, days: o.days, start: o.start, victimRate: o.victimRate, stuffingPerDay: o.stuffingPerDay }).filter(([, v]) => v !== undefined)),
+  };
+  if (Number.isNaN(Date.parse(opts.start))) throw new CliError(`--start: not an ISO date: ${opts.start}`);
+  const lookup = await geo(s);
+  const rng = new Rng(opts.seed);
+  const policy = loadPolicy(DEFAULT_POLICY_DIR, { withoutModel: true });
+  const world = sampleWorld(rng, (ip) => lookup.lookup(ip), 400_000, policy.lists.hostingAsns);
+  const writer = o.out ? lineWriter(o.out) : undefined;
+  const counts: Record<string, number> = {};
+  for (const e of synthesize(opts, world, rng)) {
+    const k = e.label === 'attack' ? `attack:${e.attackType}` : 'legit';
+    counts[k] = (counts[k] ?? 0) + 1;
+    const line = JSON.stringify(e);
+    if (writer) await writer.write(line);
+    else process.stdout.write(`${line}\n`);
+  }
+  await writer?.close();
+  process.stderr.write(`${JSON.stringify({ options: opts, geo: lookup.sources, events: counts })}\n`);
+}
+
+export async function trainCommand(s: GeoSettings, o: { events: string; out: string; policy?: string; trees?: number; maxDepth?: number; seed?: number; maxRows?: number }) {
+  const policyDir = o.policy ?? DEFAULT_POLICY_DIR;
+  const policy = policyOrExit(policyDir, { withoutModel: true });
+  const lookup = await geo(s);
+  // Histories as if every login had been challenged: labels never shape the features.
+  const replay = new Replayer(policy, (ip) => lookup.lookup(ip), { mode: 'mfa', keepFeatures: true });
+  const opts = { ...DEFAULT_TRAIN, ...(o.trees ? { trees: o.trees } : {}), ...(o.maxDepth ? { maxDepth: o.maxDepth } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
+  const maxRows = o.maxRows ?? 60_000;
+  const attacks: number[][] = [];
+  const legit: number[][] = [];
+  let legitSeen = 0;
+  const rng = new Rng(opts.seed);
+  const size = fs.statSync(o.events).size;
+  const bar = progressBar('features', size);
+  let events = 0;
+  for await (const e of readEvents(o.events, bar.update)) {
+    events += 1;
+    const r = replay.process(e);
+    if (!r?.features || !r.label) continue;
+    if (r.label === 'attack') attacks.push([...r.features]);
+    else {
+      // Reservoir sample of legitimate rows, so memory stays bounded.
+      legitSeen += 1;
+      const cap = maxRows;
+      if (legit.length < cap) legit.push([...r.features]);
+      else {
+        const j = rng.int(legitSeen);
+        if (j < cap) legit[j] = [...r.features];
+      }
+    }
+  }
+  bar.done();
+  if (attacks.length === 0 || legit.length === 0) throw new CliError('the events need labels ("label": "legit" / "attack") of both kinds to train on');
+  const keepLegit = Math.min(legit.length, Math.max(attacks.length * 4, maxRows - attacks.length));
+  // Shuffled (seeded): ml-cart counts classes with `indexOf` per row, which is quadratic
+  // when one class sits in a long block at the front.
+  const rows = [...attacks.map((x) => [x, 1] as const), ...legit.slice(0, keepLegit).map((x) => [x, 0] as const)];
+  for (let i = rows.length - 1; i > 0; i -= 1) {
+    const j = rng.int(i + 1);
+    [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+  }
+  const X = rows.map((r) => r[0]);
+  const y = rows.map((r) => r[1]);
+  const started = performance.now();
+  const { file } = trainForest(X, y, FEATURE_NAMES, opts, {
+    events: path.basename(o.events), eventsSha256: sha256Hex(fs.readFileSync(o.events)), eventCount: events,
+    rows: { attack: attacks.length, legit: keepLegit }, geo: lookup.sources, policyVersion: policy.version,
+  });
+  const text = serialiseModel(file);
+  fs.writeFileSync(o.out, text);
+  process.stdout.write(`${JSON.stringify({
+    out: o.out, sha256: sha256Hex(text), trees: file.trees.length, rows: X.length, attackRows: attacks.length,
+    seconds: Number(((performance.now() - started) / 1000).toFixed(1)), next: 'set model.sha256 in risk.yml to this sha256',
+  }, null, 2)}\n`);
+}
+
+async function replayInto(policy: CompiledPolicy, lookup: GeoLookup, file: string, onEach: (s: ScoredEvent | undefined, e: LoginEvent) => Promise<void> | void, label = 'replay') {
+  const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
+  const bar = progressBar(label, fs.statSync(file).size);
+  for await (const e of readEvents(file, bar.update)) await onEach(replay.process(e), e);
+  bar.done();
+}
+
+export async function evalCommand(s: GeoSettings, o: { events: string; policy?: string }) {
+  const policy = policyOrExit(o.policy ?? DEFAULT_POLICY_DIR);
+  const lookup = await geo(s);
+  const summary = new Summary();
+  await replayInto(policy, lookup, o.events, (r, e) => summary.add(r, e.success), 'eval');
+  const d = summary.toJSON().detection;
+  if (!d) throw new CliError('the events carry no labels of both kinds: nothing to evaluate');
+  const pct = (x: number) => (Number.isNaN(x) ? '   n/a' : `${(x * 100).toFixed(1).padStart(5)}%`);
+  const lines = [`policy ${policy.version}, model ${policy.forest.version}; ${d.legit.n} legitimate logins (${pct(d.legit.challengedOrBlocked).trim()} challenged or blocked)`,
+    `${'attack type'.padEnd(22)} ${'n'.padStart(6)}  ${'model AUC'.padStart(9)} ${'TPR@1%'.padStart(7)} ${'TPR@5%'.padStart(7)}  |  ${'score AUC'.padStart(9)} ${'TPR@1%'.padStart(7)} ${'TPR@5%'.padStart(7)}  caught`];
+  const row = (name: string, b: { n: number; model: { auc: number; tprAt1pctFpr: number; tprAt5pctFpr: number }; score: { auc: number; tprAt1pctFpr: number; tprAt5pctFpr: number }; caught?: number }) =>
+    `${name.padEnd(22)} ${String(b.n).padStart(6)}  ${b.model.auc.toFixed(3).padStart(9)} ${pct(b.model.tprAt1pctFpr)} ${pct(b.model.tprAt5pctFpr)}  |  ${b.score.auc.toFixed(3).padStart(9)} ${pct(b.score.tprAt1pctFpr)} ${pct(b.score.tprAt5pctFpr)}  ${b.caught === undefined ? '' : pct(b.caught)}`;
+  for (const [t, b] of Object.entries(d.attacks)) lines.push(row(t, b));
+  lines.push(row('all attacks', d.all));
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return d;
+}
+
+export async function simulateCommand(s: GeoSettings, o: { events: string; policy?: string; baseline?: string; out: string }) {
+  const policy = policyOrExit(o.policy ?? DEFAULT_POLICY_DIR);
+  const baseline = o.baseline ? policyOrExit(o.baseline) : undefined;
+  const lookup = await geo(s);
+  fs.mkdirSync(o.out, { recursive: true });
+  const decisions = lineWriter(path.join(o.out, 'decisions.jsonl'));
+  const changes = baseline ? lineWriter(path.join(o.out, 'changes.jsonl')) : undefined;
+  const summary = new Summary();
+  const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
+  const base = baseline ? new Replayer(baseline, (ip) => lookup.lookup(ip)) : undefined;
+  const bar = progressBar('simulate', fs.statSync(o.events).size);
+  const started = performance.now();
+  for await (const e of readEvents(o.events, bar.update)) {
+    const r = replay.process(e);
+    summary.add(r, e.success);
+    const b = base?.process(e);
+    if (!r) continue;
+    await decisions.write(JSON.stringify({
+      id: r.id, score: Number(r.assessment.score.toFixed(4)), level: r.assessment.level, decision: r.decision.decision,
+      requiredAcr: r.decision.requiredAcr ?? null,
+      reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)) })),
+    }));
+    if (b && changes && b.decision.decision !== r.decision.decision) {
+      summary.change(b.decision.decision, r.decision.decision);
+      await changes.write(JSON.stringify({ id: r.id, baseline: b.decision.decision, candidate: r.decision.decision, baselineScore: Number(b.assessment.score.toFixed(4)), candidateScore: Number(r.assessment.score.toFixed(4)) }));
+    }
+  }
+  bar.done();
+  await decisions.close();
+  await changes?.close();
+  const seconds = (performance.now() - started) / 1000;
+  const eventsPerSecond = Math.round(summary.events / seconds);
+  const json = summary.toJSON({
+    policyVersion: policy.version, modelVersion: policy.forest.version, geo: lookup.sources,
+    ...(baseline ? { baseline: { policyVersion: baseline.version, changedDecisions: summary.changed, transitions: summary.transitions, listedIn: 'changes.jsonl' } } : {}),
+    seconds: Number(seconds.toFixed(2)), eventsPerSecond,
+  });
+  fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions, eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}) })}\n`);
+}
+
+export function policyCheckCommand(dir: string): boolean {
+  const errors = checkPolicy(dir);
+  if (errors.length === 0) {
+    const p = loadPolicy(dir);
+    process.stdout.write(`policy ${path.resolve(dir)} is valid (version ${p.version}, model ${p.forest.version})\n`);
+    return true;
+  }
+  for (const e of errors) process.stderr.write(`${formatPolicyError({ ...e, file: path.join(dir, e.file) })}\n`);
+  return false;
+}

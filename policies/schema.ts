@@ -1,0 +1,142 @@
+/**
+ * The policy schema: one schema per YAML file, the TypeScript types inferred from it
+ * (STYLE.md §5). Unknown keys are errors, so a misspelt key cannot silently do nothing.
+ * Every option is documented here, where its default is set (STYLE.md §12).
+ */
+import { z } from 'zod';
+
+export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
+export type RiskLevel = (typeof RISK_LEVELS)[number];
+
+const weight = z.number().min(-1).max(1);
+const factor = <T extends z.ZodRawShape>(params: T) =>
+  z.strictObject({
+    /** Contribution to the score when the factor fires; negative weights lower it. */
+    weight,
+    /** A disabled factor never fires. */
+    enabled: z.boolean().default(true),
+    ...params,
+  });
+
+/** Names of the rule factors, also the ids that appear in reasons. */
+export const FACTOR_IDS = [
+  'new_device', 'new_ip', 'new_asn', 'new_country', 'new_city', 'new_browser', 'new_os', 'unusual_hour',
+  'impossible_travel', 'country_hopping', 'account_failures', 'ip_failures', 'credential_stuffing',
+  'tor_exit', 'vpn_proxy', 'hosting_network', 'trusted_network', 'keystroke_anomaly', 'unknown_location',
+] as const;
+export type FactorId = (typeof FACTOR_IDS)[number];
+
+export const riskSchema = z.strictObject({
+  model: z.strictObject({
+    /** The random-forest model file, relative to the policy directory. */
+    file: z.string().min(1),
+    /** sha256 (hex) of that file: a model that does not match is refused. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters'),
+    /** score = weight × P(attack) + Σ rule contributions, clamped to [0, 1]. */
+    weight: z.number().min(0).max(1),
+  }),
+  /** Lower bounds of each level above `low`; must rise strictly. */
+  levels: z.strictObject({
+    medium: z.number().gt(0).lt(1),
+    high: z.number().gt(0).lt(1),
+    critical: z.number().gt(0).lte(1),
+  }),
+  cold_start: z.strictObject({
+    /** Fewer trusted logins than this makes a login "low confidence". */
+    min_events: z.int().min(0).max(1000),
+    /** History younger than this (days since the first trusted login) is low confidence too. */
+    min_history_days: z.number().min(0).max(365),
+    /** Level floor for low-confidence logins (`low` = no floor). */
+    minimum_level: z.enum(RISK_LEVELS),
+    /** Novelty factors (new_*) only fire once the history is confident: for a first login everything is new. */
+    novelty_needs_confidence: z.boolean().default(true),
+  }),
+  history: z.strictObject({
+    /** Entries kept per kind (IPs, networks, places, devices, browsers): constant memory per user. */
+    max_entries: z.int().min(1).max(1000),
+    /** Failures older than this no longer count. */
+    failure_window_minutes: z.int().min(1).max(7 * 24 * 60),
+    /** Failures remembered per account and per IP address. */
+    max_failures: z.int().min(1).max(10_000),
+  }),
+  factors: z.strictObject({
+    new_device: factor({}),
+    new_ip: factor({}),
+    new_asn: factor({}),
+    new_country: factor({}),
+    new_city: factor({}),
+    new_browser: factor({}),
+    new_os: factor({}),
+    unusual_hour: factor({
+      /** Fires when fewer than this fraction of the user's logins fell within ±1 h of this hour of the week. */
+      below_fraction: z.number().min(0).max(1),
+    }),
+    impossible_travel: factor({
+      /** Implied speed since the last trusted login above which travel is impossible (vendors use 800–1000). */
+      max_speed_kmh: z.number().min(100).max(5000),
+      /** Distances below this never count (geolocation error). */
+      min_distance_km: z.number().min(0).max(5000),
+    }),
+    country_hopping: factor({
+      /** Distinct countries within the last hour, this login included, at which it fires. */
+      countries_per_hour: z.int().min(2).max(50),
+    }),
+    account_failures: factor({ at_least: z.int().min(1).max(10_000) }),
+    ip_failures: factor({ at_least: z.int().min(1).max(100_000) }),
+    credential_stuffing: factor({
+      /** Distinct accounts that failed from this IP within the failure window. */
+      distinct_accounts: z.int().min(2).max(100_000),
+    }),
+    tor_exit: factor({}),
+    vpn_proxy: factor({}),
+    hosting_network: factor({}),
+    trusted_network: factor({}),
+    keystroke_anomaly: factor({
+      /** Keystroke scores below this confidence are ignored. */
+      min_confidence: z.number().min(0).max(1),
+      /** Anomaly score (0 = typical, 1 = unlike the user) above which it fires. */
+      above: z.number().min(0).max(1),
+    }),
+    /** A public address the geolocation database cannot place. */
+    unknown_location: factor({}),
+  }),
+});
+
+const cidr = z.string().refine((s) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s), 'must be an IP address or CIDR (e.g. 192.0.2.0/24)');
+
+export const listsSchema = z.strictObject({
+  /** Tor exit relay addresses (IPs or CIDRs), exported by the admin from the Tor bulk exit list. */
+  tor_exit_addresses: z.array(cidr).default([]),
+  /** Known VPN / proxy networks (CIDRs). */
+  vpn_proxy_networks: z.array(cidr).default([]),
+  /** Autonomous systems of hosting and cloud providers: logins rarely come from datacentres. */
+  hosting_asns: z.array(z.int().min(1).max(4_294_967_295)).default([]),
+  /** The organisation's own networks (CIDRs): lowers the score. */
+  trusted_networks: z.array(cidr).default([]),
+});
+
+const requirement = z.string().min(1);
+const levelMap = z.strictObject({ low: requirement, medium: requirement, high: requirement, critical: requirement });
+const partialLevelMap = levelMap.partial();
+
+export const assuranceSchema = z.strictObject({
+  /** Assurance levels, weakest first, with the ACR value each asserts (OIDC Core §2 `acr`). */
+  levels: z.array(z.strictObject({ name: z.string().regex(/^[a-z0-9_-]+$/), acr: z.string().min(1) })).min(1),
+  /** Risk level → required assurance level name, or `block`. */
+  default: levelMap,
+  /** Per client_id: overrides, combined with the default by taking the stricter. */
+  clients: z.record(z.string(), partialLevelMap).default({}),
+  /** Per requested scope ("operation", e.g. payments:write): the same, strictest wins. */
+  operations: z.record(z.string(), partialLevelMap).default({}),
+});
+
+export type RiskPolicy = z.infer<typeof riskSchema>;
+export type ListsPolicy = z.infer<typeof listsSchema>;
+export type AssurancePolicy = z.infer<typeof assuranceSchema>;
+
+/** The files of a policy directory and the schema of each. */
+export const POLICY_FILES = {
+  'risk.yml': riskSchema,
+  'lists.yml': listsSchema,
+  'assurance.yml': assuranceSchema,
+} as const;

@@ -1,0 +1,92 @@
+/**
+ * Scoring: the forest's P(attack), weighted, plus the contribution of every rule that
+ * fires, clamped to [0, 1]; then the level from the policy's thresholds and the cold-start
+ * floor. Every assessment lists its reasons and the policy and model versions it used.
+ * An error in a rule or in the model gives the strictest outcome and is reported
+ * (STYLE.md §3: deny on evaluation error).
+ */
+import type { CompiledPolicy } from './policy.ts';
+import { RISK_LEVELS, type FactorId, type RiskLevel } from './schema.ts';
+import { featureVector, type Signals } from './signals.ts';
+import type { Assessment, LoginContext, Reason } from './types.ts';
+
+type Rule = (s: Signals, p: CompiledPolicy['risk']['factors']) => string | false;
+
+const novelty = (kind: keyof Signals['novel'], label: string): Rule => (s) => s.novel[kind] === true && `first login from this ${label}`;
+const round = (x: number) => Math.round(x);
+
+/** When each factor fires, and what it saw. Gated by confidence where history matters. */
+const RULES: Record<FactorId, Rule> = {
+  new_device: novelty('device', 'browser (device cookie)'),
+  new_ip: novelty('ip', 'IP address'),
+  new_asn: novelty('asn', 'network (AS)'),
+  new_country: novelty('country', 'country'),
+  new_city: novelty('city', 'city'),
+  new_browser: novelty('browser', 'browser family'),
+  new_os: novelty('os', 'operating system'),
+  unusual_hour: (s, f) => s.hourFraction !== undefined && s.hourFraction < f.unusual_hour.below_fraction
+    && `${(s.hourFraction * 100).toFixed(1)}% of past logins at this hour of the week`,
+  impossible_travel: (s, f) => s.speedKmh !== undefined && s.distanceKm !== undefined
+    && s.distanceKm >= f.impossible_travel.min_distance_km && s.speedKmh > f.impossible_travel.max_speed_kmh
+    && `${round(s.distanceKm)} km in ${(s.hoursSinceLast ?? 0).toFixed(2)} h (${round(s.speedKmh)} km/h)`,
+  country_hopping: (s, f) => s.countriesLastHour >= f.country_hopping.countries_per_hour && `${s.countriesLastHour} countries in the last hour`,
+  account_failures: (s, f) => s.accountFailures >= f.account_failures.at_least && `${s.accountFailures} recent failed passwords on the account`,
+  ip_failures: (s, f) => s.ipFailures >= f.ip_failures.at_least && `${s.ipFailures} recent failed passwords from this IP`,
+  credential_stuffing: (s, f) => s.ipDistinctAccounts >= f.credential_stuffing.distinct_accounts
+    && `failures on ${s.ipDistinctAccounts} different accounts from this IP`,
+  tor_exit: (s) => s.tor && 'Tor exit address',
+  vpn_proxy: (s) => s.vpn && 'known VPN / proxy network',
+  hosting_network: (s) => s.hosting && 'hosting / datacentre network',
+  trusted_network: (s) => s.trustedNetwork && 'trusted corporate network',
+  keystroke_anomaly: (s, f) => s.keystroke !== undefined && s.keystroke.confidence >= f.keystroke_anomaly.min_confidence
+    && s.keystroke.score > f.keystroke_anomaly.above && `keystroke timing unlike the user (${s.keystroke.score.toFixed(2)})`,
+  unknown_location: (s) => s.scope === 'public' && !s.located && 'public address the geolocation database cannot place',
+};
+
+const NOVELTY: ReadonlySet<FactorId> = new Set(['new_device', 'new_ip', 'new_asn', 'new_country', 'new_city', 'new_browser', 'new_os', 'unusual_hour']);
+
+export function levelOf(score: number, t: CompiledPolicy['risk']['levels']): RiskLevel {
+  if (score >= t.critical) return 'critical';
+  if (score >= t.high) return 'high';
+  if (score >= t.medium) return 'medium';
+  return 'low';
+}
+
+const rank = (l: RiskLevel) => RISK_LEVELS.indexOf(l);
+
+export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy, features?: Float64Array): Assessment {
+  const { risk } = policy;
+  const reasons: Reason[] = [];
+  const errors: string[] = [];
+  let modelProbability = 1;
+  try {
+    modelProbability = policy.forest.probability(features ?? featureVector(s, ctx));
+    if (!(modelProbability >= 0 && modelProbability <= 1)) throw new Error(`model returned ${modelProbability}`);
+    reasons.push({ factor: 'model', contribution: risk.model.weight * modelProbability, detail: `P(attack) ${modelProbability.toFixed(3)}` });
+  } catch (err) {
+    errors.push(`model: ${(err as Error).message}`);
+  }
+  for (const id of Object.keys(RULES) as FactorId[]) {
+    const f = risk.factors[id];
+    if (!f.enabled || f.weight === 0) continue;
+    if (NOVELTY.has(id) && risk.cold_start.novelty_needs_confidence && s.lowConfidence) continue;
+    try {
+      const fired = RULES[id](s, risk.factors);
+      if (fired) reasons.push({ factor: id, contribution: f.weight, detail: fired });
+    } catch (err) {
+      errors.push(`${id}: ${(err as Error).message}`);
+    }
+  }
+  reasons.sort((a, b) => b.contribution - a.contribution);
+  const base = {
+    reasons, confidence: s.confidence, modelProbability, policyVersion: policy.version, modelVersion: policy.forest.version, errors,
+  };
+  if (errors.length > 0) return { ...base, score: 1, level: 'critical' };
+  const score = Math.min(1, Math.max(0, reasons.reduce((sum, r) => sum + r.contribution, 0)));
+  let level = levelOf(score, risk.levels);
+  if (s.lowConfidence && rank(level) < rank(risk.cold_start.minimum_level)) {
+    level = risk.cold_start.minimum_level;
+    reasons.push({ factor: 'cold_start', contribution: 0, detail: `little history (confidence ${s.confidence.toFixed(2)}): at least ${level}` });
+  }
+  return { ...base, score, level };
+}

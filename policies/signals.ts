@@ -1,0 +1,202 @@
+/**
+ * Signals: what a login looks like against the user's own history, the IP's recent
+ * failures and the policy's network lists. Pure functions of plain data.
+ */
+import net from 'node:net';
+import { hourOfWeek, keysOf } from './history.ts';
+import type { ListsPolicy, RiskPolicy } from './schema.ts';
+import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
+
+export interface CompiledLists {
+  tor: net.BlockList;
+  vpn: net.BlockList;
+  trusted: net.BlockList;
+  hostingAsns: Set<number>;
+}
+
+/** Throws with the offending entry when a list item is not an address or CIDR. */
+export function compileLists(l: ListsPolicy): CompiledLists {
+  const block = (items: string[]) => {
+    const b = new net.BlockList();
+    for (const item of items) {
+      const [addr = '', prefix] = item.split('/');
+      const family = net.isIP(addr);
+      if (family === 0) throw new Error(`"${item}" is not an IP address or CIDR`);
+      const type = family === 4 ? 'ipv4' : 'ipv6';
+      if (prefix === undefined) b.addAddress(addr, type);
+      else {
+        const p = Number(prefix);
+        if (!Number.isInteger(p) || p < 0 || p > (family === 4 ? 32 : 128)) throw new Error(`"${item}" has an invalid prefix length`);
+        b.addSubnet(addr, p, type);
+      }
+    }
+    return b;
+  };
+  return { tor: block(l.tor_exit_addresses), vpn: block(l.vpn_proxy_networks), trusted: block(l.trusted_networks), hostingAsns: new Set(l.hosting_asns) };
+}
+
+export interface Signals {
+  /** 0 … 1: how much trusted history there is (cold start). */
+  confidence: number;
+  lowConfidence: boolean;
+  trusted: number;
+  historyDays: number;
+  scope: AddressScope;
+  /** A public address with coordinates. */
+  located: boolean;
+  /** Undefined where the login carries no value of that kind. */
+  novel: { ip?: boolean; asn?: boolean; country?: boolean; city?: boolean; device?: boolean; browser?: boolean; os?: boolean };
+  /** Fraction of trusted logins seen with this value (0 = never). */
+  freq: { ip: number; asn: number; country: number; city: number; device: number; browser: number; os: number };
+  /** Fraction of trusted logins within ±1 h of this hour of the week; undefined without history. */
+  hourFraction?: number | undefined;
+  distanceKm?: number | undefined;
+  hoursSinceLast?: number | undefined;
+  speedKmh?: number | undefined;
+  countriesLastHour: number;
+  accountFailures: number;
+  ipFailures: number;
+  ipDistinctAccounts: number;
+  tor: boolean;
+  vpn: boolean;
+  hosting: boolean;
+  trustedNetwork: boolean;
+  keystroke?: { score: number; confidence: number } | undefined;
+}
+
+const EARTH_RADIUS_KM = 6371;
+
+/** Great-circle distance (haversine). */
+export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const rad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * rad;
+  const dLon = (lon2 - lon1) * rad;
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
+function novelty(map: Record<string, Seen>, key: string | undefined, trusted: number): { novel?: boolean; freq: number } {
+  if (key === undefined) return { freq: 0 };
+  const e = map[key];
+  return { novel: !e, freq: e && trusted > 0 ? Math.min(1, e.n / trusted) : 0 };
+}
+
+export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHistory, policy: RiskPolicy, lists: CompiledLists): Signals {
+  const { cold_start: cold, history } = policy;
+  const historyDays = user.first !== undefined ? Math.max(0, (ctx.ts - user.first) / 86_400_000) : 0;
+  const byEvents = cold.min_events > 0 ? Math.min(1, user.trusted / cold.min_events) : 1;
+  const byAge = cold.min_history_days > 0 ? Math.min(1, historyDays / cold.min_history_days) : 1;
+  const confidence = byEvents * byAge;
+
+  const keys = keysOf(ctx);
+  const n = user.trusted;
+  const ipN = novelty(user.ips, keys.ips, n);
+  const asnN = novelty(user.asns, keys.asns, n);
+  const countryN = novelty(user.countries, keys.countries, n);
+  const cityN = novelty(user.cities, keys.cities, n);
+  const browserN = novelty(user.browsers, keys.browsers, n);
+  const osN = novelty(user.oses, keys.oses, n);
+  // Without a device id the browser is unrecognised, if the user ever had recognised ones.
+  const deviceN = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n)
+    : Object.keys(user.devices).length > 0 ? { novel: true, freq: 0 } : { freq: 0 };
+
+  let hourFraction: number | undefined;
+  if (n > 0) {
+    const h = hourOfWeek(ctx.ts);
+    const around = (user.hours[(h + 167) % 168] ?? 0) + (user.hours[h] ?? 0) + (user.hours[(h + 1) % 168] ?? 0);
+    hourFraction = around / n;
+  }
+
+  let dist: number | undefined;
+  let hoursSince: number | undefined;
+  let speed: number | undefined;
+  const { lat, lon } = ctx.place;
+  if (user.last) {
+    hoursSince = Math.max(0, (ctx.ts - user.last.ts) / 3_600_000);
+    if (lat !== undefined && lon !== undefined && user.last.lat !== undefined && user.last.lon !== undefined) {
+      dist = distanceKm(user.last.lat, user.last.lon, lat, lon);
+      // At least a minute between logins: clocks and geolocation are not that precise.
+      speed = dist / Math.max(hoursSince, 1 / 60);
+    }
+  }
+
+  const countries = new Set(user.recent.filter((r) => r.ts > ctx.ts - 3_600_000).map((r) => r.country));
+  if (ctx.place.country) countries.add(ctx.place.country);
+
+  const since = ctx.ts - history.failure_window_minutes * 60_000;
+  const ipFailures = ip.failures.filter((f) => f.ts > since);
+  const family = net.isIP(ctx.ip);
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  const inList = (b: net.BlockList) => family !== 0 && b.check(ctx.ip, type);
+
+  return {
+    confidence,
+    lowConfidence: confidence < 1,
+    trusted: n,
+    historyDays,
+    scope: ctx.place.scope,
+    located: ctx.place.scope === 'public' && lat !== undefined && lon !== undefined,
+    novel: { ip: ipN.novel, asn: asnN.novel, country: countryN.novel, city: cityN.novel, device: deviceN.novel, browser: browserN.novel, os: osN.novel },
+    freq: { ip: ipN.freq, asn: asnN.freq, country: countryN.freq, city: cityN.freq, device: deviceN.freq, browser: browserN.freq, os: osN.freq },
+    hourFraction,
+    distanceKm: dist,
+    hoursSinceLast: hoursSince,
+    speedKmh: speed,
+    countriesLastHour: countries.size,
+    accountFailures: user.failures.filter((t) => t > since).length,
+    ipFailures: ipFailures.length,
+    ipDistinctAccounts: new Set(ipFailures.map((f) => f.user)).size,
+    tor: inList(lists.tor),
+    vpn: inList(lists.vpn),
+    hosting: ctx.place.asn !== undefined && lists.hostingAsns.has(ctx.place.asn),
+    trustedNetwork: inList(lists.trusted),
+    keystroke: ctx.keystroke,
+  };
+}
+
+/** The model's inputs, in this order. Changing it needs a retrained model. */
+export const FEATURE_NAMES = [
+  'log_trusted', 'log_history_days', 'ip_freq', 'asn_freq', 'country_freq', 'city_freq', 'device_freq', 'browser_freq',
+  'os_freq', 'hour_fraction', 'log_distance_km', 'log_speed_kmh', 'log_hours_since_last', 'countries_last_hour',
+  'account_failures', 'log_ip_failures', 'ip_distinct_accounts', 'tor', 'vpn', 'hosting', 'trusted_network',
+  'located', 'special_address', 'keystroke', 'mobile',
+] as const;
+
+/** Rounds to a grid: keeps the forest's split search small and its inputs identical live and in training. */
+const q = (x: number, step: number) => Math.round(x / step) * step;
+const cap = (x: number, max: number) => Math.min(x, max);
+
+/**
+ * History-relative features for the random forest, quantised to fixed grids (the split
+ * search of ml-cart is quadratic in the number of distinct values; a few dozen per feature
+ * keep training to seconds and lose nothing a login decision needs).
+ */
+export function featureVector(s: Signals, ctx: LoginContext, out: Float64Array = new Float64Array(FEATURE_NAMES.length)): Float64Array {
+  const b = (x: boolean) => (x ? 1 : 0);
+  out[0] = q(cap(Math.log1p(s.trusted), 8), 0.25);
+  out[1] = q(cap(Math.log1p(s.historyDays), 7), 0.25);
+  out[2] = q(s.freq.ip, 0.05);
+  out[3] = q(s.freq.asn, 0.05);
+  out[4] = q(s.freq.country, 0.05);
+  out[5] = q(s.freq.city, 0.05);
+  out[6] = q(s.freq.device, 0.05);
+  out[7] = q(s.freq.browser, 0.05);
+  out[8] = q(s.freq.os, 0.05);
+  out[9] = s.hourFraction === undefined ? -1 : q(s.hourFraction, 0.02);
+  out[10] = s.distanceKm === undefined ? -1 : q(Math.log1p(s.distanceKm), 0.5);
+  out[11] = s.speedKmh === undefined ? -1 : q(cap(Math.log1p(s.speedKmh), 12), 0.5);
+  out[12] = s.hoursSinceLast === undefined ? -1 : q(cap(Math.log1p(s.hoursSinceLast), 9), 0.5);
+  out[13] = cap(s.countriesLastHour, 10);
+  out[14] = cap(s.accountFailures, 20);
+  out[15] = q(cap(Math.log1p(s.ipFailures), 8), 0.5);
+  out[16] = cap(s.ipDistinctAccounts, 50);
+  out[17] = b(s.tor);
+  out[18] = b(s.vpn);
+  out[19] = b(s.hosting);
+  out[20] = b(s.trustedNetwork);
+  out[21] = b(s.located);
+  out[22] = b(s.scope !== 'public');
+  out[23] = s.keystroke ? q(s.keystroke.score * s.keystroke.confidence, 0.05) : -1;
+  out[24] = b(ctx.agent.device === 'mobile' || ctx.agent.device === 'tablet');
+  return out;
+}

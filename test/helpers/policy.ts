@@ -1,0 +1,27 @@
+/** Policy directories for tests: the shipped policy, with parts changed. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
+import { tempDir } from './env.ts';
+
+export type PolicyFiles = { risk: Record<string, any>; lists: Record<string, any>; assurance: Record<string, any> };
+
+/** Copies the shipped policy (model included) to a temp dir, applying `patch` to the parsed YAML. */
+export function makePolicyDir(patch: (f: PolicyFiles) => void = () => {}): string {
+  const dir = tempDir('idp-policy-');
+  const read = (f: string) => parse(fs.readFileSync(path.join(DEFAULT_POLICY_DIR, f), 'utf8')) as Record<string, any>;
+  const files: PolicyFiles = { risk: read('risk.yml'), lists: read('lists.yml'), assurance: read('assurance.yml') };
+  patch(files);
+  fs.copyFileSync(path.join(DEFAULT_POLICY_DIR, files.risk.model.file), path.join(dir, path.basename(files.risk.model.file)));
+  files.risk.model.file = path.basename(files.risk.model.file);
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, `${name}.yml`), stringify(content));
+  return dir;
+}
+
+/** A policy that asks only for a password below `critical`: for tests about other things. */
+export function passwordOnlyPolicy(): string {
+  return makePolicyDir((f) => {
+    f.assurance.default = { low: 'aal1', medium: 'aal1', high: 'aal1', critical: 'block' };
+  });
+}
