@@ -34,8 +34,11 @@ function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {}): Compi
   return loadPolicy(dir, opts);
 }
 
-/** Reads a JSONL event file, validating each line; errors name the line. */
-async function* readEvents(file: string, progress?: (bytes: number) => void): AsyncGenerator<LoginEvent> {
+/**
+ * Reads a JSONL event file, validating each line and handing each event to `each`; any
+ * error, in the file or in replaying it, names the line.
+ */
+async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, progress?: (bytes: number) => void): Promise<number> {
   let stream: fs.ReadStream;
   try {
     fs.accessSync(file, fs.constants.R_OK);
@@ -58,11 +61,22 @@ async function* readEvents(file: string, progress?: (bytes: number) => void): As
       throw new CliError(`${file}:${n}: not valid JSON`);
     }
     try {
-      yield validateEvent(parsed);
+      await each(validateEvent(parsed));
     } catch (e) {
       if (e instanceof EventError) throw new CliError(`${file}:${n}: ${e.message}`);
       throw e;
     }
+  }
+  return n;
+}
+
+/** Size of a readable input file, or a one-line error. */
+function inputSize(file: string): number {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    return fs.statSync(file).size;
+  } catch {
+    throw new CliError(`cannot read ${file}`);
   }
 }
 
@@ -142,13 +156,13 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
   const legit: number[][] = [];
   let legitSeen = 0;
   const rng = new Rng(opts.seed);
-  const size = fs.statSync(o.events).size;
+  const size = inputSize(o.events);
   const bar = progressBar('features', size);
   let events = 0;
-  for await (const e of readEvents(o.events, bar.update)) {
+  await forEachEvent(o.events, (e) => {
     events += 1;
     const r = replay.process(e);
-    if (!r?.features || !r.label) continue;
+    if (!r?.features || !r.label) return;
     if (r.label === 'attack') attacks.push([...r.features]);
     else {
       // Reservoir sample of legitimate rows, so memory stays bounded.
@@ -160,7 +174,7 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
         if (j < cap) legit[j] = [...r.features];
       }
     }
-  }
+  }, bar.update);
   bar.done();
   if (attacks.length === 0 || legit.length === 0) throw new CliError('the events need labels ("label": "legit" / "attack") of both kinds to train on');
   const keepLegit = Math.min(legit.length, Math.max(attacks.length * 4, maxRows - attacks.length));
@@ -188,8 +202,8 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
 
 async function replayInto(policy: CompiledPolicy, lookup: GeoLookup, file: string, onEach: (s: ScoredEvent | undefined, e: LoginEvent) => Promise<void> | void, label = 'replay') {
   const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
-  const bar = progressBar(label, fs.statSync(file).size);
-  for await (const e of readEvents(file, bar.update)) await onEach(replay.process(e), e);
+  const bar = progressBar(label, inputSize(file));
+  await forEachEvent(file, (e) => onEach(replay.process(e), e), bar.update);
   bar.done();
 }
 
@@ -221,13 +235,13 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
   const summary = new Summary();
   const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
   const base = baseline ? new Replayer(baseline, (ip) => lookup.lookup(ip)) : undefined;
-  const bar = progressBar('simulate', fs.statSync(o.events).size);
+  const bar = progressBar('simulate', inputSize(o.events));
   const started = performance.now();
-  for await (const e of readEvents(o.events, bar.update)) {
+  await forEachEvent(o.events, async (e) => {
     const r = replay.process(e);
     summary.add(r, e.success);
     const b = base?.process(e);
-    if (!r) continue;
+    if (!r) return;
     await decisions.write(JSON.stringify({
       id: r.id, score: Number(r.assessment.score.toFixed(4)), level: r.assessment.level, decision: r.decision.decision,
       requiredAcr: r.decision.requiredAcr ?? null,
@@ -237,7 +251,7 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
       summary.change(b.decision.decision, r.decision.decision);
       await changes.write(JSON.stringify({ id: r.id, baseline: b.decision.decision, candidate: r.decision.decision, baselineScore: Number(b.assessment.score.toFixed(4)), candidateScore: Number(r.assessment.score.toFixed(4)) }));
     }
-  }
+  }, bar.update);
   bar.done();
   await decisions.close();
   await changes?.close();

@@ -2,7 +2,7 @@
  * The random forest: trained with `ml-random-forest`, then compiled into flat arrays for
  * inference. The library's own prediction walks Matrix views and allocates per tree; the
  * compiled form walks plain arrays with no allocation, which keeps an assessment well under
- * a millisecond. A test checks that the compiled votes equal the library's predictions.
+ * a millisecond. A test checks that the compiled trees vote as the library's trees do.
  *
  * The model file is JSON; its sha256 is pinned in the policy (risk.yml `model.sha256`) and a
  * file that does not match is refused.
@@ -38,7 +38,10 @@ export interface Forest {
   readonly trees: readonly FlatTree[];
   /** Mean leaf probability of attack over the trees (soft vote), in [0, 1]. */
   probability(x: ArrayLike<number>): number;
-  /** Fraction of trees voting attack (hard vote), as ml-random-forest's predictProbability. */
+  /**
+   * Fraction of trees voting attack (hard vote). ml-random-forest's predictProbability means
+   * this but drops the first tree (its `reduce` has no initial value); this counts them all.
+   */
   votes(x: ArrayLike<number>): number;
 }
 

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { loadModel, sha256Hex, type Forest } from './forest.ts';
 import { POLICY_FILES, type AssurancePolicy, type ListsPolicy, type RiskPolicy } from './schema.ts';
@@ -54,8 +54,19 @@ interface Parsed<T> {
   value?: T;
 }
 
-/** Position of the node at `keyPath`, or of its nearest existing ancestor. */
+/** Position of the node at `keyPath` (of its key, for a map entry), or of its nearest existing ancestor. */
 function position(p: Parsed<unknown>, keyPath: (string | number)[]): { line?: number; column?: number } {
+  if (keyPath.length > 0) {
+    const parent = keyPath.length === 1 ? p.doc.contents : p.doc.getIn(keyPath.slice(0, -1), true);
+    const last = keyPath[keyPath.length - 1];
+    if (isMap(parent)) {
+      const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === last);
+      if (pair && isNode(pair.key) && pair.key.range) {
+        const { line, col } = p.lines.linePos(pair.key.range[0]);
+        return { line, column: col };
+      }
+    }
+  }
   for (let n = keyPath.length; n >= 0; n -= 1) {
     const node = n === 0 ? p.doc.contents : p.doc.getIn(keyPath.slice(0, n), true);
     if (isNode(node) && node.range) {

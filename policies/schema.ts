@@ -68,7 +68,7 @@ export const riskSchema = z.strictObject({
     new_browser: factor({}),
     new_os: factor({}),
     unusual_hour: factor({
-      /** Fires when fewer than this fraction of the user's logins fell within ±1 h of this hour of the week. */
+      /** Fires when fewer than this fraction of the user's logins fell within ±1 h of this hour of the day. */
       below_fraction: z.number().min(0).max(1),
     }),
     impossible_travel: factor({

@@ -48,7 +48,7 @@ export interface Signals {
   novel: { ip?: boolean; asn?: boolean; country?: boolean; city?: boolean; device?: boolean; browser?: boolean; os?: boolean };
   /** Fraction of trusted logins seen with this value (0 = never). */
   freq: { ip: number; asn: number; country: number; city: number; device: number; browser: number; os: number };
-  /** Fraction of trusted logins within ±1 h of this hour of the week; undefined without history. */
+  /** Fraction of trusted logins within ±1 h of this hour of the day; undefined without history. */
   hourFraction?: number | undefined;
   distanceKm?: number | undefined;
   hoursSinceLast?: number | undefined;
@@ -100,11 +100,16 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   const deviceN = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n)
     : Object.keys(user.devices).length > 0 ? { novel: true, freq: 0 } : { freq: 0 };
 
+  // Hours are kept per hour of the week, but compared by hour of day (±1 h) across the whole
+  // week: a history of a few dozen logins rarely repeats an exact hour of the week.
   let hourFraction: number | undefined;
   if (n > 0) {
-    const h = hourOfWeek(ctx.ts);
-    const around = (user.hours[(h + 167) % 168] ?? 0) + (user.hours[h] ?? 0) + (user.hours[(h + 1) % 168] ?? 0);
-    hourFraction = around / n;
+    const hod = hourOfWeek(ctx.ts) % 24;
+    let around = 0;
+    for (let day = 0; day < 7; day += 1) {
+      for (const dh of [-1, 0, 1]) around += user.hours[day * 24 + ((hod + dh + 24) % 24)] ?? 0;
+    }
+    hourFraction = Math.min(1, around / n);
   }
 
   let dist: number | undefined;

@@ -12,6 +12,12 @@ export interface Page {
 
 export class Browser {
   readonly cookies = new Map<string, string>();
+  /** Sent with every request (e.g. X-Forwarded-For, User-Agent). */
+  readonly headers: Record<string, string>;
+
+  constructor(headers: Record<string, string> = {}) {
+    this.headers = headers;
+  }
 
   #store(res: Response): void {
     for (const line of res.headers.getSetCookie()) {
@@ -28,6 +34,7 @@ export class Browser {
 
   async request(url: URL | string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
+    for (const [k, v] of Object.entries(this.headers)) if (!headers.has(k)) headers.set(k, v);
     if (this.cookies.size) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
     this.#store(res);

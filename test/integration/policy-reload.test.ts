@@ -1,0 +1,98 @@
+/**
+ * Hot reload: a saved policy change is live within a second; a broken one is rejected with
+ * a clear log line and counted, and the last good policy keeps serving.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { makePolicyDir } from '../helpers/policy.ts';
+
+async function metrics(srv: TestServer): Promise<string> {
+  const res = await fetch(`${srv.url}/metrics`);
+  assert.equal(res.status, 200);
+  return res.text();
+}
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+
+async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return performance.now() - t0;
+}
+
+describe('policy hot reload', () => {
+  let srv: TestServer;
+  let dir: string;
+
+  before(async () => {
+    dir = makePolicyDir();
+    srv = await startTestServer('embedded', { POLICY_DIR: dir });
+  });
+  after(() => srv?.close());
+
+  it('serves a saved change within a second', async () => {
+    const before = srv.policies.current();
+    const riskFile = path.join(dir, 'risk.yml');
+    const risk = parse(fs.readFileSync(riskFile, 'utf8')) as { factors: { new_country: { weight: number } } };
+    risk.factors.new_country.weight = 0.42;
+    fs.writeFileSync(riskFile, stringify(risk));
+    const took = await waitFor(() => srv.policies.current().version !== before.version, 5000);
+    assert.ok(took < 1000, `live after ${took.toFixed(0)} ms`);
+    assert.equal(srv.policies.current().risk.factors.new_country.weight, 0.42);
+    assert.ok(srv.logs.some((l) => l.msg === 'policy.reloaded' && l.version === srv.policies.current().version));
+    const m = await metrics(srv);
+    assert.equal(metric(m, 'idp_policy_reloads_total'), 1);
+    assert.match(m, new RegExp(`idp_policy_info\\{version="${srv.policies.current().version}"`));
+  });
+
+  it('rejects a broken change, says why, counts it, and keeps the last good policy', async () => {
+    const good = srv.policies.current();
+    const assuranceFile = path.join(dir, 'assurance.yml');
+    const text = fs.readFileSync(assuranceFile, 'utf8');
+    fs.writeFileSync(assuranceFile, text.replace(/medium: aal2/, 'medium: aal7'));
+    await waitFor(() => srv.policies.stats.rejected === 1, 5000);
+    assert.equal(srv.policies.current(), good, 'the same compiled policy object keeps serving');
+    const line = srv.logs.find((l) => l.msg === 'policy.rejected');
+    assert.ok(line);
+    assert.equal(line.level, 'error');
+    assert.match(String(line.errors), /assurance\.yml:\d+:\d+: default\.medium: "aal7" is not an assurance level/);
+    const m = await metrics(srv);
+    assert.equal(metric(m, 'idp_policy_reloads_rejected_total'), 1);
+    assert.match(m, new RegExp(`idp_policy_info\\{version="${good.version}"`));
+
+    // Fixing the file brings reloads back.
+    fs.writeFileSync(assuranceFile, text.replace(/medium: aal2/, 'medium: aal3'));
+    await waitFor(() => srv.policies.current().assurance.default.medium === 'aal3', 5000);
+  });
+
+  it('refuses a change of ACR values, which discovery has already published', async () => {
+    const good = srv.policies.current();
+    const assuranceFile = path.join(dir, 'assurance.yml');
+    fs.writeFileSync(assuranceFile, fs.readFileSync(assuranceFile, 'utf8').replace('urn:adaptive-idp:aal3', 'urn:other:aal3'));
+    await waitFor(() => srv.policies.stats.rejected === 2, 5000);
+    assert.equal(srv.policies.current(), good);
+    assert.match(srv.policies.stats.lastError ?? '', /ACR values changed/);
+  });
+
+  it('answers /metrics only to loopback callers without a token', async () => {
+    const res = await fetch(`${srv.url}/metrics`, { headers: { 'x-forwarded-for': '8.8.8.8' } });
+    assert.equal(res.status, 200, 'the socket address counts, not a header');
+    const tokenSrv = await startTestServer('embedded', { METRICS_TOKEN: 'metrics-secret-token' });
+    try {
+      assert.equal((await fetch(`${tokenSrv.url}/metrics`)).status, 403);
+      assert.equal((await fetch(`${tokenSrv.url}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status, 403);
+      const ok = await fetch(`${tokenSrv.url}/metrics`, { headers: { authorization: 'Bearer metrics-secret-token' } });
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /idp_events_total\{event="login.succeeded"\} 0/);
+    } finally {
+      await tokenSrv.close();
+    }
+  });
+});

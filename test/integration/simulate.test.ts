@@ -1,0 +1,148 @@
+/**
+ * `idp simulate` on a small hand-made history with known answers, run as the real command.
+ * The policy scores by rules alone (model weight 0), so every score can be worked out by hand.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { makePolicyDir } from '../helpers/policy.ts';
+import { tempDir } from '../helpers/env.ts';
+import type { LoginEvent } from '../../policies/synth.ts';
+
+const CLI = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
+const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0';
+const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';
+
+function idp(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+const day = (d: number, hhmm: string) => `2026-03-0${d}T${hhmm}:00.000Z`;
+let n = 0;
+const ev = (e: Omit<LoginEvent, 'id'>): LoginEvent => ({ id: `ev${String((n += 1)).padStart(2, '0')}`, clientId: 'web', scope: 'openid', ...e });
+
+/** Alice logs in from London every morning; an attacker in Sydney has her password. */
+const HISTORY: LoginEvent[] = [
+  ...[1, 2, 3, 4, 5].map((d) => ev({ ts: day(d, '09:00'), user: 'alice', ip: '81.2.69.142', userAgent: FIREFOX, deviceId: 'alice-laptop', success: true, mfa: 'pass', label: 'legit' })),
+  ev({ ts: day(5, '09:20'), user: 'alice', ip: '1.1.1.1', userAgent: SAFARI, success: true, mfa: 'fail', label: 'attack', attackType: 'impossible_travel' }),
+  ev({ ts: day(5, '10:00'), user: 'alice', ip: '81.2.69.142', userAgent: FIREFOX, deviceId: 'alice-laptop', success: true, mfa: 'pass', label: 'legit' }),
+  // Credential stuffing from a cloud address: 11 wrong passwords on 11 accounts, then a hit.
+  ...Array.from({ length: 11 }, (_, i) => ev({ ts: day(6, `12:0${Math.floor(i / 2)}`), user: `victim${i}`, ip: '52.95.110.1', userAgent: FIREFOX, success: false, label: 'attack', attackType: 'credential_stuffing' })),
+  ev({ ts: day(6, '12:07'), user: 'victim99', ip: '52.95.110.1', userAgent: FIREFOX, success: true, mfa: 'fail', label: 'attack', attackType: 'credential_stuffing' }),
+  ev({ ts: day(6, '13:00'), user: 'bob', ip: '8.8.8.8', userAgent: SAFARI, deviceId: 'bob-mac', success: true, mfa: 'pass', label: 'legit' }),
+];
+
+interface Line { id: string; score: number; level: string; decision: string; requiredAcr: string | null; reasons: { factor: string; contribution: number }[] }
+
+describe('idp simulate', () => {
+  let rules: string;
+  let eventsFile: string;
+
+  before(() => {
+    rules = makePolicyDir((f) => { f.risk.model.weight = 0; });
+    eventsFile = path.join(tempDir(), 'events.jsonl');
+    fs.writeFileSync(eventsFile, HISTORY.map((e) => JSON.stringify(e)).join('\n'));
+  });
+
+  it('replays the history and writes the decisions and the summary it should', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await idp(['simulate', '--events', eventsFile, '--policy', rules, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = fs.readFileSync(path.join(out, 'decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    const scored = HISTORY.filter((e) => e.success);
+    assert.deepEqual(lines.map((l) => l.id), scored.map((e) => e.id), 'one line per right password, in order');
+
+    const byId = Object.fromEntries(lines.map((l) => [l.id, l]));
+    // Alice's own logins: nothing unusual (the first has no history to compare with).
+    for (const e of HISTORY.filter((x) => x.user === 'alice' && x.label === 'legit')) {
+      assert.equal(byId[e.id]!.decision, 'allow', e.id);
+      assert.equal(byId[e.id]!.score, 0, e.id);
+    }
+    // Sydney 20 minutes after London: impossible travel plus everything new → critical, block.
+    const attack = byId[HISTORY[5]!.id]!;
+    const factors = attack.reasons.map((x) => x.factor);
+    for (const f of ['impossible_travel', 'new_country', 'new_city', 'new_asn', 'new_ip', 'new_device', 'new_browser', 'new_os']) assert.ok(factors.includes(f), f);
+    assert.equal(attack.score, 1);
+    assert.equal(attack.level, 'critical');
+    assert.equal(attack.decision, 'block');
+    assert.equal(attack.requiredAcr, null);
+    // The stuffing hit: a cloud address (0.25), failures on 11 accounts (0.35), 11 failures (0.10).
+    const hit = byId[HISTORY[18]!.id]!;
+    assert.deepEqual(hit.reasons.map((x) => x.factor).sort(), ['credential_stuffing', 'hosting_network', 'ip_failures', 'model']);
+    assert.ok(Math.abs(hit.score - 0.7) < 1e-9);
+    assert.equal(hit.level, 'high');
+    assert.equal(hit.decision, 'step_up');
+    assert.equal(hit.requiredAcr, 'urn:adaptive-idp:aal2');
+    assert.equal(byId[HISTORY[19]!.id]!.decision, 'allow', 'bob, new and ordinary');
+
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    assert.equal(summary.events, HISTORY.length);
+    assert.equal(summary.scored, scored.length);
+    assert.equal(summary.failedPasswords, 11);
+    assert.deepEqual(summary.decisions, { allow: 7, step_up: 1, block: 1 });
+    assert.deepEqual(summary.levels, { low: 7, medium: 0, high: 1, critical: 1 });
+    assert.equal(summary.detection.legit.n, 7);
+    assert.equal(summary.detection.legit.challengedOrBlocked, 0);
+    assert.equal(summary.detection.attacks.impossible_travel.caught, 1);
+    assert.equal(summary.detection.attacks.impossible_travel.blocked, 1);
+    assert.equal(summary.detection.attacks.credential_stuffing.n, 1);
+    assert.equal(summary.detection.attacks.credential_stuffing.caught, 1);
+    assert.equal(summary.detection.all.score.auc, 1);
+    assert.match(summary.policyVersion, /^[0-9a-f]{12}$/);
+  });
+
+  it('lists the decisions a candidate policy changes against a baseline', async () => {
+    const candidate = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.weight = 0; });
+    const out = path.join(tempDir(), 'cmp');
+    const r = await idp(['simulate', '--events', eventsFile, '--policy', candidate, '--baseline-policy', rules, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const changes = fs.readFileSync(path.join(out, 'changes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(changes.map((c) => [c.id, c.baseline, c.candidate]), [[HISTORY[5]!.id, 'block', 'step_up']]);
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    assert.equal(summary.baseline.changedDecisions, 1);
+    assert.deepEqual(summary.baseline.transitions, { 'block->step_up': 1 });
+  });
+
+  it('never lets labels reach the scorer', async () => {
+    const unlabelled = path.join(tempDir(), 'unlabelled.jsonl');
+    fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, ...e }) => JSON.stringify(e)).join('\n'));
+    const a = path.join(tempDir(), 'a');
+    const b = path.join(tempDir(), 'b');
+    assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', rules, '--out', a])).code, 0);
+    assert.equal((await idp(['simulate', '--events', unlabelled, '--policy', rules, '--out', b])).code, 0);
+    assert.equal(fs.readFileSync(path.join(a, 'decisions.jsonl'), 'utf8'), fs.readFileSync(path.join(b, 'decisions.jsonl'), 'utf8'));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(b, 'summary.json'), 'utf8')).detection, undefined);
+  });
+
+  it('refuses events out of time order or malformed, naming the line', async () => {
+    const bad = path.join(tempDir(), 'bad.jsonl');
+    const swapped = [...HISTORY];
+    [swapped[2], swapped[3]] = [swapped[3]!, swapped[2]!];
+    fs.writeFileSync(bad, swapped.map((e) => JSON.stringify(e)).join('\n'));
+    const r = await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'x')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.jsonl:4: events must be in time order/);
+
+    fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\n{"id": "x", "ts": "yesterday"}\n`);
+    const r2 = await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'y')]);
+    assert.match(r2.stderr, /bad\.jsonl:2: "user" must be a string/);
+    fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\nnot json\n`);
+    assert.match((await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'z')])).stderr, /bad\.jsonl:2: not valid JSON/);
+    assert.equal((await idp(['simulate', '--events', '/nonexistent.jsonl', '--out', path.join(tempDir(), 'w')])).stderr.trim(), 'idp: cannot read /nonexistent.jsonl');
+  });
+
+  it('checks a policy directory from the command line', async () => {
+    const ok = await idp(['policy', 'check', rules]);
+    assert.equal(ok.code, 0);
+    assert.match(ok.stdout, /is valid \(version [0-9a-f]{12}, model [0-9a-f]{12}\)/);
+    const broken = makePolicyDir((f) => { f.risk.levels.high = 2; });
+    const r = await idp(['policy', 'check', broken]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${broken.replace(/[/\\]/g, '.')}.risk\\.yml:\\d+:\\d+: levels\\.high: Too big`));
+  });
+});
