@@ -21,6 +21,15 @@ import { PasswordHasher } from '../../interactions/methods/password.ts';
 import { loadSettings } from '../../idp/settings.ts';
 import { freePort, mongoUriForTest, tempDir, testEnv, type StoreKind } from '../helpers/env.ts';
 import { Browser, findForm } from '../helpers/browser.ts';
+import { execFileSync } from 'node:child_process';
+import { openGeo } from '../../adapters/geoip.ts';
+import { decide } from '../../policies/decision.ts';
+import { emptyIpHistory, emptyUserHistory, observe } from '../../policies/history.ts';
+import { loadPolicy } from '../../policies/policy.ts';
+import { scoreLogin } from '../../policies/score.ts';
+import { computeSignals, featureVector } from '../../policies/signals.ts';
+import { parseAgent } from '../../policies/ua.ts';
+import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -197,7 +206,67 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
   }
 }
 
+/** One live assessment: geo + ASN lookup, UA parse, signals, features, forest, rules, decision. */
+async function assessmentBench() {
+  const geo = await openGeo();
+  const policy = loadPolicy(DEFAULT_POLICY_DIR);
+  const ua = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+  const user = emptyUserHistory();
+  const ipHist = emptyIpHistory();
+  const t0 = Date.parse('2026-03-02T08:00:00Z');
+  for (let i = 0; i < 30; i += 1) {
+    const ctx = { ts: t0 + i * 86_400_000, user: 'u', ip: `81.2.69.${140 + (i % 5)}`, place: geo.lookup(`81.2.69.${140 + (i % 5)}`), agent: parseAgent(ua), deviceId: 'd1', scopes: ['openid'] };
+    observe(user, ipHist, ctx, { kind: 'password_ok', decision: 'allow' }, policy.risk);
+  }
+  // Random public addresses: no lookup cache to help.
+  const ips = Array.from({ length: 20_000 }, () => `${1 + crypto.randomInt(222)}.${crypto.randomInt(256)}.${crypto.randomInt(256)}.${1 + crypto.randomInt(254)}`);
+  const times: number[] = [];
+  const tEnd = t0 + 40 * 86_400_000;
+  for (let i = 0; i < 100_000; i += 1) {
+    const ip = ips[i % ips.length]!;
+    const s0 = performance.now();
+    const ctx = { ts: tEnd + i * 1000, user: 'u', ip, place: geo.lookup(ip), agent: parseAgent(ua), deviceId: 'd1', scopes: ['openid'] };
+    const signals = computeSignals(ctx, user, ipHist, policy.risk, policy.lists);
+    const a = scoreLogin(ctx, signals, policy, featureVector(signals, ctx));
+    decide({ level: a.level, scopes: ctx.scopes, achieved: 'aal1' }, policy);
+    times.push(performance.now() - s0);
+  }
+  times.sort((a, b) => a - b);
+  const us = (x: number) => `${(x * 1000).toFixed(1)} µs`;
+  console.log(`one assessment (geo+ASN+forest of ${policy.forest.trees.length} trees+rules+decision), 100,000 runs: p50 ${us(pct(times, 50))}, p99 ${us(pct(times, 99))}, max ${us(times.at(-1)!)}  (target p99 ≤ 1 ms)`);
+}
+
+/** The simulator over BENCH_SIM_EVENTS synthetic events (default 1,000,000), one process. */
+function simulatorBench() {
+  const target = Number(process.env.BENCH_SIM_EVENTS ?? 1_000_000);
+  const cli = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
+  const dir = path.join(os.tmpdir(), 'idp-bench-sim');
+  fs.mkdirSync(dir, { recursive: true });
+  // ~0.67 events per user-day with these options (measured): pick users to reach the target.
+  const days = 60;
+  const users = Math.max(100, Math.round(target / (days * 0.67)));
+  const file = path.join(dir, `synth-${users}u-${days}d.jsonl`);
+  if (!fs.existsSync(file)) {
+    const t = performance.now();
+    execFileSync(process.execPath, [cli, 'model', 'synth', '--seed', '11', '--users', String(users), '--days', String(days), '--out', file], { stdio: ['ignore', 'ignore', 'ignore'] });
+    console.log(`generated ${file} in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  }
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+  const out = path.join(dir, 'sim-out');
+  const t = performance.now();
+  const res = execFileSync(process.execPath, [cli, 'simulate', '--events', file, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const wall = (performance.now() - t) / 1000;
+  const r = JSON.parse(res) as { events: number; eventsPerSecond: number };
+  console.log(`simulator: ${r.events.toLocaleString('en')} events (${lines.toLocaleString('en')} lines) in ${wall.toFixed(1)} s wall incl. start-up = ${Math.round(r.events / wall).toLocaleString('en')} events/s; replay loop alone ${r.eventsPerSecond.toLocaleString('en')} events/s (one process, target ≥ 20,000/s)`);
+}
+
 console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}`);
+if (process.env.BENCH_ONLY !== 'server') {
+  console.log('\n## risk engine');
+  await assessmentBench();
+  simulatorBench();
+  if (process.env.BENCH_ONLY === 'risk') process.exit(0);
+}
 const a2 = await argon2Alone();
 console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.perCore.toFixed(1)}/s on one core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
 await benchStore('embedded', a2.perCore);
