@@ -13,19 +13,12 @@ import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import maxmind, { type AsnResponse, type CityResponse, type Reader } from 'maxmind';
+import type { AddressScope, Place } from '../policies/types.ts';
 
-export type AddressScope = 'public' | 'private' | 'loopback' | 'link-local' | 'cgnat' | 'reserved' | 'invalid';
+export type { AddressScope };
 
-export interface GeoResult {
-  scope: AddressScope;
-  country?: string | undefined;
-  region?: string | undefined;
-  city?: string | undefined;
-  lat?: number | undefined;
-  lon?: number | undefined;
-  asn?: number | undefined;
-  asOrg?: string | undefined;
-}
+/** What a lookup returns: the engine's `Place`. */
+export type GeoResult = Place;
 
 export interface GeoLookup {
   lookup(ip: string): GeoResult;

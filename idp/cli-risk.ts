@@ -190,7 +190,12 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
   const started = performance.now();
   const { file } = trainForest(X, y, FEATURE_NAMES, opts, {
     events: path.basename(o.events), eventsSha256: sha256Hex(fs.readFileSync(o.events)), eventCount: events,
-    rows: { attack: attacks.length, legit: keepLegit }, geo: lookup.sources, policyVersion: policy.version,
+    rows: { attack: attacks.length, legit: keepLegit }, geo: lookup.sources,
+    // What of the policy shapes the features (not its version: that pins this very model).
+    featurePolicy: sha256Hex(JSON.stringify({
+      history: policy.risk.history, coldStart: policy.risk.cold_start,
+      lists: sha256Hex(fs.readFileSync(path.join(policy.dir, 'lists.yml'))),
+    })).slice(0, 12),
   });
   const text = serialiseModel(file);
   fs.writeFileSync(o.out, text);

@@ -1,6 +1,7 @@
 /**
  * Record types of the data model. Plain data only: no logic, no I/O (ARCHITECTURE.md).
  */
+import type { LoginEvent } from '../policies/types.ts';
 
 /** A local account. `id` is the OIDC `sub`: random, opaque and never reassigned. */
 export interface Account {
@@ -68,23 +69,12 @@ export interface OidcRecord {
 }
 
 /**
- * One login attempt as recorded: the documented event format (README "Login events") plus
- * what the provider decided. `user` is the account id, or `unknown:<keyed hash>` for a
- * username that does not exist (the typed name is never stored: people type passwords there).
+ * One login attempt as recorded: the documented event format (policies/types.ts LoginEvent,
+ * without the evaluation-only label) plus what the provider decided. `user` is the account
+ * id, or `unknown:<keyed hash>` for a username that does not exist (the typed name is never
+ * stored: people type passwords there).
  */
-export interface LoginEventRecord {
-  id: string;
-  /** ISO 8601. */
-  ts: string;
-  user: string;
-  ip: string;
-  userAgent: string;
-  deviceId?: string | undefined;
-  success: boolean;
-  clientId?: string | undefined;
-  scope?: string | undefined;
-  keystroke?: { score: number; confidence: number } | undefined;
-  mfa?: 'pass' | 'fail' | undefined;
+export interface LoginEventRecord extends Omit<LoginEvent, 'label' | 'attackType'> {
   /** The engine's assessment and decision, when the password was right. */
   assessment?: {
     score: number;

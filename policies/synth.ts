@@ -24,26 +24,10 @@
  * `mfa` is the outcome a step-up challenge would have had: legitimate users pass (98%),
  * attackers fail (97%).
  */
-import type { Place } from './types.ts';
+import type { LoginEvent, Place } from './types.ts';
 
-export interface LoginEvent {
-  id: string;
-  ts: string;
-  user: string;
-  ip: string;
-  userAgent: string;
-  deviceId?: string | undefined;
-  success: boolean;
-  clientId?: string | undefined;
-  scope?: string | undefined;
-  keystroke?: { score: number; confidence: number } | undefined;
-  mfa?: 'pass' | 'fail' | undefined;
-  label?: 'legit' | 'attack' | undefined;
-  attackType?: AttackType | undefined;
-}
+export type { LoginEvent };
 
-export const ATTACK_TYPES = ['naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel'] as const;
-export type AttackType = (typeof ATTACK_TYPES)[number];
 
 export interface SynthOptions {
   seed: number;

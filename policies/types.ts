@@ -117,3 +117,29 @@ export interface Decision {
   /** What decided it: the default map, a client or an operation. */
   because: string[];
 }
+
+export const ATTACK_TYPES = ['naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel'] as const;
+export type AttackType = (typeof ATTACK_TYPES)[number];
+
+/**
+ * One login attempt as JSON lines carry it (README "Login events"): what `idp events export`
+ * writes and `idp simulate` reads. `label` and `attackType` are for metrics only and never
+ * reach the scorer; `mfa` is read only after a decision.
+ */
+export interface LoginEvent {
+  id: string;
+  /** ISO 8601. */
+  ts: string;
+  user: string;
+  ip: string;
+  userAgent: string;
+  deviceId?: string | undefined;
+  /** The password was correct. */
+  success: boolean;
+  clientId?: string | undefined;
+  scope?: string | undefined;
+  keystroke?: { score: number; confidence: number } | undefined;
+  mfa?: 'pass' | 'fail' | undefined;
+  label?: 'legit' | 'attack' | undefined;
+  attackType?: AttackType | undefined;
+}

@@ -242,9 +242,9 @@ function simulatorBench() {
   const cli = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
   const dir = path.join(os.tmpdir(), 'idp-bench-sim');
   fs.mkdirSync(dir, { recursive: true });
-  // ~0.67 events per user-day with these options (measured): pick users to reach the target.
+  // ~0.64 events per user-day with these options (measured): pick users to reach the target.
   const days = 60;
-  const users = Math.max(100, Math.round(target / (days * 0.67)));
+  const users = Math.max(100, Math.round(target / (days * 0.64)));
   const file = path.join(dir, `synth-${users}u-${days}d.jsonl`);
   if (!fs.existsSync(file)) {
     const t = performance.now();
