@@ -26,7 +26,8 @@ export function createLogger(level: Level | 'silent', write: (line: string) => v
   const min = ORDER[level];
   const emit = (lvl: Level) => (msg: string, fields: Record<string, unknown> = {}) => {
     if (ORDER[lvl] < min) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...(redact(fields) as object) })}\n`);
+    // The line's own fields come last: an event's fields cannot overwrite them.
+    write(`${JSON.stringify({ ...(redact(fields) as object), time: new Date().toISOString(), level: lvl, msg })}\n`);
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

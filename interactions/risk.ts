@@ -113,7 +113,7 @@ export class RiskService {
     });
     await this.#storage.events.append(event);
     this.#events.emit('risk.decided', {
-      account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), level: assessment.level, decision: decision.decision,
+      account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
       reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion, event: event.id,
       ...(assessment.errors.length ? { errors: assessment.errors } : {}),
     }, assessment.errors.length ? 'error' : 'info');

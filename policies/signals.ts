@@ -48,6 +48,8 @@ export interface Signals {
   novel: { ip?: boolean; asn?: boolean; country?: boolean; city?: boolean; device?: boolean; browser?: boolean; os?: boolean };
   /** Fraction of trusted logins seen with this value (0 = never). */
   freq: { ip: number; asn: number; country: number; city: number; device: number; browser: number; os: number };
+  /** Days since this value was last seen in a trusted login; undefined when never. */
+  lastSeenDays: { ip?: number; asn?: number; country?: number; device?: number };
   /** Fraction of trusted logins within ±1 h of this hour of the day; undefined without history. */
   hourFraction?: number | undefined;
   distanceKm?: number | undefined;
@@ -75,10 +77,11 @@ export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: numbe
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(a)));
 }
 
-function novelty(map: Record<string, Seen>, key: string | undefined, trusted: number): { novel?: boolean; freq: number } {
+function novelty(map: Record<string, Seen>, key: string | undefined, trusted: number, now: number): { novel?: boolean; freq: number; days?: number } {
   if (key === undefined) return { freq: 0 };
   const e = map[key];
-  return { novel: !e, freq: e && trusted > 0 ? Math.min(1, e.n / trusted) : 0 };
+  if (!e) return { novel: true, freq: 0 };
+  return { novel: false, freq: trusted > 0 ? Math.min(1, e.n / trusted) : 0, days: Math.max(0, (now - e.last) / 86_400_000) };
 }
 
 export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHistory, policy: RiskPolicy, lists: CompiledLists): Signals {
@@ -90,14 +93,14 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
 
   const keys = keysOf(ctx);
   const n = user.trusted;
-  const ipN = novelty(user.ips, keys.ips, n);
-  const asnN = novelty(user.asns, keys.asns, n);
-  const countryN = novelty(user.countries, keys.countries, n);
-  const cityN = novelty(user.cities, keys.cities, n);
-  const browserN = novelty(user.browsers, keys.browsers, n);
-  const osN = novelty(user.oses, keys.oses, n);
+  const ipN = novelty(user.ips, keys.ips, n, ctx.ts);
+  const asnN = novelty(user.asns, keys.asns, n, ctx.ts);
+  const countryN = novelty(user.countries, keys.countries, n, ctx.ts);
+  const cityN = novelty(user.cities, keys.cities, n, ctx.ts);
+  const browserN = novelty(user.browsers, keys.browsers, n, ctx.ts);
+  const osN = novelty(user.oses, keys.oses, n, ctx.ts);
   // Without a device id the browser is unrecognised, if the user ever had recognised ones.
-  const deviceN = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n)
+  const deviceN: { novel?: boolean; freq: number; days?: number } = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n, ctx.ts)
     : Object.keys(user.devices).length > 0 ? { novel: true, freq: 0 } : { freq: 0 };
 
   // Hours are kept per hour of the week, but compared by hour of day (±1 h) across the whole
@@ -143,6 +146,7 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     located: ctx.place.scope === 'public' && lat !== undefined && lon !== undefined,
     novel: { ip: ipN.novel, asn: asnN.novel, country: countryN.novel, city: cityN.novel, device: deviceN.novel, browser: browserN.novel, os: osN.novel },
     freq: { ip: ipN.freq, asn: asnN.freq, country: countryN.freq, city: cityN.freq, device: deviceN.freq, browser: browserN.freq, os: osN.freq },
+    lastSeenDays: { ip: ipN.days, asn: asnN.days, country: countryN.days, device: deviceN.days },
     hourFraction,
     distanceKm: dist,
     hoursSinceLast: hoursSince,
@@ -165,6 +169,7 @@ export const FEATURE_NAMES = [
   'os_freq', 'hour_fraction', 'log_distance_km', 'log_speed_kmh', 'log_hours_since_last', 'countries_last_hour',
   'account_failures', 'log_ip_failures', 'ip_distinct_accounts', 'tor', 'vpn', 'hosting', 'trusted_network',
   'located', 'special_address', 'keystroke', 'mobile',
+  'log_days_since_ip', 'log_days_since_asn', 'log_days_since_country', 'log_days_since_device',
 ] as const;
 
 /** Rounds to a grid: keeps the forest's split search small and its inputs identical live and in training. */
@@ -203,5 +208,11 @@ export function featureVector(s: Signals, ctx: LoginContext, out: Float64Array =
   out[22] = b(s.scope !== 'public');
   out[23] = s.keystroke ? q(s.keystroke.score * s.keystroke.confidence, 0.05) : -1;
   out[24] = b(ctx.agent.device === 'mobile' || ctx.agent.device === 'tablet');
+  // How recently: -1 when never seen (or no value).
+  const since = (d: number | undefined) => (d === undefined ? -1 : q(cap(Math.log1p(d), 6), 0.25));
+  out[25] = since(s.lastSeenDays.ip);
+  out[26] = since(s.lastSeenDays.asn);
+  out[27] = since(s.lastSeenDays.country);
+  out[28] = since(s.lastSeenDays.device);
   return out;
 }

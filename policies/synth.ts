@@ -8,7 +8,8 @@
  * - home: one ISP in the home city; the address changes now and then (DHCP), same network.
  * - mobile: half the users also log in from a phone on a mobile carrier of their country,
  *   a new address almost every time.
- * - work: some users log in on weekdays, working hours, from a second network in their city.
+ * - work: some users log in on weekdays, working hours, from a second network in their city;
+ *   a third of those from their company's private network (an intranet deployment: 10.x).
  * - habits: each user has a login rate and preferred local hours (evening, office, early).
  * - browser updates: the major version rises every few weeks; a new browser cookie (device
  *   id) appears now and then (cleared cookies, a new laptop).
@@ -180,7 +181,7 @@ interface User {
   home: City;
   homeNet: Net;
   homeIp: string;
-  work?: { net: Net } | undefined;
+  work?: { net: Net; intranet?: string | undefined } | undefined;
   phoneNet?: Net | undefined;
   desktop: Device;
   phone?: Device | undefined;
@@ -206,7 +207,9 @@ function makeUser(rng: Rng, world: World, index: number, start: number, days: nu
     home,
     homeNet,
     homeIp: rng.pick(homeNet.ips),
-    work: nets.length > 1 && rng.chance(0.4) ? { net: nets[1 + rng.int(nets.length - 1)]! } : undefined,
+    work: nets.length > 1 && rng.chance(0.4)
+      ? { net: nets[1 + rng.int(nets.length - 1)]!, intranet: rng.chance(0.33) ? `10.${rng.int(256)}.${rng.int(256)}.` : undefined }
+      : undefined,
     phoneNet: mobiles.length && rng.chance(0.5) ? rng.pick(mobiles) : undefined,
     desktop: { id: rng.id() + rng.id(), family: desktopKind[0], platform: desktopKind[1], offsetWeeks: rng.int(6) },
     meanGapHours: rng.between(8, 72),
@@ -307,7 +310,7 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
       device = u.phone;
       ip = rng.pick(u.phoneNet.ips);
     } else if (u.work && weekday && local >= 9 && local <= 17 && rng.chance(0.7)) {
-      ip = rng.pick(u.work.net.ips);
+      ip = u.work.intranet ? `${u.work.intranet}${1 + rng.int(254)}` : rng.pick(u.work.net.ips);
     } else if (rng.chance(0.03)) {
       u.homeIp = rng.pick(u.homeNet.ips); // the ISP handed out a new address
       ip = u.homeIp;

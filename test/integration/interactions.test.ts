@@ -11,7 +11,6 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { accountKey, ipKey } from '../../interactions/throttle.ts';
-import { passwordOnlyPolicy } from '../helpers/policy.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -33,8 +32,8 @@ for (const store of STORES) {
     let carolId: string;
 
     before(async () => {
-      // These tests are about pages and throttling; risk-driven step-up is tested elsewhere.
-      srv = await startTestServer(store.kind, { POLICY_DIR: passwordOnlyPolicy() });
+      // These tests are about pages and throttling (the password-only test policy).
+      srv = await startTestServer(store.kind);
       carolId = await srv.addUser('carol', PASSWORD);
       await srv.addUser('dave', PASSWORD);
       await srv.addClient('web', {

@@ -13,6 +13,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser } from '../helpers/browser.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
+import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const CLI = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
@@ -32,8 +33,8 @@ for (const store of STORES) {
     let id: string;
 
     before(async () => {
-      // Behind a proxy that reports the client address, as in production.
-      srv = await startTestServer(store.kind, { TRUST_PROXY: 'true' });
+      // The shipped policy as it is, behind a proxy that reports the client address.
+      srv = await startTestServer(store.kind, { TRUST_PROXY: 'true', POLICY_DIR: DEFAULT_POLICY_DIR });
       id = await srv.addUser('grace', PASSWORD);
       await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
       config = await discover(srv.issuer, 'web');

@@ -59,9 +59,12 @@ describe('risk engine', () => {
       assert.deepEqual(known.novel, { ip: false, asn: false, country: false, city: false, device: false, browser: false, os: false });
       assert.equal(known.freq.country, 1);
       assert.equal(known.confidence, 1);
+      assert.equal(known.lastSeenDays.device, 1, 'last seen yesterday');
+      assert.equal(known.lastSeenDays.ip, 1);
       const other = computeSignals(ctx({ ip: '1.1.1.1', place: SYDNEY, deviceId: 'dev-2', agent: parseAgent('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15') }), h, emptyIpHistory(), policy.risk, policy.lists);
       assert.deepEqual(other.novel, { ip: true, asn: true, country: true, city: true, device: true, browser: true, os: true });
       assert.equal(other.freq.country, 0);
+      assert.equal(other.lastSeenDays.country, undefined);
     });
 
     it('computes travel speed since the last trusted login', () => {

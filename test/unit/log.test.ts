@@ -18,5 +18,8 @@ describe('logger', () => {
     assert.equal(entry.code, '[redacted]');
     assert.deepEqual(entry.error, { name: 'Error', message: 'boom' });
     assert.ok(!lines[0]!.includes('hunter2'));
+    log.warn('y', { level: 'low', msg: 'spoofed', time: 'never' });
+    const second = JSON.parse(lines[1]!);
+    assert.deepEqual([second.level, second.msg], ['warn', 'y'], 'an event cannot overwrite the line\'s own fields');
   });
 });
