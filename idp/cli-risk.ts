@@ -15,7 +15,6 @@ import { DEFAULT_POLICY_DIR } from './settings.ts';
 
 export class CliError extends Error {}
 
-export { DEFAULT_POLICY_DIR };
 
 export interface GeoSettings {
   geoipCityDb?: string | undefined;

@@ -8,7 +8,7 @@ import { emptyIpHistory, emptyUserHistory, observe, type Outcome } from './histo
 import { rocAuc, tprAtFpr } from './metrics.ts';
 import type { CompiledPolicy } from './policy.ts';
 import { scoreLogin } from './score.ts';
-import { computeSignals, featureVector, FEATURE_NAMES } from './signals.ts';
+import { computeSignals, featureVector } from './signals.ts';
 import type { LoginEvent } from './synth.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, Place, UserHistory } from './types.ts';
 import { parseAgent } from './ua.ts';
@@ -194,4 +194,3 @@ export class Summary {
   }
 }
 
-export { FEATURE_NAMES };
