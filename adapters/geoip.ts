@@ -133,11 +133,16 @@ function ipv4ToInt(ip: string): number {
   return ((Number(p[0]) << 24) >>> 0) + (Number(p[1]) << 16) + (Number(p[2]) << 8) + Number(p[3]);
 }
 
-function ipv6ToHiLo(ip: string): [bigint, bigint] {
+/** The eight 16-bit groups of an IPv6 address, `::` expanded (not zero-padded). */
+export function ipv6Groups(ip: string): string[] {
   const [head = '', tail = ''] = ip.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const parts = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+}
+
+function ipv6ToHiLo(ip: string): [bigint, bigint] {
+  const parts = ipv6Groups(ip);
   let hi = 0n;
   let lo = 0n;
   parts.forEach((p, i) => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
 import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
-import { checkPolicy, formatPolicyError, loadPolicy, type CompiledPolicy } from '../policies/policy.ts';
+import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
 import { EventError, Replayer, Summary, validateEvent, type ScoredEvent } from '../policies/simulate.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
 import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type LoginEvent } from '../policies/synth.ts';
@@ -25,12 +25,14 @@ async function geo(s: GeoSettings): Promise<GeoLookup> {
   return openGeo({ cityDb: s.geoipCityDb, asnDb: s.geoipAsnDb });
 }
 
+/** Loads a policy once; an invalid one becomes a CLI error listing every problem. */
 function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {}): CompiledPolicy {
-  const errors = checkPolicy(dir);
-  if (errors.length && !(opts.withoutModel && errors.every((e) => e.path.startsWith('model')))) {
-    throw new CliError(`policy ${dir} is invalid:\n${errors.map(formatPolicyError).join('\n')}`);
+  try {
+    return loadPolicy(dir, opts);
+  } catch (e) {
+    if (e instanceof PolicyLoadError) throw new CliError(`policy ${dir} is invalid:\n${e.errors.map(formatPolicyError).join('\n')}`);
+    throw e;
   }
-  return loadPolicy(dir, opts);
 }
 
 /**
@@ -271,12 +273,13 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
 }
 
 export function policyCheckCommand(dir: string): boolean {
-  const errors = checkPolicy(dir);
-  if (errors.length === 0) {
+  try {
     const p = loadPolicy(dir);
     process.stdout.write(`policy ${path.resolve(dir)} is valid (version ${p.version}, model ${p.forest.version})\n`);
     return true;
+  } catch (e) {
+    if (!(e instanceof PolicyLoadError)) throw e;
+    for (const err of e.errors) process.stderr.write(`${formatPolicyError({ ...err, file: path.join(dir, err.file) })}\n`);
+    return false;
   }
-  for (const e of errors) process.stderr.write(`${formatPolicyError({ ...e, file: path.join(dir, e.file) })}\n`);
-  return false;
 }

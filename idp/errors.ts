@@ -9,7 +9,6 @@ export const ERROR_CODES = {
     status: 200,
     message: 'The username or password is incorrect, or sign-in is paused for this account after repeated failures. Please try again in a moment.',
   },
-  login_blocked: { status: 403, message: 'This sign-in was refused. If you believe this is a mistake, contact your administrator.' },
   interaction_not_found: {
     status: 400,
     message: 'This sign-in page has expired or was already used. Go back to the application and start again.',

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Storage } from '../adapters/storage/port.ts';
+import { classifyAddress, ipv6Groups } from '../adapters/geoip.ts';
 import { UserError } from '../idp/errors.ts';
 import type { Logger } from '../idp/log.ts';
 import type { PasswordAuthenticator } from './authenticate.ts';
@@ -57,29 +58,15 @@ export function renderPage(ctx: Context, page: SafeHtml, status = 200): void {
 
 /** The client's address as the risk engine sees it (IPv4-mapped IPv6 unwrapped). */
 export function clientIp(ctx: Context): string {
-  const ip = ctx.ip || '0.0.0.0';
-  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+  return classifyAddress(ctx.ip || '0.0.0.0').ip;
 }
 
 /**
- * The address throttling counts against: IPv4 as is (IPv4-mapped IPv6 unwrapped); IPv6 by
- * its /64, since one host usually controls a whole /64.
+ * The address throttling counts against: IPv4 as is; IPv6 by its /64, since one host
+ * usually controls a whole /64.
  */
 export function clientAddress(ctx: Context): string {
-  let ip = ctx.ip || '0.0.0.0';
-  if (ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7))) ip = ip.slice(7);
-  if (net.isIPv6(ip)) {
-    const sl = new net.SocketAddress({ address: ip, family: 'ipv6' });
-    const full = expandIpv6(sl.address);
-    return `${full.split(':').slice(0, 4).join(':')}::/64`;
-  }
-  return ip;
-}
-
-function expandIpv6(ip: string): string {
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const mid = ip.includes('::') ? Array(8 - h.length - t.length).fill('0') : [];
-  return [...h, ...mid, ...t].map((p) => p.padStart(4, '0')).join(':');
+  const ip = clientIp(ctx);
+  if (!net.isIPv6(ip)) return ip;
+  return `${ipv6Groups(ip.toLowerCase()).slice(0, 4).map((g) => g.padStart(4, '0')).join(':')}::/64`;
 }

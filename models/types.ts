@@ -34,16 +34,6 @@ export interface ClientRecord {
   createdAt: Date;
 }
 
-/** A failure counter that enforces a throttling limit (ARCHITECTURE.md: must be atomic). */
-export interface AttemptBucket {
-  readonly key: string;
-  count: number;
-  /** Epoch ms of the last counted attempt. */
-  lastAt: number;
-  /** Epoch ms before which the next attempt is refused (progressive delay). */
-  blockedUntil: number;
-}
-
 /** What a reservation on a bucket returned. */
 export interface AttemptReservation {
   /** True when the attempt may go ahead (and was counted). */
