@@ -21,6 +21,20 @@ export interface MongoOptions {
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
 
+/**
+ * Upsert by `_id`. Two concurrent upserts of a missing document can both try the insert and
+ * one fail with a duplicate key (MongoDB ≥ 4.2 retries that itself; FerretDB v1 does not):
+ * the document then exists, so the loser's write is retried as a plain replace.
+ */
+async function replaceById<T>(model: Model<T>, _id: string, doc: Partial<T>): Promise<void> {
+  try {
+    await model.replaceOne({ _id } as never, doc as never, { upsert: true });
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    await model.replaceOne({ _id } as never, doc as never, { upsert: true });
+  }
+}
+
 function toAccount(d: AccountDoc): Account {
   return {
     id: d._id,
@@ -232,7 +246,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
           expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), consumed: rec.consumed ?? null,
         };
-        await oidcModel(rec.model).replaceOne({ _id: rec.id }, doc, { upsert: true });
+        await replaceById(oidcModel(rec.model), rec.id, doc);
       },
       async find(model, id, now) {
         return toOidc(model, await oidcModel(model).findById(id).lean(), now);
@@ -290,14 +304,14 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         return d ? JSON.parse(d.doc) : undefined;
       },
       async putUser(user, history) {
-        await RiskUser.replaceOne({ _id: user }, { doc: JSON.stringify(history) }, { upsert: true });
+        await replaceById(RiskUser, user, { doc: JSON.stringify(history) });
       },
       async getIp(ip) {
         const d = await RiskIp.findById(ip).lean();
         return d && d.expiresAt && new Date(d.expiresAt).getTime() > Date.now() ? JSON.parse(d.doc) : undefined;
       },
       async putIp(ip, history, expiresAt) {
-        await RiskIp.replaceOne({ _id: ip }, { doc: JSON.stringify(history), expiresAt: new Date(expiresAt) }, { upsert: true });
+        await replaceById(RiskIp, ip, { doc: JSON.stringify(history), expiresAt: new Date(expiresAt) });
       },
     },
     async close() {

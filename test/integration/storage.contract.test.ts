@@ -171,6 +171,20 @@ for (const store of STORES) {
       });
     });
 
+    it('takes 20 parallel first writes of one record without an error', async () => {
+      // Each round writes a record that does not exist yet, from 20 writers at once.
+      for (let round = 0; round < 3; round += 1) {
+        const n = Array.from({ length: 20 }, (_, i) => i);
+        await Promise.all(n.map((i) => s.risk.putIp(`203.0.113.${round}`, { v: 1, failures: [{ ts: i, user: `u${i}` }] }, Date.now() + 60_000)));
+        await Promise.all(n.map((i) => s.risk.putUser(`racer${round}`, { v: 1, writer: i })));
+        await Promise.all(n.map((i) => s.oidc.upsert({ model: 'Session', id: `race${round}`, payload: { writer: i }, expiresAt: Date.now() + 60_000 })));
+        const ip = (await s.risk.getIp(`203.0.113.${round}`)) as { failures: { user: string }[] };
+        assert.match(ip.failures[0]!.user, /^u\d+$/, 'one writer won whole');
+        assert.equal(typeof ((await s.risk.getUser(`racer${round}`)) as { writer: number }).writer, 'number');
+        assert.equal(typeof (await s.oidc.find('Session', `race${round}`, Date.now()))?.payload.writer, 'number');
+      }
+    });
+
     it('keeps everything across a close and reopen', async () => {
       const a = await s.accounts.create(account('persist'));
       await s.close();
