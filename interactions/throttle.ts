@@ -11,8 +11,13 @@
  *   failures, refusal at `ipMax`, forgotten after `ipWindow` seconds without failure.
  *
  * Every attempt is counted before the password is checked, in one atomic step with the
- * limit check (AttemptStore.reserve), so parallel attempts are all counted and none slip
- * past a limit. A refused attempt is not counted: flooding cannot extend a lockout.
+ * limit and the delay check (AttemptStore.reserve). The delay is derived from the count and
+ * the time of the previous counted attempt, so it applies the moment an attempt is
+ * reserved, not after its password check: 100 parallel attempts get at most the free
+ * allowance verified. A refused attempt is not counted: flooding cannot extend a lockout.
+ *
+ * Counters are reset (and the IP's count refunded) only by `succeeded`, which the finish
+ * step calls after the whole login succeeded, never on a right password alone.
  */
 import type { AttemptStore } from '../adapters/storage/port.ts';
 
@@ -37,17 +42,26 @@ export const ipKey = (ip: string) => `ip:${ip}`;
 export interface Ticket {
   readonly accountKey: string;
   readonly ipKey: string;
-  readonly accountCount: number;
-  readonly ipCount: number;
+  /** The IP bucket's record of this attempt, refunded when the login succeeds. */
+  readonly ipAttempt: string;
+}
+
+/** Why an attempt was refused, and until when (epoch ms; undefined: until unlocked or the window passes). */
+export interface Refusal {
+  readonly until: number | undefined;
 }
 
 export class LoginThrottle {
   readonly #store: AttemptStore;
   readonly #s: ThrottleSettings;
+  readonly #accountWait: (count: number) => number;
+  readonly #ipWait: (count: number) => number;
 
   constructor(store: AttemptStore, settings: ThrottleSettings) {
     this.#store = store;
     this.#s = settings;
+    this.#accountWait = (n) => delayAfter(n, settings.accountFreeFailures, settings.maxDelay) * 1000;
+    this.#ipWait = (n) => delayAfter(n, settings.ipFreeFailures, settings.maxDelay) * 1000;
   }
 
   /**
@@ -55,34 +69,31 @@ export class LoginThrottle {
    * `subject` is the account id, or a stand-in for an unknown username, so that unknown and
    * known usernames behave alike.
    */
-  async begin(subject: string, ip: string, recognisedDevice: string | undefined, now = Date.now()): Promise<Ticket | undefined> {
+  async begin(subject: string, ip: string, recognisedDevice: string | undefined, now = Date.now()): Promise<Ticket | Refusal> {
     const ipk = ipKey(ip);
-    const ipRes = await this.#store.reserve(ipk, { now, max: this.#s.ipMaxFailures, windowMs: this.#s.ipWindow * 1000 });
-    if (!ipRes.allowed) return undefined;
+    const ipRes = await this.#store.reserve(ipk, { now, max: this.#s.ipMaxFailures, windowMs: this.#s.ipWindow * 1000, waitMs: this.#ipWait });
+    if (!ipRes.allowed || !ipRes.id) return { until: ipRes.reason === 'delayed' ? ipRes.blockedUntil : now + this.#s.ipWindow * 1000 };
     const acctk = accountKey(subject, recognisedDevice);
-    const acctRes = await this.#store.reserve(acctk, { now, max: this.#s.accountMaxFailures, windowMs: Infinity });
+    const acctRes = await this.#store.reserve(acctk, { now, max: this.#s.accountMaxFailures, windowMs: Infinity, waitMs: this.#accountWait });
     if (!acctRes.allowed) {
       // The IP's attempt was not made after all.
-      await this.#store.refund(ipk);
-      return undefined;
+      await this.#store.refund(ipk, ipRes.id);
+      return { until: acctRes.reason === 'delayed' ? acctRes.blockedUntil : undefined };
     }
-    return { accountKey: acctk, ipKey: ipk, accountCount: acctRes.count, ipCount: ipRes.count };
+    return { accountKey: acctk, ipKey: ipk, ipAttempt: ipRes.id };
   }
 
-  async failed(t: Ticket, now = Date.now()): Promise<void> {
-    const a = delayAfter(t.accountCount, this.#s.accountFreeFailures, this.#s.maxDelay);
-    if (a > 0) await this.#store.delay(t.accountKey, now + a * 1000);
-    const i = delayAfter(t.ipCount, this.#s.ipFreeFailures, this.#s.maxDelay);
-    if (i > 0) await this.#store.delay(t.ipKey, now + i * 1000);
-  }
-
-  /** A success ends the account's run of consecutive failures, on every path into it. */
+  /**
+   * The whole login succeeded: ends the account's run of failures on every path into it.
+   * Called by the finish step only: a right password that the risk engine blocked or
+   * challenged stays counted (a block counts as a failure).
+   */
   async succeeded(t: Ticket, subject: string): Promise<void> {
     await this.#store.reset(t.accountKey);
     if (t.accountKey !== accountKey(subject)) await this.#store.reset(accountKey(subject));
     // A success does not clear the IP bucket (one valid account must not launder an IP's
     // failures) but is not held against it either.
-    await this.#store.refund(t.ipKey);
+    await this.#store.refund(t.ipKey, t.ipAttempt);
   }
 
   /** Admin unlock: clears the account's unrecognised-browser counter. */
@@ -91,6 +102,8 @@ export class LoginThrottle {
   }
 
   async failures(subject: string, now = Date.now()) {
-    return this.#store.get(accountKey(subject), now, Infinity);
+    return this.#store.get(accountKey(subject), now, Infinity, this.#accountWait);
   }
 }
+
+export const isTicket = (t: Ticket | Refusal): t is Ticket => 'accountKey' in t;

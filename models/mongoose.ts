@@ -25,17 +25,15 @@ export interface ClientDoc {
 }
 
 /**
- * One counted attempt (`kind: 'attempt'`) or one delay (`kind: 'delay'`), each its own
- * document with a unique `_id`. Counting documents rather than `$inc`-ing a field keeps
- * counters exact on servers that do not apply updates atomically (FerretDB v1); see
- * adapters/storage/mongo.ts.
+ * One counted attempt, its own document with a unique `_id`. Counting documents rather
+ * than `$inc`-ing a field keeps counters exact on servers that do not apply updates
+ * atomically (FerretDB v1); see adapters/storage/mongo.ts.
  */
 export interface AttemptDoc {
   _id: string;
   key: string;
-  kind: 'attempt' | 'delay';
+  kind: 'attempt';
   at: number;
-  blockedUntil: number;
 }
 
 /** Marks an oidc-provider artefact consumed; its unique `_id` makes consumption single. */
@@ -88,9 +86,8 @@ export const attemptSchema = new Schema<AttemptDoc>(
   {
     _id: { type: String, required: true },
     key: { type: String, required: true },
-    kind: { type: String, required: true, enum: ['attempt', 'delay'] },
+    kind: { type: String, required: true, enum: ['attempt'] },
     at: { type: Number, required: true },
-    blockedUntil: { type: Number, default: 0 },
   },
   { ...opts, collection: 'attempts' },
 );
@@ -137,6 +134,30 @@ export const eventSchema = new Schema<EventDoc>(
   { ...opts, collection: 'login_events' },
 );
 
+/** One observed attempt (models/types.ts RiskObservation): inserted, never updated. */
+export interface ObservationDoc {
+  _id: string;
+  kind: 'password_failed' | 'password_ok';
+  ts: number;
+  user: string;
+  ip: string;
+  country?: string | null;
+  expiresAt: Date;
+}
+
+export const observationSchema = new Schema<ObservationDoc>(
+  {
+    _id: { type: String, required: true },
+    kind: { type: String, required: true, enum: ['password_failed', 'password_ok'] },
+    ts: { type: Number, required: true },
+    user: { type: String, required: true },
+    ip: { type: String, required: true },
+    country: String,
+    expiresAt: { type: Date, required: true },
+  },
+  { ...opts, collection: 'risk_observations' },
+);
+
 const riskSchema = new Schema<RiskDoc>({ _id: { type: String, required: true }, doc: { type: String, required: true }, expiresAt: Date }, opts);
 
 export function registerModels(conn: Connection) {
@@ -147,6 +168,6 @@ export function registerModels(conn: Connection) {
     Consumed: conn.model<ConsumedDoc>('Consumed', consumedSchema),
     Event: conn.model<EventDoc>('Event', eventSchema),
     RiskUser: conn.model<RiskDoc>('RiskUser', riskSchema.clone().set('collection', 'risk_users')),
-    RiskIp: conn.model<RiskDoc>('RiskIp', riskSchema.clone().set('collection', 'risk_ips')),
+    Observation: conn.model<ObservationDoc>('Observation', observationSchema),
   };
 }

@@ -38,11 +38,28 @@ export interface ClientRecord {
 export interface AttemptReservation {
   /** True when the attempt may go ahead (and was counted). */
   allowed: boolean;
+  /** Identifies the counted attempt (for `refund`); absent when refused. */
+  id?: string | undefined;
   /** Counted attempts in the bucket, this one included when allowed. */
   count: number;
-  /** Why not allowed: still inside a delay, or the bucket is full. */
+  /** Why not allowed: still inside the progressive delay, or the bucket is full. */
   reason?: 'delayed' | 'limit';
+  /** Epoch ms until which the next attempt must wait (0 = none; the limit has no end). */
   blockedUntil: number;
+}
+
+/**
+ * One attempt as the risk engine remembers it: a failed password, or a first-factor
+ * success (whatever the decision). Recorded one record per attempt.
+ */
+export interface RiskObservation {
+  kind: 'password_failed' | 'password_ok';
+  /** Epoch ms. */
+  ts: number;
+  /** Account id, or the keyed stand-in for an unknown username. */
+  user: string;
+  ip: string;
+  country?: string | undefined;
 }
 
 /** Stored form of an oidc-provider model instance (Session, AccessToken, Grant, ...). */

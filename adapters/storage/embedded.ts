@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
 
 const SCHEMA = `
@@ -37,8 +37,7 @@ CREATE TABLE IF NOT EXISTS clients (
 CREATE TABLE IF NOT EXISTS attempts (
   key TEXT PRIMARY KEY,
   count INTEGER NOT NULL,
-  last_at INTEGER NOT NULL,
-  blocked_until INTEGER NOT NULL DEFAULT 0
+  last_at INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS oidc (
   model TEXT NOT NULL,
@@ -62,11 +61,21 @@ CREATE TABLE IF NOT EXISTS risk_users (
   user TEXT PRIMARY KEY,
   doc TEXT NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS risk_ips (
-  ip TEXT PRIMARY KEY,
-  doc TEXT NOT NULL,
+-- One row per observed attempt, inserted and never updated (adapters/storage/port.ts).
+CREATE TABLE IF NOT EXISTS risk_observations (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  country TEXT,
   expires_at INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS risk_observations_user ON risk_observations (user, kind, ts);
+CREATE INDEX IF NOT EXISTS risk_observations_ip ON risk_observations (ip, kind, ts);
+CREATE INDEX IF NOT EXISTS risk_observations_expires ON risk_observations (expires_at);
+-- Replaced by risk_observations (per-IP documents lost parallel updates).
+DROP TABLE IF EXISTS risk_ips;
 CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL;
@@ -165,10 +174,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
     clientList: q('SELECT * FROM clients ORDER BY client_id'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
-    attemptUpsert: q(`INSERT INTO attempts (key, count, last_at, blocked_until) VALUES (?, ?, ?, ?)
-                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = excluded.last_at,
-                      blocked_until = excluded.blocked_until`),
-    attemptDelay: q('UPDATE attempts SET blocked_until = MAX(blocked_until, ?) WHERE key = ?'),
+    attemptUpsert: q(`INSERT INTO attempts (key, count, last_at) VALUES (?, ?, ?)
+                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = excluded.last_at`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
     oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed)
@@ -188,9 +195,13 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
     riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
-    riskIpGet: q('SELECT doc, expires_at FROM risk_ips WHERE ip = ?'),
-    riskIpPut: q('INSERT INTO risk_ips (ip, doc, expires_at) VALUES (?, ?, ?) ON CONFLICT (ip) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at'),
-    riskIpSweep: q('DELETE FROM risk_ips WHERE expires_at <= ?'),
+    riskObserve: q('INSERT INTO risk_observations (kind, ts, user, ip, country, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    // The newest `limit`, returned oldest first.
+    riskByUser: q(`SELECT * FROM (SELECT kind, ts, user, ip, country FROM risk_observations
+                   WHERE user = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts`),
+    riskByIp: q(`SELECT * FROM (SELECT kind, ts, user, ip, country FROM risk_observations
+                 WHERE ip = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts`),
+    riskSweep: q('DELETE FROM risk_observations WHERE expires_at <= ?'),
   };
 
   let closed = false;
@@ -252,31 +263,35 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       },
     },
     attempts: {
-      async reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
+      async reserve(key: string, { now, max, windowMs, waitMs }: ReserveOptions): Promise<AttemptReservation> {
+        // One write transaction: the check and the count cannot interleave with another
+        // process's, so the n-th parallel attempt sees the n-1 before it and their delay.
         return immediate(() => {
           const r = stmt.attemptGet.get(key) as Row | undefined;
           const fresh = !r || (r.last_at as number) + windowMs <= now;
           const count = fresh ? 0 : (r.count as number);
-          const blockedUntil = fresh ? 0 : (r.blocked_until as number);
-          if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil };
-          if (now < blockedUntil) return { allowed: false, reason: 'delayed', count, blockedUntil };
-          stmt.attemptUpsert.run(key, count + 1, now, blockedUntil);
-          return { allowed: true, count: count + 1, blockedUntil };
+          // No wait is no wait, even when a parallel attempt stamped its time a moment later.
+          const wait = fresh || count === 0 ? 0 : waitMs(count);
+          const waitUntil = wait > 0 && r ? (r.last_at as number) + wait : 0;
+          if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
+          if (now < waitUntil) return { allowed: false, reason: 'delayed', count, blockedUntil: waitUntil };
+          stmt.attemptUpsert.run(key, count + 1, now);
+          return { allowed: true, id: `${key}#${count + 1}`, count: count + 1, blockedUntil: now + waitMs(count + 1) };
         });
-      },
-      async delay(key, until) {
-        stmt.attemptDelay.run(until, key);
       },
       async reset(key) {
         stmt.attemptReset.run(key);
       },
       async refund(key) {
+        // A counter: any one attempt is as good as another to uncount.
         stmt.attemptRefund.run(key);
       },
-      async get(key, now, windowMs) {
+      async get(key, now, windowMs, waitMs = () => 0) {
         const r = stmt.attemptGet.get(key) as Row | undefined;
         if (!r || (r.last_at as number) + windowMs <= now) return { count: 0, blockedUntil: 0 };
-        return { count: r.count as number, blockedUntil: r.blocked_until as number };
+        const count = r.count as number;
+        const wait = count === 0 ? 0 : waitMs(count);
+        return { count, blockedUntil: wait > 0 ? (r.last_at as number) + wait : 0 };
       },
     },
     oidc: {
@@ -305,7 +320,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         stmt.oidcRevokeGrant.run(grantId);
       },
       async sweep(now) {
-        stmt.riskIpSweep.run(now);
+        stmt.riskSweep.run(now);
         return Number(stmt.oidcSweep.run(now).changes);
       },
     },
@@ -338,12 +353,16 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async putUser(user, history) {
         stmt.riskUserPut.run(user, JSON.stringify(history));
       },
-      async getIp(ip) {
-        const r = stmt.riskIpGet.get(ip) as Row | undefined;
-        return r && (r.expires_at as number) > Date.now() ? JSON.parse(r.doc as string) : undefined;
+      async observe(o, expiresAt) {
+        stmt.riskObserve.run(o.kind, o.ts, o.user, o.ip, o.country ?? null, expiresAt);
       },
-      async putIp(ip, history, expiresAt) {
-        stmt.riskIpPut.run(ip, JSON.stringify(history), expiresAt);
+      async observations(by, kind, since, limit) {
+        const rows = ('user' in by ? stmt.riskByUser.all(by.user, kind, since, Date.now(), limit)
+          : stmt.riskByIp.all(by.ip, kind, since, Date.now(), limit)) as Row[];
+        return rows.map((r): RiskObservation => ({
+          kind: r.kind as RiskObservation['kind'], ts: r.ts as number, user: r.user as string, ip: r.ip as string,
+          ...(r.country !== null ? { country: r.country as string } : {}),
+        }));
       },
     },
     async close() {

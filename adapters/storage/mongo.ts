@@ -10,7 +10,7 @@
  */
 import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
 
@@ -85,7 +85,7 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
   await conn.asPromise();
-  const { Account, Client, Attempt, Consumed, Event, RiskUser, RiskIp } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   const oidcModels = new Map<string, Model<OidcDoc>>();
@@ -98,7 +98,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     return m;
   };
 
-  for (const m of [Account, Client, Attempt, Consumed, Event, RiskUser, RiskIp, ...oidcModels.values()]) {
+  for (const m of [Account, Client, Attempt, Consumed, Event, RiskUser, Observation, ...oidcModels.values()]) {
     await m.createCollection().catch((err: unknown) => {
       // 48 NamespaceExists: another instance created it first.
       if ((err as { code?: number }).code !== 48) throw err;
@@ -107,7 +107,9 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   await Account.collection.createIndex({ username: 1 }, { unique: true });
   await Event.collection.createIndex({ ts: 1, _id: 1 });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
-  await Attempt.collection.createIndex({ key: 1, kind: 1, blockedUntil: -1 });
+  await Observation.collection.createIndex({ user: 1, kind: 1, ts: -1 });
+  await Observation.collection.createIndex({ ip: 1, kind: 1, ts: -1 });
+  await Observation.collection.createIndex({ expiresAt: 1 });
   let ttlRefused = false;
   for (const [name, m] of oidcModels) {
     if (GRANTABLE.includes(name)) await m.collection.createIndex({ grantId: 1 });
@@ -124,40 +126,50 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     if (ttlRefused) await m.collection.createIndex({ expiresAt: 1 });
   }
 
-  /**
-   * Bucket state. The bucket is the set of its documents: one per counted attempt, one per
-   * delay. `fresh` when its last activity is older than the window.
-   */
+  /** Bucket state: its counted attempts and the newest. `fresh` when that is older than the window. */
   async function bucket(key: string, now: number, windowMs: number) {
-    const last = await Attempt.findOne({ key }).sort({ at: -1 }).lean();
-    if (!last || last.at + windowMs <= now) return { fresh: true, stale: Boolean(last), count: 0, blockedUntil: 0 };
-    const [count, latest] = await Promise.all([
-      Attempt.countDocuments({ key, kind: 'attempt' }),
-      Attempt.findOne({ key, kind: 'delay' }).sort({ blockedUntil: -1 }).lean(),
-    ]);
-    return { fresh: false, stale: false, count, blockedUntil: latest?.blockedUntil ?? 0 };
+    const last = await Attempt.findOne({ key, kind: 'attempt' }).sort({ at: -1 }).lean();
+    if (!last || last.at + windowMs <= now) return { fresh: true, stale: Boolean(last), count: 0, lastAt: 0 };
+    const count = await Attempt.countDocuments({ key, kind: 'attempt' });
+    return { fresh: false, stale: false, count, lastAt: last.at };
   }
 
   /**
    * Insert-then-count: the attempt is counted by inserting its own document, then it counts
-   * the bucket. If that count is over the limit it withdraws and is refused. Any two
-   * attempts both admitted would each have counted the other's document, so no more than
-   * `max` are ever admitted, and no count is lost, whatever the server's update atomicity.
-   * Under heavy contention near the limit an attempt may be refused early: the strict side.
+   * the bucket and looks at the newest other attempt. If the count is over the limit, or the
+   * progressive delay for the attempts before it has not passed since the newest other one,
+   * it withdraws and is refused.
+   * - Limit: any two attempts both admitted would each have counted the other's document,
+   *   so no more than `max` are ever admitted.
+   * - Delay: of two attempts inside each other's delay, the one that counts second sees the
+   *   first's document, so it is refused; a burst of parallel attempts therefore gets at most
+   *   the free allowance verified.
+   * No count is lost, whatever the server's update atomicity. Under contention an attempt
+   * may be refused early (a withdrawn document still counted): the strict side.
    */
-  async function reserve(key: string, { now, max, windowMs }: ReserveOptions): Promise<AttemptReservation> {
+  async function reserve(key: string, { now, max, windowMs, waitMs }: ReserveOptions): Promise<AttemptReservation> {
     const b = await bucket(key, now, windowMs);
     if (b.stale) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
-    if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: b.blockedUntil };
-    if (now < b.blockedUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.blockedUntil };
+    if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: 0 };
+    // No wait is no wait, even when a parallel attempt stamped its time a moment later.
+    const waitBefore = b.count > 0 ? waitMs(b.count) : 0;
+    if (waitBefore > 0 && now < b.lastAt + waitBefore) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.lastAt + waitBefore };
     const _id = `${key}#${crypto.randomUUID()}`;
-    await Attempt.create({ _id, key, kind: 'attempt', at: now, blockedUntil: 0 });
+    await Attempt.create({ _id, key, kind: 'attempt', at: now });
     const count = await Attempt.countDocuments({ key, kind: 'attempt' });
     if (count > max) {
       await Attempt.deleteOne({ _id });
-      return { allowed: false, reason: 'limit', count: max, blockedUntil: b.blockedUntil };
+      return { allowed: false, reason: 'limit', count: max, blockedUntil: 0 };
     }
-    return { allowed: true, count, blockedUntil: b.blockedUntil };
+    const wait = waitMs(count - 1);
+    if (wait > 0) {
+      const other = await Attempt.findOne({ key, kind: 'attempt', _id: { $ne: _id } }).sort({ at: -1 }).lean();
+      if (other && now < other.at + wait) {
+        await Attempt.deleteOne({ _id });
+        return { allowed: false, reason: 'delayed', count: count - 1, blockedUntil: other.at + wait };
+      }
+    }
+    return { allowed: true, id: _id, count, blockedUntil: now + waitMs(count) };
   }
 
   return {
@@ -221,23 +233,17 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     },
     attempts: {
       reserve,
-      async delay(key, until) {
-        // A delay is its own document: no update of a shared document to lose.
-        await Attempt.create({ _id: `${key}#${crypto.randomUUID()}`, key, kind: 'delay', at: Date.now(), blockedUntil: until });
-      },
       async reset(key) {
         await Attempt.deleteMany({ key });
       },
-      async refund(key) {
-        for (let tries = 0; tries < 5; tries += 1) {
-          const one = await Attempt.findOne({ key, kind: 'attempt' }).sort({ at: -1 }).lean();
-          if (!one) return;
-          if ((await Attempt.deleteOne({ _id: one._id })).deletedCount === 1) return;
-        }
+      async refund(_key, attemptId) {
+        // Its own document: a refund can neither uncount another attempt nor be lost.
+        await Attempt.deleteOne({ _id: attemptId });
       },
-      async get(key, now, windowMs) {
+      async get(key, now, windowMs, waitMs = () => 0) {
         const b = await bucket(key, now, windowMs);
-        return { count: b.count, blockedUntil: b.blockedUntil };
+        const wait = b.count === 0 ? 0 : waitMs(b.count);
+        return { count: b.count, blockedUntil: wait > 0 ? b.lastAt + wait : 0 };
       },
     },
     oidc: {
@@ -281,7 +287,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         let deleted = 0;
         for (const m of oidcModels.values()) deleted += (await m.deleteMany({ expiresAt: { $lte: cutoff } })).deletedCount;
         await Consumed.deleteMany({ expiresAt: { $lte: cutoff } });
-        await RiskIp.deleteMany({ expiresAt: { $lte: cutoff } });
+        await Observation.deleteMany({ expiresAt: { $lte: cutoff } });
         return deleted;
       },
     },
@@ -306,12 +312,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async putUser(user, history) {
         await replaceById(RiskUser, user, { doc: JSON.stringify(history) });
       },
-      async getIp(ip) {
-        const d = await RiskIp.findById(ip).lean();
-        return d && d.expiresAt && new Date(d.expiresAt).getTime() > Date.now() ? JSON.parse(d.doc) : undefined;
+      async observe(o, expiresAt) {
+        await Observation.create({ _id: crypto.randomUUID(), kind: o.kind, ts: o.ts, user: o.user, ip: o.ip, country: o.country ?? null, expiresAt: new Date(expiresAt) });
       },
-      async putIp(ip, history, expiresAt) {
-        await replaceById(RiskIp, ip, { doc: JSON.stringify(history), expiresAt: new Date(expiresAt) });
+      async observations(by, kind, since, limit) {
+        // Expired records are filtered on read: a TTL index may be missing or late.
+        const docs = await Observation.find({ ...by, kind, ts: { $gt: since }, expiresAt: { $gt: new Date() } }).sort({ ts: -1 }).limit(limit).lean();
+        return docs.reverse().map((d): RiskObservation => ({ kind: d.kind, ts: d.ts, user: d.user, ip: d.ip, ...(d.country ? { country: d.country } : {}) }));
       },
     },
     async close() {

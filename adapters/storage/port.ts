@@ -4,7 +4,7 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -41,21 +41,28 @@ export interface ReserveOptions {
   max: number;
   /** Ms after the last counted attempt at which the bucket starts afresh; Infinity = never. */
   windowMs: number;
+  /**
+   * The progressive delay: how long (ms) after the previous counted attempt an attempt may
+   * be made when `count` attempts are already counted (0 = at once).
+   */
+  waitMs: (count: number) => number;
 }
 
 /**
- * Failure counters. `reserve` checks the limit and counts the attempt in one atomic step,
- * before the password is checked, so parallel attempts can neither be lost nor slip past
- * the limit (ARCHITECTURE.md "Storage"; also across instances sharing one MongoDB).
+ * Failure counters. `reserve` checks the limit and the progressive delay and counts the
+ * attempt in one atomic step, before the password is checked, so parallel attempts can
+ * neither be lost nor slip past the limit or the delay (ARCHITECTURE.md "Storage"; also
+ * across instances sharing one MongoDB). The delay is derived from the count and the time
+ * of the last counted attempt, never written after the check: 100 parallel attempts see the
+ * delay of each other's reservations, so at most the free allowance is ever verified.
  */
 export interface AttemptStore {
   reserve(key: string, opts: ReserveOptions): Promise<AttemptReservation>;
-  /** Refuses attempts until `until` (epoch ms); never shortens an existing delay. */
-  delay(key: string, until: number): Promise<void>;
   reset(key: string): Promise<void>;
-  /** Uncounts one attempt (a success that should not count against a shared bucket). */
-  refund(key: string): Promise<void>;
-  get(key: string, now: number, windowMs: number): Promise<{ count: number; blockedUntil: number }>;
+  /** Uncounts the attempt `reserve` returned (a success that should not count against a shared bucket). */
+  refund(key: string, attemptId: string): Promise<void>;
+  /** The bucket now: counted attempts, and until when the next attempt must wait (0 = none). */
+  get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
 }
 
 /** oidc-provider's artefacts (see adapters/oidc-adapter.ts), keyed by model and id. */
@@ -81,15 +88,22 @@ export interface EventStore {
 }
 
 /**
- * The risk engine's per-user and per-IP histories (plain JSON documents). Updates are
- * last-writer-wins: two logins of one user at the same instant may lose one history entry,
- * which weakens a signal slightly and never a security limit (those are AttemptStore's).
+ * The risk engine's state. Two kinds, stored differently on purpose:
+ * - observations of attempts (failed passwords, first-factor successes) are one record
+ *   each, inserted and never updated, so 100 parallel attempts leave 100 records: an
+ *   attacker cannot blind the credential-stuffing, failure or country-hopping signals by
+ *   racing (no read-modify-write);
+ * - a user's trusted history (places, devices, hours) is one document, written only by the
+ *   finish step of a fully successful login. Two logins of one user finishing at the same
+ *   instant may lose one entry: only the owner can produce those, and no limit depends on it.
  */
 export interface RiskStateStore {
   getUser(user: string): Promise<unknown>;
   putUser(user: string, history: unknown): Promise<void>;
-  getIp(ip: string): Promise<unknown>;
-  putIp(ip: string, history: unknown, expiresAt: number): Promise<void>;
+  /** Records one observation; it is dropped from reads after `expiresAt` (epoch ms). */
+  observe(o: RiskObservation, expiresAt: number): Promise<void>;
+  /** Observations of one kind for a user or an IP since `since` (exclusive), oldest first, the newest `limit`. */
+  observations(by: { user: string } | { ip: string }, kind: RiskObservation['kind'], since: number, limit: number): Promise<RiskObservation[]>;
 }
 
 export interface Storage {

@@ -10,7 +10,7 @@ const [cmd, a, b, c] = process.argv.slice(2);
 const storage = await openStorage({ mongodbUri: process.env.MONGODB_URI || undefined, dataDir: process.env.DATA_DIR ?? '' });
 if (cmd === 'reserve') {
   const n = Number(b);
-  const results = await Promise.all(Array.from({ length: n }, () => storage.attempts.reserve(a!, { now: Date.now(), max: Number(c), windowMs: Infinity })));
+  const results = await Promise.all(Array.from({ length: n }, () => storage.attempts.reserve(a!, { now: Date.now(), max: Number(c), windowMs: Infinity, waitMs: () => 0 })));
   process.stdout.write(`${results.filter((r) => r.allowed).length}\n`);
   await storage.close();
 } else if (cmd === 'accounts') {

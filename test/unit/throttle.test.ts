@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { accountKey, delayAfter, LoginThrottle } from '../../interactions/throttle.ts';
+import { accountKey, delayAfter, isTicket, LoginThrottle, type Ticket } from '../../interactions/throttle.ts';
 import { openEmbeddedStorage } from '../../adapters/storage/embedded.ts';
 import type { Storage } from '../../adapters/storage/port.ts';
 import { tempDir } from '../helpers/env.ts';
 
 const settings = { accountFreeFailures: 5, accountMaxFailures: 100, ipFreeFailures: 20, ipMaxFailures: 500, ipWindow: 3600, maxDelay: 900 };
+
+function ticket(t: Awaited<ReturnType<LoginThrottle['begin']>>): Ticket {
+  assert.ok(isTicket(t), 'attempt allowed');
+  return t;
+}
 
 describe('progressive delay', () => {
   it('is free for the first attempts, then doubles, capped', () => {
@@ -25,36 +30,43 @@ describe('LoginThrottle over the embedded store', () => {
     let now = Date.now();
     let allowed = 0;
     for (let i = 0; i < 150; i += 1) {
-      const ticket = await t.begin('victim', `10.0.${i % 250}.1`, undefined, now);
-      if (ticket) {
-        allowed += 1;
-        await t.failed(ticket, now);
-      }
+      if (isTicket(await t.begin('victim', `10.0.${i % 250}.1`, undefined, now))) allowed += 1;
       now += 901_000; // always past the longest delay
     }
     assert.equal(allowed, 100);
     assert.equal((await t.failures('victim', now)).count, 100);
     // A recognised browser has its own counter and is still let in.
-    assert.ok(await t.begin('victim', '192.0.2.1', 'device-1', now));
+    assert.ok(isTicket(await t.begin('victim', '192.0.2.1', 'device-1', now)));
     await t.unlock('victim');
     assert.equal((await t.failures('victim', now)).count, 0);
   });
 
-  it('refuses attempts during the delay without counting them', async () => {
+  it('refuses attempts during the delay without counting them, and says until when', async () => {
     const t = new LoginThrottle(storage.attempts, settings);
     const now = Date.now();
-    for (let i = 0; i < 5; i += 1) await t.failed((await t.begin('u2', '10.1.1.1', undefined, now))!, now);
-    assert.equal(await t.begin('u2', '10.1.1.1', undefined, now + 10), undefined);
+    for (let i = 0; i < 5; i += 1) ticket(await t.begin('u2', '10.1.1.1', undefined, now));
+    const refused = await t.begin('u2', '10.1.1.1', undefined, now + 10);
+    assert.ok(!isTicket(refused));
+    assert.equal(refused.until, now + 1000);
     assert.equal((await t.failures('u2', now + 10)).count, 5);
-    assert.ok(await t.begin('u2', '10.1.1.1', undefined, now + 1001));
+    assert.ok(isTicket(await t.begin('u2', '10.1.1.1', undefined, now + 1000)));
   });
 
-  it('a success clears the account and the unrecognised-browser counter, not the IP', async () => {
+  it('a refused account attempt is not counted against the IP either', async () => {
     const t = new LoginThrottle(storage.attempts, settings);
     const now = Date.now();
-    await t.failed((await t.begin('u3', '10.2.2.2', undefined, now))!, now);
-    const ok = (await t.begin('u3', '10.2.2.2', 'dev', now))!;
+    for (let i = 0; i < 5; i += 1) ticket(await t.begin('u4', '10.4.4.4', undefined, now));
+    for (let i = 0; i < 10; i += 1) assert.ok(!isTicket(await t.begin('u4', '10.4.4.4', undefined, now + 1)));
+    assert.equal((await storage.attempts.get('ip:10.4.4.4', now, 3_600_000)).count, 5);
+  });
+
+  it('only `succeeded` clears the account counters and refunds the IP; a right password alone does not', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    const now = Date.now();
+    ticket(await t.begin('u3', '10.2.2.2', undefined, now)); // a failure
+    const ok = ticket(await t.begin('u3', '10.2.2.2', 'dev', now));
     assert.equal(ok.accountKey, accountKey('u3', 'dev'));
+    assert.equal((await t.failures('u3', now)).count, 1, 'still counted until the login finishes');
     await t.succeeded(ok, 'u3');
     assert.equal((await t.failures('u3', now)).count, 0);
     assert.equal((await storage.attempts.get('ip:10.2.2.2', now, 3_600_000)).count, 1, 'the failure still counts against the IP');
