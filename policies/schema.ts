@@ -59,6 +59,15 @@ export const riskSchema = z.strictObject({
     /** Failures remembered per account and per IP address. */
     max_failures: z.int().min(1).max(10_000),
   }),
+  /**
+   * Failures from the login's address (ip_failures, credential_stuffing, and the model's
+   * per-IP features) are evidence about the address, shared by everyone behind it (an office
+   * or carrier-grade NAT), not about the account. They can raise the level at most to
+   * `max_level`; only the account's own evidence (scored without them) can go higher. With
+   * the default `high` (a step-up in the shipped assurance map), strangers failing from a
+   * user's address can make them prove a second factor, never lock them out.
+   */
+  shared_address: z.strictObject({ max_level: z.enum(RISK_LEVELS) }).default({ max_level: 'high' }),
   factors: z.strictObject({
     new_device: factor({}),
     new_ip: factor({}),

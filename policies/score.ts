@@ -25,7 +25,7 @@ const RULES: Record<FactorId, Rule> = {
   new_browser: novelty('browser', 'browser family'),
   new_os: novelty('os', 'operating system'),
   unusual_hour: (s, f) => s.hourFraction !== undefined && s.hourFraction < f.unusual_hour.below_fraction
-    && `${(s.hourFraction * 100).toFixed(1)}% of past logins at this hour of the week`,
+    && `${(s.hourFraction * 100).toFixed(1)}% of past logins within an hour of this time of day`,
   impossible_travel: (s, f) => s.speedKmh !== undefined && s.distanceKm !== undefined
     && s.distanceKm >= f.impossible_travel.min_distance_km && s.speedKmh > f.impossible_travel.max_speed_kmh
     && `${round(s.distanceKm)} km in ${(s.hoursSinceLast ?? 0).toFixed(2)} h (${round(s.speedKmh)} km/h)`,
@@ -54,12 +54,24 @@ export function levelOf(score: number, t: CompiledPolicy['risk']['levels']): Ris
 
 const rank = (l: RiskLevel) => RISK_LEVELS.indexOf(l);
 
-export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy, features?: Float64Array): Assessment {
+/** Rules whose evidence is about the address, not the account (schema.ts `shared_address`). */
+const ADDRESS_FACTORS: ReadonlySet<FactorId> = new Set(['ip_failures', 'credential_stuffing']);
+
+interface Evaluation {
+  reasons: Reason[];
+  errors: string[];
+  modelProbability: number;
+  /** Unclamped sum of the contributions. */
+  sum: number;
+}
+
+function evaluate(s: Signals, ctx: LoginContext, policy: CompiledPolicy, features: Float64Array | undefined, skip?: ReadonlySet<FactorId>): Evaluation {
   const { risk } = policy;
   const reasons: Reason[] = [];
   const errors: string[] = [];
   let modelProbability = 1;
   try {
+    // Inside the try: a signal that cannot be read is an error of the model's input too.
     modelProbability = policy.forest.probability(features ?? featureVector(s, ctx));
     if (!(modelProbability >= 0 && modelProbability <= 1)) throw new Error(`model returned ${modelProbability}`);
     reasons.push({ factor: 'model', contribution: risk.model.weight * modelProbability, detail: `P(attack) ${modelProbability.toFixed(3)}` });
@@ -68,7 +80,7 @@ export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy
   }
   for (const id of Object.keys(RULES) as FactorId[]) {
     const f = risk.factors[id];
-    if (!f.enabled || f.weight === 0) continue;
+    if (!f.enabled || f.weight === 0 || skip?.has(id)) continue;
     if (NOVELTY.has(id) && risk.cold_start.novelty_needs_confidence && s.lowConfidence) continue;
     try {
       const fired = RULES[id](s, risk.factors);
@@ -77,16 +89,49 @@ export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy
       errors.push(`${id}: ${(err as Error).message}`);
     }
   }
+  return { reasons, errors, modelProbability, sum: reasons.reduce((sum, r) => sum + r.contribution, 0) };
+}
+
+const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
+
+/** The highest score that is still at most `level`. */
+function ceilingOf(level: RiskLevel, t: CompiledPolicy['risk']['levels']): number {
+  const next = RISK_LEVELS[rank(level) + 1];
+  if (!next) return 1;
+  // Just under the next level's bound (scores are shown to 3 decimals; 1e-6 is invisible).
+  return t[next as Exclude<RiskLevel, 'low'>] - 1e-6;
+}
+
+export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy, features?: Float64Array): Assessment {
+  const { risk } = policy;
+  const full = evaluate(s, ctx, policy, features);
+  const base = { confidence: s.confidence, modelProbability: full.modelProbability, policyVersion: policy.version, modelVersion: policy.forest.version };
+  if (full.errors.length > 0) {
+    return { ...base, reasons: full.reasons.sort((a, b) => b.contribution - a.contribution), errors: full.errors, score: 1, level: 'critical' };
+  }
+  const reasons = full.reasons;
+  let score = clamp01(full.sum);
+  // Evidence about the address may raise the level at most to shared_address.max_level;
+  // only the account's own evidence, scored without it, may take it higher.
+  const cap = risk.shared_address.max_level;
+  if ((s.ipFailures > 0 || s.ipDistinctAccounts > 0) && rank(levelOf(score, risk.levels)) > rank(cap)) {
+    const ownSignals: Signals = { ...s, ipFailures: 0, ipDistinctAccounts: 0 };
+    const own = evaluate(ownSignals, ctx, policy, undefined, ADDRESS_FACTORS);
+    if (own.errors.length > 0) return { ...base, reasons, errors: own.errors, score: 1, level: 'critical' };
+    const capped = Math.max(clamp01(own.sum), ceilingOf(cap, risk.levels));
+    if (capped < score) {
+      reasons.push({
+        factor: 'shared_address', contribution: capped - score,
+        detail: `failures from this address by others raise the level at most to ${cap} (own evidence alone: ${levelOf(clamp01(own.sum), risk.levels)})`,
+      });
+      score = capped;
+    }
+  }
   reasons.sort((a, b) => b.contribution - a.contribution);
-  const base = {
-    reasons, confidence: s.confidence, modelProbability, policyVersion: policy.version, modelVersion: policy.forest.version, errors,
-  };
-  if (errors.length > 0) return { ...base, score: 1, level: 'critical' };
-  const score = Math.min(1, Math.max(0, reasons.reduce((sum, r) => sum + r.contribution, 0)));
   let level = levelOf(score, risk.levels);
   if (s.lowConfidence && rank(level) < rank(risk.cold_start.minimum_level)) {
     level = risk.cold_start.minimum_level;
     reasons.push({ factor: 'cold_start', contribution: 0, detail: `little history (confidence ${s.confidence.toFixed(2)}): at least ${level}` });
   }
-  return { ...base, score, level };
+  return { ...base, reasons, errors: [], score, level };
 }

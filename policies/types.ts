@@ -84,7 +84,7 @@ export interface IpHistory {
 
 export interface Reason {
   /** `model` or a factor id. */
-  factor: 'model' | FactorId | 'cold_start';
+  factor: 'model' | FactorId | 'cold_start' | 'shared_address';
   /** How much it added to the score (negative lowers it). */
   contribution: number;
   /** What the factor saw, for people reading the decision. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { decide } from '../../policies/decision.ts';
 import { compileForest, loadModel, serialiseModel, sha256Hex, trainForest } from '../../policies/forest.ts';
-import { emptyIpHistory, emptyUserHistory, hourOfWeek, observe } from '../../policies/history.ts';
+import { emptyIpHistory, emptyUserHistory, hourOfWeek, observe, recordTrusted } from '../../policies/history.ts';
 import { rocAuc, tprAtFpr } from '../../policies/metrics.ts';
 import { loadPolicy, type CompiledPolicy } from '../../policies/policy.ts';
 import { levelOf, scoreLogin } from '../../policies/score.ts';
@@ -184,12 +184,78 @@ describe('risk engine', () => {
       assert.equal(scoreLogin(ctx(), computeSignals(ctx(), londoner(rulesOnly), emptyIpHistory(), rulesOnly.risk, rulesOnly.lists), nan).level, 'critical');
     });
 
+    describe('evidence about a shared address (office or carrier NAT)', () => {
+      /** Failures from the login's address by `n` other accounts, minutes ago. */
+      const strangers = (n: number) => {
+        const ip = emptyIpHistory();
+        for (let i = 0; i < n; i += 1) ip.failures.push({ ts: T0 - 5 * 60_000 + i, user: `made-up-${i}` });
+        return ip;
+      };
+
+      it('raises a recognised user on their usual network at most to the cap, and says why', () => {
+        // The rules alone would make this critical: stuffing + IP failures + a heavy weight.
+        const p = loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.credential_stuffing.weight = 0.9; }));
+        const s = computeSignals(ctx(), londoner(p), strangers(12), p.risk, p.lists);
+        assert.equal(s.ipDistinctAccounts, 12);
+        const a = scoreLogin(ctx(), s, p);
+        assert.equal(a.level, 'high', `score ${a.score}`);
+        assert.ok(a.score < p.risk.levels.critical);
+        const cap = a.reasons.find((r) => r.factor === 'shared_address');
+        assert.ok(cap && cap.contribution < 0, 'the cap is a reason, with what it took off');
+        assert.match(cap.detail!, /at most to high \(own evidence alone: low\)/);
+        // The reasons still add up to the score.
+        assert.ok(Math.abs(a.reasons.reduce((sum, r) => sum + r.contribution, 0) - a.score) < 1e-9);
+        // Without the cap the same login is blocked-level: the cap is what made the difference.
+        const uncapped = loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.credential_stuffing.weight = 0.9; f.risk.shared_address = { max_level: 'critical' }; }));
+        assert.equal(scoreLogin(ctx(), computeSignals(ctx(), londoner(uncapped), strangers(12), uncapped.risk, uncapped.lists), uncapped).level, 'critical');
+      });
+
+      it('does not cap when the account\'s own evidence is bad as well', () => {
+        const p = loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; f.lists.tor_exit_addresses = ['1.1.1.1']; }));
+        const c = ctx({ ts: T0 - 86_400_000 + 30 * 60_000, ip: '1.1.1.1', place: SYDNEY, deviceId: 'dev-9' });
+        const own = scoreLogin(c, computeSignals(c, londoner(p), emptyIpHistory(), p.risk, p.lists), p);
+        assert.equal(own.level, 'critical', 'impossible travel from a Tor exit on a new device');
+        const withStrangers = scoreLogin(c, computeSignals(c, londoner(p), strangers(12), p.risk, p.lists), p);
+        assert.equal(withStrangers.level, 'critical');
+        assert.ok(!withStrangers.reasons.some((r) => r.factor === 'shared_address'));
+      });
+
+      it('caps the model\'s per-address features too, with the shipped model', () => {
+        const s = computeSignals(ctx(), londoner(policy), strangers(40), policy.risk, policy.lists);
+        const a = scoreLogin(ctx(), s, policy);
+        assert.notEqual(a.level, 'critical', `score ${a.score}: ${a.reasons.map((r) => r.factor).join(', ')}`);
+      });
+    });
+
     it('gives the strictest outcome when a rule fails', () => {
       const s = computeSignals(ctx(), londoner(rulesOnly), emptyIpHistory(), rulesOnly.risk, rulesOnly.lists);
       Object.defineProperty(s, 'tor', { get() { throw new Error('list unavailable'); } });
       const a = scoreLogin(ctx(), s, rulesOnly);
       assert.equal(a.level, 'critical');
       assert.ok(a.errors.includes('tor_exit: list unavailable'), a.errors.join('; '));
+    });
+  });
+
+  describe('history', () => {
+    it('live recording (observations, then recordTrusted at finish) builds what the simulator\'s observe builds', () => {
+      const replayed = emptyUserHistory();
+      const replayIp = emptyIpHistory();
+      const live = emptyUserHistory();
+      const failures: number[] = [];
+      const steps: [number, 'fail' | 'allow' | 'block'][] = [[0, 'fail'], [60_000, 'allow'], [120_000, 'fail'], [180_000, 'block'], [240_000, 'allow']];
+      for (const [dt, kind] of steps) {
+        const c = ctx({ ts: T0 + dt });
+        if (kind === 'fail') {
+          observe(replayed, replayIp, c, { kind: 'password_failed' }, policy.risk);
+          failures.push(c.ts);
+        } else {
+          observe(replayed, replayIp, c, { kind: 'password_ok', decision: kind }, policy.risk);
+          if (kind === 'allow') recordTrusted(live, c, policy.risk);
+        }
+      }
+      // Live keeps failures as records and counts those after the last trusted login.
+      live.failures = failures.filter((t) => t > live.last!.ts);
+      assert.deepEqual({ ...live, recent: [] }, { ...replayed, recent: [] });
     });
   });
 
