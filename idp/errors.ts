@@ -5,10 +5,15 @@
  * anything that tells whether a username exists.
  */
 export const ERROR_CODES = {
-  invalid_credentials: {
-    status: 200,
-    message: 'The username or password is incorrect, or sign-in is paused for this account after repeated failures. Please try again in a moment.',
-  },
+  // One message for a wrong password, an unknown username and a login the risk engine
+  // blocked: none of them may tell which it was.
+  invalid_credentials: { status: 200, message: 'The username or password is incorrect.' },
+  // Throttled attempts are not checked at all, and unknown usernames are throttled exactly
+  // like real ones, so saying so reveals neither whether the account exists nor whether the
+  // password was right (NIST 800-63B-4 §3.2.2).
+  login_paused: { status: 429, message: 'Sign-in is paused after too many failed attempts.' },
+  missing_username: { status: 400, message: 'Enter your username.' },
+  missing_password: { status: 400, message: 'Enter your password.' },
   interaction_not_found: {
     status: 400,
     message: 'This sign-in page has expired or was already used. Go back to the application and start again.',

@@ -135,7 +135,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     }
     await next();
   });
-  const router = interactionRouter({ provider, storage, authenticator, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
+  const router = interactionRouter({ provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
   provider.use(router.routes());
 
   const server = http.createServer(provider.callback());

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Account } from '../models/types.ts';
 import type { Storage } from '../adapters/storage/port.ts';
 import { normaliseUsername, type PasswordHasher } from './methods/password.ts';
-import type { LoginThrottle } from './throttle.ts';
+import { isTicket, type LoginThrottle, type Ticket } from './throttle.ts';
 
 export interface PasswordAttempt {
   username: string;
@@ -16,13 +16,15 @@ export interface PasswordAttempt {
   deviceId: string | undefined;
 }
 
-/** `subject`: the account id, or a keyed stand-in for an unknown username (never the name itself). */
+/**
+ * `subject`: the account id, or a keyed stand-in for an unknown username (never the name
+ * itself). A right password proves the first factor only: the ticket is handed on, and the
+ * finish step resets counters and recognises the browser once the whole login succeeded.
+ */
 export type PasswordOutcome =
-  | { ok: true; account: Account; subject: string }
-  | { ok: false; reason: 'throttled' | 'invalid'; account?: Account | undefined; subject: string };
-
-/** Number of recognised browsers remembered per account. */
-const TRUSTED_DEVICES_KEPT = 20;
+  | { ok: true; account: Account; subject: string; ticket: Ticket }
+  | { ok: false; reason: 'invalid'; account?: Account | undefined; subject: string }
+  | { ok: false; reason: 'throttled'; until: number | undefined; account?: Account | undefined; subject: string };
 
 export class PasswordAuthenticator {
   readonly #storage: Storage;
@@ -47,18 +49,14 @@ export class PasswordAuthenticator {
     const recognised = account && a.deviceId && account.trustedDevices.includes(a.deviceId) ? a.deviceId : undefined;
 
     const ticket = await this.#throttle.begin(subject, a.ip, recognised);
-    if (!ticket) {
+    if (!isTicket(ticket)) {
       await this.#hasher.burn(a.password);
-      return { ok: false, reason: 'throttled', account, subject };
+      return { ok: false, reason: 'throttled', until: ticket.until, account, subject };
     }
     const result = account ? await this.#hasher.verify(account.passwordHash, a.password) : { ok: await this.#hasher.burn(a.password), needsRehash: false };
-    if (!account || !result.ok) {
-      await this.#throttle.failed(ticket);
-      return { ok: false, reason: 'invalid', account, subject };
-    }
-    await this.#throttle.succeeded(ticket, account.id);
+    // A failure stays counted in the buckets it was reserved in: nothing more to do.
+    if (!account || !result.ok) return { ok: false, reason: 'invalid', account, subject };
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
-    if (a.deviceId) await this.#storage.accounts.addTrustedDevice(account.id, a.deviceId, TRUSTED_DEVICES_KEPT);
-    return { ok: true, account, subject };
+    return { ok: true, account, subject, ticket };
   }
 }

@@ -7,6 +7,7 @@ import { classifyAddress, ipv6Groups } from '../adapters/geoip.ts';
 import { UserError } from '../idp/errors.ts';
 import type { Logger } from '../idp/log.ts';
 import type { PasswordAuthenticator } from './authenticate.ts';
+import type { LoginThrottle } from './throttle.ts';
 import type { RiskService } from './risk.ts';
 import type { Events } from '../idp/events.ts';
 import type { Csrf } from './csrf.ts';
@@ -16,6 +17,7 @@ export interface InteractionDeps {
   provider: Provider;
   storage: Storage;
   authenticator: PasswordAuthenticator;
+  throttle: LoginThrottle;
   csrf: Csrf;
   risk: RiskService;
   events: Events;

@@ -1,14 +1,19 @@
 /**
  * The login's risk step (ARCHITECTURE.md steps 3–5 and 8): build the login context, load the
  * user's and the IP's history, let the engine score and decide with one policy snapshot,
- * record the event and what it taught the histories.
+ * record the event. What the attempt teaches the engine is stored in two parts:
+ * - every failed password and every first-factor success is one observation record,
+ *   inserted when it happens (parallel attempts are never lost: adapters/storage/port.ts);
+ * - the trusted history (places, devices, hours) grows only in `trust`, which the finish
+ *   step calls once the whole login has succeeded.
+ * Together they build exactly the history the simulator's `observe` builds.
  */
 import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { decide } from '../policies/decision.ts';
-import { emptyIpHistory, emptyUserHistory, observe, type Outcome } from '../policies/history.ts';
+import { emptyUserHistory, RECENT_MS, recordTrusted } from '../policies/history.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import { scoreLogin } from '../policies/score.ts';
 import { computeSignals } from '../policies/signals.ts';
@@ -32,10 +37,11 @@ export interface RiskResult {
   decision: Decision;
   policy: CompiledPolicy;
   eventId: string;
+  /** What was scored: the finish step records it as trusted. */
+  context: LoginContext;
 }
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
-const isIpHistory = (x: unknown): x is IpHistory => typeof x === 'object' && x !== null && (x as IpHistory).v === 1 && Array.isArray((x as IpHistory).failures);
 
 export class RiskService {
   readonly #storage: Storage;
@@ -59,17 +65,29 @@ export class RiskService {
     return { ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes };
   }
 
-  async #histories(ctx: LoginContext): Promise<{ user: UserHistory; ip: IpHistory }> {
-    const [u, i] = await Promise.all([this.#storage.risk.getUser(ctx.user), this.#storage.risk.getIp(ctx.ip)]);
-    return { user: isUserHistory(u) ? u : emptyUserHistory(), ip: isIpHistory(i) ? i : emptyIpHistory() };
+  /** Observations are kept as long as any signal looks back at them. */
+  #expiry(ts: number, policy: CompiledPolicy): number {
+    return ts + Math.max(policy.risk.history.failure_window_minutes * 60_000, RECENT_MS);
   }
 
-  async #save(ctx: LoginContext, h: { user: UserHistory; ip: IpHistory }, policy: CompiledPolicy, ipChanged: boolean) {
-    const ipExpires = ctx.ts + policy.risk.history.failure_window_minutes * 60_000;
-    await Promise.all([
-      this.#storage.risk.putUser(ctx.user, h.user),
-      ipChanged ? this.#storage.risk.putIp(ctx.ip, h.ip, ipExpires) : Promise.resolve(),
+  /** The trusted history document plus the observations, as the simulator holds them in memory. */
+  async #histories(ctx: LoginContext, policy: CompiledPolicy): Promise<{ user: UserHistory; ip: IpHistory }> {
+    const { failure_window_minutes: windowMin, max_failures: maxFailures, max_entries: maxEntries } = policy.risk.history;
+    const since = ctx.ts - windowMin * 60_000;
+    const risk = this.#storage.risk;
+    const [doc, userFailures, ipFailures, recent] = await Promise.all([
+      risk.getUser(ctx.user),
+      risk.observations({ user: ctx.user }, 'password_failed', since, maxFailures),
+      risk.observations({ ip: ctx.ip }, 'password_failed', since, maxFailures),
+      // observe() keeps the last `max` entries of the hour, then adds one.
+      risk.observations({ user: ctx.user }, 'password_ok', ctx.ts - RECENT_MS, maxEntries + 1),
     ]);
+    const user = isUserHistory(doc) ? doc : emptyUserHistory();
+    // A trusted login ends the run of failures on the account (policies/history.ts).
+    const lastTrusted = user.last?.ts ?? Number.NEGATIVE_INFINITY;
+    user.failures = userFailures.filter((o) => o.ts > lastTrusted).map((o) => o.ts);
+    user.recent = recent.flatMap((o) => (o.country ? [{ ts: o.ts, country: o.country }] : []));
+    return { user, ip: { v: 1, failures: ipFailures.map((o) => ({ ts: o.ts, user: o.user })) } };
   }
 
   #record(a: AttemptInfo, ctx: LoginContext, success: boolean, extra: Partial<LoginEventRecord> = {}): LoginEventRecord {
@@ -82,11 +100,10 @@ export class RiskService {
   /** A wrong password: remembered for the account and the IP (failures, credential stuffing). */
   async passwordFailed(a: AttemptInfo, ts = Date.now()): Promise<void> {
     const policy = this.#policies.current();
-    const ctx = this.#context(a, ts);
-    const h = await this.#histories(ctx);
-    observe(h.user, h.ip, ctx, { kind: 'password_failed' }, policy.risk);
-    await this.#save(ctx, h, policy, true);
-    await this.#storage.events.append(this.#record(a, ctx, false));
+    await Promise.all([
+      this.#storage.risk.observe({ kind: 'password_failed', ts, user: a.user, ip: a.ip }, this.#expiry(ts, policy)),
+      this.#storage.events.append(this.#record(a, this.#context(a, ts), false)),
+    ]);
   }
 
   /** The password was right: score, decide, record. One policy snapshot for all of it. */
@@ -95,15 +112,10 @@ export class RiskService {
     // A password alone reaches the weakest assurance level the policy defines.
     const achieved = policy.assurance.levels[0]!.name;
     const ctx = this.#context(a, ts);
-    const h = await this.#histories(ctx);
+    const h = await this.#histories(ctx, policy);
     const signals = computeSignals(ctx, h.user, h.ip, policy.risk, policy.lists);
     const assessment = scoreLogin(ctx, signals, policy);
     const decision = decide({ level: assessment.level, clientId: ctx.clientId, scopes: ctx.scopes, achieved }, policy);
-    // Until step-up methods exist, a challenged login has no mfa outcome and stays out of
-    // the trusted history (policies/history.ts).
-    const outcome: Outcome = { kind: 'password_ok', decision: decision.decision };
-    observe(h.user, h.ip, ctx, outcome, policy.risk);
-    await this.#save(ctx, h, policy, false);
     const event = this.#record(a, ctx, true, {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
@@ -111,12 +123,30 @@ export class RiskService {
         modelVersion: assessment.modelVersion, errors: assessment.errors,
       },
     });
-    await this.#storage.events.append(event);
+    // Whatever the decision: country hopping counts first-factor successes, trusted or not.
+    await Promise.all([
+      this.#storage.risk.observe({ kind: 'password_ok', ts, user: a.user, ip: a.ip, country: ctx.place.country }, this.#expiry(ts, policy)),
+      this.#storage.events.append(event),
+    ]);
     this.#events.emit('risk.decided', {
       account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
       reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion, event: event.id,
       ...(assessment.errors.length ? { errors: assessment.errors } : {}),
     }, assessment.errors.length ? 'error' : 'info');
-    return { assessment, decision, policy, eventId: event.id };
+    return { assessment, decision, policy, eventId: event.id, context: ctx };
+  }
+
+  /**
+   * The login fully succeeded: it joins the user's trusted history. Read fresh, so a
+   * concurrent finish of the same user loses at most its own entry (port.ts RiskStateStore).
+   */
+  async trust(r: RiskResult): Promise<void> {
+    const doc = await this.#storage.risk.getUser(r.context.user);
+    const user = isUserHistory(doc) ? doc : emptyUserHistory();
+    recordTrusted(user, r.context, r.policy.risk);
+    // Failures and recent successes live in observation records, not in this document.
+    user.failures = [];
+    user.recent = [];
+    await this.#storage.risk.putUser(r.context.user, user);
   }
 }

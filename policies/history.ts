@@ -11,6 +11,8 @@ import type { RiskPolicy } from './schema.ts';
 import type { DecisionKind, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
 export const HOURS_PER_WEEK = 168;
+/** How far back first-factor successes count for country hopping. */
+export const RECENT_MS = 3_600_000;
 
 export function emptyUserHistory(): UserHistory {
   return {
@@ -77,7 +79,12 @@ export function isTrusted(o: Outcome): boolean {
   return o.kind === 'password_ok' && (o.decision === 'allow' || (o.decision === 'step_up' && o.mfa === 'pass'));
 }
 
-/** Records one outcome into the user's and the IP's history (in place). */
+/**
+ * Records one outcome into the user's and the IP's history (in place): what the simulator
+ * does for every event. Live operation stores the same in two parts (interactions/risk.ts):
+ * failures and first-factor successes as one record each when they happen, and
+ * `recordTrusted` when a login has fully succeeded.
+ */
 export function observe(user: UserHistory, ip: IpHistory, ctx: LoginContext, outcome: Outcome, policy: RiskPolicy): void {
   const { max_entries: max, failure_window_minutes: windowMin, max_failures: maxFailures } = policy.history;
   const since = ctx.ts - windowMin * 60_000;
@@ -89,10 +96,15 @@ export function observe(user: UserHistory, ip: IpHistory, ctx: LoginContext, out
     return;
   }
   if (ctx.place.country) {
-    user.recent = user.recent.filter((r) => r.ts > ctx.ts - 3_600_000).slice(-max);
+    user.recent = user.recent.filter((r) => r.ts > ctx.ts - RECENT_MS).slice(-max);
     user.recent.push({ ts: ctx.ts, country: ctx.place.country });
   }
-  if (!isTrusted(outcome)) return;
+  if (isTrusted(outcome)) recordTrusted(user, ctx, policy);
+}
+
+/** A login that fully succeeded joins the user's trusted history. */
+export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy): void {
+  const max = policy.history.max_entries;
   const keys = keysOf(ctx);
   touch(user.ips, keys.ips, ctx.ts, max);
   touch(user.asns, keys.asns, ctx.ts, max);

@@ -3,7 +3,7 @@
  * failures and the policy's network lists. Pure functions of plain data.
  */
 import net from 'node:net';
-import { hourOfWeek, keysOf } from './history.ts';
+import { hourOfWeek, keysOf, RECENT_MS } from './history.ts';
 import type { ListsPolicy, RiskPolicy } from './schema.ts';
 import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -128,7 +128,7 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     }
   }
 
-  const countries = new Set(user.recent.filter((r) => r.ts > ctx.ts - 3_600_000).map((r) => r.country));
+  const countries = new Set(user.recent.filter((r) => r.ts > ctx.ts - RECENT_MS).map((r) => r.country));
   if (ctx.place.country) countries.add(ctx.place.country);
 
   const since = ctx.ts - history.failure_window_minutes * 60_000;

@@ -7,14 +7,26 @@ export interface LoginView {
   csrf: string;
   clientName: string;
   username?: string | undefined;
-  /** Neutral message shown next to the fields after a failed attempt. */
+  /** Message about the attempt as a whole (wrong credentials, paused), shown under the fields. */
   error?: string | undefined;
-  /** Shown when a step-up or a policy decision stopped the login (issue 3 onwards). */
+  /** A field left empty: the message is tied to that field. */
+  fieldError?: { field: 'username' | 'password'; message: string } | undefined;
+  /** Shown above the form when a policy decision stopped the login. */
   notice?: string | undefined;
 }
 
 export function loginPage(v: LoginView): SafeHtml {
   const err = v.error;
+  const fe = v.fieldError;
+  // WCAG 2.2 SC 3.3.1: an error is identified in text and tied to its field.
+  const describedBy = (f: 'username' | 'password') => {
+    if (fe?.field === f) return html`aria-invalid="true" aria-describedby="${f}-error"`;
+    return err ? html`aria-invalid="true" aria-describedby="login-error"` : '';
+  };
+  const fieldMessage = (f: 'username' | 'password') =>
+    fe?.field === f ? html`<p id="${f}-error" class="error" role="alert">${fe.message}</p>` : '';
+  // Focus goes where the user has to act next.
+  const focus = fe?.field ?? (v.username ? 'password' : 'username');
   return layout('Sign in', html`
 <h1>Sign in</h1>
 <p class="muted">to continue to <strong>${v.clientName}</strong></p>
@@ -23,11 +35,13 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
   <input type="hidden" name="csrf" value="${v.csrf}">
   <label for="username">Username</label>
   <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false"
-    required maxlength="256" value="${v.username ?? ''}" ${v.username ? '' : html`autofocus`}
-    ${err ? html`aria-invalid="true" aria-describedby="login-error"` : ''}>
+    required maxlength="256" value="${v.username ?? ''}" ${focus === 'username' ? html`autofocus` : ''}
+    ${describedBy('username')}>
+  ${fieldMessage('username')}
   <label for="password">Password</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"
-    ${v.username ? html`autofocus` : ''} ${err ? html`aria-invalid="true" aria-describedby="login-error"` : ''}>
+    ${focus === 'password' ? html`autofocus` : ''} ${describedBy('password')}>
+  ${fieldMessage('password')}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
   <button type="submit">Sign in</button>
 </form>

@@ -77,53 +77,88 @@ for (const store of STORES) {
       assert.match(page.body, /name="csrf" value="[A-Za-z0-9_-]{43}"/);
     });
 
-    it('gives the same message and status for a wrong password, an unknown user and a throttled attempt', async () => {
+    it('gives the same message and status for a wrong password and an unknown user', async () => {
       const { browser, page } = await loginPage();
       const wrong = await post(browser, page, { username: 'dave', password: 'wrong password, quite long' });
       const unknown = await post(browser, page, { username: 'nobody-here', password: 'wrong password, quite long' });
       assert.equal(wrong.status, unknown.status);
-      assert.ok(loginError(wrong.body));
-      assert.equal(loginError(wrong.body), loginError(unknown.body));
+      // Only what is true: no talk of pauses on a first failure.
+      assert.equal(loginError(wrong.body), 'The username or password is incorrect.');
+      assert.equal(loginError(unknown.body), loginError(wrong.body));
       // Error next to the field, announced to assistive technology.
       assert.match(wrong.body, /aria-describedby="login-error"/);
-      // Drive dave into the delay, then try the right password: refused with the same words.
-      await srv.storage.attempts.delay(accountKey((await srv.storage.accounts.findByUsername('dave'))!.id), Date.now() + 60_000);
-      const throttled = await post(browser, page, { username: 'dave', password: PASSWORD });
-      assert.equal(throttled.status, wrong.status);
-      assert.equal(loginError(throttled.body), loginError(wrong.body));
+    });
+
+    it('says sign-in is paused, and for how long, when it is; alike for real and unknown usernames, and whatever the password', async () => {
+      const { browser, page } = await loginPage();
+      const pause = async (username: string) => {
+        for (let i = 0; i < srv.settings.accountFreeFailures; i += 1) await post(browser, page, { username, password: 'wrong password, quite long' });
+        // The right password during the delay is refused unchecked, with the same words.
+        return post(browser, page, { username, password: PASSWORD });
+      };
+      const real = await pause('dave');
+      const unknown = await pause('nobody-at-all');
+      for (const r of [real, unknown]) {
+        assert.equal(r.status, 429);
+        assert.match(loginError(r.body) ?? '', /^Sign-in is paused after too many failed attempts\. Try again in \d+ seconds?\.$/);
+        assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After (RFC 6585 §4)');
+      }
+      // The IP bucket is shared by every test on this loopback address.
+      await srv.storage.attempts.reset(ipKey('127.0.0.1'));
       await srv.storage.attempts.reset(accountKey((await srv.storage.accounts.findByUsername('dave'))!.id));
     });
 
-    it('counts 20 parallel wrong passwords as 20, and still lets the owner in from a recognised browser', async () => {
+    it('re-renders the form with the field\'s error when the password or username is empty, and counts nothing', async () => {
+      const { browser, page } = await loginPage();
+      const before = await srv.storage.attempts.get(ipKey('127.0.0.1'), Date.now(), 3_600_000);
+      const noPassword = await post(browser, page, { username: 'carol', password: '' });
+      assert.equal(noPassword.status, 400);
+      assert.match(noPassword.body, /<p id="password-error" class="error" role="alert">Enter your password\.<\/p>/);
+      assert.match(noPassword.body, /id="password"[^>]*autofocus[^>]*aria-invalid="true" aria-describedby="password-error"/);
+      assert.match(noPassword.body, /name="username"[^>]*value="carol"/, 'what was typed is kept');
+      // The re-rendered form works: the login goes on from it.
+      const noUser = await post(browser, { ...page, body: noPassword.body }, { username: '  ', password: 'something' });
+      assert.equal(noUser.status, 400);
+      assert.match(noUser.body, /<p id="username-error" class="error" role="alert">Enter your username\.<\/p>/);
+      const after = await srv.storage.attempts.get(ipKey('127.0.0.1'), Date.now(), 3_600_000);
+      assert.equal(after.count, before.count, 'no attempt counted');
+      let next = await browser.submit({ ...page, body: noUser.body }, '/login', { username: 'carol', password: PASSWORD }, REDIRECT_URI);
+      if (next.body.includes('/confirm')) next = await browser.submit(next, '/confirm', {}, REDIRECT_URI);
+      assert.ok(next.url.searchParams.get('code'), `signed in from the re-rendered form: ${loginError(next.body) ?? next.status}`);
+    });
+
+    it('verifies at most the free allowance of 100 parallel wrong passwords, counts them all, and still lets the owner in from a recognised browser', async () => {
       // The owner logs in once: this browser becomes recognised for the account.
       const owner = new Browser();
       await loginThroughForm(config, 'carol', PASSWORD, { scope: 'openid' }, owner);
+      await srv.storage.attempts.reset(ipKey('127.0.0.1'));
 
+      // 100 parallel attempts, one interaction, one CSRF token (issue 6 §1).
       const attacker = await loginPage();
       const logged = srv.logs.length;
-      const results = await Promise.all(Array.from({ length: 20 }, () => post(attacker.browser, attacker.page, { username: 'carol', password: 'not the password at all' })));
+      const started = Date.now();
+      const results = await Promise.all(Array.from({ length: 100 }, () => post(attacker.browser, attacker.page, { username: 'carol', password: 'not the password at all' })));
+      const seconds = (Date.now() - started) / 1000;
       for (const r of results) {
-        assert.equal(r.status, 200);
+        assert.ok(r.status === 200 || r.status === 429, `status ${r.status}`);
         assert.ok(loginError(r.body));
       }
-      // Attempts that began before the 5th failure set the delay were checked and counted;
-      // later ones were refused unchecked. How many of each depends on timing; that the
-      // counter equals the number checked, with none lost, does not.
       const outcomes = srv.logs.slice(logged).filter((l) => l.msg === 'login.failed' || l.msg === 'login.throttled');
-      assert.equal(outcomes.length, 20);
+      assert.equal(outcomes.length, 100);
       const checked = outcomes.filter((l) => l.msg === 'login.failed').length;
-      assert.ok(checked >= srv.settings.accountFreeFailures, `at least the free attempts were checked (${checked})`);
+      const free = srv.settings.accountFreeFailures;
+      // The delay applies from the moment each attempt is reserved: the rest wait. A burst
+      // that itself lasts longer than the delays (1 s, 2 s, … on a loaded machine) may see
+      // one more checked per delay that passed; the storage contract pins the exact count
+      // with a fixed clock.
+      const delaysPassed = Math.floor(Math.log2(seconds + 1));
+      assert.ok(checked >= 1 && checked <= free + delaysPassed, `${checked} passwords checked in ${seconds} s; the free allowance is ${free}`);
+      if (store.kind === 'embedded' && delaysPassed === 0) assert.equal(checked, free, 'the embedded store is exact');
+      assert.equal(results.filter((r) => r.status === 429).length, 100 - checked);
       const counted = await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity);
       assert.equal(counted.count, checked, 'every checked attempt counted, none lost');
-      assert.ok(counted.blockedUntil > Date.now(), 'the account is in its progressive delay');
-      const ip = await srv.storage.attempts.get(ipKey('127.0.0.1'), Date.now(), srv.settings.ipWindow * 1000);
-      assert.ok(ip.count >= checked, `the IP counted every checked attempt (${ip.count})`);
 
-      // The right password from the attacker's (unrecognised) browser is refused...
-      const fromAttacker = await post(attacker.browser, attacker.page, { username: 'carol', password: PASSWORD });
-      assert.ok(loginError(fromAttacker.body));
-      // ...and the refused attempt is not counted: flooding cannot extend the lockout.
-      assert.equal((await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity)).count, checked);
+      for (const r of results.filter((x) => x.status === 429)) assert.ok(Number(r.headers.get('retry-after')) >= 1);
 
       // The IP bucket is shared by both browsers here (same loopback address); clear it so
       // this checks the account buckets only.
