@@ -1,6 +1,8 @@
 /**
- * The device cookie: a random id, signed with the cookie keys, that lets this browser be
- * recognised after it completes a login. Recognised browsers get their own failure counter,
+ * The device cookie: a random id, signed with the cookie keys. The browser becomes
+ * recognised for an account only when a whole login from it has succeeded (the finish
+ * step, interactions/finish.ts): a right password alone does not make it so. Recognised
+ * browsers get their own failure counter,
  * so an attacker failing against an account from elsewhere cannot lock its owner out
  * (OWASP "device cookies" against online guessing; NIST 800-63B-4 §3.2.2).
  */
@@ -11,7 +13,7 @@ const COOKIE = 'idp_device';
 /** Browsers cap cookie lifetime at 400 days. */
 const MAX_AGE_MS = 400 * 24 * 3600 * 1000;
 
-export function readDeviceId(ctx: Context): string | undefined {
+function readDeviceId(ctx: Context): string | undefined {
   const v = ctx.cookies.get(COOKIE, { signed: true });
   return v && /^[A-Za-z0-9_-]{22}$/.test(v) ? v : undefined;
 }

@@ -12,9 +12,9 @@ import type { Ticket } from './throttle.ts';
 import type { AuthMethod } from './methods/method.ts';
 
 /** Number of recognised browsers remembered per account. */
-export const TRUSTED_DEVICES_KEPT = 20;
+const TRUSTED_DEVICES_KEPT = 20;
 
-export interface FinishedLogin {
+interface FinishedLogin {
   account: Account;
   ticket: Ticket;
   risk: RiskResult;

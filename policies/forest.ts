@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import { RandomForestClassifier } from 'ml-random-forest';
 
-export const MODEL_FORMAT = 'adaptive-idp/forest@1';
+const MODEL_FORMAT = 'adaptive-idp/forest@1';
 
 /** One tree, node-indexed: feature < 0 marks a leaf. */
 export interface FlatTree {

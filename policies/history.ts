@@ -10,7 +10,7 @@
 import type { RiskPolicy } from './schema.ts';
 import type { DecisionKind, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
-export const HOURS_PER_WEEK = 168;
+const HOURS_PER_WEEK = 168;
 /** How far back first-factor successes count for country hopping. */
 export const RECENT_MS = 3_600_000;
 
@@ -31,7 +31,7 @@ export function hourOfWeek(ts: number): number {
   return ((d.getUTCDay() + 6) % 7) * 24 + d.getUTCHours();
 }
 
-export const cityKey = (ctx: Pick<LoginContext, 'place'>) =>
+const cityKey = (ctx: Pick<LoginContext, 'place'>) =>
   ctx.place.city ? `${ctx.place.country ?? '?'}/${ctx.place.region ?? '?'}/${ctx.place.city}` : undefined;
 
 /** The keys a login is recorded under, per kind; undefined where the login has no value. */
@@ -75,7 +75,7 @@ export type Outcome =
   | { kind: 'password_ok'; decision: DecisionKind; mfa?: 'pass' | 'fail' | undefined };
 
 /** Whether an outcome joins the trusted history. */
-export function isTrusted(o: Outcome): boolean {
+function isTrusted(o: Outcome): boolean {
   return o.kind === 'password_ok' && (o.decision === 'allow' || (o.decision === 'step_up' && o.mfa === 'pass'));
 }
 

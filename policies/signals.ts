@@ -103,8 +103,9 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   const deviceN: { novel?: boolean; freq: number; days?: number } = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n, ctx.ts)
     : Object.keys(user.devices).length > 0 ? { novel: true, freq: 0 } : { freq: 0 };
 
-  // Hours are kept per hour of the week, but compared by hour of day (±1 h) across the whole
-  // week: a history of a few dozen logins rarely repeats an exact hour of the week.
+  // Hours are stored per hour of the week (UTC) but compared by hour of day (±1 h), summed
+  // over the seven days: a history of a few dozen logins rarely repeats an exact hour of the
+  // week. User time zones are unknown, so this is UTC hour of day.
   let hourFraction: number | undefined;
   if (n > 0) {
     const hod = hourOfWeek(ctx.ts) % 24;
