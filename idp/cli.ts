@@ -17,6 +17,7 @@ import { LoginThrottle } from '../interactions/throttle.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
+import { checkConfiguration } from './config-check.ts';
 import { CliError, evalCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
@@ -193,10 +194,13 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         client_id: c.clientId,
         type: c.secretCiphertext ? 'confidential' : 'public',
         name: c.metadata.client_name,
-        redirect_uris: (c.metadata.redirect_uris as string[] | undefined)?.join(' '),
+        // An array, as in the client's metadata (RFC 7591 §2); joined only for the table.
+        redirect_uris: (c.metadata.redirect_uris as string[] | undefined) ?? [],
         created: c.createdAt.toISOString(),
       }));
-      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['client_id', 'type', 'name', 'redirect_uris', 'created'])}\n`);
+      process.stdout.write(values.json
+        ? `${JSON.stringify(rows, null, 2)}\n`
+        : `${table(rows.map((r) => ({ ...r, redirect_uris: r.redirect_uris.join(' ') })), ['client_id', 'type', 'name', 'redirect_uris', 'created'])}\n`);
       return;
     }
     default:
@@ -269,12 +273,30 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, sub, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  // No command is bad usage (exit 2): a script that forgot its arguments must not pass.
+  if (!cmd) {
+    process.stderr.write(`${HELP}\n`);
+    process.exitCode = 2;
     return;
   }
   if (cmd === 'config' && sub === 'docs') {
     process.stdout.write(`${settingsMarkdown()}\n`);
+    return;
+  }
+  // Before loadSettings: config check reports every invalid setting, not the first.
+  if (cmd === 'config' && sub === 'check') {
+    parse(rest, {}, 0);
+    const { facts, problems } = await checkConfiguration();
+    if (problems.length) {
+      for (const p of problems) process.stderr.write(`idp: ${p}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(`configuration OK\n${facts.map((f) => `  ${f}\n`).join('')}`);
     return;
   }
   const settings = loadSettings();
@@ -322,10 +344,6 @@ async function main(argv: string[]): Promise<void> {
       return simulateCommand(settings, { events: values.events, out: values.out, policy: values.policy ?? settings.policyDir, baseline: values['baseline-policy'] });
     }
     case 'config':
-      if (sub === 'check') {
-        process.stdout.write(`configuration OK (store: ${settings.mongodbUri ? 'mongodb' : `embedded at ${settings.dataDir}`}, issuer: ${settings.issuer})\n`);
-        return;
-      }
       throw new UsageError(`unknown command "config ${sub ?? ''}"`);
     default:
       throw new UsageError(`unknown command "${cmd}" (try: idp --help)`);

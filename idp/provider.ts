@@ -103,7 +103,8 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
         async logoutSource(ctx, form) {
           ctx.type = 'html';
           ctx.set('cache-control', 'no-store');
-          ctx.body = logoutPage(ctx.host, form).value;
+          // The client is known from id_token_hint or client_id (RP-Initiated Logout 1.0 §2).
+          ctx.body = logoutPage(ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId, form).value;
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = 'html';

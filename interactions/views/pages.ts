@@ -6,16 +6,18 @@ export function errorPage(title: string, message: string, code: string): SafeHtm
   return layout(title, html`
 <h1>${title}</h1>
 <p role="alert">${message}</p>
-<p class="muted">Error code: <code>${code}</code></p>`);
+<p class="muted">Error code: <code>${code}</code>. If this keeps happening, give this code to the support of the application you came from.</p>`);
 }
 
 /**
  * oidc-provider's logout confirmation. `providerForm` is oidc-provider's own form markup
  * (it carries its own xsrf token); it is trusted output of the library, not user input.
+ * `appName`: the application that sent the user here (client_name, else client_id), named
+ * as the login page names it; undefined when the request did not say which one.
  */
-export function logoutPage(host: string, providerForm: string): SafeHtml {
+export function logoutPage(appName: string | undefined, providerForm: string): SafeHtml {
   return layout('Sign out', html`
-<h1>Sign out of ${host}?</h1>
+<h1>${appName ? html`Sign out of ${appName}?` : 'Sign out?'}</h1>
 ${new SafeHtml(providerForm)}
 <button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
 <button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`);
@@ -24,5 +26,6 @@ ${new SafeHtml(providerForm)}
 export function loggedOutPage(clientName: string | undefined): SafeHtml {
   return layout('Signed out', html`
 <h1>Signed out</h1>
-<p>You have been signed out${clientName ? html` of <strong>${clientName}</strong>` : ''}.</p>`);
+<p>You have been signed out${clientName ? html` of <strong>${clientName}</strong>` : ''}.</p>
+<p class="muted">You can close this page now.</p>`);
 }

@@ -4,19 +4,18 @@
  * Content-Security-Policy holds (no violations), and the relying party gets a valid code.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { after, before, it } from 'node:test';
+import type { Browser } from 'playwright-core';
 import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
+import { describeOrSkip } from '../helpers/env.ts';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
-// CI installs Chromium (.ci/run), so there this never skips; elsewhere it says why it did.
-const skip = !fs.existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} not installed (apt-get install chromium)` : false;
 
-describe('login in a real browser', { skip }, () => {
+// CI installs Chromium (.ci/run): under CI=true a missing browser fails the run.
+describeOrSkip(chromiumMissing, 'login in a real browser', () => {
   let srv: TestServer;
   let browser: Browser;
   let config: client.Configuration;
@@ -29,10 +28,7 @@ describe('login in a real browser', { skip }, () => {
       client_name: 'Browser App',
     });
     config = await discover(srv.issuer, 'browser-app');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

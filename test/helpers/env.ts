@@ -4,15 +4,46 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { describe, it } from 'node:test';
 import { loadSettings, type Settings } from '../../idp/settings.ts';
 
 export type StoreKind = 'embedded' | 'mongodb';
 
-/** The embedded store always; MongoDB whenever MONGODB_URI is set (.ci/run sets it). */
+/** Under CI=true nothing may be skipped for want of a service or a browser. */
+export const IN_CI = process.env.CI === 'true';
+
+/**
+ * The embedded store always; MongoDB whenever MONGODB_URI is set (.ci/run sets it).
+ * `skip`: why the store cannot be tested here, or false. Declare suites with describeOrSkip.
+ */
 export const STORES: { kind: StoreKind; skip: string | false }[] = [
   { kind: 'embedded', skip: false },
   { kind: 'mongodb', skip: process.env.MONGODB_URI ? false : 'MONGODB_URI is not set' },
 ];
+
+/**
+ * describe() for a suite that needs what the machine may lack; `missing` says what, or is false.
+ *
+ * node:test reports a suite declared with `{ skip }` as a suite and counts no skipped test
+ * (the summary said "skipped 0" while the MongoDB suites never ran). So a suite that cannot
+ * run becomes one skipped test named after it, counted and shown with its reason; under
+ * CI=true it is a failing test instead, so a CI run cannot pass without it.
+ */
+export function describeOrSkip(missing: string | false, title: string, fn: () => void): void {
+  if (!missing) {
+    describe(title, fn);
+  } else if (IN_CI) {
+    describe(title, () => {
+      it('has what it needs', () => {
+        throw new Error(`CI=true and ${missing}: this suite may not be skipped in CI`);
+      });
+    });
+  } else {
+    describe(title, () => {
+      it(`skipped: ${missing}`, { skip: missing }, () => {});
+    });
+  }
+}
 
 export function tempDir(prefix = 'idp-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

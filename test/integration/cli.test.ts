@@ -1,44 +1,48 @@
 /**
  * The `idp` command, run as a separate process against the store of a running server:
  * what it adds is usable at once, duplicates are refused, bad arguments give one line and
- * a non-zero exit. Also `npm start`'s entry point: keys created once, owner-only, reused.
+ * a non-zero exit. `idp config check` validates what a start validates and creates nothing.
+ * Also `npm start`'s entry point: keys created once, owner-only, reused; one line for a port
+ * in use; and both entry points on a Node.js older than package.json "engines".
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
-import { STORES, freePort, tempDir, testEnv } from '../helpers/env.ts';
+import { STORES, describeOrSkip, freePort, tempDir, testEnv } from '../helpers/env.ts';
+import { runNode, startNode, type RunResult } from '../helpers/process.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
+import { minimumOf } from '../../idp/node-version.ts';
 
 const DIST = path.join(import.meta.dirname, '..', '..');
-const CLI = path.join(DIST, 'idp', 'cli.js');
+const ROOT = path.join(DIST, '..');
+/** The `idp` command as package.json "bin" installs it. */
+const BIN = path.join(DIST, 'idp', 'bin.js');
 const MAIN = path.join(DIST, 'idp', 'main.js');
 const PASSWORD = 'a long enough password for the cli';
 
-interface Result { code: number; stdout: string; stderr: string }
-
-function idp(env: Record<string, string>, args: string[], stdin?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-    child.stdin?.end(stdin ?? '');
-  });
+function idp(env: Record<string, string>, args: string[], stdin?: string, cwd?: string): Promise<RunResult> {
+  return runNode([BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdin, cwd });
 }
 
-function oneLineError(r: Result, code: number, re: RegExp) {
+function oneLineError(r: RunResult, code: number, re: RegExp) {
   assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   assert.match(r.stderr, re);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
+/** Every path under `dir`, to show that a command created nothing. */
+function tree(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
 for (const store of STORES) {
-  describe(`idp CLI beside a running server (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `idp CLI beside a running server (${store.kind} store)`, () => {
     let srv: TestServer;
     before(async () => { srv = await startTestServer(store.kind); });
     after(() => srv?.close());
@@ -78,16 +82,28 @@ for (const store of STORES) {
       assert.ok(login.callback.searchParams.get('code'));
     });
 
-    it('lists users and clients', async () => {
+    it('lists users and clients; --json keeps redirect_uris an array', async () => {
       const users = await idp(srv.env, ['user', 'list', '--json']);
       assert.equal(users.code, 0);
       assert.ok((JSON.parse(users.stdout) as { username: string }[]).some((u) => u.username === 'zoe'));
       assert.doesNotMatch(users.stdout, /argon2/, 'no password hashes in listings');
       const table = await idp(srv.env, ['user', 'list']);
       assert.match(table.stdout, /^username\s+id\s+email/m);
+
+      const second = 'http://127.0.0.1:9/other';
+      const two = await idp(srv.env, ['client', 'add', '--id', 'two-uris', '--public', '--redirect-uri', REDIRECT_URI, '--redirect-uri', second]);
+      assert.equal(two.code, 0, two.stderr);
       const clients = await idp(srv.env, ['client', 'list']);
       assert.match(clients.stdout, /cli-app\s+confidential\s+CLI App/);
+      assert.match(clients.stdout, new RegExp(`two-uris\\s+public\\s+${REDIRECT_URI} ${second}`));
       assert.doesNotMatch(clients.stdout, /client_secret|v1\./);
+      const json = await idp(srv.env, ['client', 'list', '--json']);
+      assert.equal(json.code, 0, json.stderr);
+      const rows = JSON.parse(json.stdout) as { client_id: string; redirect_uris: unknown }[];
+      // The same shape as the client's metadata and `client add` output (RFC 7591 §2).
+      assert.deepEqual(rows.find((r) => r.client_id === 'two-uris')?.redirect_uris, [REDIRECT_URI, second]);
+      assert.deepEqual(rows.find((r) => r.client_id === 'cli-app')?.redirect_uris, [REDIRECT_URI]);
+      assert.doesNotMatch(json.stdout, /client_secret|v1\./);
     });
 
     it('gives one line and a non-zero exit for bad arguments', async () => {
@@ -124,8 +140,112 @@ for (const store of STORES) {
       assert.equal((await srv.storage.attempts.get(`acct:${id}`, Date.now(), Infinity)).count, 0);
       oneLineError(await idp(srv.env, ['user', 'unlock', 'nobody']), 1, /no user "nobody"/);
     });
+
+    it('config check passes on the running server\'s configuration and names its store', async () => {
+      const r = await idp(srv.env, ['config', 'check']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^configuration OK\n/);
+      assert.match(r.stdout, new RegExp(`issuer: ${srv.issuer}`));
+      if (store.kind === 'mongodb') assert.match(r.stdout, /store: mongodb at mongodb:\/\/\S+ \(reachable, database "idp_test_/);
+      else assert.match(r.stdout, /store: embedded at \S+ \(database idp\.sqlite \(\d+ KiB\)\)/);
+      assert.match(r.stdout, /keys: \S+keys\.json \(2 current signing keys\)/);
+      assert.match(r.stdout, /policy: \S+ \(version [0-9a-f]{12}, model /);
+    });
   });
 }
+
+describe('idp without a command, and idp --help', () => {
+  it('exits 2 with the usage on stderr when no command is given, 0 with it on stdout for --help', async () => {
+    const none = await idp({}, []);
+    assert.equal(none.code, 2, 'no command is bad usage (README: exit 2)');
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /^Usage: idp <command>/);
+    const help = await idp({}, ['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: idp <command>/);
+    assert.match(help.stdout, /idp config docs \| check/);
+  });
+});
+
+describe('idp config check', () => {
+  it('passes on the defaults in a fresh directory and creates nothing there', async () => {
+    const cwd = tempDir('idp-check-');
+    // No DATA_DIR / KEYS_FILE: the defaults ./data and ./certs/keys.json, relative to cwd.
+    const r = await idp({}, ['config', 'check'], undefined, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^configuration OK\n/);
+    assert.match(r.stdout, new RegExp(`store: embedded at \\S*${path.basename(cwd)}/data \\(will be created at first start\\)`));
+    assert.match(r.stdout, /keys: \S+certs\/keys\.json \(will be created at first start, mode 0600\)/);
+    assert.match(r.stdout, /geolocation: city: DB-IP City Lite/);
+    assert.deepEqual(tree(cwd), [], 'no data directory, database or key file was created');
+  });
+
+  it('reports every problem a start would refuse, one line each, exits 1, and changes nothing', async () => {
+    const dir = tempDir('idp-check-');
+    const keysFile = path.join(dir, 'keys.json');
+    // A valid key file that others may read: the server refuses it (mode 0644).
+    const made = await idp({ KEYS_FILE: keysFile }, ['keys', 'list']);
+    assert.equal(made.code, 0, made.stderr);
+    fs.chmodSync(keysFile, 0o644);
+    const dataFile = path.join(dir, 'not-a-dir');
+    fs.writeFileSync(dataFile, 'x');
+    const env = {
+      PORT: 'eighty',
+      SESSION_IDLE_TTL: '5',
+      POLICY_DIR: path.join(dir, 'no-such-policy'),
+      KEYS_FILE: keysFile,
+      DATA_DIR: dataFile,
+      GEOIP_ASN_DB: path.join(dir, 'missing.mmdb'),
+    };
+    const before = tree(dir);
+    const r = await idp(env, ['config', 'check']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trim().split('\n');
+    const expected = [
+      /^idp: PORT: expected an integer, got "eighty"$/,
+      /^idp: SESSION_IDLE_TTL: must be between 60 and \d+, got 5$/,
+      /^idp: POLICY_DIR: \S+no-such-policy does not exist$/,
+      /^idp: GEOIP_ASN_DB: cannot read \S+missing\.mmdb \(ENOENT\)$/,
+      /^idp: DATA_DIR: \S+not-a-dir is not a directory$/,
+      /^idp: KEYS_FILE: \S+keys\.json: permissions 644 are too open; run: chmod 600 \S+keys\.json$/,
+    ];
+    assert.equal(lines.length, expected.length, r.stderr);
+    expected.forEach((re, i) => assert.match(lines[i]!, re));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.deepEqual(tree(dir), before, 'nothing created');
+    assert.equal(fs.statSync(keysFile).mode & 0o777, 0o644, 'the key file is left as it was');
+  });
+
+  it('agrees with the server: what it refuses, npm start refuses too', async () => {
+    const dir = tempDir('idp-check-');
+    const base = { ...testEnv('embedded', dir, await freePort()), LOG_LEVEL: 'silent' };
+    const keysFile = path.join(dir, 'keys.json');
+    assert.equal((await idp(base, ['keys', 'list'])).code, 0);
+    fs.chmodSync(keysFile, 0o644);
+    const refuses = async (what: string, env: Record<string, string>, re: RegExp) => {
+      const check = await idp(env, ['config', 'check']);
+      assert.equal(check.code, 1, `config check must refuse ${what}: ${check.stdout}`);
+      assert.match(check.stderr, re);
+      const start = await runNode([MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, timeoutMs: 60_000 });
+      assert.equal(start.code, 78, `npm start refuses ${what} (stderr: ${start.stderr})`);
+    };
+    await refuses('a key file readable by others', base, /^idp: KEYS_FILE: .*permissions 644 are too open/m);
+    fs.chmodSync(keysFile, 0o600);
+    await refuses('a missing policy directory', { ...base, POLICY_DIR: path.join(dir, 'nope') }, /^idp: POLICY_DIR: \S+nope does not exist$/m);
+    // And with both fixed, both accept it.
+    const ok = await idp(base, ['config', 'check']);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  it('says which MongoDB it cannot reach, without its password', async () => {
+    const r = await idp({ MONGODB_URI: 'mongodb://admin:hunter2-secret@127.0.0.1:1/idp' }, ['config', 'check']);
+    assert.equal(r.code, 1);
+    const line = r.stderr.trim().split('\n').find((l) => l.includes('MONGODB_URI'));
+    assert.match(line ?? '', /^idp: MONGODB_URI: cannot reach MongoDB at mongodb:\/\/admin:\*\*\*@127\.0\.0\.1:1\/idp within 5 s: /);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+  });
+});
 
 describe('npm start entry point and key management', () => {
   it('creates keys owner-only on first start, reuses them, and publishes rotated keys after restart', async () => {
@@ -133,18 +253,16 @@ describe('npm start entry point and key management', () => {
     const port = await freePort();
     const env = { PATH: process.env.PATH ?? '', ...testEnv('embedded', dir, port, { LOG_LEVEL: 'info' }) };
     const start = async () => {
-      const child = spawn(process.execPath, [MAIN], { env });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-      for (let i = 0; i < 100 && !out.includes('"listening"'); i += 1) await new Promise((r) => setTimeout(r, 50));
-      assert.match(out, /"msg":"listening"/, out);
-      const jwks = (await (await fetch(`http://127.0.0.1:${port}/jwks`)).json()) as { keys: { kid: string; d?: string }[] };
-      assert.ok(jwks.keys.every((k) => k.d === undefined), 'no private parts published');
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      assert.doesNotMatch(out, /"d":|PRIVATE KEY/, 'no key material in logs');
-      return jwks.keys.map((k) => k.kid).sort();
+      const server = startNode([MAIN], { env });
+      try {
+        await server.waitFor(/"msg":"listening"/, 'the "listening" log line');
+        const jwks = (await (await fetch(`http://127.0.0.1:${port}/jwks`)).json()) as { keys: { kid: string; d?: string }[] };
+        assert.ok(jwks.keys.every((k) => k.d === undefined), 'no private parts published');
+        return jwks.keys.map((k) => k.kid).sort();
+      } finally {
+        await server.stop();
+        assert.doesNotMatch(server.output, /"d":|PRIVATE KEY/, 'no key material in logs');
+      }
     };
     const first = await start();
     const keysFile = path.join(dir, 'keys.json');
@@ -163,10 +281,62 @@ describe('npm start entry point and key management', () => {
   });
 
   it('exits with a one-line configuration error', async () => {
-    const r = await new Promise<Result>((resolve) => {
-      execFile(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', PORT: 'x' } }, (err, stdout, stderr) => resolve({ code: Number((err as { code?: number } | null)?.code ?? 0), stdout, stderr }));
-    });
+    const r = await runNode([MAIN], { env: { PATH: process.env.PATH ?? '', PORT: 'x' } });
     assert.equal(r.code, 78);
     assert.equal(r.stderr.trim(), 'configuration error: PORT: expected an integer, got "x"');
   });
+
+  it('exits with one line when the port is already in use', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const env = { PATH: process.env.PATH ?? '', ...testEnv('embedded', tempDir(), port) };
+      const r = await runNode([MAIN], { env, timeoutMs: 60_000 });
+      oneLineError(r, 1, new RegExp(`^cannot listen on 127\\.0\\.0\\.1 port ${port}: it is already in use .*set PORT to a free port$`, 'm'));
+      assert.doesNotMatch(r.stderr, /EADDRINUSE|Error:/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
+
+/** Node.js executables on this machine older than package.json "engines" (e.g. Debian's Node 20). */
+function oldNodes(): { node: string; version: string }[] {
+  const min = minimumOf((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node)!;
+  const [maj, mnr] = min.split('.').map(Number) as [number, number];
+  const candidates = new Set(['/usr/bin/node', '/usr/local/bin/node', ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'node'))]);
+  const found = new Map<string, { node: string; version: string }>();
+  for (const c of candidates) {
+    let real: string;
+    try {
+      real = fs.realpathSync(c);
+    } catch {
+      continue;
+    }
+    if (found.has(real) || real === fs.realpathSync(process.execPath)) continue;
+    let version: string;
+    try {
+      version = execFileSync(c, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim().replace(/^v/, '');
+    } catch {
+      continue;
+    }
+    const [a = 0, b = 0] = version.split('.').map(Number);
+    if (a < maj || (a === maj && b < mnr)) found.set(real, { node: c, version });
+  }
+  return [...found.values()];
+}
+
+describe('entry points on a Node.js older than package.json "engines"', () => {
+  const old = oldNodes()[0];
+  it(`say what to install, in one line, instead of a node:sqlite stack trace${old ? ` (${old.node}, v${old.version})` : ''}`,
+    { skip: old ? false : 'no Node.js older than "engines" on this machine (looked in /usr/bin, /usr/local/bin and PATH)' }, async () => {
+      const env = { PATH: `${path.dirname(old!.node)}${path.delimiter}${process.env.PATH ?? ''}`, ...testEnv('embedded', tempDir(), await freePort()) };
+      for (const args of [[MAIN], [BIN, 'user', 'list'], [BIN, 'config', 'check'], [BIN, 'start']]) {
+        const r = await runNode(args, { env, node: old!.node });
+        oneLineError(r, 1, new RegExp(`^adaptive-idp needs Node\\.js >=\\d+\\.\\d+\\.\\d+ .*this is Node\\.js ${old!.version.replace(/\./g, '\\.')} .*install Node\\.js 24 LTS`));
+        assert.doesNotMatch(r.stderr, /ERR_UNKNOWN_BUILTIN_MODULE/, args.join(' '));
+        assert.equal(r.stdout, '');
+      }
+    });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
-import { STORES } from '../helpers/env.ts';
+import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
@@ -26,7 +26,7 @@ function loginError(body: string): string | undefined {
 }
 
 for (const store of STORES) {
-  describe(`interaction pages (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `interaction pages (${store.kind} store)`, () => {
     let srv: TestServer;
     let config: client.Configuration;
     let carolId: string;
@@ -263,7 +263,7 @@ for (const store of STORES) {
 }
 
 for (const store of STORES) {
-  describe(`throttling counters under parallel attempts (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `throttling counters under parallel attempts (${store.kind} store)`, () => {
     let srv: TestServer;
     let config: client.Configuration;
 

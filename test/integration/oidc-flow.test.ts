@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { STORES } from '../helpers/env.ts';
+import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 
@@ -43,7 +43,7 @@ async function logoutReceiver() {
 }
 
 for (const store of STORES) {
-  describe(`OIDC code flow with openid-client (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `OIDC code flow with openid-client (${store.kind} store)`, () => {
     let srv: TestServer;
     let receiver: Awaited<ReturnType<typeof logoutReceiver>>;
     let config: client.Configuration;

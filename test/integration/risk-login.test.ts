@@ -8,7 +8,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
-import { STORES } from '../helpers/env.ts';
+import { STORES, describeOrSkip } from '../helpers/env.ts';
+import { RUN_DEADLINE_MS } from '../helpers/process.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser } from '../helpers/browser.ts';
@@ -27,7 +28,7 @@ async function events(srv: TestServer): Promise<LoginEventRecord[]> {
 }
 
 for (const store of STORES) {
-  describe(`risk scoring of live logins (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `risk scoring of live logins (${store.kind} store)`, () => {
     let srv: TestServer;
     let config: client.Configuration;
     let id: string;
@@ -80,7 +81,7 @@ for (const store of STORES) {
     });
 
     it('exports the events as JSON lines in the documented format', async () => {
-      const r = await promisify(execFile)(process.execPath, [CLI, 'events', 'export'], { env: { PATH: process.env.PATH ?? '', ...srv.env } });
+      const r = await promisify(execFile)(process.execPath, [CLI, 'events', 'export'], { env: { PATH: process.env.PATH ?? '', ...srv.env }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' });
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as LoginEventRecord);
       assert.ok(lines.length >= 3);
       for (const e of lines) {
@@ -89,7 +90,7 @@ for (const store of STORES) {
         assert.ok(!Number.isNaN(Date.parse(e.ts)));
       }
       assert.deepEqual(lines.map((e) => e.ts), [...lines.map((e) => e.ts)].sort(), 'in time order');
-      const later = await promisify(execFile)(process.execPath, [CLI, 'events', 'export', '--since', lines.at(-1)!.ts], { env: { PATH: process.env.PATH ?? '', ...srv.env } });
+      const later = await promisify(execFile)(process.execPath, [CLI, 'events', 'export', '--since', lines.at(-1)!.ts], { env: { PATH: process.env.PATH ?? '', ...srv.env }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' });
       assert.ok(later.stdout.trim().split('\n').length < lines.length);
     });
   });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { makePolicyDir } from '../helpers/policy.ts';
 import { tempDir } from '../helpers/env.ts';
+import { RUN_DEADLINE_MS } from '../helpers/process.ts';
 import type { LoginEvent } from '../../policies/synth.ts';
 
 const CLI = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
@@ -17,7 +18,7 @@ const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.
 
 function idp(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }

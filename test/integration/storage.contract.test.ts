@@ -4,13 +4,14 @@
  * several processes, since they enforce security limits.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
-import { mongoUriForTest, STORES, tempDir, type StoreKind } from '../helpers/env.ts';
+import { mongoUriForTest, STORES, describeOrSkip, tempDir, type StoreKind } from '../helpers/env.ts';
+import { RUN_DEADLINE_MS, startNode } from '../helpers/process.ts';
 
 const run = promisify(execFile);
 const WORKER = path.join(import.meta.dirname, '..', 'helpers', 'storage-worker.js');
@@ -22,7 +23,7 @@ function config(kind: StoreKind) {
 const account = (username: string) => ({ id: crypto.randomUUID(), username, emailVerified: false, passwordHash: '$argon2id$v=19$fake' });
 
 for (const store of STORES) {
-  describe(`storage contract (${store.kind})`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `storage contract (${store.kind})`, () => {
     let s: Storage;
     let cfg: ReturnType<typeof config>;
 
@@ -153,7 +154,7 @@ for (const store of STORES) {
 
       it('keeps the limit across processes sharing the store (several IdP instances)', async () => {
         const env = { ...process.env, DATA_DIR: cfg.dataDir, MONGODB_URI: cfg.mongodbUri ?? '' };
-        const outs = await Promise.all([1, 2, 3].map(() => run(process.execPath, [WORKER, 'reserve', 'kproc', '40', '100'], { env })));
+        const outs = await Promise.all([1, 2, 3].map(() => run(process.execPath, [WORKER, 'reserve', 'kproc', '40', '100'], { env, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' })));
         const allowed = outs.reduce((sum, o) => sum + Number(o.stdout.trim()), 0);
         assert.ok(allowed <= 100, `${allowed} of 120 attempts from 3 processes admitted against a limit of 100`);
         if (store.kind === 'embedded') assert.equal(allowed, 100);
@@ -248,18 +249,15 @@ for (const store of STORES) {
 describe('embedded store durability', () => {
   it('keeps every committed account when its process is killed with SIGKILL', async () => {
     const dataDir = tempDir('idp-kill-');
-    const child = spawn(process.execPath, [WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
-    const committed: string[] = [];
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop() ?? '';
-      committed.push(...lines.filter(Boolean));
-    });
-    while (committed.length < 200) await new Promise((r) => setTimeout(r, 20));
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const worker = startNode([WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
+    // Complete lines only: the kill may cut the last one short.
+    const committedIds = () => worker.stdout.split('\n').slice(0, -1).filter(Boolean);
+    try {
+      await worker.waitFor(() => committedIds().length >= 200, '200 committed accounts');
+    } finally {
+      await worker.stop('SIGKILL');
+    }
+    const committed = committedIds();
     const s = await openStorage({ mongodbUri: undefined, dataDir });
     try {
       const ids = new Set((await s.accounts.list()).map((x) => x.id));
