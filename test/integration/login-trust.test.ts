@@ -5,9 +5,9 @@
  * address cannot get a user blocked; parallel failures from one address are all recorded.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
-import { STORES } from '../helpers/env.ts';
+import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
@@ -38,7 +38,7 @@ async function lastEvent(srv: TestServer, user: string): Promise<LoginEventRecor
 }
 
 for (const store of STORES) {
-  describe(`trust only after a fully successful login (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `trust only after a fully successful login (${store.kind} store)`, () => {
     let srv: TestServer;
     let config: client.Configuration;
     let ownerId: string;
@@ -119,7 +119,7 @@ for (const store of STORES) {
     }),
   };
   for (const [name, policyDir] of Object.entries(policies)) {
-    describe(`strangers failing from a shared address, ${name} policy (${store.kind} store)`, { skip: store.skip }, () => {
+    describeOrSkip(store.skip, `strangers failing from a shared address, ${name} policy (${store.kind} store)`, () => {
       let srv: TestServer;
       let config: client.Configuration;
 
