@@ -136,7 +136,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
       Interaction: settings.interactionTtl,
       Session: settings.sessionIdleTtl,
       Grant: settings.refreshTokenTtl,
-      RefreshToken(ctx, token) {
+      RefreshToken(ctx) {
         // Rotation never extends the lifetime: the new token inherits what was left.
         const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
         if (rotated) return Math.max(rotated.remainingTTL, 1);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { loadModel, sha256Hex, type Forest } from './forest.ts';
-import { POLICY_FILES, type AssurancePolicy, type ListsPolicy, type RiskPolicy } from './schema.ts';
+import { POLICY_FILES, type AssurancePolicy, type RiskPolicy } from './schema.ts';
 import { compileLists, FEATURE_NAMES, type CompiledLists } from './signals.ts';
 
 export interface PolicyError {
@@ -79,7 +79,7 @@ function position(p: Parsed<unknown>, keyPath: (string | number)[]): { line?: nu
 
 function parseFile<S extends z.ZodType>(dir: string, file: string, schema: S, errors: PolicyError[]): Parsed<z.infer<S>> {
   const lines = new LineCounter();
-  let text = '';
+  let text: string;
   try {
     text = fs.readFileSync(path.join(dir, file), 'utf8');
   } catch (err) {

@@ -4,7 +4,7 @@
  * are indistinguishable, and throttling counts parallel attempts exactly.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { STORES, describeOrSkip } from '../helpers/env.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS } from '../helpers/process.ts';

@@ -20,7 +20,6 @@ import { makePolicyDir } from '../helpers/policy.ts';
 
 const LONDON: Place = { scope: 'public', country: 'GB', region: 'England', city: 'London', lat: 51.5, lon: -0.12, asn: 2856, asOrg: 'BT' };
 const SYDNEY: Place = { scope: 'public', country: 'AU', region: 'NSW', city: 'Sydney', lat: -33.87, lon: 151.21, asn: 1221, asOrg: 'Telstra' };
-const PARIS: Place = { scope: 'public', country: 'FR', region: 'IDF', city: 'Paris', lat: 48.86, lon: 2.35, asn: 3215, asOrg: 'Orange' };
 const FIREFOX = parseAgent('Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0');
 const T0 = Date.parse('2026-03-02T09:00:00Z'); // a Monday
 
