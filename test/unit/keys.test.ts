@@ -54,4 +54,15 @@ describe('secret box', () => {
     parts[2] = Buffer.from('x').toString('base64url');
     assert.throws(() => box.open(parts.join('.'), 'client_secret:a'));
   });
+
+  it('refuses a truncated authentication tag (a prefix of the right one)', () => {
+    const box = new SecretBox(Buffer.alloc(32, 7).toString('base64url'));
+    const parts = box.seal('s3cret', 'client_secret:a').split('.');
+    const tag = Buffer.from(parts[3]!, 'base64url');
+    assert.equal(tag.length, 16);
+    for (const len of [4, 8, 12, 15]) {
+      const short = [...parts.slice(0, 3), tag.subarray(0, len).toString('base64url')].join('.');
+      assert.throws(() => box.open(short, 'client_secret:a'), /unrecognised ciphertext format/, `${len}-byte tag`);
+    }
+  });
 });
