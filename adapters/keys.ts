@@ -59,6 +59,10 @@ function validate(data: unknown, file: string): KeyFile {
   }
   if (!d.signing.some((k) => k.state === 'current')) throw new KeyFileError(`${file}: no current signing key`);
   if (Buffer.from(d.dataKey, 'base64url').length !== 32) throw new KeyFileError(`${file}: dataKey must be 32 bytes`);
+  // Cookies are signed with the first key: an empty list or a short key would let anyone forge them.
+  if (d.cookieKeys.length === 0 || !d.cookieKeys.every((k) => typeof k === 'string' && Buffer.from(k, 'base64url').length >= 32)) {
+    throw new KeyFileError(`${file}: cookieKeys must hold at least one key of 32 bytes or more`);
+  }
   return d as KeyFile;
 }
 
@@ -97,6 +101,11 @@ export function loadOrCreateKeys(file: string): KeyFile {
     throw new KeyFileError(`${file}: not valid JSON`);
   }
   return validate(parsed, file);
+}
+
+/** A 32-byte subkey of the data key for one purpose (HKDF, RFC 5869), so no two uses share a key. */
+export function deriveKey(dataKey: string, purpose: string): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(dataKey, 'base64url'), Buffer.alloc(0), `adaptive-idp ${purpose}`, 32));
 }
 
 /** The JWKS handed to oidc-provider: current keys first, then previous ones. */

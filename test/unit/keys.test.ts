@@ -28,6 +28,15 @@ describe('key file', () => {
     assert.throws(() => loadOrCreateKeys(file), KeyFileError);
   });
 
+  it('refuses a key file without a usable cookie key (cookies and forms would be signed with nothing)', () => {
+    const file = path.join(tempDir(), 'keys.json');
+    const good = loadOrCreateKeys(file);
+    for (const cookieKeys of [[], [''], ['c2hvcnQ']]) {
+      fs.writeFileSync(file, JSON.stringify({ ...good, cookieKeys }), { mode: 0o600 });
+      assert.throws(() => loadOrCreateKeys(file), (e: Error) => e instanceof KeyFileError && /cookieKeys/.test(e.message), JSON.stringify(cookieKeys));
+    }
+  });
+
   it('rotates: new keys sign first, previous stay published until retired', () => {
     const file = path.join(tempDir(), 'keys.json');
     const before = describeKeys(loadOrCreateKeys(file)).map((k) => k.kid);
