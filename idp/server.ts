@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context, Next } from 'koa';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
-import { loadOrCreateKeys } from '../adapters/keys.ts';
+import { deriveKey, loadOrCreateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
@@ -71,18 +71,36 @@ async function securityHeaders(ctx: Context, next: Next) {
   }
 }
 
-/** GET /metrics: Prometheus text; bearer token if configured, else loopback callers only. */
+const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * GET /metrics: Prometheus text. With METRICS_TOKEN, the bearer token decides. Without one,
+ * only a direct loopback caller is served, and never:
+ * - under TRUST_PROXY: the proxy's connection is loopback too, so "loopback" would mean
+ *   "anyone on the internet" (refused rather than failing the start: metrics are optional);
+ * - when the request carries forwarding headers: a proxy we were not told about relayed it;
+ * - when the Host is not a loopback name or the issuer's: a DNS-rebinding page on the
+ *   operator's own machine must not read it.
+ */
 function metricsRoute(settings: Settings, render: () => string) {
+  const issuerHost = new URL(settings.issuer).host.toLowerCase();
   return async (ctx: Context, next: Next) => {
     if (ctx.path !== '/metrics' || ctx.method !== 'GET') return next();
-    const remote = ctx.req.socket.remoteAddress ?? '';
     let allowed: boolean;
     if (settings.metricsToken) {
       const given = Buffer.from(ctx.get('authorization'));
       const expected = Buffer.from(`Bearer ${settings.metricsToken}`);
       allowed = given.length === expected.length && crypto.timingSafeEqual(given, expected);
+    } else if (settings.trustProxy) {
+      allowed = false;
     } else {
-      allowed = remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
+      const headers = ctx.req.headers;
+      const host = (headers.host ?? '').toLowerCase();
+      const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0] ?? '';
+      allowed = LOOPBACK_ADDRESSES.has(ctx.req.socket.remoteAddress ?? '')
+        && !headers['x-forwarded-for'] && !headers.forwarded && !headers['x-real-ip']
+        && (LOOPBACK_NAMES.has(hostname) || host === issuerHost);
     }
     if (!allowed) {
       ctx.status = 403;
@@ -116,7 +134,9 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const throttle = new LoginThrottle(storage.attempts, settings);
   const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
   const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper);
-  const csrf = new Csrf(keys.cookieKeys[0] ?? '', secure);
+  // Derived from the data key, which the key file always has (32 bytes, checked on load)
+  // and which rotation never changes, so a form opened before a rotation still posts.
+  const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
 
   provider.keys = keys.cookieKeys;
   provider.use(metricsRoute(settings, () => renderMetrics(events, {
@@ -155,6 +175,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   sweeper.unref();
 
   await policies.ready;
+  if (settings.trustProxy && !settings.metricsToken) log.warn('TRUST_PROXY is on and METRICS_TOKEN is not set: /metrics refuses every request; set METRICS_TOKEN to scrape it');
   log.info('listening', { issuer: settings.issuer, port, store: storage.kind, policy: policies.stats.version, geo: geo.sources });
   return {
     url: `http://127.0.0.1:${port}`,

@@ -189,7 +189,7 @@ export const SETTINGS = {
   metricsToken: {
     env: 'METRICS_TOKEN',
     default: undefined,
-    doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only requests from loopback.',
+    doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only direct requests from loopback, and nobody when `TRUST_PROXY` is on (behind a proxy every request comes from it).',
     parse: str,
   },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
