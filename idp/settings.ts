@@ -84,8 +84,14 @@ export const SETTINGS = {
   trustProxy: {
     env: 'TRUST_PROXY',
     default: 'false',
-    doc: 'Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy. Enable only behind a proxy that overwrites them: the client IP drives throttling.',
+    doc: 'Behind a reverse proxy: take the client address from `X-Forwarded-For`, `TRUST_PROXY_HOPS` entries from the right (the ones our own proxies appended); entries further left are whatever the client sent and are ignored. `X-Forwarded-Host` and `X-Forwarded-Proto` are never used: every URL the provider emits derives from `ISSUER`.',
     parse: bool,
+  },
+  trustProxyHops: {
+    env: 'TRUST_PROXY_HOPS',
+    default: '1',
+    doc: 'With `TRUST_PROXY`: how many reverse proxies in front of the provider append to `X-Forwarded-For` (e.g. 2 for a CDN and a load balancer). The client address is the entry this many places from the right.',
+    parse: int(1, 10),
   },
   outboundPrivateHosts: {
     env: 'OUTBOUND_PRIVATE_HOSTS',
