@@ -5,6 +5,7 @@
 import argon2 from 'argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import type { AuthMethod } from './method.ts';
+import { enforceUsername, prepareUsernameForLookup, UsernameError } from './username.ts';
 
 export const passwordMethod: AuthMethod = { id: 'password', amr: ['pwd'], factor: 'knowledge' };
 
@@ -33,15 +34,22 @@ export function isCommonPassword(password: string): boolean {
   return COMMON_PASSWORDS.has(password.normalize('NFKC').toLowerCase());
 }
 
+/**
+ * The form a typed username is looked up in at login: the PRECIS UsernameCaseMapped
+ * mapping (RFC 8265 §3.3), the same `user add` stores. Never throws.
+ */
 export function normaliseUsername(raw: string): string {
-  return raw.normalize('NFKC').trim().toLowerCase();
+  return prepareUsernameForLookup(raw);
 }
 
+/** A new username, enforced under PRECIS UsernameCaseMapped; throws PasswordError with the reason. */
 export function validateUsername(raw: string): string {
-  const u = normaliseUsername(raw);
-  if (u.length < 1 || u.length > 64) throw new PasswordError('username must be 1 to 64 characters');
-  if (!/^[\p{L}\p{N}._@+-]+$/u.test(u)) throw new PasswordError('username may contain letters, digits and . _ @ + - only');
-  return u;
+  try {
+    return enforceUsername(raw);
+  } catch (err) {
+    if (err instanceof UsernameError) throw new PasswordError(err.message);
+    throw err;
+  }
 }
 
 export class PasswordHasher {
