@@ -6,7 +6,7 @@ import Provider, { interactionPolicy, type Configuration, type KoaContextWithOID
 import type { Storage } from '../adapters/storage/port.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 import { createAdapterClass } from '../adapters/oidc-adapter.ts';
-import { providerJwks, type KeyFile } from '../adapters/keys.ts';
+import { providerCookieKeys, providerJwks, type KeyFile } from '../adapters/keys.ts';
 import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
@@ -87,7 +87,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
     adapter: createAdapterClass(storage, box),
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
-      keys: keys.cookieKeys,
+      keys: providerCookieKeys(keys),
       long: { httpOnly: true, sameSite: 'lax', signed: true, secure },
       short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
     },

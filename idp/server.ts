@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context, Next } from 'koa';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
-import { deriveKey, loadOrCreateKeys } from '../adapters/keys.ts';
+import { deriveKey, loadOrCreateKeys, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
@@ -126,7 +126,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
-  const provider = buildProvider(settings, storage, keys, box, log, policies.current().assurance.levels.map((l) => l.acr));
+  const acrValues = policies.current().assurance.levels.map((l) => l.acr);
   const risk = new RiskService(storage, geo, policies, events);
   const secure = settings.issuer.startsWith('https:');
 
@@ -137,28 +137,52 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
-
-  provider.keys = keys.cookieKeys;
-  provider.use(metricsRoute(settings, () => renderMetrics(events, {
+  const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
     idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
-  })));
-  provider.use(securityHeaders);
-  provider.use(errorBoundary(log));
-  provider.use(async (ctx, next) => {
-    if (ctx.method === 'GET' && ctx.path === STYLESHEET_PATH) {
-      ctx.type = 'text/css';
-      ctx.set('cache-control', 'public, max-age=3600');
-      ctx.body = STYLESHEET;
-      return;
-    }
-    await next();
-  });
-  const router = interactionRouter({ provider, storage, authenticator, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
-  provider.use(router.routes());
+  }));
 
-  const server = http.createServer(provider.callback());
+  /**
+   * The whole app for one key set. oidc-provider takes its keys at construction, so a
+   * changed key file gets a new provider (all its state lives in the store); requests
+   * under way finish on the old one.
+   */
+  const assemble = (k: KeyFile) => {
+    const provider = buildProvider(settings, storage, k, box, log, acrValues);
+    provider.use(metrics);
+    provider.use(securityHeaders);
+    provider.use(errorBoundary(log));
+    provider.use(async (ctx, next) => {
+      if (ctx.method === 'GET' && ctx.path === STYLESHEET_PATH) {
+        ctx.type = 'text/css';
+        ctx.set('cache-control', 'public, max-age=3600');
+        ctx.body = STYLESHEET;
+        return;
+      }
+      await next();
+    });
+    const router = interactionRouter({ provider, storage, authenticator, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
+    provider.use(router.routes());
+    return provider.callback();
+  };
+  const describe = (k: KeyFile) => ({
+    signing: k.signing.filter((x) => x.state === 'current').map((x) => x.jwk.kid),
+    published: k.signing.map((x) => x.jwk.kid),
+  });
+  let handler = assemble(keys);
+  // Every instance publishes every key in the file, and signs with its current keys,
+  // within one interval of a change (adapters/keys.ts: the rotation steps).
+  const keyWatch = watchKeyFile(settings.keysFile, keys, settings.keysReloadInterval * 1000, (next) => {
+    try {
+      handler = assemble(next);
+      log.info('keys reloaded', describe(next));
+    } catch (err) {
+      log.error('keys reload rejected; the keys in use stay', { error: err as Error });
+    }
+  }, (err) => log.error('keys reload rejected; the keys in use stay', { error: err }));
+
+  const server = http.createServer((req, res) => handler(req, res));
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -184,6 +208,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policies,
     async close() {
       clearInterval(sweeper);
+      keyWatch.close();
       await policies.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -81,6 +81,12 @@ export const SETTINGS = {
     doc: 'Key file: signing keys (JWKS), cookie keys and the data-encryption key. Created on first start with mode 0600; every instance of one deployment must share it.',
     parse: str,
   },
+  keysReloadInterval: {
+    env: 'KEYS_RELOAD_INTERVAL',
+    default: '10',
+    doc: 'Seconds between checks of `KEYS_FILE` for changes; a changed file is published (and its current keys sign) without a restart. `idp keys activate` waits two intervals after `idp keys rotate`, so every instance publishes new keys before any signs with them. Use the same value for the servers and the `idp` command.',
+    parse: int(1, 3600),
+  },
   trustProxy: {
     env: 'TRUST_PROXY',
     default: 'false',
