@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { openStorage, DuplicateError, type Storage } from '../adapters/storage/index.ts';
-import { describeKeys, KeyFileError, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
+import { activateKeys, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { clientSecretContext } from '../adapters/oidc-adapter.ts';
 import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
@@ -34,7 +34,7 @@ const HELP = `Usage: idp <command> [options]
                  [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>]
                  [--scope "<scopes>"] [--name <name>] [--grant-type <type>]...
   idp client list [--json]
-  idp keys list | rotate | retire [--kid <kid>]
+  idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
   idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X] [--out F]
@@ -209,6 +209,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
 }
 
 function keysCommand(settings: Settings, sub: string | undefined, args: string[]): void {
+  const timings = keyTimings(settings.keysReloadInterval, settings.idTokenTtl);
   switch (sub) {
     case 'list':
       parse(args, {}, 0);
@@ -216,13 +217,19 @@ function keysCommand(settings: Settings, sub: string | undefined, args: string[]
       return;
     case 'rotate': {
       parse(args, {}, 0);
-      const r = rotateKeys(settings.keysFile);
-      process.stdout.write(`${JSON.stringify({ ...r, note: 'restart each instance to sign with the new keys; previous keys stay published until `idp keys retire`' }, null, 2)}\n`);
+      const r = rotateKeys(settings.keysFile, timings);
+      process.stdout.write(`${JSON.stringify({ ...r, note: 'staged: every instance publishes them within KEYS_RELOAD_INTERVAL; run `idp keys activate` after activateAfter to make them sign' }, null, 2)}\n`);
+      return;
+    }
+    case 'activate': {
+      parse(args, {}, 0);
+      const r = activateKeys(settings.keysFile, timings);
+      process.stdout.write(`${JSON.stringify({ ...r, note: 'instances sign with the activated keys within KEYS_RELOAD_INTERVAL; previous keys stay published until `idp keys retire` after retireAfter' }, null, 2)}\n`);
       return;
     }
     case 'retire': {
       const { values } = parse(args, { kid: { type: 'string' } }, 0);
-      process.stdout.write(`${JSON.stringify({ retired: retireKeys(settings.keysFile, values.kid) }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(retireKeys(settings.keysFile, timings, { kid: values.kid }), null, 2)}\n`);
       return;
     }
     default:

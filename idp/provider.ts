@@ -6,7 +6,7 @@ import Provider, { interactionPolicy, type Configuration, type KoaContextWithOID
 import type { Storage } from '../adapters/storage/port.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 import { createAdapterClass } from '../adapters/oidc-adapter.ts';
-import { providerJwks, type KeyFile } from '../adapters/keys.ts';
+import { providerCookieKeys, providerJwks, type KeyFile } from '../adapters/keys.ts';
 import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
@@ -33,6 +33,51 @@ function buildPolicy(settings: Settings) {
 }
 
 /**
+ * What the app believes about a request's origin and its client's address.
+ *
+ * Origin: oidc-provider builds every absolute URL it emits (discovery endpoints, the
+ * interaction return URL, logout forms) from the request's scheme and host (`ctx.href`).
+ * Left to Koa those come from the Host header (or X-Forwarded-Host/-Proto under a trusted
+ * proxy), so `Host: evil.example` would publish `http://evil.example/auth`. They come from
+ * ISSUER instead, for every request, whatever its headers say: like Keycloak's strict
+ * hostname or Hydra's configured public URL, and unlike refusing foreign Hosts this keeps
+ * working behind proxies that rewrite Host (nginx's default sends the upstream's name) and
+ * for health checks by IP. OIDC Discovery 1.0 §3: endpoints are the issuer's.
+ *
+ * Client address: Koa takes the first of the last `maxIpsCount` X-Forwarded-For entries,
+ * i.e. the one `TRUST_PROXY_HOPS` places from the right, which our own proxies appended.
+ * Entries left of it are the client's claim, which must not choose its throttling bucket
+ * or its risk signals.
+ */
+function pinRequestOrigin(provider: Provider, settings: Settings): void {
+  const issuer = new URL(settings.issuer);
+  const origin = issuer.origin;
+  const scheme = issuer.protocol.slice(0, -1);
+  provider.proxy = settings.trustProxy;
+  provider.maxIpsCount = settings.trustProxy ? settings.trustProxyHops : 0;
+  // app.request is the prototype of every ctx.request (Koa's documented extension point).
+  Object.defineProperties(provider.request, {
+    host: { get: () => issuer.host, configurable: true },
+    hostname: { get: () => issuer.hostname, configurable: true },
+    protocol: { get: () => scheme, configurable: true },
+    href: {
+      get(this: { originalUrl: string }) {
+        // An absolute-form request target (RFC 9112 §3.2.2) keeps only its path and query.
+        const target = /^https?:\/\//i.test(this.originalUrl) ? new URL(this.originalUrl) : undefined;
+        return `${origin}${target ? `${target.pathname}${target.search}` : this.originalUrl}`;
+      },
+      configurable: true,
+    },
+    URL: {
+      get(this: { href: string }) {
+        return new URL(this.href);
+      },
+      configurable: true,
+    },
+  });
+}
+
+/**
  * `acrValues`: the ACR values the policy's assurance levels assert, weakest first
  * (published in discovery as acr_values_supported).
  */
@@ -42,7 +87,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
     adapter: createAdapterClass(storage, box),
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
-      keys: keys.cookieKeys,
+      keys: providerCookieKeys(keys),
       long: { httpOnly: true, sameSite: 'lax', signed: true, secure },
       short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
     },
@@ -166,7 +211,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
   };
 
   const provider = new Provider(settings.issuer, configuration);
-  provider.proxy = settings.trustProxy;
+  pinRequestOrigin(provider, settings);
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'backchannel.error', 'end_session.error'] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
       const err = args.find((a): a is Error => a instanceof Error);

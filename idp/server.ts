@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context, Next } from 'koa';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
-import { loadOrCreateKeys } from '../adapters/keys.ts';
+import { deriveKey, loadOrCreateKeys, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
@@ -71,18 +71,36 @@ async function securityHeaders(ctx: Context, next: Next) {
   }
 }
 
-/** GET /metrics: Prometheus text; bearer token if configured, else loopback callers only. */
+const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * GET /metrics: Prometheus text. With METRICS_TOKEN, the bearer token decides. Without one,
+ * only a direct loopback caller is served, and never:
+ * - under TRUST_PROXY: the proxy's connection is loopback too, so "loopback" would mean
+ *   "anyone on the internet" (refused rather than failing the start: metrics are optional);
+ * - when the request carries forwarding headers: a proxy we were not told about relayed it;
+ * - when the Host is not a loopback name or the issuer's: a DNS-rebinding page on the
+ *   operator's own machine must not read it.
+ */
 function metricsRoute(settings: Settings, render: () => string) {
+  const issuerHost = new URL(settings.issuer).host.toLowerCase();
   return async (ctx: Context, next: Next) => {
     if (ctx.path !== '/metrics' || ctx.method !== 'GET') return next();
-    const remote = ctx.req.socket.remoteAddress ?? '';
     let allowed: boolean;
     if (settings.metricsToken) {
       const given = Buffer.from(ctx.get('authorization'));
       const expected = Buffer.from(`Bearer ${settings.metricsToken}`);
       allowed = given.length === expected.length && crypto.timingSafeEqual(given, expected);
+    } else if (settings.trustProxy) {
+      allowed = false;
     } else {
-      allowed = remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
+      const headers = ctx.req.headers;
+      const host = (headers.host ?? '').toLowerCase();
+      const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0] ?? '';
+      allowed = LOOPBACK_ADDRESSES.has(ctx.req.socket.remoteAddress ?? '')
+        && !headers['x-forwarded-for'] && !headers.forwarded && !headers['x-real-ip']
+        && (LOOPBACK_NAMES.has(hostname) || host === issuerHost);
     }
     if (!allowed) {
       ctx.status = 403;
@@ -108,7 +126,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
-  const provider = buildProvider(settings, storage, keys, box, log, policies.current().assurance.levels.map((l) => l.acr));
+  const acrValues = policies.current().assurance.levels.map((l) => l.acr);
   const risk = new RiskService(storage, geo, policies, events);
   const secure = settings.issuer.startsWith('https:');
 
@@ -116,29 +134,55 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const throttle = new LoginThrottle(storage.attempts, settings);
   const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
   const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper);
-  const csrf = new Csrf(keys.cookieKeys[0] ?? '', secure);
-
-  provider.keys = keys.cookieKeys;
-  provider.use(metricsRoute(settings, () => renderMetrics(events, {
+  // Derived from the data key, which the key file always has (32 bytes, checked on load)
+  // and which rotation never changes, so a form opened before a rotation still posts.
+  const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
+  const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
     idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
-  })));
-  provider.use(securityHeaders);
-  provider.use(errorBoundary(log));
-  provider.use(async (ctx, next) => {
-    if (ctx.method === 'GET' && ctx.path === STYLESHEET_PATH) {
-      ctx.type = 'text/css';
-      ctx.set('cache-control', 'public, max-age=3600');
-      ctx.body = STYLESHEET;
-      return;
-    }
-    await next();
-  });
-  const router = interactionRouter({ provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
-  provider.use(router.routes());
+  }));
 
-  const server = http.createServer(provider.callback());
+  /**
+   * The whole app for one key set. oidc-provider takes its keys at construction, so a
+   * changed key file gets a new provider (all its state lives in the store); requests
+   * under way finish on the old one.
+   */
+  const assemble = (k: KeyFile) => {
+    const provider = buildProvider(settings, storage, k, box, log, acrValues);
+    provider.use(metrics);
+    provider.use(securityHeaders);
+    provider.use(errorBoundary(log));
+    provider.use(async (ctx, next) => {
+      if (ctx.method === 'GET' && ctx.path === STYLESHEET_PATH) {
+        ctx.type = 'text/css';
+        ctx.set('cache-control', 'public, max-age=3600');
+        ctx.body = STYLESHEET;
+        return;
+      }
+      await next();
+    });
+    const router = interactionRouter({ provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
+    provider.use(router.routes());
+    return provider.callback();
+  };
+  const describe = (k: KeyFile) => ({
+    signing: k.signing.filter((x) => x.state === 'current').map((x) => x.jwk.kid),
+    published: k.signing.map((x) => x.jwk.kid),
+  });
+  let handler = assemble(keys);
+  // Every instance publishes every key in the file, and signs with its current keys,
+  // within one interval of a change (adapters/keys.ts: the rotation steps).
+  const keyWatch = watchKeyFile(settings.keysFile, keys, settings.keysReloadInterval * 1000, (next) => {
+    try {
+      handler = assemble(next);
+      log.info('keys reloaded', describe(next));
+    } catch (err) {
+      log.error('keys reload rejected; the keys in use stay', { error: err as Error });
+    }
+  }, (err) => log.error('keys reload rejected; the keys in use stay', { error: err }));
+
+  const server = http.createServer((req, res) => handler(req, res));
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -155,6 +199,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   sweeper.unref();
 
   await policies.ready;
+  if (settings.trustProxy && !settings.metricsToken) log.warn('TRUST_PROXY is on and METRICS_TOKEN is not set: /metrics refuses every request; set METRICS_TOKEN to scrape it');
   log.info('listening', { issuer: settings.issuer, port, store: storage.kind, policy: policies.stats.version, geo: geo.sources });
   return {
     url: `http://127.0.0.1:${port}`,
@@ -163,6 +208,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policies,
     async close() {
       clearInterval(sweeper);
+      keyWatch.close();
       await policies.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -81,11 +81,23 @@ export const SETTINGS = {
     doc: 'Key file: signing keys (JWKS), cookie keys and the data-encryption key. Created on first start with mode 0600; every instance of one deployment must share it.',
     parse: str,
   },
+  keysReloadInterval: {
+    env: 'KEYS_RELOAD_INTERVAL',
+    default: '10',
+    doc: 'Seconds between checks of `KEYS_FILE` for changes; a changed file is published (and its current keys sign) without a restart. `idp keys activate` waits two intervals after `idp keys rotate`, so every instance publishes new keys before any signs with them. Use the same value for the servers and the `idp` command.',
+    parse: int(1, 3600),
+  },
   trustProxy: {
     env: 'TRUST_PROXY',
     default: 'false',
-    doc: 'Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy. Enable only behind a proxy that overwrites them: the client IP drives throttling.',
+    doc: 'Behind a reverse proxy: take the client address from `X-Forwarded-For`, `TRUST_PROXY_HOPS` entries from the right (the ones our own proxies appended); entries further left are whatever the client sent and are ignored. `X-Forwarded-Host` and `X-Forwarded-Proto` are never used: every URL the provider emits derives from `ISSUER`.',
     parse: bool,
+  },
+  trustProxyHops: {
+    env: 'TRUST_PROXY_HOPS',
+    default: '1',
+    doc: 'With `TRUST_PROXY`: how many reverse proxies in front of the provider append to `X-Forwarded-For` (e.g. 2 for a CDN and a load balancer). The client address is the entry this many places from the right.',
+    parse: int(1, 10),
   },
   outboundPrivateHosts: {
     env: 'OUTBOUND_PRIVATE_HOSTS',
@@ -189,7 +201,7 @@ export const SETTINGS = {
   metricsToken: {
     env: 'METRICS_TOKEN',
     default: undefined,
-    doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only requests from loopback.',
+    doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only direct requests from loopback, and nobody when `TRUST_PROXY` is on (behind a proxy every request comes from it).',
     parse: str,
   },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },

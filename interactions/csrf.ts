@@ -9,13 +9,19 @@ import type { Context } from 'koa';
 import { UserError } from '../idp/errors.ts';
 
 const COOKIE = 'idp_csrf';
+/** A key shorter than the HMAC's output would be the weakest link (RFC 2104 §3). */
+export const CSRF_KEY_MIN_BYTES = 32;
 
 export class Csrf {
   readonly #key: Buffer;
   readonly #secure: boolean;
 
-  constructor(key: string, secure: boolean) {
-    this.#key = Buffer.from(`csrf:${key}`);
+  /** `key`: at least 32 secret bytes; anything shorter (an empty fallback above all) is refused. */
+  constructor(key: Buffer, secure: boolean) {
+    if (!Buffer.isBuffer(key) || key.length < CSRF_KEY_MIN_BYTES) {
+      throw new Error(`CSRF key must be at least ${CSRF_KEY_MIN_BYTES} bytes`);
+    }
+    this.#key = Buffer.from(key);
     this.#secure = secure;
   }
 

@@ -7,6 +7,8 @@ import { Schema, type Connection } from 'mongoose';
 export interface AccountDoc {
   _id: string;
   username: string;
+  /** UTS #39 skeleton of the username (adapters/storage/skeleton.ts); unique index. */
+  skeleton?: string;
   email?: string | null;
   emailVerified: boolean;
   name?: string | null;
@@ -61,6 +63,7 @@ export const accountSchema = new Schema<AccountDoc>(
   {
     _id: { type: String, required: true },
     username: { type: String, required: true },
+    skeleton: String,
     email: String,
     emailVerified: { type: Boolean, default: false },
     name: String,

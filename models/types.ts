@@ -6,7 +6,10 @@ import type { LoginEvent } from '../policies/types.ts';
 /** A local account. `id` is the OIDC `sub`: random, opaque and never reassigned. */
 export interface Account {
   readonly id: string;
-  /** Login name, NFKC-normalised and lower-cased; unique. */
+  /**
+   * Login name under PRECIS UsernameCaseMapped (RFC 8265 §3.3); unique, and so is its
+   * UTS #39 skeleton, which the stores keep beside it (no two look-alike usernames).
+   */
   readonly username: string;
   email?: string | undefined;
   emailVerified: boolean;

@@ -15,11 +15,13 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
+import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
   id TEXT PRIMARY KEY,
   username TEXT NOT NULL UNIQUE,
+  skeleton TEXT,
   email TEXT,
   email_verified INTEGER NOT NULL DEFAULT 0,
   name TEXT,
@@ -129,6 +131,26 @@ function toOidc(r: Row | undefined, now: number): OidcRecord | undefined {
   };
 }
 
+/**
+ * Gives every account its username's skeleton and puts the unique index on it. Runs at each
+ * open (idempotent); in one write transaction, so processes opening an old file at once
+ * migrate it once. Rows that already collide are kept (see disambiguatedSkeleton).
+ */
+function migrateSkeletons(db: DatabaseSync, immediate: <T>(fn: () => T) => T): void {
+  immediate(() => {
+    const columns = db.prepare('PRAGMA table_info(accounts)').all() as Row[];
+    if (!columns.some((c) => c.name === 'skeleton')) db.exec('ALTER TABLE accounts ADD COLUMN skeleton TEXT');
+    const pending = db.prepare('SELECT id, username FROM accounts WHERE skeleton IS NULL ORDER BY created_at, id').all() as Row[];
+    const taken = db.prepare('SELECT 1 FROM accounts WHERE skeleton = ?');
+    const set = db.prepare('UPDATE accounts SET skeleton = ? WHERE id = ?');
+    for (const r of pending) {
+      const skeleton = usernameSkeleton(r.username as string);
+      set.run(taken.get(skeleton) ? disambiguatedSkeleton(skeleton, r.id as string) : skeleton, r.id as string);
+    }
+    db.exec('CREATE UNIQUE INDEX IF NOT EXISTS accounts_skeleton ON accounts (skeleton)');
+  });
+}
+
 export function openEmbeddedStorage(dataDir: string): Storage {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(dataDir, 'idp.sqlite');
@@ -160,10 +182,11 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       throw err;
     }
   };
+  migrateSkeletons(db, immediate);
 
   const stmt = {
-    accountInsert: q(`INSERT INTO accounts (id, username, email, email_verified, name, password_hash, created_at, updated_at)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     accountById: q('SELECT * FROM accounts WHERE id = ?'),
     accountByName: q('SELECT * FROM accounts WHERE username = ?'),
     accountList: q('SELECT * FROM accounts ORDER BY username'),
@@ -212,9 +235,12 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async create(a: NewAccount) {
         const now = Date.now();
         try {
-          stmt.accountInsert.run(a.id, a.username, a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now);
+          stmt.accountInsert.run(a.id, a.username, usernameSkeleton(a.username), a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now);
         } catch (err) {
-          if (isUniqueViolation(err)) throw new DuplicateError('account', a.username);
+          if (isUniqueViolation(err)) {
+            const taken = stmt.accountByName.get(a.username) !== undefined || stmt.accountById.get(a.id) !== undefined;
+            throw new DuplicateError('account', a.username, taken ? 'taken' : 'similar');
+          }
           throw err;
         }
         return toAccount(stmt.accountById.get(a.id) as Row);

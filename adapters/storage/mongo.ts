@@ -13,6 +13,7 @@ import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
+import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 export interface MongoOptions {
   /** Called with a message when the server refuses an optional feature (TTL index). */
@@ -105,6 +106,14 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     });
   }
   await Account.collection.createIndex({ username: 1 }, { unique: true });
+  // Accounts created before skeletons existed get theirs, then the unique index goes on
+  // (idempotent; rows that already collide are kept, see disambiguatedSkeleton).
+  for (const d of await Account.find({ skeleton: { $exists: false } }, { username: 1, createdAt: 1 }).sort({ createdAt: 1, _id: 1 }).lean()) {
+    const skeleton = usernameSkeleton(d.username);
+    const clash = await Account.exists({ skeleton, _id: { $ne: d._id } });
+    await Account.updateOne({ _id: d._id }, { $set: { skeleton: clash ? disambiguatedSkeleton(skeleton, d._id) : skeleton } });
+  }
+  await Account.collection.createIndex({ skeleton: 1 }, { unique: true });
   await Event.collection.createIndex({ ts: 1, _id: 1 });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
   await Observation.collection.createIndex({ user: 1, kind: 1, ts: -1 });
@@ -179,12 +188,15 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         const now = new Date();
         try {
           const doc = await Account.create({
-            _id: a.id, username: a.username, email: a.email, emailVerified: a.emailVerified, name: a.name,
+            _id: a.id, username: a.username, skeleton: usernameSkeleton(a.username), email: a.email, emailVerified: a.emailVerified, name: a.name,
             passwordHash: a.passwordHash, trustedDevices: [], createdAt: now, updatedAt: now,
           });
           return toAccount(doc.toObject());
         } catch (err) {
-          if (isDuplicateKey(err)) throw new DuplicateError('account', a.username);
+          if (isDuplicateKey(err)) {
+            const taken = await Account.exists({ $or: [{ username: a.username }, { _id: a.id }] });
+            throw new DuplicateError('account', a.username, taken ? 'taken' : 'similar');
+          }
           throw err;
         }
       },

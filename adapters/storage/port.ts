@@ -10,15 +10,22 @@ export class DuplicateError extends Error {
   override name = 'DuplicateError';
   readonly kind: 'account' | 'client';
   readonly key: string;
-  constructor(kind: 'account' | 'client', key: string) {
-    super(`${kind} "${key}" already exists`);
+  /** 'similar': an account's username is free, but one that looks the same is taken. */
+  readonly reason: 'taken' | 'similar';
+  constructor(kind: 'account' | 'client', key: string, reason: 'taken' | 'similar' = 'taken') {
+    super(reason === 'similar' ? `${kind} "${key}" looks like an existing username (a confusable of it); choose another` : `${kind} "${key}" already exists`);
     this.kind = kind;
     this.key = key;
+    this.reason = reason;
   }
 }
 
 export interface AccountStore {
-  /** Throws DuplicateError when the username is taken; never overwrites. */
+  /**
+   * Throws DuplicateError when the username, or one with the same UTS #39 skeleton
+   * (adapters/storage/skeleton.ts), is taken; enforced by a unique index, also against
+   * parallel creations from several processes. Never overwrites.
+   */
   create(account: NewAccount): Promise<Account>;
   findById(id: string): Promise<Account | undefined>;
   findByUsername(username: string): Promise<Account | undefined>;

@@ -3,7 +3,9 @@
  * least), NFKC-normalised first (NIST 800-63B-4 §3.1.1.2: verifiers SHOULD normalise).
  */
 import argon2 from 'argon2';
+import { dictionary } from '@zxcvbn-ts/language-common';
 import type { AuthMethod } from './method.ts';
+import { enforceUsername, prepareUsernameForLookup, UsernameError } from './username.ts';
 
 export const passwordMethod: AuthMethod = { id: 'password', amr: ['pwd'], factor: 'knowledge' };
 
@@ -19,15 +21,35 @@ export class PasswordError extends Error {
   override name = 'PasswordError';
 }
 
-export function normaliseUsername(raw: string): string {
-  return raw.normalize('NFKC').trim().toLowerCase();
+/**
+ * NIST 800-63B-4 §3.1.1.2: a new password SHALL be compared against a blocklist of
+ * commonly used, expected or compromised values. The list ships in an npm package (no
+ * network at run time): zxcvbn-ts's common-password dictionary, 49,233 passwords from
+ * public breach corpora. Compared case-insensitively after NFKC, as a guesser would try them.
+ * Built once per process (~15 ms); a lookup is one Set probe.
+ */
+const COMMON_PASSWORDS: ReadonlySet<string> = new Set(dictionary['passwords-common'].map((p) => p.normalize('NFKC').toLowerCase()));
+
+export function isCommonPassword(password: string): boolean {
+  return COMMON_PASSWORDS.has(password.normalize('NFKC').toLowerCase());
 }
 
+/**
+ * The form a typed username is looked up in at login: the PRECIS UsernameCaseMapped
+ * mapping (RFC 8265 §3.3), the same `user add` stores. Never throws.
+ */
+export function normaliseUsername(raw: string): string {
+  return prepareUsernameForLookup(raw);
+}
+
+/** A new username, enforced under PRECIS UsernameCaseMapped; throws PasswordError with the reason. */
 export function validateUsername(raw: string): string {
-  const u = normaliseUsername(raw);
-  if (u.length < 1 || u.length > 64) throw new PasswordError('username must be 1 to 64 characters');
-  if (!/^[\p{L}\p{N}._@+-]+$/u.test(u)) throw new PasswordError('username may contain letters, digits and . _ @ + - only');
-  return u;
+  try {
+    return enforceUsername(raw);
+  } catch (err) {
+    if (err instanceof UsernameError) throw new PasswordError(err.message);
+    throw err;
+  }
 }
 
 export class PasswordHasher {
@@ -43,12 +65,26 @@ export class PasswordHasher {
     this.#dummy = argon2.hash('dummy-password-never-matches', this.#opts);
   }
 
-  /** Checks a new password against the policy; throws PasswordError with the reason. */
+  /**
+   * Checks a new password against the policy; throws PasswordError with the reason. Every
+   * way of setting a password (`user add`, `user passwd`, any self-service change) goes
+   * through hash() and so through here.
+   */
   check(password: string): string {
     const p = password.normalize('NFKC');
     if ([...p].length < this.#minLength) throw new PasswordError(`password must be at least ${this.#minLength} characters`);
     if (p.length > PASSWORD_MAX_LENGTH) throw new PasswordError(`password must be at most ${PASSWORD_MAX_LENGTH} characters`);
+    if (isCommonPassword(p)) throw new PasswordError('password is too common: it appears in lists of breached passwords; choose another');
     return p;
+  }
+
+  #meetsPolicy(password: string): boolean {
+    try {
+      this.check(password);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async hash(password: string): Promise<string> {
@@ -58,7 +94,9 @@ export class PasswordHasher {
   async verify(hash: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {
     try {
       const ok = await argon2.verify(hash, password.normalize('NFKC'));
-      return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#opts) };
+      // A password set before the current policy (shorter, or since found in the blocklist)
+      // keeps its old hash: re-hashing goes through hash(), which would refuse it mid-login.
+      return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#opts) && this.#meetsPolicy(password) };
     } catch {
       return { ok: false, needsRehash: false };
     }

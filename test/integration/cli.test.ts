@@ -251,7 +251,7 @@ describe('npm start entry point and key management', () => {
   it('creates keys owner-only on first start, reuses them, and publishes rotated keys after restart', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const env = { PATH: process.env.PATH ?? '', ...testEnv('embedded', dir, port, { LOG_LEVEL: 'info' }) };
+    const env = { PATH: process.env.PATH ?? '', ...testEnv('embedded', dir, port, { LOG_LEVEL: 'info', KEYS_RELOAD_INTERVAL: '1' }) };
     const start = async () => {
       const server = startNode([MAIN], { env });
       try {
@@ -272,12 +272,14 @@ describe('npm start entry point and key management', () => {
 
     const rotated = await idp(env, ['keys', 'rotate']);
     assert.equal(rotated.code, 0, rotated.stderr);
-    const { added } = JSON.parse(rotated.stdout) as { added: string[] };
-    const after = await start();
-    assert.deepEqual(after, [...first, ...added].sort(), 'old and new keys published');
+    const { staged } = JSON.parse(rotated.stdout) as { staged: string[] };
+    assert.deepEqual(await start(), [...first, ...staged].sort(), 'old and staged keys published');
+    await new Promise((r) => setTimeout(r, 2100)); // two KEYS_RELOAD_INTERVALs
+    const activated = await idp(env, ['keys', 'activate']);
+    assert.equal(activated.code, 0, activated.stderr);
+    assert.deepEqual(await start(), [...first, ...staged].sort(), 'new and previous keys published');
     const retired = await idp(env, ['keys', 'retire']);
-    assert.deepEqual((JSON.parse(retired.stdout) as { retired: string[] }).retired.sort(), first);
-    assert.deepEqual(await start(), [...added].sort());
+    assert.deepEqual((JSON.parse(retired.stdout) as { retired: string[] }).retired, [], 'previous keys are kept while they may still be in use');
   });
 
   it('exits with a one-line configuration error', async () => {

@@ -18,6 +18,8 @@ describe('settings', () => {
     assert.ok(s.refreshTokenTtl < 14 * 24 * 3600);
     assert.ok(s.accountMaxFailures <= 100, 'NIST: at most 100 consecutive failures');
     assert.ok(s.argon2MemoryKib >= 19456 && s.argon2Iterations >= 2, 'OWASP argon2id minimum');
+    assert.equal(s.trustProxy, false);
+    assert.equal(s.trustProxyHops, 1, 'one proxy unless told otherwise');
   });
 
   it('derives the issuer from PORT and strips a trailing slash', () => {
@@ -33,6 +35,8 @@ describe('settings', () => {
       [{ ISSUER: 'https://x.example/?a=1' }, /^ISSUER: must not contain a query/],
       [{ ISSUER: 'not a url' }, /^ISSUER: not a valid URL/],
       [{ TRUST_PROXY: 'maybe' }, /^TRUST_PROXY: expected true or false/],
+      [{ TRUST_PROXY_HOPS: '0' }, /^TRUST_PROXY_HOPS: must be between 1 and 10/],
+      [{ KEYS_RELOAD_INTERVAL: '0' }, /^KEYS_RELOAD_INTERVAL: must be between 1 and 3600/],
       [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: one of/],
       [{ ARGON2_MEMORY_KIB: '1024' }, /^ARGON2_MEMORY_KIB: must be between 19456/],
       [{ THROTTLE_ACCOUNT_MAX: '500' }, /^THROTTLE_ACCOUNT_MAX: must be between 1 and 100/],
