@@ -8,9 +8,10 @@ import readline from 'node:readline';
 import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
 import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
-import { EventError, Replayer, Summary, validateEvent, type ScoredEvent } from '../policies/simulate.ts';
+import { EventError, parseEvent, type LoginEvent } from '../policies/event.ts';
+import { Replayer, Summary, type ScoredEvent } from '../policies/simulate.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
-import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type LoginEvent } from '../policies/synth.ts';
+import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize } from '../policies/synth.ts';
 import { DEFAULT_POLICY_DIR } from './settings.ts';
 
 export class CliError extends Error {}
@@ -62,7 +63,7 @@ async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, prog
       throw new CliError(`${file}:${n}: not valid JSON`);
     }
     try {
-      await each(validateEvent(parsed));
+      await each(parseEvent(parsed));
     } catch (e) {
       if (e instanceof EventError) throw new CliError(`${file}:${n}: ${e.message}`);
       throw e;

@@ -130,10 +130,28 @@ describe('idp simulate', () => {
 
     fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\n{"id": "x", "ts": "yesterday"}\n`);
     const r2 = await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'y')]);
-    assert.match(r2.stderr, /bad\.jsonl:2: "user" must be a string/);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /^idp: .*bad\.jsonl:2: "ts" must be an ISO 8601 time with a time zone, e\.g\. 2026-03-05T09:20:00Z; "user" is missing \(a string\); /);
+    assert.equal(r2.stderr.trim().split('\n').length, 1, r2.stderr);
     fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\nnot json\n`);
     assert.match((await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'z')])).stderr, /bad\.jsonl:2: not valid JSON/);
     assert.equal((await idp(['simulate', '--events', '/nonexistent.jsonl', '--out', path.join(tempDir(), 'w')])).stderr.trim(), 'idp: cannot read /nonexistent.jsonl');
+  });
+
+  it('reports a malformed field by line and name in simulate, eval and train alike', async () => {
+    const bad = path.join(tempDir(), 'scope.jsonl');
+    // A wrong type where the engine would use the value ("scope" is split into scopes).
+    fs.writeFileSync(bad, [...HISTORY.slice(0, 3), { ...HISTORY[3], scope: 5 }].map((e) => JSON.stringify(e)).join('\n'));
+    const runs = [
+      ['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 's')],
+      ['model', 'eval', '--events', bad, '--policy', rules],
+      ['model', 'train', '--events', bad, '--out', path.join(tempDir(), 'm.json'), '--policy', rules],
+    ];
+    for (const args of runs) {
+      const r = await idp(args);
+      assert.equal(r.code, 1, `${args[0]} ${args[1]}: ${r.stderr}`);
+      assert.equal(r.stderr, `idp: ${bad}:4: "scope" must be a string, not a number\n`, `${args[0]} ${args[1]}`);
+    }
   });
 
   it('checks a policy directory from the command line', async () => {
