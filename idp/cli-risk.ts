@@ -273,6 +273,41 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
   process.stdout.write(`${JSON.stringify({ out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions, eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}) })}\n`);
 }
 
+/**
+ * `idp events export`: every stored event as one JSON line, as recorded (with the provider's
+ * `assessment`), each checked against the event format first. A record that does not match
+ * it is left out and named (id and field) on stderr, and the command then exits 1, so a
+ * partial export is not taken for a whole one; the rest is still exported, because one bad
+ * record must not hold back the audit trail. A record the store cannot parse at all ends the
+ * store's listing, so the export stops there with one line naming the last good record.
+ */
+export async function eventsExportCommand(records: AsyncIterable<unknown>, out: NodeJS.WritableStream): Promise<void> {
+  let exported = 0;
+  let skipped = 0;
+  let lastId: string | undefined;
+  try {
+    for await (const record of records) {
+      try {
+        lastId = parseEvent(record).id;
+      } catch (e) {
+        if (!(e instanceof EventError)) throw e;
+        const id = (record as { id?: unknown } | null)?.id;
+        process.stderr.write(`idp: skipped event ${typeof id === 'string' && id ? id : '(without an id)'}: ${e.message}\n`);
+        skipped += 1;
+        continue;
+      }
+      if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise((r) => out.once('drain', r));
+      exported += 1;
+    }
+  } catch (e) {
+    // The stores keep each event as JSON text and parse it while listing.
+    if (!(e instanceof SyntaxError)) throw e;
+    throw new CliError(`a stored event ${lastId ? `after ${lastId}` : 'at the start'} is not valid JSON: export stopped after ${exported} event(s)`);
+  }
+  process.stderr.write(`exported ${exported} events${skipped ? `; skipped ${skipped} malformed (named above)` : ''}\n`);
+  if (skipped) process.exitCode = 1;
+}
+
 export function policyCheckCommand(dir: string): boolean {
   try {
     const p = loadPolicy(dir);

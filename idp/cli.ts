@@ -17,7 +17,7 @@ import { LoginThrottle } from '../interactions/throttle.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
-import { CliError, evalCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
+import { CliError, evalCommand, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
 class Refused extends Error {}
@@ -302,16 +302,8 @@ async function main(argv: string[]): Promise<void> {
       const since = values.since === undefined ? undefined : Date.parse(values.since);
       if (since !== undefined && Number.isNaN(since)) throw new UsageError(`--since: not an ISO 8601 time: "${values.since}"`);
       const out = values.out ? fs.createWriteStream(values.out) : process.stdout;
-      let n = 0;
-      await withStorage(settings, async (s) => {
-        for await (const e of s.events.list({ since })) {
-          // The documented format; the assessment is the provider's addition, kept for audits.
-          if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise((r) => out.once('drain', r));
-          n += 1;
-        }
-      });
+      await withStorage(settings, (s) => eventsExportCommand(s.events.list({ since }), out));
       if (values.out) await new Promise<void>((r) => (out as fs.WriteStream).end(() => r()));
-      process.stderr.write(`exported ${n} events\n`);
       return;
     }
     case 'simulate': {

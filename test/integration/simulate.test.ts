@@ -7,17 +7,21 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
+import mongoose from 'mongoose';
 import { makePolicyDir } from '../helpers/policy.ts';
-import { tempDir } from '../helpers/env.ts';
+import { STORES, tempDir, testEnv } from '../helpers/env.ts';
+import { openStorage } from '../../adapters/storage/index.ts';
+import type { LoginEventRecord } from '../../models/types.ts';
 import type { LoginEvent } from '../../policies/synth.ts';
 
 const CLI = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
 const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0';
 const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';
 
-function idp(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function idp(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }
@@ -164,3 +168,50 @@ describe('idp simulate', () => {
     assert.match(r.stderr, new RegExp(`${broken.replace(/[/\\]/g, '.')}.risk\\.yml:\\d+:\\d+: levels\\.high: Too big`));
   });
 });
+
+for (const store of STORES) {
+  describe(`idp events export with a malformed stored record (${store.kind} store)`, { skip: store.skip }, () => {
+    const record = (id: string, ts: string, extra: Record<string, unknown> = {}) =>
+      ({ id, ts, user: 'alice', ip: '81.2.69.142', userAgent: FIREFOX, success: false, clientId: 'web', scope: 'openid', ...extra }) as unknown as LoginEventRecord;
+    let env: Record<string, string>;
+
+    before(async () => {
+      env = testEnv(store.kind, tempDir(), 1);
+      const storage = await openStorage({ mongodbUri: env.MONGODB_URI, dataDir: env.DATA_DIR! });
+      try {
+        await storage.events.append(record('good-1', day(1, '09:00')));
+        // Written by hand or by another version: a number where the format has a string.
+        await storage.events.append(record('bad-2', day(1, '09:01'), { scope: 5 }));
+        await storage.events.append(record('good-3', day(1, '09:02'), { success: true, assessment: { score: 0.1, level: 'low', decision: 'allow', reasons: [] } }));
+      } finally {
+        await storage.close();
+      }
+    });
+
+    it('exports every valid record as recorded, names the malformed one by id and field, and exits 1', async () => {
+      const r = await idp(['events', 'export'], env);
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as LoginEventRecord);
+      assert.deepEqual(lines.map((e) => e.id), ['good-1', 'good-3']);
+      assert.equal(lines[1]!.assessment?.decision, 'allow', 'the assessment is kept');
+      assert.equal(r.stderr, 'idp: skipped event bad-2: "scope" must be a string, not a number\nexported 2 events; skipped 1 malformed (named above)\n');
+    });
+
+    it('stops with one line when a stored record is not JSON at all', async () => {
+      if (store.kind === 'embedded') {
+        const db = new DatabaseSync(path.join(env.DATA_DIR!, 'idp.sqlite'));
+        db.prepare('UPDATE login_events SET doc = ? WHERE id = ?').run('{"id": "bad-2", "scope', 'bad-2');
+        db.close();
+      } else {
+        const conn = await mongoose.createConnection(env.MONGODB_URI!).asPromise();
+        await conn.collection<{ _id: string }>('login_events').updateOne({ _id: 'bad-2' }, { $set: { doc: '{"id": "bad-2", "scope' } });
+        await conn.close();
+      }
+      const out = path.join(tempDir(), 'events.jsonl');
+      const r = await idp(['events', 'export', '--out', out], env);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'idp: a stored event after good-1 is not valid JSON: export stopped after 1 event(s)\n');
+      assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as LoginEventRecord).id), ['good-1']);
+    });
+  });
+}
