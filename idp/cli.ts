@@ -36,7 +36,8 @@ const HELP = `Usage: idp <command> [options]
   idp keys list | rotate | retire [--kid <kid>]
   idp config docs | check
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
-  idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X] [--out F]
+  idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
+                  [--shared-nat-rate X] [--out F]
   idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
   idp model eval --events <jsonl> [--policy <dir>]
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
@@ -238,11 +239,12 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
     case 'synth': {
       const { values } = parse(args, {
         seed: { type: 'string' }, users: { type: 'string' }, days: { type: 'string' }, start: { type: 'string' },
-        'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, out: { type: 'string' },
+        'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, 'shared-nat-rate': { type: 'string' }, out: { type: 'string' },
       }, 0);
       return synthCommand(settings, {
         seed: num('seed', values.seed), users: num('users', values.users), days: num('days', values.days), start: values.start,
-        victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false), out: values.out,
+        victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false),
+        sharedNatRate: num('shared-nat-rate', values['shared-nat-rate'], false), out: values.out,
       });
     }
     case 'train': {

@@ -3,7 +3,7 @@
  * The policy scores by rules alone (model weight 0), so every score can be worked out by hand.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -215,3 +215,66 @@ for (const store of STORES) {
     });
   });
 }
+
+/** `script` (util-linux) runs a command on a pseudo-terminal: how a person at a terminal sees it. */
+const noScript = (() => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return '`script` (util-linux) is not installed';
+  }
+})();
+
+describe('idp model synth and eval', () => {
+  let events: string;
+  before(() => { events = path.join(tempDir(), 'synth.jsonl'); });
+
+  it('shows progress on a terminal, and prints only its summary line otherwise', { skip: noScript }, async () => {
+    const quoted = [process.execPath, CLI, 'model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', events]
+      .map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const tty = await new Promise<string>((resolve, reject) => {
+      execFile('script', ['-qec', quoted, '/dev/null'], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
+    assert.match(tty, /\rworld \[=* *\] +\d+%/);
+    assert.match(tty, /\rsynth \[=* *\] +\d+%/);
+    assert.match(tty, /\r\x1b\[2K\{"options":\{"seed":3,/, 'the bar is cleared before the summary');
+
+    const plain = await idp(['model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', `${events}.2`]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stderr.split('\n').length, 2, 'one line');
+    assert.doesNotMatch(plain.stderr, /\r/);
+    const summary = JSON.parse(plain.stderr) as { events: Record<string, number> };
+    assert.ok(summary.events['scenario:shared_nat_griefed']! > 0);
+    assert.equal(fs.readFileSync(`${events}.2`, 'utf8'), fs.readFileSync(events, 'utf8'), 'same seed, same events, with or without a terminal');
+  });
+
+  it('refuses a share outside 0..1 with one line', async () => {
+    const r = await idp(['model', 'synth', '--shared-nat-rate', '1.5', '--users', '5', '--days', '1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'idp: --shared-nat-rate: a fraction between 0 and 1, got 1.5\n');
+  });
+
+  it('reports, for each scenario, the share of its legitimate logins challenged and blocked', async () => {
+    if (!fs.existsSync(events)) {
+      assert.equal((await idp(['model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', events])).code, 0);
+    }
+    const r = await idp(['model', 'eval', '--events', events]);
+    assert.equal(r.code, 0, r.stderr);
+    const row = (name: string) => {
+      const m = new RegExp(`^${name} +(\\d+) +([\\d.]+)% +([\\d.]+)%$`, 'm').exec(r.stdout);
+      assert.ok(m, `${name} row in:\n${r.stdout}`);
+      return { n: Number(m[1]), challenged: Number(m[2]), blocked: Number(m[3]) };
+    };
+    const all = row('all legitimate logins');
+    const shared = row('shared_nat');
+    const griefed = row('shared_nat_griefed');
+    // The counts are those of the file's labelled, successful logins.
+    const lines = fs.readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LoginEvent);
+    const count = (f: (e: LoginEvent) => boolean) => lines.filter((e) => e.success && e.label === 'legit' && f(e)).length;
+    assert.equal(all.n, count(() => true));
+    assert.equal(shared.n, count((e) => e.scenario === 'shared_nat'));
+    assert.equal(griefed.n, count((e) => e.scenario === 'shared_nat_griefed'));
+    for (const x of [all, shared, griefed]) assert.ok(x.challenged + x.blocked <= 100);
+  });
+});
