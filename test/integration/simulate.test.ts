@@ -38,7 +38,7 @@ const HISTORY: LoginEvent[] = [
   // Credential stuffing from a cloud address: 11 wrong passwords on 11 accounts, then a hit.
   ...Array.from({ length: 11 }, (_, i) => ev({ ts: day(6, `12:0${Math.floor(i / 2)}`), user: `victim${i}`, ip: '52.95.110.1', userAgent: FIREFOX, success: false, label: 'attack', attackType: 'credential_stuffing' })),
   ev({ ts: day(6, '12:07'), user: 'victim99', ip: '52.95.110.1', userAgent: FIREFOX, success: true, mfa: 'fail', label: 'attack', attackType: 'credential_stuffing' }),
-  ev({ ts: day(6, '13:00'), user: 'bob', ip: '8.8.8.8', userAgent: SAFARI, deviceId: 'bob-mac', success: true, mfa: 'pass', label: 'legit' }),
+  ev({ ts: day(6, '13:00'), user: 'bob', ip: '8.8.8.8', userAgent: SAFARI, deviceId: 'bob-mac', success: true, mfa: 'pass', label: 'legit', scenario: 'shared_nat' }),
 ];
 
 interface Line { id: string; score: number; level: string; decision: string; requiredAcr: string | null; reasons: { factor: string; contribution: number }[] }
@@ -92,6 +92,7 @@ describe('idp simulate', () => {
     assert.deepEqual(summary.levels, { low: 7, medium: 0, high: 1, critical: 1 });
     assert.equal(summary.detection.legit.n, 7);
     assert.equal(summary.detection.legit.challengedOrBlocked, 0);
+    assert.deepEqual(summary.detection.legit.scenarios, { shared_nat: { n: 1, challengedOrBlocked: 0, blocked: 0 } });
     assert.equal(summary.detection.attacks.impossible_travel.caught, 1);
     assert.equal(summary.detection.attacks.impossible_travel.blocked, 1);
     assert.equal(summary.detection.attacks.credential_stuffing.n, 1);
@@ -114,7 +115,7 @@ describe('idp simulate', () => {
 
   it('never lets labels reach the scorer', async () => {
     const unlabelled = path.join(tempDir(), 'unlabelled.jsonl');
-    fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, ...e }) => JSON.stringify(e)).join('\n'));
+    fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, scenario: _s, ...e }) => JSON.stringify(e)).join('\n'));
     const a = path.join(tempDir(), 'a');
     const b = path.join(tempDir(), 'b');
     assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', rules, '--out', a])).code, 0);
