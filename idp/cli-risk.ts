@@ -8,9 +8,10 @@ import readline from 'node:readline';
 import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
 import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
-import { EventError, Replayer, Summary, validateEvent, type ScoredEvent } from '../policies/simulate.ts';
+import { EventError, parseEvent, type LoginEvent } from '../policies/event.ts';
+import { Replayer, Summary, type ScoredEvent } from '../policies/simulate.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
-import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type LoginEvent } from '../policies/synth.ts';
+import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize } from '../policies/synth.ts';
 import { DEFAULT_POLICY_DIR } from './settings.ts';
 
 export class CliError extends Error {}
@@ -62,7 +63,7 @@ async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, prog
       throw new CliError(`${file}:${n}: not valid JSON`);
     }
     try {
-      await each(validateEvent(parsed));
+      await each(parseEvent(parsed));
     } catch (e) {
       if (e instanceof EventError) throw new CliError(`${file}:${n}: ${e.message}`);
       throw e;
@@ -81,9 +82,9 @@ function inputSize(file: string): number {
   }
 }
 
-/** A progress bar on a terminal (stderr), nothing otherwise. */
+/** A progress bar on a terminal (stderr), nothing otherwise (a pipe or a file gets clean output). */
 function progressBar(label: string, total: number) {
-  if (!process.stderr.isTTY || total <= 0) return { update: (_: number) => {}, done: () => {} };
+  if (!process.stderr.isTTY || total <= 0) return { update: () => {}, done: () => {} };
   const started = performance.now();
   let last = 0;
   return {
@@ -122,26 +123,41 @@ function lineWriter(file: string) {
   };
 }
 
-export async function synthCommand(s: GeoSettings, o: { seed?: number; users?: number; days?: number; start?: string; victimRate?: number; stuffingPerDay?: number; out?: string }) {
-  const opts = {
-    ...DEFAULT_SYNTH,
-    ...Object.fromEntries(Object.entries({ seed: o.seed, users: o.users, days: o.days, start: o.start, victimRate: o.victimRate, stuffingPerDay: o.stuffingPerDay }).filter(([, v]) => v !== undefined)),
-  };
+export async function synthCommand(s: GeoSettings, o: {
+  seed?: number; users?: number; days?: number; start?: string; victimRate?: number; stuffingPerDay?: number; sharedNatRate?: number; out?: string;
+}) {
+  const given = { seed: o.seed, users: o.users, days: o.days, start: o.start, victimRate: o.victimRate, stuffingPerDay: o.stuffingPerDay, sharedNatRate: o.sharedNatRate };
+  const opts = { ...DEFAULT_SYNTH, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   if (Number.isNaN(Date.parse(opts.start))) throw new CliError(`--start: not an ISO date: ${opts.start}`);
+  if (opts.users < 1 || opts.days <= 0) throw new CliError('--users must be at least 1 and --days above 0');
+  for (const [flag, v] of [['--victim-rate', opts.victimRate], ['--shared-nat-rate', opts.sharedNatRate]] as const) {
+    if (v < 0 || v > 1) throw new CliError(`${flag}: a fraction between 0 and 1, got ${v}`);
+  }
+  if (opts.stuffingPerDay < 0) throw new CliError('--stuffing-per-day: not below 0');
   const lookup = await geo(s);
   const rng = new Rng(opts.seed);
   const policy = loadPolicy(DEFAULT_POLICY_DIR, { withoutModel: true });
-  const world = sampleWorld(rng, (ip) => lookup.lookup(ip), 400_000, policy.lists.hostingAsns);
+  const samples = 400_000;
+  // Progress on the terminal, unless the events themselves are going there.
+  const quiet = !o.out && process.stdout.isTTY;
+  const sampling = progressBar('world', quiet ? 0 : samples);
+  const world = sampleWorld(rng, (ip) => lookup.lookup(ip), samples, policy.lists.hostingAsns, sampling.update);
+  sampling.done();
+  const start = Date.parse(opts.start);
+  const bar = progressBar('synth', quiet ? 0 : opts.days * 86_400_000);
   const writer = o.out ? lineWriter(o.out) : undefined;
   const counts: Record<string, number> = {};
   for (const e of synthesize(opts, world, rng)) {
     const k = e.label === 'attack' ? `attack:${e.attackType}` : 'legit';
     counts[k] = (counts[k] ?? 0) + 1;
+    if (e.scenario !== undefined) counts[`scenario:${e.scenario}`] = (counts[`scenario:${e.scenario}`] ?? 0) + 1;
     const line = JSON.stringify(e);
     if (writer) await writer.write(line);
     else process.stdout.write(`${line}\n`);
+    bar.update(Date.parse(e.ts) - start);
   }
   await writer?.close();
+  bar.done();
   process.stderr.write(`${JSON.stringify({ options: opts, geo: lookup.sources, events: counts })}\n`);
 }
 
@@ -227,6 +243,16 @@ export async function evalCommand(s: GeoSettings, o: { events: string; policy?: 
     `${name.padEnd(22)} ${String(b.n).padStart(6)}  ${b.model.auc.toFixed(3).padStart(9)} ${pct(b.model.tprAt1pctFpr)} ${pct(b.model.tprAt5pctFpr)}  |  ${b.score.auc.toFixed(3).padStart(9)} ${pct(b.score.tprAt1pctFpr)} ${pct(b.score.tprAt5pctFpr)}  ${b.caught === undefined ? '' : pct(b.caught)}`;
   for (const [t, b] of Object.entries(d.attacks)) lines.push(row(t, b));
   lines.push(row('all attacks', d.all));
+  // Named situations among the legitimate logins (e.g. shared_nat: many users behind one
+  // address): the cost of the policy for the people in them.
+  const scenarios = Object.entries(d.legit.scenarios);
+  if (scenarios.length) {
+    lines.push('', `${'legitimate logins by scenario'.padEnd(30)} ${'n'.padStart(6)}  ${'challenged'.padStart(10)}  ${'blocked'.padStart(7)}`);
+    lines.push(`${'all legitimate logins'.padEnd(30)} ${String(d.legit.n).padStart(6)}  ${pct(d.legit.challengedOrBlocked - d.legit.blocked).padStart(10)}  ${pct(d.legit.blocked).padStart(7)}`);
+    for (const [name, c] of scenarios) {
+      lines.push(`${name.padEnd(30)} ${String(c.n).padStart(6)}  ${pct(c.challengedOrBlocked - c.blocked).padStart(10)}  ${pct(c.blocked).padStart(7)}`);
+    }
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
   return d;
 }
@@ -270,6 +296,41 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
   });
   fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify({ out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions, eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}) })}\n`);
+}
+
+/**
+ * `idp events export`: every stored event as one JSON line, as recorded (with the provider's
+ * `assessment`), each checked against the event format first. A record that does not match
+ * it is left out and named (id and field) on stderr, and the command then exits 1, so a
+ * partial export is not taken for a whole one; the rest is still exported, because one bad
+ * record must not hold back the audit trail. A record the store cannot parse at all ends the
+ * store's listing, so the export stops there with one line naming the last good record.
+ */
+export async function eventsExportCommand(records: AsyncIterable<unknown>, out: NodeJS.WritableStream): Promise<void> {
+  let exported = 0;
+  let skipped = 0;
+  let lastId: string | undefined;
+  try {
+    for await (const record of records) {
+      try {
+        lastId = parseEvent(record).id;
+      } catch (e) {
+        if (!(e instanceof EventError)) throw e;
+        const id = (record as { id?: unknown } | null)?.id;
+        process.stderr.write(`idp: skipped event ${typeof id === 'string' && id ? id : '(without an id)'}: ${e.message}\n`);
+        skipped += 1;
+        continue;
+      }
+      if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise((r) => out.once('drain', r));
+      exported += 1;
+    }
+  } catch (e) {
+    // The stores keep each event as JSON text and parse it while listing.
+    if (!(e instanceof SyntaxError)) throw e;
+    throw new CliError(`a stored event ${lastId ? `after ${lastId}` : 'at the start'} is not valid JSON: export stopped after ${exported} event(s)`);
+  }
+  process.stderr.write(`exported ${exported} events${skipped ? `; skipped ${skipped} malformed (named above)` : ''}\n`);
+  if (skipped) process.exitCode = 1;
 }
 
 export function policyCheckCommand(dir: string): boolean {

@@ -18,7 +18,7 @@ import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './se
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
 import { checkConfiguration } from './config-check.ts';
-import { CliError, evalCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
+import { CliError, evalCommand, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
 class Refused extends Error {}
@@ -37,7 +37,8 @@ const HELP = `Usage: idp <command> [options]
   idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
-  idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X] [--out F]
+  idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
+                  [--shared-nat-rate X] [--out F]
   idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
   idp model eval --events <jsonl> [--policy <dir>]
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
@@ -249,11 +250,12 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
     case 'synth': {
       const { values } = parse(args, {
         seed: { type: 'string' }, users: { type: 'string' }, days: { type: 'string' }, start: { type: 'string' },
-        'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, out: { type: 'string' },
+        'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, 'shared-nat-rate': { type: 'string' }, out: { type: 'string' },
       }, 0);
       return synthCommand(settings, {
         seed: num('seed', values.seed), users: num('users', values.users), days: num('days', values.days), start: values.start,
-        victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false), out: values.out,
+        victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false),
+        sharedNatRate: num('shared-nat-rate', values['shared-nat-rate'], false), out: values.out,
       });
     }
     case 'train': {
@@ -331,16 +333,8 @@ async function main(argv: string[]): Promise<void> {
       const since = values.since === undefined ? undefined : Date.parse(values.since);
       if (since !== undefined && Number.isNaN(since)) throw new UsageError(`--since: not an ISO 8601 time: "${values.since}"`);
       const out = values.out ? fs.createWriteStream(values.out) : process.stdout;
-      let n = 0;
-      await withStorage(settings, async (s) => {
-        for await (const e of s.events.list({ since })) {
-          // The documented format; the assessment is the provider's addition, kept for audits.
-          if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise((r) => out.once('drain', r));
-          n += 1;
-        }
-      });
+      await withStorage(settings, (s) => eventsExportCommand(s.events.list({ since }), out));
       if (values.out) await new Promise<void>((r) => (out as fs.WriteStream).end(() => r()));
-      process.stderr.write(`exported ${n} events\n`);
       return;
     }
     case 'simulate': {

@@ -84,7 +84,7 @@ export interface OidcRecord {
  * id, or `unknown:<keyed hash>` for a username that does not exist (the typed name is never
  * stored: people type passwords there).
  */
-export interface LoginEventRecord extends Omit<LoginEvent, 'label' | 'attackType'> {
+export interface LoginEventRecord extends Omit<LoginEvent, 'label' | 'attackType' | 'scenario'> {
   /** The engine's assessment and decision, when the password was right. */
   assessment?: {
     score: number;

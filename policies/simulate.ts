@@ -9,7 +9,7 @@ import { rocAuc, tprAtFpr } from './metrics.ts';
 import type { CompiledPolicy } from './policy.ts';
 import { scoreLogin } from './score.ts';
 import { computeSignals, featureVector } from './signals.ts';
-import type { LoginEvent } from './synth.ts';
+import { EventError, type LoginEvent } from './event.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, Place, UserHistory } from './types.ts';
 import { parseAgent } from './ua.ts';
 import { RISK_LEVELS } from './schema.ts';
@@ -21,6 +21,7 @@ export interface ScoredEvent {
   features?: Float64Array | undefined;
   label?: 'legit' | 'attack' | undefined;
   attackType?: string | undefined;
+  scenario?: string | undefined;
 }
 
 /**
@@ -30,28 +31,10 @@ export interface ScoredEvent {
  */
 export type HistoryMode = 'decisions' | 'mfa';
 
-export class EventError extends Error {
-  override name = 'EventError';
-}
-
-/** Checks one parsed JSON line against the documented event format. */
-export function validateEvent(x: unknown): LoginEvent {
-  const e = x as Record<string, unknown>;
-  if (typeof e !== 'object' || e === null) throw new EventError('not a JSON object');
-  for (const k of ['id', 'ts', 'user', 'ip', 'userAgent'] as const) {
-    if (typeof e[k] !== 'string') throw new EventError(`"${k}" must be a string`);
-  }
-  if (Number.isNaN(Date.parse(e.ts as string))) throw new EventError(`"ts" is not an ISO 8601 time: ${String(e.ts)}`);
-  if (typeof e.success !== 'boolean') throw new EventError('"success" must be true or false');
-  if (e.mfa !== undefined && e.mfa !== 'pass' && e.mfa !== 'fail') throw new EventError('"mfa" must be "pass" or "fail"');
-  if (e.label !== undefined && e.label !== 'legit' && e.label !== 'attack') throw new EventError('"label" must be "legit" or "attack"');
-  if (e.keystroke !== undefined) {
-    const k = e.keystroke as { score?: unknown; confidence?: unknown };
-    if (typeof k.score !== 'number' || typeof k.confidence !== 'number') throw new EventError('"keystroke" must be {score, confidence}');
-  }
-  return e as unknown as LoginEvent;
-}
-
+/**
+ * The scorer's view of an event: only these fields are copied, so the evaluation-only ones
+ * (`label`, `attackType`, `scenario`) and `mfa` cannot influence a decision.
+ */
 export function contextOf(e: LoginEvent, place: Place, ts = Date.parse(e.ts)): LoginContext {
   return {
     ts, user: e.user, ip: e.ip, place, agent: parseAgent(e.userAgent), deviceId: e.deviceId, clientId: e.clientId,
@@ -117,7 +100,7 @@ export class Replayer {
       : { kind: 'password_ok', decision: decision.decision, mfa: e.mfa };
     observe(user, ipHist, ctx, outcome, policy.risk);
     return {
-      id: e.id, assessment, decision, label: e.label, attackType: e.attackType,
+      id: e.id, assessment, decision, label: e.label, attackType: e.attackType, scenario: e.scenario,
       ...(this.#keepFeatures ? { features } : {}),
     };
   }
@@ -137,6 +120,8 @@ export class Summary {
   readonly levels: Record<string, number> = Object.fromEntries(RISK_LEVELS.map((l) => [l, 0]));
   readonly #byType = new Map<string, { n: number; flagged: number; blocked: number; scores: number[]; model: number[] }>();
   readonly #legit = { n: 0, flagged: 0, blocked: 0, scores: [] as number[], model: [] as number[] };
+  /** Legitimate logins per named scenario (e.g. shared_nat): how many were challenged or blocked. */
+  readonly #scenarios = new Map<string, { n: number; flagged: number; blocked: number }>();
   changed = 0;
   readonly transitions: Record<string, number> = {};
 
@@ -152,6 +137,11 @@ export class Summary {
     if (s.label === 'legit') {
       this.#legit.n += 1; this.#legit.flagged += flagged; this.#legit.blocked += blocked;
       this.#legit.scores.push(s.assessment.score); this.#legit.model.push(s.assessment.modelProbability);
+      if (s.scenario !== undefined) {
+        const c = this.#scenarios.get(s.scenario) ?? { n: 0, flagged: 0, blocked: 0 };
+        c.n += 1; c.flagged += flagged; c.blocked += blocked;
+        this.#scenarios.set(s.scenario, c);
+      }
     } else if (s.label === 'attack') {
       const t = s.attackType ?? 'unspecified';
       const b = this.#byType.get(t) ?? { n: 0, flagged: 0, blocked: 0, scores: [], model: [] };
@@ -176,7 +166,10 @@ export class Summary {
     });
     const allAttacks = { scores: [...this.#byType.values()].flatMap((b) => b.scores), model: [...this.#byType.values()].flatMap((b) => b.model) };
     return {
-      legit: { n: legit.n, challengedOrBlocked: legit.flagged / (legit.n || 1), blocked: legit.blocked / (legit.n || 1) },
+      legit: {
+        n: legit.n, challengedOrBlocked: legit.flagged / (legit.n || 1), blocked: legit.blocked / (legit.n || 1),
+        scenarios: Object.fromEntries([...this.#scenarios].sort().map(([k, c]) => [k, { n: c.n, challengedOrBlocked: c.flagged / c.n, blocked: c.blocked / c.n }])),
+      },
       attacks: Object.fromEntries([...this.#byType].sort().map(([t, b]) => [t, {
         n: b.n, caught: b.flagged / (b.n || 1), blocked: b.blocked / (b.n || 1), ...perType(b),
       }])),

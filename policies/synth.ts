@@ -10,21 +10,36 @@
  *   a new address almost every time.
  * - work: some users log in on weekdays, working hours, from a second network in their city;
  *   a third of those from their company's private network (an intranet deployment: 10.x).
+ * - shared addresses (scenario `shared_nat`): a share of the users (`sharedNatRate`) belong
+ *   to a site where many people log in from one public address: an office behind one NAT
+ *   address (weekdays, working hours) or a mobile carrier's carrier-grade NAT (their phone).
+ *   Coworkers mistype their password or username from that address minutes before a login,
+ *   and now and then a griefer fails a handful of made-up usernames from it (attackType
+ *   `griefing`), after which members log in as usual (scenario `shared_nat_griefed`).
  * - habits: each user has a login rate and preferred local hours (evening, office, early).
  * - browser updates: the major version rises every few weeks; a new browser cookie (device
  *   id) appears now and then (cleared cookies, a new laptop).
  * - travel: some users spend days in another country, arriving no faster than a plane.
  * - typos: some logins are preceded by a wrong password.
- * Attackers (label "attack", attackType):
+ * Attackers (label "attack", attackType), against a share of the users (`victimRate`), one
+ * attack each, the four kinds equally likely:
  * - naive: the password from a random place in the world, a random browser, no cookie.
  * - vpn_hosting: the password through a VPN or hosting provider (datacentre ASN).
- * - targeted: knows the victim's country, city and browser family; new device, other network.
+ * - targeted: knows the victim's country, city and browser family; new device, other network,
+ *   at one of the victim's usual hours.
+ * - impossible_travel: 5-50 minutes after one of the victim's own logins, from at least
+ *   2,000 km away: over 2,400 km/h, faster than any airliner.
+ * And, `stuffingPerDay` times a day:
  * - credential_stuffing: bursts from one address trying many accounts, mostly wrong
  *   passwords, a few right.
- * - impossible_travel: a login from far away minutes after the victim's own.
  * `mfa` is the outcome a step-up challenge would have had: legitimate users pass (98%),
  * attackers fail (97%).
+ *
+ * Times are whole milliseconds and every event is produced at its own time from one queue,
+ * so the stream is in time order without adjusting any time, and each user's events are
+ * strictly ordered (a replay could not order two events of one user at the same instant).
  */
+import { distanceKm } from './signals.ts';
 import type { LoginEvent, Place } from './types.ts';
 
 export type { LoginEvent };
@@ -40,9 +55,21 @@ export interface SynthOptions {
   victimRate: number;
   /** Credential-stuffing bursts per day. */
   stuffingPerDay: number;
+  /** Fraction of users who belong to a site sharing one public address (office NAT, carrier-grade NAT). */
+  sharedNatRate: number;
 }
 
-export const DEFAULT_SYNTH: SynthOptions = { seed: 1, users: 1000, days: 30, start: '2026-01-05T00:00:00Z', victimRate: 0.15, stuffingPerDay: 2 };
+export const DEFAULT_SYNTH: SynthOptions = {
+  seed: 1, users: 1000, days: 30, start: '2026-01-05T00:00:00Z', victimRate: 0.15, stuffingPerDay: 2, sharedNatRate: 0.1,
+};
+
+/** Scenario names the generator gives legitimate logins, for metrics (never seen by the scorer). */
+export const SCENARIOS = {
+  /** A login from an address many users share. */
+  sharedNat: 'shared_nat',
+  /** Such a login minutes after a griefer failed made-up usernames from the same address. */
+  sharedNatGriefed: 'shared_nat_griefed',
+} as const;
 
 /** sfc32: small, fast, seedable. */
 export class Rng {
@@ -75,6 +102,8 @@ interface Net { asn: number; org: string; ips: string[] }
 interface City { key: string; country: string; lat: number; lon: number; nets: Map<number, Net>; weight: number }
 
 export interface World {
+  /** The geolocation the world was sampled with. */
+  placeOf: (ip: string) => Place;
   cities: City[];
   byCountry: Map<string, City[]>;
   mobile: Map<string, Net[]>;
@@ -86,12 +115,15 @@ const MOBILE_ORG = /mobile|wireless|cellular|cellco|t-mobile|vodafone|orange|tel
 const HOSTING_ORG = /hosting|cloud|server|data ?cent|datacenter|vps|colo|amazon|google|microsoft|digitalocean|ovh|hetzner|linode|akamai|vultr|choopa|leaseweb|contabo|scaleway|m247|oracle|alibaba|tencent/i;
 
 /** Samples public IPv4 addresses and groups them by city, network and kind. */
-export function sampleWorld(rng: Rng, placeOf: (ip: string) => Place, samples = 400_000, hostingAsns: ReadonlySet<number> = new Set()): World {
+export function sampleWorld(
+  rng: Rng, placeOf: (ip: string) => Place, samples = 400_000, hostingAsns: ReadonlySet<number> = new Set(), progress?: (done: number) => void,
+): World {
   const cities = new Map<string, City>();
   const mobile = new Map<string, Map<number, Net>>();
   const hosting = new Map<number, Net>();
   const all: string[] = [];
   for (let i = 0; i < samples; i += 1) {
+    if (progress && i % 10_000 === 0) progress(i);
     const first = 1 + rng.int(223);
     if (first === 10 || first === 127) continue;
     const ip = `${first}.${rng.int(256)}.${rng.int(256)}.${1 + rng.int(254)}`;
@@ -124,6 +156,7 @@ export function sampleWorld(rng: Rng, placeOf: (ip: string) => Place, samples = 
   const byCountry = new Map<string, City[]>();
   for (const c of list) byCountry.set(c.country, [...(byCountry.get(c.country) ?? []), c]);
   return {
+    placeOf,
     cities: list,
     byCountry,
     mobile: new Map([...mobile].map(([k, v]) => [k, [...v.values()]])),
@@ -176,6 +209,16 @@ function randomAgent(rng: Rng, weekIndex: number): string {
 
 interface Device { id: string; family: Family; platform: Platform; offsetWeeks: number }
 
+/** Many users behind one public address. */
+interface Site {
+  kind: 'office' | 'cgnat';
+  city: City;
+  net: Net;
+  ip: string;
+  capacity: number;
+  members: User[];
+}
+
 interface User {
   id: string;
   home: City;
@@ -191,12 +234,15 @@ interface User {
   hours: number[];
   utcOffset: number;
   trip?: { from: number; to: number; city: City } | undefined;
+  site?: Site | undefined;
+  /** An attack follows this user's last login until then: their next login waits. */
+  hold?: number | undefined;
 }
 
 const HABITS = [[18, 19, 20, 21, 22], [8, 9, 10, 11, 13, 14, 15, 16], [6, 7, 8, 12, 19], [9, 10, 20, 21, 22, 23]];
 
-function makeUser(rng: Rng, world: World, index: number, start: number, days: number): User {
-  const home = weightedCity(rng, world.cities);
+function makeUser(rng: Rng, world: World, index: number, start: number, days: number, site?: Site): User {
+  const home = site?.city ?? weightedCity(rng, world.cities);
   const nets = [...home.nets.values()].sort((a, b) => b.ips.length - a.ips.length);
   const homeNet = nets[0]!;
   const mobiles = world.mobile.get(home.country) ?? [];
@@ -215,7 +261,9 @@ function makeUser(rng: Rng, world: World, index: number, start: number, days: nu
     meanGapHours: rng.between(8, 72),
     hours: rng.pick(HABITS),
     utcOffset: Math.round(home.lon / 15),
+    site,
   };
+  if (site?.kind === 'cgnat') user.phoneNet = site.net;
   if (user.phoneNet) user.phone = { id: rng.id() + rng.id(), family: phoneKind[0], platform: phoneKind[1], offsetWeeks: rng.int(6) };
   if (rng.chance(0.12) && days > 10) {
     const abroad = world.cities.filter((c) => c.country !== home.country);
@@ -229,33 +277,53 @@ function makeUser(rng: Rng, world: World, index: number, start: number, days: nu
   return user;
 }
 
-/** Next login time: exponential gaps, nudged into the user's preferred local hours. */
-function nextLogin(rng: Rng, u: User, after: number): number {
-  let t = after + rng.exp(u.meanGapHours) * 3_600_000 + 60_000;
-  const d = new Date(t);
-  const localHour = (d.getUTCHours() + u.utcOffset + 24) % 24;
+/** Moves a time into the user's preferred local hours (mostly). */
+function nudge(rng: Rng, u: User, t: number): number {
+  const localHour = (new Date(t).getUTCHours() + u.utcOffset + 24) % 24;
   if (!u.hours.includes(localHour) && rng.chance(0.8)) {
     const target = rng.pick(u.hours);
     t += (((target - localHour + 24) % 24) * 3_600_000) + rng.int(3_600_000);
   }
-  return t;
+  return Math.round(t);
+}
+
+/** Next login time: exponential gaps, nudged into the user's preferred local hours. */
+function nextLogin(rng: Rng, u: User, after: number): number {
+  return nudge(rng, u, after + rng.exp(u.meanGapHours) * 3_600_000 + 60_000);
+}
+
+function newSite(rng: Rng, world: World): Site {
+  const city = weightedCity(rng, world.cities);
+  const mobiles = world.mobile.get(city.country) ?? [];
+  const capacity = 10 + rng.int(40);
+  if (mobiles.length && rng.chance(0.3)) {
+    const net = rng.pick(mobiles);
+    return { kind: 'cgnat', city, net, ip: rng.pick(net.ips), capacity, members: [] };
+  }
+  // An office on a business line: not the city's main residential network where possible.
+  const nets = [...city.nets.values()].sort((a, b) => b.ips.length - a.ips.length);
+  const net = nets.length > 1 ? nets[1 + rng.int(nets.length - 1)]! : nets[0]!;
+  return { kind: 'office', city, net, ip: rng.pick(net.ips), capacity, members: [] };
 }
 
 // --- the event stream ----------------------------------------------------------------------
 
-type Pending = { ts: number; make: () => LoginEvent[] };
+type Body = Omit<LoginEvent, 'id' | 'ts'>;
+/** Either an event due at `ts`, or a step that plans events at `ts` or later. */
+type Pending = { ts: number; seq: number; event?: Body; run?: () => void };
 
-/** Min-heap of pending event producers by time: the stream comes out in time order. */
+/** Min-heap by time, then by insertion order: the stream comes out in time order, deterministically. */
 class Heap {
   readonly #a: Pending[] = [];
   get size() { return this.#a.length; }
+  static #before(x: Pending, y: Pending) { return x.ts < y.ts || (x.ts === y.ts && x.seq < y.seq); }
   push(x: Pending) {
     const a = this.#a;
     a.push(x);
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (a[p]!.ts <= a[i]!.ts) break;
+      if (!Heap.#before(a[i]!, a[p]!)) break;
       [a[p], a[i]] = [a[i]!, a[p]!];
       i = p;
     }
@@ -271,8 +339,8 @@ class Heap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < a.length && a[l]!.ts < a[m]!.ts) m = l;
-        if (r < a.length && a[r]!.ts < a[m]!.ts) m = r;
+        if (l < a.length && Heap.#before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && Heap.#before(a[r]!, a[m]!)) m = r;
         if (m === i) break;
         [a[m], a[i]] = [a[i]!, a[m]!];
         i = m;
@@ -282,97 +350,168 @@ class Heap {
   }
 }
 
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+/** A login is planned this long before it happens, so typos can precede it. */
+const LEAD = 15 * MINUTE;
+/** Impossible travel: at least this far, within 50 minutes. */
+const FAR_KM = 2000;
+/** Mean days between griefing episodes at one shared address (fewer happen: only in its busy hours). */
+const GRIEF_MEAN_DAYS = 2;
+
 export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts.seed)): Generator<LoginEvent> {
   if (world.cities.length === 0) throw new Error('the geolocation sample found no cities');
   const start = Date.parse(opts.start);
-  const end = start + opts.days * 86_400_000;
-  const users = Array.from({ length: opts.users }, (_, i) => makeUser(rng, world, i, start, opts.days));
+  const end = start + opts.days * DAY;
+  const sites: Site[] = [];
+  const users: User[] = [];
+  for (let i = 0; i < opts.users; i += 1) {
+    let site: Site | undefined;
+    if (rng.chance(opts.sharedNatRate)) {
+      site = sites.at(-1);
+      if (!site || site.members.length >= site.capacity) sites.push((site = newSite(rng, world)));
+    }
+    const u = makeUser(rng, world, i, start, opts.days, site);
+    site?.members.push(u);
+    users.push(u);
+  }
   const heap = new Heap();
   let seq = 0;
-  const eventId = () => `e${(seq += 1).toString(36).padStart(7, '0')}`;
-  const iso = (t: number) => new Date(t).toISOString();
-  const week = (t: number) => Math.floor((t - start) / (7 * 86_400_000));
+  const at = (ts: number, x: { event: Body } | { run: () => void }) => heap.push({ ts: Math.round(ts), seq: (seq += 1), ...x });
+  const emit = (ts: number, event: Body) => at(ts, { event });
+  let n = 0;
+  const eventId = () => `e${(n += 1).toString(36).padStart(7, '0')}`;
+  const week = (t: number) => Math.floor((t - start) / (7 * DAY));
   const mfaLegit = () => (rng.chance(0.98) ? 'pass' as const : 'fail' as const);
   const mfaAttack = () => (rng.chance(0.97) ? 'fail' as const : 'pass' as const);
-  const lastLegit = new Map<string, number>();
+  const located = (ip: string) => {
+    const p = world.placeOf(ip);
+    return p.scope === 'public' && p.lat !== undefined && p.lon !== undefined ? { lat: p.lat, lon: p.lon } : undefined;
+  };
+  const agentOf = (d: Device, t: number) => userAgent(d.family, d.platform, BASE_MAJOR[d.family] + Math.floor((week(t) + d.offsetWeeks) / 6));
+  const common = { clientId: 'webapp', scope: 'openid profile' };
 
-  const legit = (u: User, t: number): LoginEvent[] => {
+  /** Where a legitimate login comes from. */
+  const where = (u: User, t: number): { ip: string; device: Device; shared?: boolean } => {
     const onTrip = u.trip && t >= u.trip.from && t <= u.trip.to ? u.trip : undefined;
     const local = (new Date(t).getUTCHours() + u.utcOffset + 24) % 24;
     const weekday = new Date(t).getUTCDay() % 6 !== 0;
-    let device = u.desktop;
-    let ip = u.homeIp;
     if (onTrip) {
       const nets = [...onTrip.city.nets.values()];
-      ip = rng.pick(rng.pick(nets).ips);
-      if (u.phone && rng.chance(0.6)) device = u.phone;
-    } else if (u.phone && u.phoneNet && rng.chance(0.45)) {
-      device = u.phone;
-      ip = rng.pick(u.phoneNet.ips);
-    } else if (u.work && weekday && local >= 9 && local <= 17 && rng.chance(0.7)) {
-      ip = u.work.intranet ? `${u.work.intranet}${1 + rng.int(254)}` : rng.pick(u.work.net.ips);
-    } else if (rng.chance(0.03)) {
-      u.homeIp = rng.pick(u.homeNet.ips); // the ISP handed out a new address
-      ip = u.homeIp;
+      return { ip: rng.pick(rng.pick(nets).ips), device: u.phone && rng.chance(0.6) ? u.phone : u.desktop };
     }
+    if (u.site?.kind === 'office' && weekday && local >= 8 && local <= 18 && rng.chance(0.8)) return { ip: u.site.ip, device: u.desktop, shared: true };
+    if (u.site?.kind === 'cgnat' && u.phone && rng.chance(0.5)) return { ip: u.site.ip, device: u.phone, shared: true };
+    if (u.phone && u.phoneNet && rng.chance(0.45)) return { ip: rng.pick(u.phoneNet.ips), device: u.phone };
+    if (u.work && weekday && local >= 9 && local <= 17 && rng.chance(0.7)) {
+      return { ip: u.work.intranet ? `${u.work.intranet}${1 + rng.int(254)}` : rng.pick(u.work.net.ips), device: u.desktop };
+    }
+    if (rng.chance(0.03)) u.homeIp = rng.pick(u.homeNet.ips); // the ISP handed out a new address
+    return { ip: u.homeIp, device: u.desktop };
+  };
+
+  /**
+   * One legitimate login at `t` (runs at `t - LEAD` at the latest): a typo now and then just
+   * before it, and at a shared address the coworkers' typos from the same address.
+   */
+  const login = (u: User, t: number, o: { anchor?: boolean; griefed?: boolean } = {}) => {
+    let { ip, device, shared } = o.griefed && u.site ? { ip: u.site.ip, device: u.site.kind === 'cgnat' && u.phone ? u.phone : u.desktop, shared: true } : where(u, t);
+    if (o.anchor && !located(ip)) ({ ip, device, shared } = { ip: u.homeIp, device: u.desktop, shared: false });
     if (rng.chance(0.02)) device.id = rng.id() + rng.id(); // cookies cleared, new laptop
-    const ua = userAgent(device.family, device.platform, BASE_MAJOR[device.family] + Math.floor((week(t) + device.offsetWeeks) / 6));
-    const base = { user: u.id, ip, userAgent: ua, deviceId: device.id, clientId: 'webapp', scope: 'openid profile', label: 'legit' as const };
-    const out: LoginEvent[] = [];
-    if (rng.chance(0.05)) out.push({ id: eventId(), ts: iso(t - 20_000), ...base, success: false, mfa: undefined });
-    out.push({ id: eventId(), ts: iso(t), ...base, success: true, mfa: mfaLegit() });
-    lastLegit.set(u.id, t);
-    return out;
+    const scenario = shared ? (o.griefed ? SCENARIOS.sharedNatGriefed : SCENARIOS.sharedNat) : undefined;
+    const base = { user: u.id, ip, userAgent: agentOf(device, t), deviceId: device.id, ...common, label: 'legit' as const, ...(scenario ? { scenario } : {}) };
+    if (shared && u.site && !o.griefed && rng.chance(0.25)) {
+      for (let k = 1 + rng.int(3); k > 0; k -= 1) {
+        const when = t - rng.between(1, 10) * MINUTE;
+        const other = rng.pick(u.site.members);
+        const d = u.site.kind === 'cgnat' && other.phone ? other.phone : other.desktop;
+        // A coworker's wrong password, or a mistyped username (recorded as an unknown account).
+        const who = other !== u && rng.chance(0.7) ? other.id : `unknown:${rng.id()}`;
+        if (when >= start) emit(when, { user: who, ip, userAgent: agentOf(d, when), deviceId: d.id, ...common, label: 'legit', scenario: SCENARIOS.sharedNat, success: false });
+      }
+    }
+    if (rng.chance(0.05)) emit(t - 20_000, { ...base, success: false });
+    // An anchor is a login the victim confirmed: it is in their trusted history.
+    emit(t, { ...base, success: true, mfa: o.anchor ? 'pass' : mfaLegit() });
+    return ip;
   };
 
   const schedule = (u: User, after: number) => {
     const t = nextLogin(rng, u, after);
-    if (t < end) heap.push({ ts: t, make: () => { schedule(u, t); return legit(u, t); } });
+    if (t >= end) return;
+    at(t - LEAD, {
+      run: () => {
+        // An attack follows this user's previous login: their next one comes after it.
+        if (u.hold !== undefined && t <= u.hold) return schedule(u, u.hold);
+        login(u, t);
+        schedule(u, t);
+      },
+    });
   };
-  for (const u of users) schedule(u, start + rng.between(0, 24) * 3_600_000);
+  for (const u of users) schedule(u, start + rng.between(0, 24) * HOUR);
+
+  /** An address far (FAR_KM or more) from where `ip` is, or undefined when the world has none. */
+  const farFrom = (ip: string): string | undefined => {
+    const from = located(ip);
+    if (!from) return undefined;
+    const far = (c: { lat: number; lon: number }) => distanceKm(from.lat, from.lon, c.lat, c.lon) >= FAR_KM;
+    const candidates = world.cities.filter(far);
+    for (let tries = 0; tries < 20 && candidates.length; tries += 1) {
+      const city = rng.pick(candidates);
+      const cand = rng.pick(rng.pick([...city.nets.values()]).ips);
+      // The address's own location, as a replay will see it.
+      const to = located(cand);
+      if (to && far(to)) return cand;
+    }
+    return undefined;
+  };
 
   // Account takeover attempts against a share of the users.
   for (const u of users) {
     if (!rng.chance(opts.victimRate)) continue;
     const type = rng.pick(['naive', 'vpn_hosting', 'targeted', 'impossible_travel'] as const);
-    const t = start + rng.between(opts.days * 0.3, opts.days) * 86_400_000;
-    if (t >= end) continue;
-    heap.push({
-      ts: t,
-      make: () => {
-        const attack = { user: u.id, success: true, clientId: 'webapp', scope: 'openid profile', label: 'attack' as const, attackType: type };
-        if (type === 'naive') {
-          return [{ id: eventId(), ts: iso(t), ...attack, ip: rng.pick(world.all), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() }];
-        }
-        if (type === 'vpn_hosting') {
-          const net = rng.pick(world.hosting.length ? world.hosting : [{ asn: 0, org: '', ips: world.all }]);
-          return [{ id: eventId(), ts: iso(t), ...attack, ip: rng.pick(net.ips), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() }];
-        }
-        if (type === 'targeted') {
-          const others = [...u.home.nets.values()].filter((n) => n.asn !== u.homeNet.asn);
-          const sameCountry = (world.byCountry.get(u.home.country) ?? []).filter((c) => c !== u.home);
-          const net = others.length ? rng.pick(others) : rng.pick([...(sameCountry.length ? rng.pick(sameCountry) : u.home).nets.values()]);
-          const hourShift = (rng.pick(u.hours) - ((new Date(t).getUTCHours() + u.utcOffset + 24) % 24) + 24) % 24;
-          const when = t + hourShift * 3_600_000;
-          return [{
-            id: eventId(), ts: iso(when), ...attack, ip: rng.pick(net.ips),
-            userAgent: userAgent(u.desktop.family, u.desktop.platform, BASE_MAJOR[u.desktop.family] + Math.floor(week(when) / 6)), mfa: mfaAttack(),
-          }];
-        }
-        // impossible_travel: shortly after the victim's own login, from far away.
-        const last = lastLegit.get(u.id);
-        const when = last !== undefined && last < t ? last + rng.between(5, 50) * 60_000 : t;
-        const far = world.cities.filter((c) => Math.abs(c.lon - u.home.lon) > 60 || Math.abs(c.lat - u.home.lat) > 40);
-        const city = far.length ? rng.pick(far) : rng.pick(world.cities);
-        return [{ id: eventId(), ts: iso(Math.max(when, t)), ...attack, ip: rng.pick(rng.pick([...city.nets.values()]).ips), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() }];
-      },
-    });
+    const t = start + rng.between(opts.days * 0.3, opts.days * 0.9) * DAY;
+    const attack = { user: u.id, success: true, ...common, label: 'attack' as const, attackType: type };
+    if (type === 'naive') {
+      emit(t, { ...attack, ip: rng.pick(world.all), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() });
+    } else if (type === 'vpn_hosting') {
+      const net = rng.pick(world.hosting.length ? world.hosting : [{ asn: 0, org: '', ips: world.all }]);
+      emit(t, { ...attack, ip: rng.pick(net.ips), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() });
+    } else if (type === 'targeted') {
+      const others = [...u.home.nets.values()].filter((x) => x.asn !== u.homeNet.asn);
+      const sameCountry = (world.byCountry.get(u.home.country) ?? []).filter((c) => c !== u.home);
+      const net = others.length ? rng.pick(others) : rng.pick([...(sameCountry.length ? rng.pick(sameCountry) : u.home).nets.values()]);
+      const hourShift = (rng.pick(u.hours) - ((new Date(t).getUTCHours() + u.utcOffset + 24) % 24) + 24) % 24;
+      const when = t + hourShift * HOUR;
+      if (when < end) {
+        emit(when, {
+          ...attack, ip: rng.pick(net.ips), userAgent: userAgent(u.desktop.family, u.desktop.platform, BASE_MAJOR[u.desktop.family] + Math.floor(week(when) / 6)),
+          mfa: mfaAttack(),
+        });
+      }
+    } else {
+      // impossible_travel: the victim logs in (at one of their usual hours), the attacker
+      // minutes later from far away.
+      const anchor = nudge(rng, u, t);
+      if (anchor >= end) continue;
+      at(anchor - LEAD, {
+        run: () => {
+          const from = login(u, anchor, { anchor: true });
+          const ip = farFrom(from);
+          if (!ip) return;
+          const when = Math.round(anchor + rng.between(5, 50) * MINUTE);
+          u.hold = when;
+          emit(when, { ...attack, ip, userAgent: randomAgent(rng, week(when)), mfa: mfaAttack() });
+        },
+      });
+    }
   }
 
   // Credential-stuffing bursts: one address, many accounts, mostly wrong passwords.
   const bursts = Math.round(opts.stuffingPerDay * opts.days);
   for (let b = 0; b < bursts; b += 1) {
-    const t0 = start + rng.between(0, opts.days) * 86_400_000;
+    const t0 = start + rng.between(0, opts.days) * DAY;
     const source = world.hosting.length && rng.chance(0.6) ? rng.pick(rng.pick(world.hosting).ips) : rng.pick(world.all);
     const ua = randomAgent(rng, week(t0));
     const attempts = 30 + rng.int(150);
@@ -381,26 +520,55 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
       t += rng.exp(6_000);
       if (t >= end) break;
       const u = rng.pick(users);
-      const when = t;
       const success = rng.chance(0.03);
-      heap.push({
-        ts: when,
-        make: () => [{
-          id: eventId(), ts: iso(when), user: u.id, ip: source, userAgent: ua, success, clientId: 'webapp', scope: 'openid profile',
-          ...(success ? { mfa: mfaAttack() } : {}), label: 'attack', attackType: 'credential_stuffing',
-        }],
+      emit(t, { user: u.id, ip: source, userAgent: ua, success, ...common, ...(success ? { mfa: mfaAttack() } : {}), label: 'attack', attackType: 'credential_stuffing' });
+    }
+  }
+
+  // Griefing at shared addresses: made-up usernames fail from the address, then members log
+  // in from it as usual. Offices see it in working hours, carrier NATs in waking hours.
+  for (const site of sites) {
+    const offset = Math.round(site.city.lon / 15);
+    for (let g = start + rng.exp(GRIEF_MEAN_DAYS * DAY); g < end - HOUR; g += rng.exp(GRIEF_MEAN_DAYS * DAY)) {
+      const local = (new Date(g).getUTCHours() + offset + 24) % 24;
+      const busy = site.kind === 'office' ? new Date(g).getUTCDay() % 6 !== 0 && local >= 9 && local <= 17 : local >= 7 && local <= 22;
+      if (!busy) continue;
+      at(g, {
+        run: () => {
+          const ua = randomAgent(rng, week(g));
+          let t = g;
+          for (let k = 5 + rng.int(4); k > 0; k -= 1) {
+            emit(t, { user: `unknown:${rng.id()}`, ip: site.ip, userAgent: ua, success: false, ...common, label: 'attack', attackType: 'griefing', scenario: SCENARIOS.sharedNat });
+            t += rng.between(3, 30) * 1000;
+          }
+          for (let k = 1 + rng.int(3); k > 0; k -= 1) {
+            const m = rng.pick(site.members);
+            const when = Math.round(t + rng.between(0.5, 10) * MINUTE);
+            // Not a victim whose attack is pending: their last login before it stays the anchor.
+            if ((m.hold !== undefined && m.hold >= g) || when >= end) continue;
+            login(m, when, { griefed: true });
+          }
+        },
       });
     }
   }
 
-  let lastTs = -Infinity;
+  const lastOf = new Map<string, number>();
   while (heap.size) {
     const next = heap.pop()!;
-    for (const e of next.make()) {
-      // Typos are 20 s before their login; keep the stream monotonic.
-      const ts = Math.max(Date.parse(e.ts), lastTs);
-      lastTs = ts;
-      yield { ...e, ts: iso(ts) };
+    if (next.run) {
+      next.run();
+      continue;
     }
+    const e = next.event!;
+    const prev = lastOf.get(e.user);
+    // Two events of one user in one millisecond: the later moves on by one, so each user's
+    // events are strictly ordered (every other time stays as generated).
+    if (prev !== undefined && next.ts <= prev) {
+      emit(prev + 1, e);
+      continue;
+    }
+    lastOf.set(e.user, next.ts);
+    yield { id: eventId(), ts: new Date(next.ts).toISOString(), ...e };
   }
 }

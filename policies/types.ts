@@ -118,28 +118,9 @@ export interface Decision {
   because: string[];
 }
 
-export const ATTACK_TYPES = ['naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel'] as const;
-export type AttackType = (typeof ATTACK_TYPES)[number];
-
 /**
- * One login attempt as JSON lines carry it (README "Login events"): what `idp events export`
- * writes and `idp simulate` reads. `label` and `attackType` are for metrics only and never
- * reach the scorer; `mfa` is read only after a decision.
+ * One login attempt as JSON lines carry it (README "Login events"): the type is inferred
+ * from the zod schema in policies/event.ts. `label`, `attackType` and `scenario` are for
+ * metrics only and never reach the scorer; `mfa` is read only after a decision.
  */
-export interface LoginEvent {
-  id: string;
-  /** ISO 8601. */
-  ts: string;
-  user: string;
-  ip: string;
-  userAgent: string;
-  deviceId?: string | undefined;
-  /** The password was correct. */
-  success: boolean;
-  clientId?: string | undefined;
-  scope?: string | undefined;
-  keystroke?: { score: number; confidence: number } | undefined;
-  mfa?: 'pass' | 'fail' | undefined;
-  label?: 'legit' | 'attack' | undefined;
-  attackType?: AttackType | undefined;
-}
+export type { AttackType, LoginEvent } from './event.ts';

@@ -3,22 +3,26 @@
  * The policy scores by rules alone (model weight 0), so every score can be worked out by hand.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
+import mongoose from 'mongoose';
 import { makePolicyDir } from '../helpers/policy.ts';
-import { tempDir } from '../helpers/env.ts';
+import { STORES, describeOrSkip, tempDir, testEnv } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS } from '../helpers/process.ts';
+import { openStorage } from '../../adapters/storage/index.ts';
+import type { LoginEventRecord } from '../../models/types.ts';
 import type { LoginEvent } from '../../policies/synth.ts';
 
 const CLI = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
 const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0';
 const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';
 
-function idp(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function idp(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }
@@ -35,7 +39,7 @@ const HISTORY: LoginEvent[] = [
   // Credential stuffing from a cloud address: 11 wrong passwords on 11 accounts, then a hit.
   ...Array.from({ length: 11 }, (_, i) => ev({ ts: day(6, `12:0${Math.floor(i / 2)}`), user: `victim${i}`, ip: '52.95.110.1', userAgent: FIREFOX, success: false, label: 'attack', attackType: 'credential_stuffing' })),
   ev({ ts: day(6, '12:07'), user: 'victim99', ip: '52.95.110.1', userAgent: FIREFOX, success: true, mfa: 'fail', label: 'attack', attackType: 'credential_stuffing' }),
-  ev({ ts: day(6, '13:00'), user: 'bob', ip: '8.8.8.8', userAgent: SAFARI, deviceId: 'bob-mac', success: true, mfa: 'pass', label: 'legit' }),
+  ev({ ts: day(6, '13:00'), user: 'bob', ip: '8.8.8.8', userAgent: SAFARI, deviceId: 'bob-mac', success: true, mfa: 'pass', label: 'legit', scenario: 'shared_nat' }),
 ];
 
 interface Line { id: string; score: number; level: string; decision: string; requiredAcr: string | null; reasons: { factor: string; contribution: number }[] }
@@ -89,6 +93,7 @@ describe('idp simulate', () => {
     assert.deepEqual(summary.levels, { low: 7, medium: 0, high: 1, critical: 1 });
     assert.equal(summary.detection.legit.n, 7);
     assert.equal(summary.detection.legit.challengedOrBlocked, 0);
+    assert.deepEqual(summary.detection.legit.scenarios, { shared_nat: { n: 1, challengedOrBlocked: 0, blocked: 0 } });
     assert.equal(summary.detection.attacks.impossible_travel.caught, 1);
     assert.equal(summary.detection.attacks.impossible_travel.blocked, 1);
     assert.equal(summary.detection.attacks.credential_stuffing.n, 1);
@@ -111,7 +116,7 @@ describe('idp simulate', () => {
 
   it('never lets labels reach the scorer', async () => {
     const unlabelled = path.join(tempDir(), 'unlabelled.jsonl');
-    fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, ...e }) => JSON.stringify(e)).join('\n'));
+    fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, scenario: _s, ...e }) => JSON.stringify(e)).join('\n'));
     const a = path.join(tempDir(), 'a');
     const b = path.join(tempDir(), 'b');
     assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', rules, '--out', a])).code, 0);
@@ -131,10 +136,28 @@ describe('idp simulate', () => {
 
     fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\n{"id": "x", "ts": "yesterday"}\n`);
     const r2 = await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'y')]);
-    assert.match(r2.stderr, /bad\.jsonl:2: "user" must be a string/);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /^idp: .*bad\.jsonl:2: "ts" must be an ISO 8601 time with a time zone, e\.g\. 2026-03-05T09:20:00Z; "user" is missing \(a string\); /);
+    assert.equal(r2.stderr.trim().split('\n').length, 1, r2.stderr);
     fs.writeFileSync(bad, `${JSON.stringify(HISTORY[0])}\nnot json\n`);
     assert.match((await idp(['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 'z')])).stderr, /bad\.jsonl:2: not valid JSON/);
     assert.equal((await idp(['simulate', '--events', '/nonexistent.jsonl', '--out', path.join(tempDir(), 'w')])).stderr.trim(), 'idp: cannot read /nonexistent.jsonl');
+  });
+
+  it('reports a malformed field by line and name in simulate, eval and train alike', async () => {
+    const bad = path.join(tempDir(), 'scope.jsonl');
+    // A wrong type where the engine would use the value ("scope" is split into scopes).
+    fs.writeFileSync(bad, [...HISTORY.slice(0, 3), { ...HISTORY[3], scope: 5 }].map((e) => JSON.stringify(e)).join('\n'));
+    const runs = [
+      ['simulate', '--events', bad, '--policy', rules, '--out', path.join(tempDir(), 's')],
+      ['model', 'eval', '--events', bad, '--policy', rules],
+      ['model', 'train', '--events', bad, '--out', path.join(tempDir(), 'm.json'), '--policy', rules],
+    ];
+    for (const args of runs) {
+      const r = await idp(args);
+      assert.equal(r.code, 1, `${args[0]} ${args[1]}: ${r.stderr}`);
+      assert.equal(r.stderr, `idp: ${bad}:4: "scope" must be a string, not a number\n`, `${args[0]} ${args[1]}`);
+    }
   });
 
   it('checks a policy directory from the command line', async () => {
@@ -145,5 +168,116 @@ describe('idp simulate', () => {
     const r = await idp(['policy', 'check', broken]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`${broken.replace(/[/\\]/g, '.')}.risk\\.yml:\\d+:\\d+: levels\\.high: Too big`));
+  });
+});
+
+for (const store of STORES) {
+  describeOrSkip(store.skip, `idp events export with a malformed stored record (${store.kind} store)`, () => {
+    const record = (id: string, ts: string, extra: Record<string, unknown> = {}) =>
+      ({ id, ts, user: 'alice', ip: '81.2.69.142', userAgent: FIREFOX, success: false, clientId: 'web', scope: 'openid', ...extra }) as unknown as LoginEventRecord;
+    let env: Record<string, string>;
+
+    before(async () => {
+      env = testEnv(store.kind, tempDir(), 1);
+      const storage = await openStorage({ mongodbUri: env.MONGODB_URI, dataDir: env.DATA_DIR! });
+      try {
+        await storage.events.append(record('good-1', day(1, '09:00')));
+        // Written by hand or by another version: a number where the format has a string.
+        await storage.events.append(record('bad-2', day(1, '09:01'), { scope: 5 }));
+        await storage.events.append(record('good-3', day(1, '09:02'), { success: true, assessment: { score: 0.1, level: 'low', decision: 'allow', reasons: [] } }));
+      } finally {
+        await storage.close();
+      }
+    });
+
+    it('exports every valid record as recorded, names the malformed one by id and field, and exits 1', async () => {
+      const r = await idp(['events', 'export'], env);
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as LoginEventRecord);
+      assert.deepEqual(lines.map((e) => e.id), ['good-1', 'good-3']);
+      assert.equal(lines[1]!.assessment?.decision, 'allow', 'the assessment is kept');
+      assert.equal(r.stderr, 'idp: skipped event bad-2: "scope" must be a string, not a number\nexported 2 events; skipped 1 malformed (named above)\n');
+    });
+
+    it('stops with one line when a stored record is not JSON at all', async () => {
+      if (store.kind === 'embedded') {
+        const db = new DatabaseSync(path.join(env.DATA_DIR!, 'idp.sqlite'));
+        db.prepare('UPDATE login_events SET doc = ? WHERE id = ?').run('{"id": "bad-2", "scope', 'bad-2');
+        db.close();
+      } else {
+        const conn = await mongoose.createConnection(env.MONGODB_URI!).asPromise();
+        await conn.collection<{ _id: string }>('login_events').updateOne({ _id: 'bad-2' }, { $set: { doc: '{"id": "bad-2", "scope' } });
+        await conn.close();
+      }
+      const out = path.join(tempDir(), 'events.jsonl');
+      const r = await idp(['events', 'export', '--out', out], env);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'idp: a stored event after good-1 is not valid JSON: export stopped after 1 event(s)\n');
+      assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as LoginEventRecord).id), ['good-1']);
+    });
+  });
+}
+
+/** `script` (util-linux) runs a command on a pseudo-terminal: how a person at a terminal sees it. */
+const noScript = (() => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return '`script` (util-linux) is not installed';
+  }
+})();
+
+describe('idp model synth and eval', () => {
+  let events: string;
+  before(() => { events = path.join(tempDir(), 'synth.jsonl'); });
+
+  it('shows progress on a terminal, and prints only its summary line otherwise', { skip: noScript }, async () => {
+    const quoted = [process.execPath, CLI, 'model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', events]
+      .map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const tty = await new Promise<string>((resolve, reject) => {
+      execFile('script', ['-qec', quoted, '/dev/null'], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
+    assert.match(tty, /\rworld \[=* *\] +\d+%/);
+    assert.match(tty, /\rsynth \[=* *\] +\d+%/);
+    // eslint-disable-next-line no-control-regex -- ESC[2K is the terminal's "clear line" sequence
+    assert.match(tty, /\r\x1b\[2K\{"options":\{"seed":3,/, 'the bar is cleared before the summary');
+
+    const plain = await idp(['model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', `${events}.2`]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stderr.split('\n').length, 2, 'one line');
+    assert.doesNotMatch(plain.stderr, /\r/);
+    const summary = JSON.parse(plain.stderr) as { events: Record<string, number> };
+    assert.ok(summary.events['scenario:shared_nat_griefed']! > 0);
+    assert.equal(fs.readFileSync(`${events}.2`, 'utf8'), fs.readFileSync(events, 'utf8'), 'same seed, same events, with or without a terminal');
+  });
+
+  it('refuses a share outside 0..1 with one line', async () => {
+    const r = await idp(['model', 'synth', '--shared-nat-rate', '1.5', '--users', '5', '--days', '1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'idp: --shared-nat-rate: a fraction between 0 and 1, got 1.5\n');
+  });
+
+  it('reports, for each scenario, the share of its legitimate logins challenged and blocked', async () => {
+    if (!fs.existsSync(events)) {
+      assert.equal((await idp(['model', 'synth', '--seed', '3', '--users', '300', '--days', '20', '--shared-nat-rate', '0.2', '--out', events])).code, 0);
+    }
+    const r = await idp(['model', 'eval', '--events', events]);
+    assert.equal(r.code, 0, r.stderr);
+    const row = (name: string) => {
+      const m = new RegExp(`^${name} +(\\d+) +([\\d.]+)% +([\\d.]+)%$`, 'm').exec(r.stdout);
+      assert.ok(m, `${name} row in:\n${r.stdout}`);
+      return { n: Number(m[1]), challenged: Number(m[2]), blocked: Number(m[3]) };
+    };
+    const all = row('all legitimate logins');
+    const shared = row('shared_nat');
+    const griefed = row('shared_nat_griefed');
+    // The counts are those of the file's labelled, successful logins.
+    const lines = fs.readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LoginEvent);
+    const count = (f: (e: LoginEvent) => boolean) => lines.filter((e) => e.success && e.label === 'legit' && f(e)).length;
+    assert.equal(all.n, count(() => true));
+    assert.equal(shared.n, count((e) => e.scenario === 'shared_nat'));
+    assert.equal(griefed.n, count((e) => e.scenario === 'shared_nat_griefed'));
+    for (const x of [all, shared, griefed]) assert.ok(x.challenged + x.blocked <= 100);
   });
 });

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import crypto from 'node:crypto';
 import mongoose from 'mongoose';
-import { STORES, mongoUriForTest, tempDir, type StoreKind } from '../helpers/env.ts';
+import { STORES, mongoUriForTest, tempDir, type StoreKind, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { openStorage, DuplicateError } from '../../adapters/storage/index.ts';
@@ -37,7 +37,7 @@ function oneLine(r: Result, re: RegExp) {
 }
 
 for (const store of STORES) {
-  describe(`accounts through idp (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `accounts through idp (${store.kind} store)`, () => {
     let srv: TestServer;
     before(async () => { srv = await startTestServer(store.kind); });
     after(() => srv?.close());
@@ -114,7 +114,7 @@ async function seedOldStore(kind: StoreKind): Promise<{ mongodbUri: string | und
 }
 
 for (const store of STORES) {
-  describe(`skeleton migration of existing accounts (${store.kind} store)`, { skip: store.skip }, () => {
+  describeOrSkip(store.skip, `skeleton migration of existing accounts (${store.kind} store)`, () => {
     it('keeps every account, even look-alikes from before, and refuses new look-alikes of them', async () => {
       const cfg = await seedOldStore(store.kind);
       let s = await openStorage(cfg);
