@@ -59,7 +59,7 @@ export interface OidcDoc {
 
 const opts = { versionKey: false, autoIndex: false, autoCreate: false } as const;
 
-export const accountSchema = new Schema<AccountDoc>(
+const accountSchema = new Schema<AccountDoc>(
   {
     _id: { type: String, required: true },
     username: { type: String, required: true },
@@ -75,7 +75,7 @@ export const accountSchema = new Schema<AccountDoc>(
   { ...opts, collection: 'accounts' },
 );
 
-export const clientSchema = new Schema<ClientDoc>(
+const clientSchema = new Schema<ClientDoc>(
   {
     _id: { type: String, required: true },
     secretCiphertext: String,
@@ -85,7 +85,7 @@ export const clientSchema = new Schema<ClientDoc>(
   { ...opts, collection: 'clients' },
 );
 
-export const attemptSchema = new Schema<AttemptDoc>(
+const attemptSchema = new Schema<AttemptDoc>(
   {
     _id: { type: String, required: true },
     key: { type: String, required: true },
@@ -95,7 +95,7 @@ export const attemptSchema = new Schema<AttemptDoc>(
   { ...opts, collection: 'attempts' },
 );
 
-export const consumedSchema = new Schema<ConsumedDoc>(
+const consumedSchema = new Schema<ConsumedDoc>(
   {
     _id: { type: String, required: true },
     at: { type: Number, required: true },
@@ -132,7 +132,7 @@ export interface RiskDoc {
   expiresAt?: Date | null;
 }
 
-export const eventSchema = new Schema<EventDoc>(
+const eventSchema = new Schema<EventDoc>(
   { _id: { type: String, required: true }, ts: { type: Number, required: true }, user: { type: String, required: true }, doc: { type: String, required: true } },
   { ...opts, collection: 'login_events' },
 );
@@ -148,7 +148,7 @@ export interface ObservationDoc {
   expiresAt: Date;
 }
 
-export const observationSchema = new Schema<ObservationDoc>(
+const observationSchema = new Schema<ObservationDoc>(
   {
     _id: { type: String, required: true },
     kind: { type: String, required: true, enum: ['password_failed', 'password_ok'] },
