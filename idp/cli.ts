@@ -96,7 +96,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
       const username = validateUsername(positionals[0]!);
       if (values.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError(`--email: not an email address: "${values.email}"`);
-      const passwordHash = await hasher().hash(await readStdin());
+      const passwordHash = await hasher().hash(await readStdin(), { words: [username, values.email?.split('@')[0], values.name] });
       const account = await withStorage(settings, (s) => s.accounts.create({
         id: crypto.randomUUID(), username, email: values.email, emailVerified: Boolean(values['email-verified']), name: values.name, passwordHash,
       }));
@@ -107,11 +107,11 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       const { values, positionals } = parse(args, { 'password-stdin': { type: 'boolean' } }, 1);
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required');
       const username = validateUsername(positionals[0]!);
-      const hash = await hasher().hash(await readStdin());
+      const password = await readStdin();
       await withStorage(settings, async (s) => {
         const a = await s.accounts.findByUsername(username);
         if (!a) throw new Refused(`no user "${username}"`);
-        await s.accounts.setPasswordHash(a.id, hash);
+        await s.accounts.setPasswordHash(a.id, await hasher().hash(password, { words: [a.username, a.email?.split('@')[0], a.name] }));
       });
       process.stdout.write(`password changed for ${username}\n`);
       return;

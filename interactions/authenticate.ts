@@ -1,7 +1,8 @@
 /**
- * First factor: username + local password, throttled. Unknown usernames, wrong passwords
- * and throttled attempts all take one argon2 verification and return the same `ok: false`,
- * so neither the message nor the timing tells them apart.
+ * First factor: username + local password, throttled. Unknown usernames and wrong
+ * passwords both take one argon2 verification and return the same `ok: false`, so neither
+ * the message nor the timing tells them apart. Throttled attempts are answered without a
+ * verification (unknown usernames are throttled exactly like real ones).
  */
 import crypto from 'node:crypto';
 import type { Account } from '../models/types.ts';
@@ -49,10 +50,10 @@ export class PasswordAuthenticator {
     const recognised = account && a.deviceId && account.trustedDevices.includes(a.deviceId) ? a.deviceId : undefined;
 
     const ticket = await this.#throttle.begin(subject, a.ip, recognised);
-    if (!isTicket(ticket)) {
-      await this.#hasher.burn(a.password);
-      return { ok: false, reason: 'throttled', until: ticket.until, account, subject };
-    }
+    // A throttled attempt is answered at once: the page says it was paused (alike for known
+    // and unknown usernames), so spending an argon2 verification on it would hide nothing
+    // and only hand the attacker our CPU.
+    if (!isTicket(ticket)) return { ok: false, reason: 'throttled', until: ticket.until, account, subject };
     const result = account ? await this.#hasher.verify(account.passwordHash, a.password) : { ok: await this.#hasher.burn(a.password), needsRehash: false };
     // A failure stays counted in the buckets it was reserved in: nothing more to do.
     if (!account || !result.ok) return { ok: false, reason: 'invalid', account, subject };

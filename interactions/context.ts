@@ -58,9 +58,16 @@ export function renderPage(ctx: Context, page: SafeHtml, status = 200): void {
   ctx.body = page.value;
 }
 
-/** The client's address as the risk engine sees it (IPv4-mapped IPv6 unwrapped). */
+/**
+ * The client's address as the risk engine sees it (IPv4-mapped IPv6 unwrapped). Behind
+ * TRUST_PROXY it comes from X-Forwarded-For; an entry that is not an address (a request that
+ * did not come through our proxy) gives way to the connection's own address, so no request
+ * can name its own throttling bucket.
+ */
 export function clientIp(ctx: Context): string {
-  return classifyAddress(ctx.ip || '0.0.0.0').ip;
+  const forwarded = ctx.ip;
+  const ip = forwarded && net.isIP(forwarded) ? forwarded : (ctx.req.socket.remoteAddress ?? '0.0.0.0');
+  return classifyAddress(ip).ip;
 }
 
 /**

@@ -24,14 +24,10 @@ interface FinishedLogin {
 }
 
 export async function finishLogin(deps: InteractionDeps, ctx: Context, f: FinishedLogin): Promise<void> {
-  await Promise.all([
-    deps.throttle.succeeded(f.ticket, f.account.id),
-    deps.storage.accounts.addTrustedDevice(f.account.id, f.deviceId, TRUSTED_DEVICES_KEPT),
-    deps.risk.trust(f.risk),
-  ]);
-  deps.events.emit('login.succeeded', { account: f.account.id, client: f.clientId, event: f.risk.eventId });
   // What a password proves: the weakest level of the policy snapshot that scored it.
   const achieved = f.risk.policy.assurance.levels[0]!;
+  // The result first: if the interaction can no longer be finished (expired meanwhile), the
+  // login did not succeed and no trust is written.
   const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
     login: {
       accountId: f.account.id,
@@ -40,6 +36,12 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, f: Finish
       ts: Math.floor(Date.now() / 1000),
     },
   }, { mergeWithLastSubmission: false });
+  await Promise.all([
+    deps.throttle.succeeded(f.ticket, f.account.id),
+    deps.storage.accounts.addTrustedDevice(f.account.id, f.deviceId, TRUSTED_DEVICES_KEPT),
+    deps.risk.trust(f.risk),
+  ]);
+  deps.events.emit('login.succeeded', { account: f.account.id, client: f.clientId, event: f.risk.eventId });
   ctx.status = 303;
   ctx.redirect(redirectTo);
 }

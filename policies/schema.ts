@@ -67,7 +67,16 @@ export const riskSchema = z.strictObject({
    * the default `high` (a step-up in the shipped assurance map), strangers failing from a
    * user's address can make them prove a second factor, never lock them out.
    */
-  shared_address: z.strictObject({ max_level: z.enum(RISK_LEVELS) }).default({ max_level: 'high' }),
+  shared_address: z.strictObject({
+    max_level: z.enum(RISK_LEVELS),
+    /**
+     * The same cap for a login from a browser the user has logged in with (device cookie in
+     * the trusted history) on a network (AS) or address they have used: by default `low`,
+     * i.e. address evidence counts for nothing there and only the account's own evidence
+     * decides.
+     */
+    recognised_max_level: z.enum(RISK_LEVELS).default('low'),
+  }).default({ max_level: 'high', recognised_max_level: 'low' }),
   factors: z.strictObject({
     new_device: factor({}),
     new_ip: factor({}),

@@ -113,7 +113,8 @@ export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy
   let score = clamp01(full.sum);
   // Evidence about the address may raise the level at most to shared_address.max_level;
   // only the account's own evidence, scored without it, may take it higher.
-  const cap = risk.shared_address.max_level;
+  const recognised = s.novel.device === false && (s.novel.asn === false || s.novel.ip === false);
+  const cap = recognised ? risk.shared_address.recognised_max_level : risk.shared_address.max_level;
   if ((s.ipFailures > 0 || s.ipDistinctAccounts > 0) && rank(levelOf(score, risk.levels)) > rank(cap)) {
     const ownSignals: Signals = { ...s, ipFailures: 0, ipDistinctAccounts: 0 };
     const own = evaluate(ownSignals, ctx, policy, undefined, ADDRESS_FACTORS);
@@ -121,8 +122,9 @@ export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy
     const capped = Math.max(clamp01(own.sum), ceilingOf(cap, risk.levels));
     if (capped < score) {
       reasons.push({
-        factor: 'shared_address', contribution: capped - score,
-        detail: `failures from this address by others raise the level at most to ${cap} (own evidence alone: ${levelOf(clamp01(own.sum), risk.levels)})`,
+        // Against the unclamped sum, so the reasons still add up to the score.
+        factor: 'shared_address', contribution: capped - full.sum,
+        detail: `failures from this address by others raise the level at most to ${cap}${recognised ? ' for a recognised browser on a known network' : ''} (own evidence alone: ${levelOf(clamp01(own.sum), risk.levels)})`,
       });
       score = capped;
     }

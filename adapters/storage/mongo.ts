@@ -215,9 +215,11 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         await Account.updateOne({ _id: id }, { $set: { passwordHash, updatedAt: new Date() } });
       },
       async addTrustedDevice(id, deviceId, keep) {
-        // Read, compute, write: FerretDB v1 ignores `$push` with `$slice`. A concurrent add
-        // may at worst drop one device from the list, which only means one browser is not
-        // recognised next time; no limit depends on it.
+        // Read, compute, write: FerretDB v1 ignores `$push` with `$slice`. Only the finish step
+        // of a fully successful login calls this, so only the owner can race it: two of their
+        // logins finishing at once on different browsers may drop one of the two. That
+        // browser is then unrecognised, and uses the account's shared unrecognised-browser
+        // bucket, until its next full login.
         const d = await Account.findById(id, { trustedDevices: 1 }).lean();
         if (!d) return;
         const devices = [...(d.trustedDevices ?? []).filter((x) => x !== deviceId), deviceId].slice(-keep);

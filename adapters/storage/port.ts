@@ -102,7 +102,7 @@ export interface EventStore {
  *   racing (no read-modify-write);
  * - a user's trusted history (places, devices, hours) is one document, written only by the
  *   finish step of a fully successful login. Two logins of one user finishing at the same
- *   instant may lose one entry: only the owner can produce those, and no limit depends on it.
+ *   instant may lose one entry: only the owner can produce those, and it weakens a signal only.
  */
 export interface RiskStateStore {
   getUser(user: string): Promise<unknown>;

@@ -35,6 +35,46 @@ export function isCommonPassword(password: string): boolean {
 }
 
 /**
+ * Runs guessers walk: the alphabet, digits, keyboard rows (QWERTY, QWERTZ, AZERTY) and
+ * columns, and the shifted digit row. A password lying along one of them, forwards or
+ * backwards and wrapping round, is "sequential" (NIST 800-63B-4 §3.1.1.2).
+ */
+const SEQUENCES = [
+  'abcdefghijklmnopqrstuvwxyz', '0123456789', 'qwertyuiopasdfghjklzxcvbnm', 'qwertzuiopasdfghjklyxcvbnm',
+  'azertyuiopqsdfghjklmwxcvbn', '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p', '!@#$%^&*()',
+];
+
+/** Why a new password is guessable beyond the blocklist, or undefined. */
+export interface PasswordContext {
+  /** Context-specific words: the username, the email's local part, the name. */
+  words?: readonly (string | undefined)[];
+}
+
+export function weakPasswordReason(password: string, context: PasswordContext = {}): string | undefined {
+  const p = password.normalize('NFKC').toLowerCase();
+  // What a guesser sees once spaces and separators are dropped: "pass word" is "password".
+  const compact = p.replace(/[\s._-]+/gu, '');
+  if (COMMON_PASSWORDS.has(p) || COMMON_PASSWORDS.has(compact)) return 'it appears in lists of breached passwords';
+  const chars = [...compact];
+  if (/^(.+?)\1+$/su.test(compact) || new Set(chars).size <= 3) return 'it repeats the same characters';
+  const reversed = chars.reverse().join('');
+  for (const seq of SEQUENCES) {
+    const ring = seq.repeat(Math.ceil(compact.length / seq.length) + 1);
+    if (ring.includes(compact) || ring.includes(reversed)) return 'it is a sequence of letters, digits or keys';
+  }
+  // Two breached passwords back to back ("qwerty123456789", "dragonmonkey") are no stronger.
+  for (let i = 1; i < compact.length; i += 1) {
+    if (COMMON_PASSWORDS.has(compact.slice(0, i)) && COMMON_PASSWORDS.has(compact.slice(i))) return 'it is made of common passwords';
+  }
+  // Context-specific words: the username and what is derived from it.
+  for (const word of context.words ?? []) {
+    const w = word?.normalize('NFKC').toLowerCase().replace(/[\s._-]+/gu, '');
+    if (w && w.length >= 3 && compact.includes(w)) return 'it contains your username, email or name';
+  }
+  return undefined;
+}
+
+/**
  * The form a typed username is looked up in at login: the PRECIS UsernameCaseMapped
  * mapping (RFC 8265 §3.3), the same `user add` stores. Never throws.
  */
@@ -70,11 +110,13 @@ export class PasswordHasher {
    * way of setting a password (`user add`, `user passwd`, any self-service change) goes
    * through hash() and so through here.
    */
-  check(password: string): string {
+  check(password: string, context: PasswordContext = {}): string {
     const p = password.normalize('NFKC');
     if ([...p].length < this.#minLength) throw new PasswordError(`password must be at least ${this.#minLength} characters`);
     if (p.length > PASSWORD_MAX_LENGTH) throw new PasswordError(`password must be at most ${PASSWORD_MAX_LENGTH} characters`);
-    if (isCommonPassword(p)) throw new PasswordError('password is too common: it appears in lists of breached passwords; choose another');
+    const weak = weakPasswordReason(p, context);
+    // NIST 800-63B-4 §3.1.1.2: the reason is told, so the user can choose better.
+    if (weak) throw new PasswordError(`password is too easy to guess: ${weak}; choose another`);
     return p;
   }
 
@@ -87,8 +129,8 @@ export class PasswordHasher {
     }
   }
 
-  async hash(password: string): Promise<string> {
-    return argon2.hash(this.check(password), this.#opts);
+  async hash(password: string, context: PasswordContext = {}): Promise<string> {
+    return argon2.hash(this.check(password, context), this.#opts);
   }
 
   async verify(hash: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {

@@ -11,7 +11,6 @@ import { finishLogin } from '../finish.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
 import { loginPage, type LoginView } from '../views/login.ts';
-import { stepUpPage } from '../views/stepup.ts';
 
 /** "in 5 seconds", "in 2 minutes": how long a paused sign-in waits, for people. */
 function waitText(ms: number): string {
@@ -68,9 +67,12 @@ export function login(deps: InteractionDeps): Middleware {
         deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
         return refuse();
       case 'step_up':
+        // No account can hold a second factor yet, so a challenge cannot be offered. A page
+        // saying so would tell a credential-stuffing run which passwords are right: until
+        // step-up methods exist, a challenged login is refused with the same words as a wrong
+        // password and stays counted as a failure, like a block.
         deps.events.emit('stepup.required', { account: outcome.account.id, client: clientId, required: risk.decision.required, event: risk.eventId });
-        renderPage(ctx, stepUpPage({ clientName: await clientName(deps.provider, clientId), abortAction: `/interaction/${details.uid}/abort`, csrf: deps.csrf.issue(ctx, details.uid) }));
-        return undefined;
+        return refuse();
       case 'allow':
         return finishLogin(deps, ctx, { account: outcome.account, ticket: outcome.ticket, risk, deviceId, methods: [passwordMethod], clientId });
     }

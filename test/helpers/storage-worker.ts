@@ -1,16 +1,19 @@
 /**
  * A separate process using the store, as another IdP instance would. Commands (argv):
- *   reserve <key> <n> <max>   reserve n times in parallel, print how many were allowed
+ *   reserve <key> <n> <max> [free]   reserve n times in parallel, print how many were allowed;
+ *                                    with `free`, attempts after that many wait a minute
  *   accounts <n>              create n accounts, printing each id as it commits, forever-ish
  */
 import crypto from 'node:crypto';
 import { openStorage } from '../../adapters/storage/index.ts';
 
-const [cmd, a, b, c] = process.argv.slice(2);
+const [cmd, a, b, c, d] = process.argv.slice(2);
 const storage = await openStorage({ mongodbUri: process.env.MONGODB_URI || undefined, dataDir: process.env.DATA_DIR ?? '' });
 if (cmd === 'reserve') {
   const n = Number(b);
-  const results = await Promise.all(Array.from({ length: n }, () => storage.attempts.reserve(a!, { now: Date.now(), max: Number(c), windowMs: Infinity, waitMs: () => 0 })));
+  const results = await Promise.all(Array.from({ length: n }, () => storage.attempts.reserve(a!, {
+    now: Date.now(), max: Number(c), windowMs: Infinity, waitMs: (count) => (d !== undefined && count >= Number(d) ? 60_000 : 0),
+  })));
   process.stdout.write(`${results.filter((r) => r.allowed).length}\n`);
   await storage.close();
 } else if (cmd === 'accounts') {

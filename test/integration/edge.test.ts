@@ -109,6 +109,24 @@ describe('TRUST_PROXY: the client address is the one our proxies appended', () =
     assert.deepEqual(new Set(seen), new Set([PROXY_SAW]));
   });
 
+  it('falls back to the connection\'s address when the forwarded entry is not an address', async () => {
+    const srv = await startTestServer('embedded', { TRUST_PROXY: 'true' });
+    try {
+      const config = await seed(srv);
+      // Only a request that reached us without our proxy can carry this; it must not pick its
+      // own throttling bucket.
+      const browser = new Browser({ 'x-forwarded-for': 'garbage, not-an-ip' });
+      await assert.rejects(loginThroughForm(config, 'erin', 'a wrong password for erin', { scope: 'openid' }, browser));
+      const seen = (await events(srv)).map((e) => e.ip);
+      assert.ok(seen.length >= 1);
+      assert.deepEqual(new Set(seen), new Set(['127.0.0.1']));
+      assert.equal((await srv.storage.attempts.get('ip:127.0.0.1', Date.now(), 3_600_000)).count, seen.length);
+      assert.equal((await srv.storage.attempts.get('ip:not-an-ip', Date.now(), 3_600_000)).count, 0);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('counts TRUST_PROXY_HOPS entries from the right (two proxies)', async () => {
     const config = await seed(two);
     // Client claims 192.0.2.1; the first proxy appended the client (203.0.113.66), the second the first proxy.

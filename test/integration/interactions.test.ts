@@ -152,7 +152,8 @@ for (const store of STORES) {
       // one more checked per delay that passed; the storage contract pins the exact count
       // with a fixed clock.
       const delaysPassed = Math.floor(Math.log2(seconds + 1));
-      assert.ok(checked >= 1 && checked <= free + delaysPassed, `${checked} passwords checked in ${seconds} s; the free allowance is ${free}`);
+      // (MongoDB may refuse early under contention, even the whole burst: the strict side.)
+      assert.ok(checked <= free + delaysPassed, `${checked} passwords checked in ${seconds} s; the free allowance is ${free}`);
       if (store.kind === 'embedded' && delaysPassed === 0) assert.equal(checked, free, 'the embedded store is exact');
       assert.equal(results.filter((r) => r.status === 429).length, 100 - checked);
       const counted = await srv.storage.attempts.get(accountKey(carolId), Date.now(), Infinity);

@@ -82,6 +82,7 @@ for (const store of STORES) {
       const counted = await srv.storage.attempts.get(accountKey(ownerId), Date.now(), Infinity);
       assert.equal(counted.count, 22, 'the blocks count as failures; nothing was reset');
       assert.deepEqual((await srv.storage.accounts.findById(ownerId))!.trustedDevices, ownerDevice, 'no blocked browser was recognised, none evicted');
+      // (Each attempt is recorded as an observation, for country hopping, as the simulator does.)
       assert.equal(JSON.stringify(await srv.storage.risk.getUser(ownerId)), historyBefore, 'the trusted history is unchanged');
 
       // The owner's own full login resets the counter and keeps the browser recognised.
@@ -147,7 +148,13 @@ for (const store of STORES) {
 
         const ritaAgain = await rita.submit(await openLogin(config, rita), '/login', { username: 'rita', password: PASSWORD }, REDIRECT_URI);
         const nils = new Browser({ 'x-forwarded-for': office, 'user-agent': FIREFOX });
-        await nils.submit(await openLogin(config, nils), '/login', { username: 'nils', password: PASSWORD }, REDIRECT_URI);
+        const nilsPage = await nils.submit(await openLogin(config, nils), '/login', { username: 'nils', password: PASSWORD }, REDIRECT_URI);
+        if ((await lastEvent(srv, newcomerId)).assessment?.decision === 'step_up') {
+          // No second factor can be offered yet: the same words as a wrong password, so the
+          // page is no oracle for a credential-stuffing run from the address.
+          assert.match(nilsPage.body, /The username or password is incorrect\./);
+          assert.doesNotMatch(nilsPage.body, /verification|second factor/i);
+        }
         for (const id of [regularId, newcomerId]) {
           const { assessment } = await lastEvent(srv, id);
           assert.ok(assessment);
@@ -157,7 +164,9 @@ for (const store of STORES) {
             assert.ok(assessment.reasons.some((r) => r.factor === 'shared_address'), 'the cap is what kept it below critical');
           }
         }
-        assert.ok(ritaAgain.url.href.startsWith(REDIRECT_URI) || /Additional verification required/.test(ritaAgain.body), 'in, or asked for a second factor');
+        // Rita, on her own browser and usual network, is simply let in.
+        assert.equal((await lastEvent(srv, regularId)).assessment?.decision, 'allow');
+        assert.ok(ritaAgain.url.href.startsWith(REDIRECT_URI), `rita is let in: ${ritaAgain.status}`);
       });
     });
   }

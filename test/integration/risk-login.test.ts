@@ -57,7 +57,8 @@ for (const store of STORES) {
       // Then the right password, minutes after London.
       const second = await sydney.submit(page, '/login', { username: 'grace', password: PASSWORD }, REDIRECT_URI);
       assert.ok(!second.url.href.startsWith(REDIRECT_URI), 'not let through with a password alone');
-      assert.match(second.body, /Additional verification required|The username or password is incorrect/);
+      // Challenged or blocked, the page must not tell that the password was right.
+      assert.match(second.body, /<p id="login-error"[^>]*>The username or password is incorrect\.<\/p>/);
 
       const all = (await events(srv)).filter((e) => e.user === id);
       assert.equal(all.length, 3);

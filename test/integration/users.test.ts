@@ -71,11 +71,15 @@ for (const store of STORES) {
     });
 
     it('refuses a common password at user add and user passwd, in one line', async () => {
-      oneLine(await idp(srv.env, ['user', 'add', 'gina', '--password-stdin'], 'passwordpassword\n'), /too common/);
+      oneLine(await idp(srv.env, ['user', 'add', 'gina', '--password-stdin'], 'passwordpassword\n'), /too easy to guess/);
       assert.equal(await srv.storage.accounts.findByUsername('gina'), undefined);
       assert.equal((await idp(srv.env, ['user', 'add', 'gina', '--password-stdin'], PASSWORD)).code, 0);
       const before = (await srv.storage.accounts.findByUsername('gina'))!.passwordHash;
-      oneLine(await idp(srv.env, ['user', 'passwd', 'gina', '--password-stdin'], '1qaz2wsx3edc4rfv\n'), /too common/);
+      oneLine(await idp(srv.env, ['user', 'passwd', 'gina', '--password-stdin'], '1qaz2wsx3edc4rfv\n'), /too easy to guess/);
+      assert.equal((await srv.storage.accounts.findByUsername('gina'))!.passwordHash, before, 'unchanged');
+      // Context-specific words (NIST 800-63B-4 §3.1.1.2): the username, the email, the name.
+      oneLine(await idp(srv.env, ['user', 'passwd', 'gina', '--password-stdin'], 'gina has a long password\n'), /contains your username/);
+      oneLine(await idp(srv.env, ['user', 'add', 'hank', '--password-stdin', '--email', 'hank.hill@example.com'], 'propane and hankhill forever\n'), /contains your username/);
       assert.equal((await srv.storage.accounts.findByUsername('gina'))!.passwordHash, before, 'unchanged');
     });
 
