@@ -122,6 +122,14 @@ export function loadOrCreateKeys(file: string): KeyFile {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
+  return readKeyFile(file);
+}
+
+/**
+ * Reads and validates an existing key file (mode, JSON, contents); creates nothing. For
+ * whatever must never make a key file: the live reload, `idp config check`.
+ */
+export function readKeyFile(file: string): KeyFile {
   const mode = fs.statSync(file).mode & 0o777;
   if (mode & 0o077) {
     throw new KeyFileError(`${file}: permissions ${mode.toString(8)} are too open; run: chmod 600 ${file}`);
@@ -256,7 +264,9 @@ export function watchKeyFile(file: string, current: KeyFile, intervalMs: number,
     seen = now;
     let next: KeyFile;
     try {
-      next = loadOrCreateKeys(file);
+      // Never loadOrCreateKeys here: a file replaced non-atomically could vanish for a moment,
+      // and a fresh key file with a new data key must not be made by a running instance.
+      next = readKeyFile(file);
     } catch (err) {
       onError(err as Error);
       return;

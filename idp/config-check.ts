@@ -9,9 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadSettings, SETTINGS, type Settings } from './settings.ts';
-import { KeyFileError, loadOrCreateKeys } from '../adapters/keys.ts';
+import { KeyFileError, readKeyFile } from '../adapters/keys.ts';
 import { openGeo } from '../adapters/geoip.ts';
-import { probeStorage } from '../adapters/storage/probe.ts';
+import { canWrite, existingAncestor, probeStorage } from '../adapters/storage/probe.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError } from '../policies/policy.ts';
 
 export interface ConfigReport {
@@ -89,20 +89,14 @@ async function checkGeo(settings: Settings, problems: string[]): Promise<string 
 function checkKeys(file: string, problems: string[]): string | undefined {
   const stat = fs.statSync(file, { throwIfNoEntry: false });
   if (!stat) {
-    let dir = path.dirname(file);
-    while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-    try {
-      fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-    } catch {
-      return void problems.push(`KEYS_FILE: cannot create ${file}: ${dir} is not writable by this user`);
-    }
+    const dir = existingAncestor(file);
+    if (!canWrite(dir)) return void problems.push(`KEYS_FILE: cannot create ${file}: ${dir} is not writable by this user`);
     return `${file} (will be created at first start, mode 0600)`;
   }
   if (!stat.isFile()) return void problems.push(`KEYS_FILE: ${file} is not a file`);
   try {
-    // The file exists, so this only reads and validates it (mode, JSON, contents), exactly
-    // as the server does; it creates nothing.
-    const keys = loadOrCreateKeys(file);
+    // Reads and validates it (mode, JSON, contents) exactly as the server does.
+    const keys = readKeyFile(file);
     return `${file} (${keys.signing.filter((k) => k.state === 'current').length} current signing keys)`;
   } catch (err) {
     if (err instanceof KeyFileError) return void problems.push(`KEYS_FILE: ${err.message}`);

@@ -6,7 +6,7 @@ import type { Logger } from './log.ts';
 
 export const EVENT_NAMES = [
   'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided', 'stepup.required',
-  'policy.reloaded', 'policy.rejected',
+  'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 

@@ -176,11 +176,11 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const keyWatch = watchKeyFile(settings.keysFile, keys, settings.keysReloadInterval * 1000, (next) => {
     try {
       handler = assemble(next);
-      log.info('keys reloaded', describe(next));
+      events.emit('keys.reloaded', describe(next));
     } catch (err) {
-      log.error('keys reload rejected; the keys in use stay', { error: err as Error });
+      events.emit('keys.rejected', { error: err as Error, kept: 'the keys in use' }, 'error');
     }
-  }, (err) => log.error('keys reload rejected; the keys in use stay', { error: err }));
+  }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
   const server = http.createServer((req, res) => handler(req, res));
   // Slow-client protection; a login page is small.

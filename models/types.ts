@@ -1,7 +1,7 @@
 /**
  * Record types of the data model. Plain data only: no logic, no I/O (ARCHITECTURE.md).
  */
-import type { LoginEvent } from '../policies/types.ts';
+import type { EvaluationField, LoginEvent } from '../policies/types.ts';
 
 /** A local account. `id` is the OIDC `sub`: random, opaque and never reassigned. */
 export interface Account {
@@ -84,7 +84,7 @@ export interface OidcRecord {
  * id, or `unknown:<keyed hash>` for a username that does not exist (the typed name is never
  * stored: people type passwords there).
  */
-export interface LoginEventRecord extends Omit<LoginEvent, 'label' | 'attackType' | 'scenario'> {
+export interface LoginEventRecord extends Omit<LoginEvent, EvaluationField> {
   /** The engine's assessment and decision, when the password was right. */
   assessment?: {
     score: number;

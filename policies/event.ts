@@ -43,7 +43,7 @@ export const loginEventSchema = z.object({
 export type LoginEvent = z.infer<typeof loginEventSchema>;
 
 /** The fields that are for metrics only: never part of a recorded event, never seen by the scorer. */
-export const EVALUATION_FIELDS = ['label', 'attackType', 'scenario'] as const;
+export type EvaluationField = 'label' | 'attackType' | 'scenario';
 
 export class EventError extends Error {
   override name = 'EventError';

@@ -123,4 +123,4 @@ export interface Decision {
  * from the zod schema in policies/event.ts. `label`, `attackType` and `scenario` are for
  * metrics only and never reach the scorer; `mfa` is read only after a decision.
  */
-export type { AttackType, LoginEvent } from './event.ts';
+export type { AttackType, EvaluationField, LoginEvent } from './event.ts';

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
+import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
@@ -296,9 +296,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           const r = stmt.attemptGet.get(key) as Row | undefined;
           const fresh = !r || (r.last_at as number) + windowMs <= now;
           const count = fresh ? 0 : (r.count as number);
-          // No wait is no wait, even when a parallel attempt stamped its time a moment later.
-          const wait = fresh || count === 0 ? 0 : waitMs(count);
-          const waitUntil = wait > 0 && r ? (r.last_at as number) + wait : 0;
+          const waitUntil = fresh ? 0 : nextAttemptAt(count, r.last_at as number, waitMs);
           if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
           if (now < waitUntil) return { allowed: false, reason: 'delayed', count, blockedUntil: waitUntil };
           stmt.attemptUpsert.run(key, count + 1, now);
@@ -316,8 +314,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const r = stmt.attemptGet.get(key) as Row | undefined;
         if (!r || (r.last_at as number) + windowMs <= now) return { count: 0, blockedUntil: 0 };
         const count = r.count as number;
-        const wait = count === 0 ? 0 : waitMs(count);
-        return { count, blockedUntil: wait > 0 ? (r.last_at as number) + wait : 0 };
+        return { count, blockedUntil: nextAttemptAt(count, r.last_at as number, waitMs) };
       },
     },
     oidc: {

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type OidcDoc } from '../../models/mongoose.ts';
-import { DuplicateError, type ReserveOptions, type Storage } from './port.ts';
+import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 export interface MongoOptions {
@@ -160,9 +160,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     const b = await bucket(key, now, windowMs);
     if (b.stale) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
     if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: 0 };
-    // No wait is no wait, even when a parallel attempt stamped its time a moment later.
-    const waitBefore = b.count > 0 ? waitMs(b.count) : 0;
-    if (waitBefore > 0 && now < b.lastAt + waitBefore) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: b.lastAt + waitBefore };
+    const waitUntil = nextAttemptAt(b.count, b.lastAt, waitMs);
+    if (now < waitUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: waitUntil };
     const _id = `${key}#${crypto.randomUUID()}`;
     await Attempt.create({ _id, key, kind: 'attempt', at: now });
     const count = await Attempt.countDocuments({ key, kind: 'attempt' });
@@ -256,8 +255,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async get(key, now, windowMs, waitMs = () => 0) {
         const b = await bucket(key, now, windowMs);
-        const wait = b.count === 0 ? 0 : waitMs(b.count);
-        return { count: b.count, blockedUntil: wait > 0 ? b.lastAt + wait : 0 };
+        return { count: b.count, blockedUntil: nextAttemptAt(b.count, b.lastAt, waitMs) };
       },
     },
     oidc: {

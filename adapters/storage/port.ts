@@ -56,6 +56,16 @@ export interface ReserveOptions {
 }
 
 /**
+ * When the next attempt of a bucket may be made: the wait for `count` counted attempts after
+ * the last one, or 0 (none). No wait is no wait, even when a parallel attempt stamped its time
+ * a moment later than the caller's clock.
+ */
+export function nextAttemptAt(count: number, lastAt: number, waitMs: (count: number) => number): number {
+  const wait = count > 0 ? waitMs(count) : 0;
+  return wait > 0 ? lastAt + wait : 0;
+}
+
+/**
  * Failure counters. `reserve` checks the limit and the progressive delay and counts the
  * attempt in one atomic step, before the password is checked, so parallel attempts can
  * neither be lost nor slip past the limit or the delay (ARCHITECTURE.md "Storage"; also

@@ -28,13 +28,14 @@ export function maskMongoUri(uri: string): string {
 }
 
 /** The nearest existing ancestor of a path that does not exist yet. */
-function existingAncestor(p: string): string {
+export function existingAncestor(p: string): string {
   let dir = path.dirname(p);
   while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 }
 
-const canWrite = (p: string) => {
+/** Whether this user may create entries in directory `p`. */
+export const canWrite = (p: string) => {
   try {
     fs.accessSync(p, fs.constants.W_OK | fs.constants.X_OK);
     return true;

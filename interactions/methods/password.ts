@@ -100,8 +100,8 @@ export class PasswordHasher {
   constructor(params: HashParams, minLength: number) {
     this.#opts = { type: argon2.argon2id, memoryCost: params.memoryKib, timeCost: params.iterations, parallelism: 1 };
     this.#minLength = minLength;
-    // Verified against when there is no account or the attempt is throttled, so every
-    // failure costs the same time as a real check (no enumeration by timing).
+    // Verified against when there is no account, so an unknown username costs the same time
+    // as a wrong password (no enumeration by timing).
     this.#dummy = argon2.hash('dummy-password-never-matches', this.#opts);
   }
 

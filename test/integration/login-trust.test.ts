@@ -149,11 +149,15 @@ for (const store of STORES) {
         const ritaAgain = await rita.submit(await openLogin(config, rita), '/login', { username: 'rita', password: PASSWORD }, REDIRECT_URI);
         const nils = new Browser({ 'x-forwarded-for': office, 'user-agent': FIREFOX });
         const nilsPage = await nils.submit(await openLogin(config, nils), '/login', { username: 'nils', password: PASSWORD }, REDIRECT_URI);
-        if ((await lastEvent(srv, newcomerId)).assessment?.decision === 'step_up') {
+        const nilsDecision = (await lastEvent(srv, newcomerId)).assessment?.decision;
+        if (nilsDecision === 'step_up') {
           // No second factor can be offered yet: the same words as a wrong password, so the
           // page is no oracle for a credential-stuffing run from the address.
           assert.match(nilsPage.body, /The username or password is incorrect\./);
           assert.doesNotMatch(nilsPage.body, /verification|second factor/i);
+        } else {
+          assert.equal(nilsDecision, 'allow');
+          assert.ok(nilsPage.url.href.startsWith(REDIRECT_URI), 'an allowed newcomer is let in');
         }
         for (const id of [regularId, newcomerId]) {
           const { assessment } = await lastEvent(srv, id);

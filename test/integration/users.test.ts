@@ -64,7 +64,9 @@ for (const store of STORES) {
 
     it('refuses look-alikes created in parallel through the store, without a check-then-insert race', async () => {
       // Latin, Cyrillic а, Greek α, Cyrillic г, Latin ɑ, Armenian ռ, Armenian ո with Greek α: one skeleton.
-      const names = ['frank', 'frаnk', 'frαnk', 'fгank', 'frɑnk', 'fraռk', 'frαոk'];
+      const variants = ['frank', 'frаnk', 'frαnk', 'fгank', 'frɑnk', 'fraռk', 'frαոk'];
+      // 100 parallel creates, each look-alike several times over.
+      const names = Array.from({ length: 100 }, (_, i) => variants[i % variants.length]!);
       const results = await Promise.allSettled(names.map((username) => srv.storage.accounts.create({ id: crypto.randomUUID(), username, emailVerified: false, passwordHash: '$argon2id$fake' })));
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results.map((r) => r.status)));
       assert.ok(results.every((r) => r.status === 'fulfilled' || (r.reason as Error) instanceof DuplicateError));

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  activateKeys, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, providerCookieKeys, providerJwks, retireKeys, rotateKeys, watchKeyFile,
+  activateKeys, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, providerCookieKeys, providerJwks, readKeyFile, retireKeys, rotateKeys, watchKeyFile,
 } from '../../adapters/keys.ts';
 import { SecretBox } from '../../adapters/crypto.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -104,6 +104,24 @@ describe('key file', () => {
       for (let i = 0; i < 100 && errors.length === 0; i += 1) await new Promise((r) => setTimeout(r, 20));
       assert.match(errors[0] ?? '', /data key changed/);
       assert.equal(changes.length, 1);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('is never created by a reader that only reads it (reload, config check), nor by a watcher when it vanishes', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'keys.json');
+    assert.throws(() => readKeyFile(file), /ENOENT/);
+    assert.equal(fs.existsSync(file), false);
+    const keys = loadOrCreateKeys(file);
+    const errors: string[] = [];
+    const watch = watchKeyFile(file, keys, 20, () => assert.fail('no change'), (e) => errors.push(e.message));
+    try {
+      fs.rmSync(file);
+      for (let i = 0; i < 100 && errors.length === 0; i += 1) await new Promise((r) => setTimeout(r, 20));
+      assert.match(errors[0] ?? '', /keeping the keys in use/);
+      assert.equal(fs.existsSync(file), false, 'no new key file (with a new data key) was made');
     } finally {
       watch.close();
     }
