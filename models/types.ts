@@ -65,6 +65,59 @@ export interface RiskObservation {
   country?: string | undefined;
 }
 
+/** What kind of second factor (or passwordless first factor) a record holds. */
+export type FactorKind = 'totp' | 'webauthn' | 'recovery';
+
+/**
+ * One authenticator an account holds besides its password (NIST SP 800-63B-4 §3.1): an
+ * authenticator app (TOTP), a passkey / security key (WebAuthn), or a set of recovery codes.
+ * Secrets are never stored in the clear: the TOTP seed is encrypted (adapters/crypto.ts),
+ * recovery codes are stored as keyed hashes, a passkey has only a public key.
+ */
+export interface FactorRecord {
+  /** Random, opaque. */
+  readonly id: string;
+  readonly accountId: string;
+  readonly kind: FactorKind;
+  /** Shown to the user and in `idp user mfa list`: "Authenticator app", a passkey's name. */
+  label: string;
+  createdAt: Date;
+  lastUsedAt?: Date | undefined;
+  /**
+   * Monotonic counter, advanced atomically (FactorStore.advance): the last TOTP time step
+   * accepted (RFC 6238 §5.2: a code is accepted once), or the WebAuthn signature counter
+   * (W3C WebAuthn L3 §6.1.1: a counter that does not grow signals a cloned authenticator).
+   */
+  counter: number;
+  /**
+   * How it was enrolled, for the audit trail: by the user (`self`), by an administrator
+   * (`admin`), or during a login the policy challenged (`login`: flagged, since whoever held
+   * only the password at that moment bound it).
+   */
+  enrolledVia: 'self' | 'admin' | 'login';
+  totp?: { secretCiphertext: string; algorithm: 'SHA1'; digits: 6; period: 30 } | undefined;
+  webauthn?: {
+    /** base64url credential id; unique across all accounts. */
+    credentialId: string;
+    /** base64url COSE public key. */
+    publicKey: string;
+    transports: string[];
+    deviceType: 'singleDevice' | 'multiDevice';
+    backedUp: boolean;
+    aaguid?: string | undefined;
+    /** Whether registration verified the user (PIN / biometric). */
+    userVerified: boolean;
+  } | undefined;
+  recovery?: {
+    /** Keyed hashes (HMAC-SHA-256) of the codes; the codes are shown once and never stored. */
+    hashes: string[];
+    /** Codes used, by hash. */
+    used: { hash: string; at: Date }[];
+  } | undefined;
+}
+
+export type NewFactor = Omit<FactorRecord, 'createdAt' | 'lastUsedAt' | 'counter'> & { counter?: number };
+
 /** Stored form of an oidc-provider model instance (Session, AccessToken, Grant, ...). */
 export interface OidcRecord {
   readonly model: string;

@@ -4,15 +4,15 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
-  readonly kind: 'account' | 'client';
+  readonly kind: 'account' | 'client' | 'factor';
   readonly key: string;
   /** 'similar': an account's username is free, but one that looks the same is taken. */
   readonly reason: 'taken' | 'similar';
-  constructor(kind: 'account' | 'client', key: string, reason: 'taken' | 'similar' = 'taken') {
+  constructor(kind: 'account' | 'client' | 'factor', key: string, reason: 'taken' | 'similar' = 'taken') {
     super(reason === 'similar' ? `${kind} "${key}" looks like an existing username (a confusable of it); choose another` : `${kind} "${key}" already exists`);
     this.kind = kind;
     this.key = key;
@@ -123,6 +123,37 @@ export interface RiskStateStore {
   observations(by: { user: string } | { ip: string }, kind: RiskObservation['kind'], since: number, limit: number): Promise<RiskObservation[]>;
 }
 
+/**
+ * Second factors (models/types.ts FactorRecord). The checks that stop replay are atomic here,
+ * also across instances sharing one MongoDB: 100 parallel submissions of one code or one
+ * assertion get exactly one success.
+ */
+export interface FactorStore {
+  /** Throws DuplicateError('factor') when a WebAuthn credential id is already registered (unique index). */
+  add(factor: NewFactor): Promise<FactorRecord>;
+  /** The account's factors, oldest first. */
+  list(accountId: string): Promise<FactorRecord[]>;
+  find(accountId: string, id: string): Promise<FactorRecord | undefined>;
+  /** The passkey with this credential id, whoever holds it (username-less sign-in). */
+  findByCredentialId(credentialId: string): Promise<FactorRecord | undefined>;
+  /** True when this call removed it. */
+  remove(accountId: string, id: string): Promise<boolean>;
+  /** Removes the account's factors (of one kind, when given); returns how many. */
+  removeAll(accountId: string, kind?: FactorKind): Promise<number>;
+  /**
+   * Compare-and-set: `counter := value` and `lastUsedAt := at` only if `counter < value`.
+   * True for the one call that advanced it.
+   */
+  advance(id: string, value: number, at: Date): Promise<boolean>;
+  /** Sets `lastUsedAt` (a passkey without a signature counter). */
+  touch(id: string, at: Date): Promise<void>;
+  /**
+   * Marks one recovery code used, only if `hash` is one of the record's codes and not yet
+   * used. True for the one call that marked it.
+   */
+  useRecoveryCode(id: string, hash: string, at: Date): Promise<boolean>;
+}
+
 export interface Storage {
   readonly kind: 'embedded' | 'mongodb';
   readonly events: EventStore;
@@ -131,5 +162,6 @@ export interface Storage {
   readonly clients: ClientStore;
   readonly attempts: AttemptStore;
   readonly oidc: OidcStore;
+  readonly factors: FactorStore;
   close(): Promise<void>;
 }
