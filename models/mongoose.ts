@@ -163,6 +163,94 @@ const observationSchema = new Schema<ObservationDoc>(
 
 const riskSchema = new Schema<RiskDoc>({ _id: { type: String, required: true }, doc: { type: String, required: true }, expiresAt: Date }, opts);
 
+/**
+ * A second factor (models/types.ts FactorRecord); `recovery.used` is not kept here but in
+ * factor_marks, where a unique `_id` makes each use single (see adapters/storage/mongo.ts).
+ */
+export interface FactorDoc {
+  _id: string;
+  accountId: string;
+  kind: 'totp' | 'webauthn' | 'recovery';
+  label: string;
+  createdAt: Date;
+  lastUsedAt?: Date | null;
+  /** The counter as enrolled, raised after uses; the marks hold the authoritative value. */
+  counter: number;
+  enrolledVia: 'self' | 'admin' | 'login';
+  totp?: { secretCiphertext: string; algorithm: 'SHA1'; digits: 6; period: 30 } | null;
+  webauthn?: {
+    credentialId: string;
+    publicKey: string;
+    transports: string[];
+    deviceType: 'singleDevice' | 'multiDevice';
+    backedUp: boolean;
+    aaguid?: string | null;
+    userVerified: boolean;
+  } | null;
+  recovery?: { hashes: string[] } | null;
+}
+
+/**
+ * A single-use marker of a factor, its unique `_id` deciding who got there first: a counter
+ * value accepted (`<factor>:counter:<value>`) or a recovery code used (`<factor>:recovery:<hash>`).
+ */
+export interface FactorMarkDoc {
+  _id: string;
+  factorId: string;
+  kind: 'counter' | 'recovery';
+  value?: number | null;
+  hash?: string | null;
+  at: Date;
+}
+
+const factorSchema = new Schema<FactorDoc>(
+  {
+    _id: { type: String, required: true },
+    accountId: { type: String, required: true },
+    kind: { type: String, required: true, enum: ['totp', 'webauthn', 'recovery'] },
+    label: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+    lastUsedAt: Date,
+    counter: { type: Number, required: true },
+    enrolledVia: { type: String, required: true, enum: ['self', 'admin', 'login'] },
+    totp: {
+      type: new Schema({
+        secretCiphertext: { type: String, required: true },
+        algorithm: { type: String, required: true, enum: ['SHA1'] },
+        digits: { type: Number, required: true, enum: [6] },
+        period: { type: Number, required: true, enum: [30] },
+      }, { _id: false }),
+      default: undefined,
+    },
+    webauthn: {
+      type: new Schema({
+        credentialId: { type: String, required: true },
+        publicKey: { type: String, required: true },
+        transports: { type: [String], default: [] },
+        deviceType: { type: String, required: true, enum: ['singleDevice', 'multiDevice'] },
+        backedUp: { type: Boolean, required: true },
+        aaguid: String,
+        userVerified: { type: Boolean, required: true },
+      }, { _id: false }),
+      default: undefined,
+    },
+    recovery: { type: new Schema({ hashes: { type: [String], required: true } }, { _id: false }), default: undefined },
+  },
+  { ...opts, collection: 'factors' },
+);
+
+const factorMarkSchema = new Schema<FactorMarkDoc>(
+  {
+    _id: { type: String, required: true },
+    factorId: { type: String, required: true },
+    kind: { type: String, required: true, enum: ['counter', 'recovery'] },
+    value: Number,
+    hash: String,
+    at: { type: Date, required: true },
+  },
+  { ...opts, collection: 'factor_marks' },
+);
+
 export function registerModels(conn: Connection) {
   return {
     Account: conn.model<AccountDoc>('Account', accountSchema),
@@ -172,5 +260,7 @@ export function registerModels(conn: Connection) {
     Event: conn.model<EventDoc>('Event', eventSchema),
     RiskUser: conn.model<RiskDoc>('RiskUser', riskSchema.clone().set('collection', 'risk_users')),
     Observation: conn.model<ObservationDoc>('Observation', observationSchema),
+    Factor: conn.model<FactorDoc>('Factor', factorSchema),
+    FactorMark: conn.model<FactorMarkDoc>('FactorMark', factorMarkSchema),
   };
 }

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
@@ -78,6 +78,29 @@ CREATE INDEX IF NOT EXISTS risk_observations_ip ON risk_observations (ip, kind, 
 CREATE INDEX IF NOT EXISTS risk_observations_expires ON risk_observations (expires_at);
 -- Replaced by risk_observations (per-IP documents lost parallel updates).
 DROP TABLE IF EXISTS risk_ips;
+-- Second factors (models/types.ts FactorRecord). The kind-specific part is JSON in \`data\`;
+-- a passkey's credential id has its own column under a unique index (NULLs, the other kinds,
+-- do not collide).
+CREATE TABLE IF NOT EXISTS factors (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  label TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER,
+  counter INTEGER NOT NULL,
+  enrolled_via TEXT NOT NULL,
+  credential_id TEXT UNIQUE,
+  data TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS factors_account ON factors (account_id, created_at);
+-- One row per recovery code used: the primary key makes a second use of a code impossible.
+CREATE TABLE IF NOT EXISTS factor_codes_used (
+  factor_id TEXT NOT NULL REFERENCES factors (id) ON DELETE CASCADE,
+  hash TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (factor_id, hash)
+) STRICT;
 CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL;
@@ -128,6 +151,26 @@ function toOidc(r: Row | undefined, now: number): OidcRecord | undefined {
     userCode: (r.user_code as string | null) ?? undefined,
     expiresAt: (r.expires_at as number | null) ?? undefined,
     consumed: (r.consumed as number | null) ?? undefined,
+  };
+}
+
+/** The kind-specific part of a factor, stored as JSON. */
+type FactorData = Pick<FactorRecord, 'totp' | 'webauthn'> & { recovery?: { hashes: string[] } };
+
+function toFactor(r: Row, used: (factorId: string) => { hash: string; at: Date }[]): FactorRecord {
+  const data = JSON.parse(r.data as string) as FactorData;
+  return {
+    id: r.id as string,
+    accountId: r.account_id as string,
+    kind: r.kind as FactorRecord['kind'],
+    label: r.label as string,
+    createdAt: new Date(r.created_at as number),
+    ...(r.last_used_at !== null ? { lastUsedAt: new Date(r.last_used_at as number) } : {}),
+    counter: r.counter as number,
+    enrolledVia: r.enrolled_via as FactorRecord['enrolledVia'],
+    ...(data.totp ? { totp: data.totp } : {}),
+    ...(data.webauthn ? { webauthn: data.webauthn } : {}),
+    ...(data.recovery ? { recovery: { hashes: data.recovery.hashes, used: used(r.id as string) } } : {}),
   };
 }
 
@@ -225,7 +268,26 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     riskByIp: q(`SELECT * FROM (SELECT kind, ts, user, ip, country FROM risk_observations
                  WHERE ip = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts`),
     riskSweep: q('DELETE FROM risk_observations WHERE expires_at <= ?'),
+    factorInsert: q(`INSERT INTO factors (id, account_id, kind, label, created_at, last_used_at, counter, enrolled_via, credential_id, data)
+                     VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
+    factorById: q('SELECT * FROM factors WHERE id = ?'),
+    factorFind: q('SELECT * FROM factors WHERE account_id = ? AND id = ?'),
+    factorList: q('SELECT * FROM factors WHERE account_id = ? ORDER BY created_at, rowid'),
+    factorByCredential: q('SELECT * FROM factors WHERE credential_id = ?'),
+    factorRemove: q('DELETE FROM factors WHERE account_id = ? AND id = ?'),
+    factorRemoveAll: q('DELETE FROM factors WHERE account_id = ?'),
+    factorRemoveKind: q('DELETE FROM factors WHERE account_id = ? AND kind = ?'),
+    // Compare-and-set in one statement: SQLite runs one write at a time, across processes too.
+    factorAdvance: q('UPDATE factors SET counter = ?, last_used_at = ? WHERE id = ? AND counter < ?'),
+    factorTouch: q('UPDATE factors SET last_used_at = ? WHERE id = ?'),
+    // Inserts only when the hash is one of the record's codes; the primary key refuses a second use.
+    factorUseCode: q(`INSERT OR IGNORE INTO factor_codes_used (factor_id, hash, at)
+                      SELECT f.id, ?, ? FROM factors f, json_each(f.data, '$.recovery.hashes') h
+                      WHERE f.id = ? AND f.kind = 'recovery' AND h.value = ?`),
+    factorCodesUsed: q('SELECT hash, at FROM factor_codes_used WHERE factor_id = ? ORDER BY at, rowid'),
   };
+  const codesUsed = (factorId: string) =>
+    (stmt.factorCodesUsed.all(factorId) as Row[]).map((u) => ({ hash: u.hash as string, at: new Date(u.at as number) }));
 
   let closed = false;
 
@@ -386,6 +448,57 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           kind: r.kind as RiskObservation['kind'], ts: r.ts as number, user: r.user as string, ip: r.ip as string,
           ...(r.country !== null ? { country: r.country as string } : {}),
         }));
+      },
+    },
+    factors: {
+      async add(f) {
+        const createdAt = Date.now();
+        const data: FactorData = {
+          ...(f.totp ? { totp: f.totp } : {}),
+          ...(f.webauthn ? { webauthn: f.webauthn } : {}),
+          ...(f.recovery ? { recovery: { hashes: f.recovery.hashes } } : {}),
+        };
+        try {
+          immediate(() => {
+            stmt.factorInsert.run(f.id, f.accountId, f.kind, f.label, createdAt, f.counter ?? 0, f.enrolledVia, f.webauthn?.credentialId ?? null, JSON.stringify(data));
+            // Codes already marked used when the record was made (a restored record) stay used.
+            for (const u of f.recovery?.used ?? []) stmt.factorUseCode.run(u.hash, u.at.getTime(), f.id, u.hash);
+          });
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new DuplicateError('factor', f.webauthn?.credentialId ?? f.id);
+          throw err;
+        }
+        return toFactor(stmt.factorById.get(f.id) as Row, codesUsed);
+      },
+      async list(accountId) {
+        return (stmt.factorList.all(accountId) as Row[]).map((r) => toFactor(r, codesUsed));
+      },
+      async find(accountId, id) {
+        const r = stmt.factorFind.get(accountId, id) as Row | undefined;
+        return r && toFactor(r, codesUsed);
+      },
+      async findByCredentialId(credentialId) {
+        const r = stmt.factorByCredential.get(credentialId) as Row | undefined;
+        return r && toFactor(r, codesUsed);
+      },
+      async remove(accountId, id) {
+        return Number(stmt.factorRemove.run(accountId, id).changes) === 1;
+      },
+      async removeAll(accountId, kind) {
+        return Number((kind ? stmt.factorRemoveKind.run(accountId, kind) : stmt.factorRemoveAll.run(accountId)).changes);
+      },
+      async advance(id, value, at) {
+        return Number(stmt.factorAdvance.run(value, at.getTime(), id, value).changes) === 1;
+      },
+      async touch(id, at) {
+        stmt.factorTouch.run(at.getTime(), id);
+      },
+      async useRecoveryCode(id, hash, at) {
+        return immediate(() => {
+          if (Number(stmt.factorUseCode.run(hash, at.getTime(), id, hash).changes) !== 1) return false;
+          stmt.factorTouch.run(at.getTime(), id);
+          return true;
+        });
       },
     },
     async close() {

@@ -10,8 +10,8 @@
  */
 import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
-import type { Account, AttemptReservation, ClientRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type OidcDoc } from '../../models/mongoose.ts';
+import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
+import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
@@ -59,6 +59,39 @@ function toClient(d: ClientDoc): ClientRecord {
   };
 }
 
+/**
+ * A factor as stored plus its marks: the counter is the highest of the stored one and the
+ * accepted values marked, `recovery.used` the codes marked used.
+ */
+function toFactor(d: FactorDoc, marks: FactorMarkDoc[]): FactorRecord {
+  const own = marks.filter((m) => m.factorId === d._id);
+  const counter = Math.max(d.counter, ...own.filter((m) => m.kind === 'counter').map((m) => m.value ?? 0));
+  const w = d.webauthn;
+  return {
+    id: d._id,
+    accountId: d.accountId,
+    kind: d.kind,
+    label: d.label,
+    createdAt: new Date(d.createdAt),
+    ...(d.lastUsedAt ? { lastUsedAt: new Date(d.lastUsedAt) } : {}),
+    counter,
+    enrolledVia: d.enrolledVia,
+    ...(d.totp ? { totp: { secretCiphertext: d.totp.secretCiphertext, algorithm: d.totp.algorithm, digits: d.totp.digits, period: d.totp.period } } : {}),
+    ...(w ? {
+      webauthn: {
+        credentialId: w.credentialId, publicKey: w.publicKey, transports: [...w.transports], deviceType: w.deviceType, backedUp: w.backedUp,
+        ...(w.aaguid ? { aaguid: w.aaguid } : {}), userVerified: w.userVerified,
+      },
+    } : {}),
+    ...(d.recovery ? {
+      recovery: {
+        hashes: [...d.recovery.hashes],
+        used: own.filter((m) => m.kind === 'recovery').sort((a, b) => +a.at - +b.at).map((m) => ({ hash: m.hash ?? '', at: new Date(m.at) })),
+      },
+    } : {}),
+  };
+}
+
 /** oidc-provider's models; tokens that belong to a grant are revoked with it. */
 const OIDC_MODELS = [
   'Session', 'Interaction', 'Grant', 'AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode',
@@ -86,7 +119,7 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
   await conn.asPromise();
-  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   const oidcModels = new Map<string, Model<OidcDoc>>();
@@ -99,7 +132,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     return m;
   };
 
-  for (const m of [Account, Client, Attempt, Consumed, Event, RiskUser, Observation, ...oidcModels.values()]) {
+  for (const m of [Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark, ...oidcModels.values()]) {
     await m.createCollection().catch((err: unknown) => {
       // 48 NamespaceExists: another instance created it first.
       if ((err as { code?: number }).code !== 48) throw err;
@@ -119,6 +152,11 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   await Observation.collection.createIndex({ user: 1, kind: 1, ts: -1 });
   await Observation.collection.createIndex({ ip: 1, kind: 1, ts: -1 });
   await Observation.collection.createIndex({ expiresAt: 1 });
+  await Factor.collection.createIndex({ accountId: 1, createdAt: 1 });
+  // Sparse: only passkeys have a credential id; it is unique across all accounts. (FerretDB v1
+  // does not implement partialFilterExpression; sparse works on both.)
+  await Factor.collection.createIndex({ 'webauthn.credentialId': 1 }, { unique: true, sparse: true });
+  await FactorMark.collection.createIndex({ factorId: 1, kind: 1, value: -1 });
   let ttlRefused = false;
   for (const [name, m] of oidcModels) {
     if (GRANTABLE.includes(name)) await m.collection.createIndex({ grantId: 1 });
@@ -178,6 +216,33 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       }
     }
     return { allowed: true, id: _id, count, blockedUntil: now + waitMs(count) };
+  }
+
+  /** The factors with their marks (see toFactor). */
+  async function withMarks(docs: FactorDoc[]): Promise<FactorRecord[]> {
+    if (docs.length === 0) return [];
+    const marks = await FactorMark.find({ factorId: { $in: docs.map((d) => d._id) } }).lean();
+    return docs.map((d) => toFactor(d, marks));
+  }
+
+  /**
+   * Inserts a factor's single-use marker; false when it exists (another call got there first).
+   * A unique `_id` insert: atomic on every MongoDB-compatible server, unlike a conditional
+   * update on FerretDB v1 (100 parallel `updateOne({counter: {$lt: v}})` were seen to modify 44).
+   */
+  async function mark(doc: FactorMarkDoc): Promise<boolean> {
+    try {
+      await FactorMark.create(doc);
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Sets lastUsedAt; false when the factor is gone (removed while it was being used). */
+  async function touched(id: string, at: Date): Promise<boolean> {
+    return (await Factor.updateOne({ _id: id }, { $set: { lastUsedAt: at } })).matchedCount === 1;
   }
 
   return {
@@ -331,6 +396,81 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         // Expired records are filtered on read: a TTL index may be missing or late.
         const docs = await Observation.find({ ...by, kind, ts: { $gt: since }, expiresAt: { $gt: new Date() } }).sort({ ts: -1 }).limit(limit).lean();
         return docs.reverse().map((d): RiskObservation => ({ kind: d.kind, ts: d.ts, user: d.user, ip: d.ip, ...(d.country ? { country: d.country } : {}) }));
+      },
+    },
+    factors: {
+      async add(f) {
+        const createdAt = new Date();
+        try {
+          await Factor.create({
+            _id: f.id, accountId: f.accountId, kind: f.kind, label: f.label, createdAt, counter: f.counter ?? 0, enrolledVia: f.enrolledVia,
+            ...(f.totp ? { totp: f.totp } : {}), ...(f.webauthn ? { webauthn: f.webauthn } : {}),
+            ...(f.recovery ? { recovery: { hashes: f.recovery.hashes } } : {}),
+          });
+        } catch (err) {
+          if (isDuplicateKey(err)) throw new DuplicateError('factor', f.webauthn?.credentialId ?? f.id);
+          throw err;
+        }
+        // Codes already marked used when the record was made (a restored record) stay used.
+        for (const u of f.recovery?.used ?? []) await mark({ _id: `${f.id}:recovery:${u.hash}`, factorId: f.id, kind: 'recovery', hash: u.hash, at: u.at });
+        const [rec] = await withMarks([(await Factor.findById(f.id).lean())!]);
+        return rec!;
+      },
+      async list(accountId) {
+        return withMarks(await Factor.find({ accountId }).sort({ createdAt: 1, _id: 1 }).lean());
+      },
+      async find(accountId, id) {
+        const d = await Factor.findOne({ _id: id, accountId }).lean();
+        return d ? (await withMarks([d]))[0] : undefined;
+      },
+      async findByCredentialId(credentialId) {
+        const d = await Factor.findOne({ 'webauthn.credentialId': credentialId }).lean();
+        return d ? (await withMarks([d]))[0] : undefined;
+      },
+      async remove(accountId, id) {
+        const removed = (await Factor.deleteOne({ _id: id, accountId })).deletedCount === 1;
+        if (removed) await FactorMark.deleteMany({ factorId: id });
+        return removed;
+      },
+      async removeAll(accountId, kind) {
+        const ids = (await Factor.find({ accountId, ...(kind ? { kind } : {}) }, { _id: 1 }).lean()).map((d) => d._id);
+        if (ids.length === 0) return 0;
+        const { deletedCount } = await Factor.deleteMany({ _id: { $in: ids } });
+        await FactorMark.deleteMany({ factorId: { $in: ids } });
+        return deletedCount;
+      },
+      async advance(id, value, at) {
+        // Mark-then-check, never a conditional update (see mark()). Of two calls with the same
+        // value, the unique marker admits one. Of two with different values, a call that finds a
+        // higher value marked refuses: both can succeed only when the lower one checked before
+        // the higher one marked, i.e. in increasing order. So the accepted values only grow.
+        const d = await Factor.findById(id, { counter: 1 }).lean();
+        if (!d || d.counter >= value) return false;
+        if (!(await mark({ _id: `${id}:counter:${value}`, factorId: id, kind: 'counter', value, at }))) return false;
+        if (await FactorMark.exists({ factorId: id, kind: 'counter', value: { $gt: value } })) return false;
+        if (!(await touched(id, at))) {
+          await FactorMark.deleteMany({ factorId: id });
+          return false;
+        }
+        // The stored counter follows for readers of the raw document; the marks stay authoritative
+        // (a lost update here cannot lower the counter read back). Lower marks are no longer needed.
+        await Factor.updateOne({ _id: id, counter: { $lt: value } }, { $set: { counter: value } });
+        await FactorMark.deleteMany({ factorId: id, kind: 'counter', value: { $lt: value } });
+        return true;
+      },
+      async touch(id, at) {
+        await touched(id, at);
+      },
+      async useRecoveryCode(id, hash, at) {
+        if (!(await Factor.exists({ _id: id, kind: 'recovery', 'recovery.hashes': hash }))) return false;
+        const _id = `${id}:recovery:${hash}`;
+        if (!(await mark({ _id, factorId: id, kind: 'recovery', hash, at }))) return false;
+        // Replaced (removed) while being used: the old set's code does not count.
+        if (!(await touched(id, at))) {
+          await FactorMark.deleteOne({ _id });
+          return false;
+        }
+        return true;
       },
     },
     async close() {

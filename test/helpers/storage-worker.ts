@@ -2,6 +2,7 @@
  * A separate process using the store, as another IdP instance would. Commands (argv):
  *   reserve <key> <n> <max> [free]   reserve n times in parallel, print how many were allowed;
  *                                    with `free`, attempts after that many wait a minute
+ *   advance <factor> <n> <value>     advance a factor's counter to value n times in parallel, print how many won
  *   accounts <n>              create n accounts, printing each id as it commits, forever-ish
  */
 import crypto from 'node:crypto';
@@ -15,6 +16,10 @@ if (cmd === 'reserve') {
     now: Date.now(), max: Number(c), windowMs: Infinity, waitMs: (count) => (d !== undefined && count >= Number(d) ? 60_000 : 0),
   })));
   process.stdout.write(`${results.filter((r) => r.allowed).length}\n`);
+  await storage.close();
+} else if (cmd === 'advance') {
+  const results = await Promise.all(Array.from({ length: Number(b) }, () => storage.factors.advance(a!, Number(c), new Date())));
+  process.stdout.write(`${results.filter(Boolean).length}\n`);
   await storage.close();
 } else if (cmd === 'accounts') {
   for (let i = 0; i < Number(a); i += 1) {

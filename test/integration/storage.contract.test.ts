@@ -216,6 +216,160 @@ for (const store of STORES) {
       });
     });
 
+    describe('second factors', () => {
+      const totp = (accountId: string, label = 'Authenticator app') => ({
+        id: crypto.randomUUID(), accountId, kind: 'totp' as const, label, enrolledVia: 'admin' as const,
+        totp: { secretCiphertext: 'v1.iv.ct.tag', algorithm: 'SHA1' as const, digits: 6 as const, period: 30 as const },
+      });
+      const passkey = (accountId: string, credentialId: string) => ({
+        id: crypto.randomUUID(), accountId, kind: 'webauthn' as const, label: 'Security key', enrolledVia: 'self' as const, counter: 7,
+        webauthn: { credentialId, publicKey: 'pQECAyYgASFYIA', transports: ['usb', 'nfc'], deviceType: 'singleDevice' as const, backedUp: false, aaguid: '00000000-0000-0000-0000-000000000000', userVerified: true },
+      });
+      const recovery = (accountId: string, hashes: string[]) => ({
+        id: crypto.randomUUID(), accountId, kind: 'recovery' as const, label: 'Recovery codes', enrolledVia: 'self' as const, recovery: { hashes, used: [] },
+      });
+      const uniq = (prefix: string) => `${prefix}-${crypto.randomUUID()}`;
+
+      it('adds, finds, lists oldest first, and round-trips every field (dates as Date)', async () => {
+        const acct = uniq('acct');
+        const t = await s.factors.add(totp(acct));
+        assert.equal(t.counter, 0);
+        assert.ok(t.createdAt instanceof Date && Math.abs(t.createdAt.getTime() - Date.now()) < 60_000);
+        assert.equal(t.lastUsedAt, undefined);
+        const credentialId = uniq('cred');
+        const p = await s.factors.add(passkey(acct, credentialId));
+        const r = await s.factors.add(recovery(acct, ['h1', 'h2']));
+        const list = await s.factors.list(acct);
+        assert.deepEqual(list.map((f) => f.id), [t.id, p.id, r.id]);
+        assert.deepEqual(await s.factors.find(acct, t.id), t);
+        const foundPasskey = await s.factors.find(acct, p.id);
+        assert.equal(foundPasskey?.counter, 7, 'the enrolled counter is kept');
+        assert.deepEqual(foundPasskey?.webauthn, passkey(acct, credentialId).webauthn);
+        assert.deepEqual((await s.factors.find(acct, r.id))?.recovery, { hashes: ['h1', 'h2'], used: [] });
+        assert.equal(await s.factors.find(uniq('other'), t.id), undefined, "another account's factor is not found");
+        assert.deepEqual(await s.factors.list(uniq('nobody')), []);
+      });
+
+      it('refuses a WebAuthn credential id registered before, by any account (DuplicateError)', async () => {
+        const credentialId = uniq('dup');
+        const first = await s.factors.add(passkey(uniq('a'), credentialId));
+        await assert.rejects(s.factors.add(passkey(uniq('b'), credentialId)), (err: unknown) => err instanceof DuplicateError && err.kind === 'factor');
+        assert.equal((await s.factors.findByCredentialId(credentialId))?.id, first.id);
+        assert.equal(await s.factors.findByCredentialId(uniq('none')), undefined);
+        // Factors without a credential id never collide with each other.
+        const acct = uniq('many');
+        await Promise.all([1, 2, 3].map(() => s.factors.add(totp(acct))));
+        assert.equal((await s.factors.list(acct)).length, 3);
+      });
+
+      it('removes one, and all or all of one kind', async () => {
+        const acct = uniq('rm');
+        const t1 = await s.factors.add(totp(acct));
+        await s.factors.add(totp(acct, 'second phone'));
+        await s.factors.add(recovery(acct, ['x']));
+        await s.factors.add(passkey(acct, uniq('c')));
+        assert.equal(await s.factors.remove(uniq('other'), t1.id), false, "not through another account");
+        assert.equal(await s.factors.remove(acct, t1.id), true);
+        assert.equal(await s.factors.remove(acct, t1.id), false);
+        assert.equal(await s.factors.removeAll(acct, 'recovery'), 1);
+        assert.deepEqual((await s.factors.list(acct)).map((f) => f.kind).sort(), ['totp', 'webauthn']);
+        assert.equal(await s.factors.removeAll(acct), 2);
+        assert.deepEqual(await s.factors.list(acct), []);
+        assert.equal(await s.factors.removeAll(acct), 0);
+      });
+
+      it('advances a counter only upwards, stamping lastUsedAt', async () => {
+        const acct = uniq('adv');
+        const f = await s.factors.add(totp(acct));
+        const at = new Date('2030-01-02T03:04:05.678Z');
+        assert.equal(await s.factors.advance(f.id, 100, at), true);
+        let now = await s.factors.find(acct, f.id);
+        assert.equal(now?.counter, 100);
+        assert.deepEqual(now?.lastUsedAt, at);
+        assert.equal(await s.factors.advance(f.id, 100, new Date()), false, 'the same value again');
+        assert.equal(await s.factors.advance(f.id, 99, new Date()), false, 'a lower value');
+        assert.equal(await s.factors.advance(f.id, 101, new Date()), true);
+        assert.equal(await s.factors.advance(f.id, 100, new Date()), false, 'a lower value after a higher one');
+        now = await s.factors.find(acct, f.id);
+        assert.equal(now?.counter, 101);
+        assert.equal(await s.factors.advance(uniq('missing'), 1, new Date()), false, 'an unknown factor');
+        // A passkey enrolled with counter 7 refuses 7 and below.
+        const p = await s.factors.add(passkey(acct, uniq('c')));
+        assert.equal(await s.factors.advance(p.id, 7, new Date()), false);
+        assert.equal(await s.factors.advance(p.id, 8, new Date()), true);
+        const touchedAt = new Date('2031-05-06T07:08:09.000Z');
+        await s.factors.touch(p.id, touchedAt);
+        assert.deepEqual((await s.factors.find(acct, p.id))?.lastUsedAt, touchedAt);
+      });
+
+      it('lets exactly one of 100 parallel advances to one value win', async () => {
+        const acct = uniq('race');
+        const f = await s.factors.add(totp(acct));
+        for (const value of [58_000_001, 58_000_002]) {
+          const r = await Promise.all(Array.from({ length: 100 }, () => s.factors.advance(f.id, value, new Date())));
+          assert.equal(r.filter(Boolean).length, 1, `${r.filter(Boolean).length} of 100 parallel advances to ${value} succeeded`);
+        }
+        assert.equal((await s.factors.find(acct, f.id))?.counter, 58_000_002);
+      });
+
+      it('never lets a lower value win after a higher one among 100 parallel advances to mixed values', async () => {
+        const acct = uniq('mixed');
+        const f = await s.factors.add(totp(acct));
+        const values = Array.from({ length: 100 }, (_, i) => 1000 + (i % 10));
+        const done: number[] = [];
+        await Promise.all(values.map(async (v) => {
+          if (await s.factors.advance(f.id, v, new Date())) done.push(v);
+        }));
+        // Each value is accepted at most once, the highest always (nothing above it can refuse
+        // it), and the counter ends there: a lower value racing in late cannot pull it down.
+        assert.equal(new Set(done).size, done.length, `a value accepted twice: ${done.join(' ')}`);
+        assert.ok(done.includes(1009), `the highest value was refused: ${done.join(' ')}`);
+        assert.equal((await s.factors.find(acct, f.id))?.counter, 1009);
+        for (const v of [1000, 1009]) assert.equal(await s.factors.advance(f.id, v, new Date()), false);
+      });
+
+      it('uses a recovery code once: 100 parallel uses of one code give exactly one success', async () => {
+        const acct = uniq('rec');
+        const f = await s.factors.add(recovery(acct, ['hash-a', 'hash-b', 'hash-c']));
+        const r = await Promise.all(Array.from({ length: 100 }, () => s.factors.useRecoveryCode(f.id, 'hash-b', new Date())));
+        assert.equal(r.filter(Boolean).length, 1, `${r.filter(Boolean).length} of 100 parallel uses succeeded`);
+        assert.equal(await s.factors.useRecoveryCode(f.id, 'hash-b', new Date()), false, 'used before');
+        assert.equal(await s.factors.useRecoveryCode(f.id, 'hash-z', new Date()), false, 'not one of its codes');
+        assert.equal(await s.factors.useRecoveryCode(uniq('missing'), 'hash-a', new Date()), false, 'an unknown factor');
+        const at = new Date('2030-03-03T03:03:03.003Z');
+        assert.equal(await s.factors.useRecoveryCode(f.id, 'hash-c', at), true);
+        const now = await s.factors.find(acct, f.id);
+        assert.deepEqual(now?.recovery?.used.map((u) => u.hash), ['hash-b', 'hash-c']);
+        assert.ok(now?.recovery?.used.every((u) => u.at instanceof Date));
+        assert.deepEqual(now?.recovery?.used[1]?.at, at);
+        assert.deepEqual(now?.lastUsedAt, at);
+        // A TOTP factor is not a set of codes, whatever hash is asked for.
+        const t = await s.factors.add(totp(acct));
+        assert.equal(await s.factors.useRecoveryCode(t.id, 'hash-a', new Date()), false);
+      });
+
+      it('forgets used codes with their record: new codes with equal hashes are unused', async () => {
+        const acct = uniq('replace');
+        const old = await s.factors.add(recovery(acct, ['same']));
+        assert.equal(await s.factors.useRecoveryCode(old.id, 'same', new Date()), true);
+        assert.equal(await s.factors.removeAll(acct, 'recovery'), 1);
+        assert.equal(await s.factors.useRecoveryCode(old.id, 'same', new Date()), false, 'the removed set');
+        const fresh = await s.factors.add(recovery(acct, ['same']));
+        assert.deepEqual((await s.factors.find(acct, fresh.id))?.recovery?.used, []);
+        assert.equal(await s.factors.useRecoveryCode(fresh.id, 'same', new Date()), true);
+      });
+
+      it('lets one advance win across processes sharing the store: 3 × 40 parallel advances to one value', async () => {
+        const acct = uniq('proc');
+        const f = await s.factors.add(totp(acct));
+        const env = { ...process.env, DATA_DIR: cfg.dataDir, MONGODB_URI: cfg.mongodbUri ?? '' };
+        const outs = await Promise.all([1, 2, 3].map(() => run(process.execPath, [WORKER, 'advance', f.id, '40', '59000000'], { env, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' })));
+        const won = outs.reduce((sum, o) => sum + Number(o.stdout.trim()), 0);
+        assert.equal(won, 1, `${won} of 120 advances from 3 processes succeeded`);
+        assert.equal((await s.factors.find(acct, f.id))?.counter, 59_000_000);
+      });
+    });
+
     describe('risk observations', () => {
       it('keeps 100 parallel failures from one IP as 100 (no read-modify-write to lose them)', async () => {
         const now = Date.now();
