@@ -18,6 +18,7 @@ import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './se
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
 import { checkConfiguration } from './config-check.ts';
+import { loadPolicy } from '../policies/policy.ts';
 import { CliError, evalCommand, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
@@ -32,7 +33,7 @@ const HELP = `Usage: idp <command> [options]
   idp user unlock <username>                  clear the failed-login lock of an account
   idp client add --id <id> [--secret <s> | --public] --redirect-uri <uri>...
                  [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>]
-                 [--scope "<scopes>"] [--name <name>] [--grant-type <type>]...
+                 [--scope "<scopes>"] [--name <name>] [--grant-type <type>]... [--min-acr <acr>]
   idp client list [--json]
   idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
@@ -146,7 +147,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         id: { type: 'string' }, secret: { type: 'string' }, public: { type: 'boolean' },
         'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
         'backchannel-logout-uri': { type: 'string' }, scope: { type: 'string' }, name: { type: 'string' },
-        'grant-type': { type: 'string', multiple: true },
+        'grant-type': { type: 'string', multiple: true }, 'min-acr': { type: 'string' },
       }, 0);
       const clientId = values.id;
       if (!clientId) throw new UsageError('--id is required');
@@ -170,12 +171,15 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         ...(values.name ? { client_name: values.name } : {}),
         ...(values['post-logout-redirect-uri'] ? { post_logout_redirect_uris: values['post-logout-redirect-uri'] } : {}),
         ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'], backchannel_logout_session_required: true } : {}),
+        ...(values['min-acr'] ? { min_acr: values['min-acr'] } : {}),
       };
+      // min_acr is checked against the policy's levels (the ACR values the provider publishes).
+      const acrValues = loadPolicy(settings.policyDir, { withoutModel: true }).assurance.levels.map((l) => l.acr);
       const keys = loadOrCreateKeys(settings.keysFile);
       const box = new SecretBox(keys.dataKey);
       await withStorage(settings, async (s) => {
         // Validate with oidc-provider's own client schema, so what is stored is what it accepts.
-        const provider = buildProvider(settings, s, keys, box, createLogger('silent'), []);
+        const provider = buildProvider(settings, s, keys, box, createLogger('silent'), acrValues);
         try {
           await provider.Client.validate({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata });
         } catch (err) {

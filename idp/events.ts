@@ -5,7 +5,9 @@
 import type { Logger } from './log.ts';
 
 export const EVENT_NAMES = [
-  'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided', 'stepup.required',
+  'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided',
+  'stepup.required', 'stepup.passed', 'stepup.failed', 'stepup.refused',
+  'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
   'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];

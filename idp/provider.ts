@@ -2,7 +2,7 @@
  * oidc-provider configuration: what the OP offers, and nothing more. Protocol behaviour is
  * oidc-provider's; this file only chooses.
  */
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 import { createAdapterClass } from '../adapters/oidc-adapter.ts';
@@ -11,14 +11,17 @@ import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
 import { ERROR_CODES } from './errors.ts';
+import { acrRequestOf, installAssuranceCheck, type AssuranceCheckDeps } from './assurance-check.ts';
+import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
 
 export const SUPPORTED_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
 
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
-function buildPolicy(settings: Settings) {
+function buildPolicy(settings: Settings, assurance: AssuranceCheckDeps | undefined) {
   const policy = interactionPolicy.base();
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider base policy has no login prompt');
+  if (assurance) installAssuranceCheck(login, assurance);
   // NIST 800-63B-4 §2.2.3: reauthentication at a fixed interval however active the user
   // is. Session TTL handles inactivity; this handles the absolute limit.
   login.checks.add(
@@ -78,10 +81,41 @@ function pinRequestOrigin(provider: Provider, settings: Settings): void {
 }
 
 /**
- * `acrValues`: the ACR values the policy's assurance levels assert, weakest first
- * (published in discovery as acr_values_supported).
+ * The `acr` oidc-provider puts in codes and ID tokens is `ctx.oidc.acr`, the session's acr
+ * from its last login. A session serves many requests: one RP may list ACR values and must get
+ * one of them back if the session meets it (OIDC Core §5.5.1.1), another asks nothing and gets
+ * the session's own level. So the value is computed per request from the session's methods
+ * (policies/assurance.ts), never the stored string. `OIDCContext` is the class of
+ * `ctx.oidc` (oidc-provider exposes it on the provider instance).
  */
-export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[]): Provider {
+function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void {
+  const proto = (provider as unknown as { OIDCContext: { prototype: object } }).OIDCContext.prototype;
+  Object.defineProperty(proto, 'acr', {
+    configurable: true,
+    get(this: KoaContextWithOIDC['oidc']) {
+      const session = this.session;
+      if (!session?.accountId) return undefined;
+      const levels = deps.policies.current().assurance.levels;
+      const level = sessionLevelIndex({ amr: session.amr ?? [], authTime: session.authTime() ?? 0 }, levels, Math.floor(Date.now() / 1000));
+      let accepted: readonly string[] | undefined;
+      try {
+        const req = requestedLevel(acrRequestOf({ oidc: this } as KoaContextWithOIDC), levels);
+        if (req.ok) accepted = req.accepted;
+      } catch {
+        // A malformed acr request was refused by the check already.
+      }
+      return assertedAcr(level, levels, accepted) ?? session.acr;
+    },
+  });
+}
+
+/**
+ * `acrValues`: the ACR values the policy's assurance levels assert, weakest first
+ * (published in discovery as acr_values_supported). `assurance`: what the assurance check
+ * needs; omitted only by the CLI, which builds a provider to validate client metadata with
+ * and never serves it.
+ */
+export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[], assurance?: AssuranceCheckDeps): Provider {
   const secure = settings.issuer.startsWith('https:');
   const configuration: Configuration = {
     adapter: createAdapterClass(storage, box),
@@ -97,6 +131,16 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
     // every ID token states how and when the user authenticated (OIDC Core §2 makes them
     // optional unless requested; relying parties of an adaptive OP need them every time).
     // The account never supplies them, so userinfo does not carry them.
+    // `min_acr`: the weakest ACR a client accepts (`idp client add --min-acr`); every
+    // authorization of the client requires at least that level (idp/assurance-check.ts).
+    extraClientMetadata: {
+      properties: ['min_acr'],
+      validator(_ctx, key, value) {
+        if (key === 'min_acr' && value !== undefined && (typeof value !== 'string' || !acrValues.includes(value))) {
+          throw new errors.InvalidClientMetadata(`min_acr must be one of ${acrValues.join(', ')}`);
+        }
+      },
+    },
     claims: {
       openid: ['sub', 'acr', 'amr', 'auth_time'],
       email: ['email', 'email_verified'],
@@ -166,7 +210,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
     interactions: {
-      policy: buildPolicy(settings),
+      policy: buildPolicy(settings, assurance),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // Every rotation is mandatory (RFC 9700 §4.14.2): a refresh token is single-use.
@@ -212,6 +256,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
 
   const provider = new Provider(settings.issuer, configuration);
   pinRequestOrigin(provider, settings);
+  if (assurance) assertAcrPerRequest(provider, assurance);
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'backchannel.error', 'end_session.error'] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
       const err = args.find((a): a is Error => a instanceof Error);

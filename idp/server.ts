@@ -13,6 +13,8 @@ import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
 import { PasswordHasher } from '../interactions/methods/password.ts';
 import { interactionRouter } from '../interactions/router.ts';
+import { Transactions } from '../interactions/transaction.ts';
+import { totpIssuerName } from '../interactions/methods/totp.ts';
 import { LoginThrottle } from '../interactions/throttle.ts';
 import { errorPage } from '../interactions/views/pages.ts';
 import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
@@ -137,6 +139,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
+  // The same derivation as `idp user mfa add --recovery-codes` (interactions/methods/recovery.ts).
+  const recoveryKey = deriveKey(keys.dataKey, 'recovery');
+  const transactions = new Transactions(storage);
+  const issuerName = totpIssuerName(settings.issuer);
   const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
@@ -149,7 +155,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues);
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl });
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
@@ -162,7 +168,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       }
       await next();
     });
-    const router = interactionRouter({ provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
+    const router = interactionRouter({
+      provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
+      transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl,
+    });
     provider.use(router.routes());
     return provider.callback();
   };

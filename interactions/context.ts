@@ -12,6 +12,8 @@ import type { RiskService } from './risk.ts';
 import type { Events } from '../idp/events.ts';
 import type { Csrf } from './csrf.ts';
 import type { SafeHtml } from './html.ts';
+import type { Transactions } from './transaction.ts';
+import type { SecretBox } from '../adapters/crypto.ts';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -25,6 +27,16 @@ export interface InteractionDeps {
   /** Cookies get the Secure attribute (https issuer). */
   secure: boolean;
   maxFormBytes: number;
+  /** Login state between steps (transaction.ts). */
+  transactions: Transactions;
+  /** Seals secrets at rest (TOTP seeds, a pending enrolment's secret). */
+  box: SecretBox;
+  /** Keys the hashes of recovery codes (HKDF of the data key). */
+  recoveryKey: Buffer;
+  /** The issuer label authenticator apps show (otpauth:// `issuer`). */
+  issuerName: string;
+  /** Session TTL (s): the session's last use is its expiry minus this. */
+  sessionIdleTtl: number;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

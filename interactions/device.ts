@@ -13,7 +13,7 @@ const COOKIE = 'idp_device';
 /** Browsers cap cookie lifetime at 400 days. */
 const MAX_AGE_MS = 400 * 24 * 3600 * 1000;
 
-function readDeviceId(ctx: Context): string | undefined {
+export function readDeviceId(ctx: Context): string | undefined {
   const v = ctx.cookies.get(COOKIE, { signed: true });
   return v && /^[A-Za-z0-9_-]{22}$/.test(v) ? v : undefined;
 }

@@ -1,47 +1,42 @@
 /**
  * The finish step: the only place trust is written (ARCHITECTURE.md "One login"). It runs
- * once the whole login has succeeded (first factor right, the risk decision met), never on
- * the way: a right password that the engine blocked or challenged leaves the failure
- * counters counted, the browser unrecognised and the trusted history unchanged.
+ * once the whole login has succeeded (every factor the level needs proven, the risk decision
+ * met), never on the way: a right password that the engine blocked or challenged leaves the
+ * failure counters counted, the browser unrecognised and the trusted history unchanged until
+ * the challenge is passed.
  */
 import type { Context } from 'koa';
-import type { Account } from '../models/types.ts';
-import type { InteractionDeps } from './context.ts';
-import type { RiskResult } from './risk.ts';
-import type { Ticket } from './throttle.ts';
-import type { AuthMethod } from './methods/method.ts';
+import { assertedAmr, levelIndexOf } from '../policies/assurance.ts';
+import type { Details, InteractionDeps } from './context.ts';
+import { provenAmr, type LoginTransaction } from './transaction.ts';
 
 /** Number of recognised browsers remembered per account. */
 const TRUSTED_DEVICES_KEPT = 20;
 
-interface FinishedLogin {
-  account: Account;
-  ticket: Ticket;
-  risk: RiskResult;
-  deviceId: string;
-  methods: readonly AuthMethod[];
-  clientId: string | undefined;
-}
-
-export async function finishLogin(deps: InteractionDeps, ctx: Context, f: FinishedLogin): Promise<void> {
-  // What a password proves: the weakest level of the policy snapshot that scored it.
-  const achieved = f.risk.policy.assurance.levels[0]!;
+export async function finishLogin(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction): Promise<void> {
+  const levels = deps.risk.policy.assurance.levels;
+  const methods = provenAmr(tx);
+  const level = levelIndexOf(methods, levels);
+  // The steps finish only when the level is met; anything else is a bug, never a weaker token.
+  if (level < 0 || level < tx.required) throw new Error(`finish reached below the required level (${level} < ${tx.required})`);
+  // RFC 8176: the methods used, `mfa` for two factors or more, `rba` since the risk engine
+  // assessed this login. A new auth_time: the user authenticated now (OIDC Core §2).
+  const amr = assertedAmr(methods, true);
+  const authTime = Math.floor(Date.now() / 1000);
   // The result first: if the interaction can no longer be finished (expired meanwhile), the
   // login did not succeed and no trust is written.
   const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
-    login: {
-      accountId: f.account.id,
-      acr: achieved.acr,
-      amr: [...new Set(f.methods.flatMap((m) => m.amr))],
-      ts: Math.floor(Date.now() / 1000),
-    },
+    login: { accountId: tx.accountId, acr: levels[level]!.acr, amr, ts: authTime },
   }, { mergeWithLastSubmission: false });
   await Promise.all([
-    deps.throttle.succeeded(f.ticket, f.account.id),
-    deps.storage.accounts.addTrustedDevice(f.account.id, f.deviceId, TRUSTED_DEVICES_KEPT),
-    deps.risk.trust(f.risk),
+    deps.throttle.succeeded(tx.ticket, tx.accountId),
+    deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
+    deps.risk.trust(tx.context),
+    deps.transactions.delete(tx.uid),
   ]);
-  deps.events.emit('login.succeeded', { account: f.account.id, client: f.clientId, event: f.risk.eventId });
+  deps.events.emit('login.succeeded', {
+    account: tx.accountId, client: details.params.client_id, acr: levels[level]!.name, amr: amr.join(' '), mode: tx.mode, event: tx.eventId,
+  });
   ctx.status = 303;
   ctx.redirect(redirectTo);
 }

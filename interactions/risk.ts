@@ -12,15 +12,14 @@ import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
-import { decide } from '../policies/decision.ts';
+import { assess } from '../policies/assess.ts';
 import { emptyUserHistory, RECENT_MS, recordTrusted } from '../policies/history.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
-import { scoreLogin } from '../policies/score.ts';
-import { computeSignals } from '../policies/signals.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from '../policies/types.ts';
 import { parseAgent } from '../policies/ua.ts';
 import type { PolicyRuntime } from '../policies/watcher.ts';
 import type { Events } from '../idp/events.ts';
+import type { RiskSummary } from './transaction.ts';
 
 export interface AttemptInfo {
   /** Account id, or the keyed stand-in for an unknown username. */
@@ -32,16 +31,34 @@ export interface AttemptInfo {
   scopes: string[];
 }
 
+export interface AssessOptions {
+  /** RFC 8176 methods proven so far (default: a password). */
+  amr?: readonly string[] | undefined;
+  /** The level the relying party's request requires (policies/assurance.ts requestedLevel). */
+  requested?: { index: number; because: readonly string[] } | undefined;
+}
+
 export interface RiskResult {
   assessment: Assessment;
   decision: Decision;
   policy: CompiledPolicy;
-  eventId: string;
+  /** The recorded login event; none for the re-assessment of a session. */
+  eventId: string | undefined;
   /** What was scored: the finish step records it as trusted. */
   context: LoginContext;
 }
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
+
+/** The `risk` claim's content for a scored login (interactions/transaction.ts RiskSummary). */
+export function riskSummary(r: Pick<RiskResult, 'assessment'>): RiskSummary {
+  const a = r.assessment;
+  return {
+    score: Number(a.score.toFixed(3)), level: a.level,
+    reasons: a.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(3)) })),
+    policy_version: a.policyVersion, model_version: a.modelVersion,
+  };
+}
 
 export class RiskService {
   readonly #storage: Storage;
@@ -58,6 +75,11 @@ export class RiskService {
 
   get policy(): CompiledPolicy {
     return this.#policies.current();
+  }
+
+  /** The login context of a request, as the engine sees it. */
+  contextOf(a: AttemptInfo, ts = Date.now()): LoginContext {
+    return this.#context(a, ts);
   }
 
   #context(a: AttemptInfo, ts: number): LoginContext {
@@ -106,16 +128,15 @@ export class RiskService {
     ]);
   }
 
-  /** The password was right: score, decide, record. One policy snapshot for all of it. */
-  async passwordSucceeded(a: AttemptInfo, ts = Date.now()): Promise<RiskResult> {
+  /**
+   * The first factor was right: score, decide, record. One policy snapshot for all of it.
+   * `amr`: what the login has proven so far; `requested`: the level the RP's request requires.
+   */
+  async passwordSucceeded(a: AttemptInfo, opts: AssessOptions = {}, ts = Date.now()): Promise<RiskResult> {
     const policy = this.#policies.current();
-    // A password alone reaches the weakest assurance level the policy defines.
-    const achieved = policy.assurance.levels[0]!.name;
     const ctx = this.#context(a, ts);
     const h = await this.#histories(ctx, policy);
-    const signals = computeSignals(ctx, h.user, h.ip, policy.risk, policy.lists);
-    const assessment = scoreLogin(ctx, signals, policy);
-    const decision = decide({ level: assessment.level, clientId: ctx.clientId, scopes: ctx.scopes, achieved }, policy);
+    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
     const event = this.#record(a, ctx, true, {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
@@ -128,25 +149,46 @@ export class RiskService {
       this.#storage.risk.observe({ kind: 'password_ok', ts, user: a.user, ip: a.ip, country: ctx.place.country }, this.#expiry(ts, policy)),
       this.#storage.events.append(event),
     ]);
-    this.#events.emit('risk.decided', {
-      account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
-      reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion, event: event.id,
-      ...(assessment.errors.length ? { errors: assessment.errors } : {}),
-    }, assessment.errors.length ? 'error' : 'info');
+    this.#decided(a, assessment, decision, event.id);
     return { assessment, decision, policy, eventId: event.id, context: ctx };
   }
 
   /**
-   * The login fully succeeded: it joins the user's trusted history. Read fresh, so a
-   * concurrent finish of the same user loses at most its own entry (port.ts RiskStateStore).
+   * A new authorization on an existing session (ARCHITECTURE.md "Re-authorization"): the
+   * same engine, in the request's context (address, network, browser may have changed since
+   * the session began), against what the session has proven. Nothing is recorded as a login
+   * attempt: no factor was presented, so the simulator's input stays what users typed.
    */
-  async trust(r: RiskResult): Promise<void> {
-    const doc = await this.#storage.risk.getUser(r.context.user);
+  async session(a: AttemptInfo, opts: AssessOptions, ts = Date.now()): Promise<RiskResult> {
+    const policy = this.#policies.current();
+    const ctx = this.#context(a, ts);
+    const h = await this.#histories(ctx, policy);
+    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
+    this.#decided(a, assessment, decision, undefined);
+    return { assessment, decision, policy, eventId: undefined, context: ctx };
+  }
+
+  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, eventId: string | undefined) {
+    this.#events.emit('risk.decided', {
+      account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
+      required: decision.required, reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion,
+      ...(eventId ? { event: eventId } : { on: 'session' }),
+      ...(assessment.errors.length ? { errors: assessment.errors } : {}),
+    }, assessment.errors.length ? 'error' : 'info');
+  }
+
+  /**
+   * The login fully succeeded: its context joins the user's trusted history. Read fresh, so
+   * a concurrent finish of the same user loses at most its own entry (port.ts RiskStateStore).
+   */
+  async trust(context: LoginContext): Promise<void> {
+    const policy = this.#policies.current();
+    const doc = await this.#storage.risk.getUser(context.user);
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
-    recordTrusted(user, r.context, r.policy.risk);
+    recordTrusted(user, context, policy.risk);
     // Failures and recent successes live in observation records, not in this document.
     user.failures = [];
     user.recent = [];
-    await this.#storage.risk.putUser(r.context.user, user);
+    await this.#storage.risk.putUser(context.user, user);
   }
 }

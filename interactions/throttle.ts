@@ -38,6 +38,8 @@ export function delayAfter(count: number, free: number, maxDelaySeconds: number)
 
 export const accountKey = (subject: string, deviceId?: string) => (deviceId ? `acct:${subject}:dev:${deviceId}` : `acct:${subject}`);
 export const ipKey = (ip: string) => `ip:${ip}`;
+/** Second-factor failures of an account (one-time codes, recovery codes, passkeys). */
+export const factorKey = (accountId: string) => `factor:${accountId}`;
 
 export interface Ticket {
   readonly accountKey: string;
@@ -84,11 +86,27 @@ export class LoginThrottle {
   }
 
   /**
+   * Counts a second-factor attempt of the account, or refuses it: the same rules as the
+   * account's password bucket (free attempts, then a doubling delay, a hard stop at the
+   * limit), in its own bucket so a right password does not open more guesses at a 6-digit
+   * code (NIST SP 800-63B-4 §3.2.2 applies to every authenticator that can be guessed).
+   * A refusal is not counted; a counted attempt is cleared only by a finished login.
+   */
+  async beginFactor(accountId: string, now = Date.now()): Promise<{ ok: true } | Refusal> {
+    const res = await this.#store.reserve(factorKey(accountId), { now, max: this.#s.accountMaxFailures, windowMs: Infinity, waitMs: this.#accountWait });
+    if (res.allowed) return { ok: true };
+    return { until: res.reason === 'delayed' ? res.blockedUntil : undefined };
+  }
+
+  /**
    * The whole login succeeded: ends the account's run of failures on every path into it.
    * Called by the finish step only: a right password that the risk engine blocked or
    * challenged stays counted (a block counts as a failure).
    */
-  async succeeded(t: Ticket, subject: string): Promise<void> {
+  async succeeded(t: Ticket | undefined, subject: string): Promise<void> {
+    await this.#store.reset(factorKey(subject));
+    // A step-up of an existing session presented no password: only the factor bucket.
+    if (!t) return;
     await this.#store.reset(t.accountKey);
     if (t.accountKey !== accountKey(subject)) await this.#store.reset(accountKey(subject));
     // A success does not clear the IP bucket (one valid account must not launder an IP's
@@ -96,9 +114,10 @@ export class LoginThrottle {
     await this.#store.refund(t.ipKey, t.ipAttempt);
   }
 
-  /** Admin unlock: clears the account's unrecognised-browser counter. */
+  /** Admin unlock: clears the account's unrecognised-browser and second-factor counters. */
   async unlock(subject: string): Promise<void> {
     await this.#store.reset(accountKey(subject));
+    await this.#store.reset(factorKey(subject));
   }
 
   async failures(subject: string, now = Date.now()) {

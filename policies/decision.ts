@@ -1,6 +1,7 @@
 /**
- * The assurance decision: from the risk level, the client and the requested scopes
- * ("operations") to the assurance level required, or a block. Each applicable map is
+ * The assurance decision: from the risk level, the client, the requested scopes
+ * ("operations") and what the relying party asked for (acr_values, an essential acr, the
+ * client's minimum) to the assurance level required, or a block. Each applicable source is
  * consulted and the strictest answer wins. A risk check may raise the required assurance;
  * it never awards a factor (NIST SP 800-63B-4): what the user proved is an input here.
  */
@@ -12,8 +13,10 @@ export interface DecisionRequest {
   level: RiskLevel;
   clientId?: string | undefined;
   scopes: readonly string[];
-  /** Assurance level name the login has already reached (e.g. aal1 after a password). */
-  achieved: string;
+  /** Index of the assurance level the login has already reached (-1: none yet). */
+  achieved: number;
+  /** The level the relying party's request requires (assurance.ts requestedLevel), if any. */
+  requested?: { index: number; because: readonly string[] } | undefined;
 }
 
 export function decide(req: DecisionRequest, policy: Pick<CompiledPolicy, 'assurance'>): Decision {
@@ -32,10 +35,13 @@ export function decide(req: DecisionRequest, policy: Pick<CompiledPolicy, 'assur
   };
   if (req.clientId) consider(assurance.clients[req.clientId]?.[req.level], `clients.${req.clientId}.${req.level}`);
   for (const scope of req.scopes) consider(assurance.operations[scope]?.[req.level], `operations.${scope}.${req.level}`);
+  if (req.requested && req.requested.index >= 0) {
+    for (const source of req.requested.because) consider(order[req.requested.index], source);
+  }
   if (required === 'block') return { decision: 'block', because };
   const acr = assurance.levels.find((l) => l.name === required)?.acr;
   return {
-    decision: strength(required) <= strength(req.achieved) ? 'allow' : 'step_up',
+    decision: strength(required) <= req.achieved ? 'allow' : 'step_up',
     required,
     requiredAcr: acr,
     because,

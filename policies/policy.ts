@@ -147,6 +147,11 @@ export function loadPolicy(dirArg: string, opts: { withoutModel?: boolean } = {}
     a.levels.forEach((l, i) => {
       if (names.indexOf(l.name) !== i) err(assurance, ['levels', i, 'name'], `duplicate level "${l.name}"`);
       if (a.levels.findIndex((o) => o.acr === l.acr) !== i) err(assurance, ['levels', i, 'acr'], `duplicate acr "${l.acr}"`);
+      // Levels are ordered: a session that meets one meets every weaker one (policies/assurance.ts).
+      const prev = a.levels[i - 1];
+      if (prev && (l.factors < prev.factors || (prev.phishing_resistant && !l.phishing_resistant))) {
+        err(assurance, ['levels', i], `level "${l.name}" demands less than "${prev.name}" before it: list levels weakest first`);
+      }
     });
     const check = (map: Record<string, string | undefined>, at: (string | number)[]) => {
       for (const [level, req] of Object.entries(map)) {

@@ -137,15 +137,60 @@ const requirement = z.string().min(1);
 const levelMap = z.strictObject({ low: requirement, medium: requirement, high: requirement, critical: requirement });
 const partialLevelMap = levelMap.partial();
 
+const assuranceLevel = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_-]+$/),
+  /** The ACR value the provider asserts for this level (OIDC Core §2 `acr`). */
+  acr: z.string().min(1),
+  /**
+   * Distinct authentication factors the methods used must add up to (NIST SP 800-63B-4 §2.1:
+   * AAL1 one, AAL2 two). Counted from the session's `amr` (RFC 8176): something known (pwd),
+   * something held (otp, hwk, swk) and the user verification a passkey performs (`user`).
+   * The risk check (`rba`) never counts: it may raise the level required, never award one.
+   */
+  factors: z.int().min(1).max(3).default(1),
+  /**
+   * Only a phishing-resistant authenticator meets it: a passkey / security key (WebAuthn,
+   * `hwk` or `swk`) with user verification (`user`) (NIST SP 800-63B-4 §2.3: AAL3).
+   */
+  phishing_resistant: z.boolean().default(false),
+  /**
+   * Reauthentication (NIST SP 800-63B-4 §2.1.3, §2.2.3, §2.3.3): a session meets this level for
+   * at most `max_hours` after its authentication and `idle_minutes` after its last use. Past
+   * either, the next request that needs the level asks again: after the overall limit for
+   * every factor, after the idle limit for the held one (the password is not asked again).
+   */
+  reauth: z.strictObject({
+    max_hours: z.number().gt(0).max(24 * 366),
+    idle_minutes: z.number().gt(0).max(24 * 60 * 366).optional(),
+  }).optional(),
+});
+
 export const assuranceSchema = z.strictObject({
-  /** Assurance levels, weakest first, with the ACR value each asserts (OIDC Core §2 `acr`). */
-  levels: z.array(z.strictObject({ name: z.string().regex(/^[a-z0-9_-]+$/), acr: z.string().min(1) })).min(1),
+  /** Assurance levels, weakest first. Each must demand at least what the one before it does. */
+  levels: z.array(assuranceLevel).min(1),
   /** Risk level → required assurance level name, or `block`. */
   default: levelMap,
   /** Per client_id: overrides, combined with the default by taking the stricter. */
   clients: z.record(z.string(), partialLevelMap).default({}),
   /** Per requested scope ("operation", e.g. payments:write): the same, strictest wins. */
   operations: z.record(z.string(), partialLevelMap).default({}),
+  /**
+   * Second-factor enrolment at login.
+   * `prompt`: a user who has no second factor, after a login that needed none: `off` (never
+   * asked), `offer` (asked, may skip), `require` (must enrol one before going on).
+   * `missing_factor`: a login requires a factor the account does not have. `refuse` ends it
+   * (the same answer as a wrong password); `enroll` lets the user enrol one there and then,
+   * but only while the login's risk is at most `enroll_max_level`: whoever holds only the
+   * password at a riskier moment must not bind their own authenticator. Such enrolments are
+   * flagged in the audit trail (event `mfa.enrolled`, `flagged: true`).
+   */
+  enrolment: z.strictObject({
+    prompt: z.enum(['off', 'offer', 'require']).default('offer'),
+    missing_factor: z.strictObject({
+      action: z.enum(['refuse', 'enroll']).default('enroll'),
+      enroll_max_level: z.enum(RISK_LEVELS).default('medium'),
+    }).default({ action: 'enroll', enroll_max_level: 'medium' }),
+  }).default({ prompt: 'offer', missing_factor: { action: 'enroll', enroll_max_level: 'medium' } }),
 });
 
 export type RiskPolicy = z.infer<typeof riskSchema>;

@@ -3,16 +3,16 @@
  * operation builds it (policies/history.ts), events in time order, one event at a time, in
  * constant memory per user. Labels are read only for metrics and never reach the scorer.
  */
-import { decide } from './decision.ts';
+import { assess } from './assess.ts';
 import { emptyIpHistory, emptyUserHistory, observe, type Outcome } from './history.ts';
 import { rocAuc, tprAtFpr } from './metrics.ts';
 import type { CompiledPolicy } from './policy.ts';
-import { scoreLogin } from './score.ts';
-import { computeSignals, featureVector } from './signals.ts';
 import { EventError, type LoginEvent } from './event.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, Place, UserHistory } from './types.ts';
 import { parseAgent } from './ua.ts';
 import { RISK_LEVELS } from './schema.ts';
+
+const PASSWORD_AMR = ['pwd'] as const;
 
 export interface ScoredEvent {
   id: string;
@@ -91,17 +91,15 @@ export class Replayer {
       return undefined;
     }
     const ipHist = ip ?? emptyIpHistory();
-    const signals = computeSignals(ctx, user, ipHist, policy.risk, policy.lists);
-    const features = featureVector(signals, ctx);
-    const assessment = scoreLogin(ctx, signals, policy, features);
-    const decision = decide({ level: assessment.level, clientId: ctx.clientId, scopes: ctx.scopes, achieved: policy.assurance.levels[0]!.name }, policy);
+    // The recorded login proved a password (the live path's state at the risk step).
+    const { assessment, decision, features } = assess({ context: ctx, user, ip: ipHist, policy, amr: PASSWORD_AMR, keepFeatures: this.#keepFeatures });
     const outcome: Outcome = this.#mode === 'mfa'
       ? { kind: 'password_ok', decision: 'step_up', mfa: e.mfa }
       : { kind: 'password_ok', decision: decision.decision, mfa: e.mfa };
     observe(user, ipHist, ctx, outcome, policy.risk);
     return {
       id: e.id, assessment, decision, label: e.label, attackType: e.attackType, scenario: e.scenario,
-      ...(this.#keepFeatures ? { features } : {}),
+      ...(features ? { features } : {}),
     };
   }
 

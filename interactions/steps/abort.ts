@@ -8,6 +8,8 @@ export function abort(deps: InteractionDeps): Middleware {
     const details = await loadInteraction(ctx, deps.provider);
     const form = await readForm(ctx, deps.maxFormBytes);
     deps.csrf.verify(ctx, details.uid, form.get('csrf'));
+    // A login under way ends here: its state must not be resumable.
+    await deps.transactions.delete(details.uid);
     const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
       error: 'access_denied',
       error_description: 'End-User aborted interaction',

@@ -1,24 +1,21 @@
 /**
- * POST /interaction/:uid/login — the first factor, then the risk decision, then finish.
+ * POST /interaction/:uid/login — the first factor, then the risk decision.
  * In order: form + CSRF → empty fields re-rendered → throttle + password
- * (authenticate.ts) → risk (risk.ts) → finish (finish.ts, the only step that writes trust).
+ * (authenticate.ts) → risk (risk.ts) → the required level (level.ts), which asks for a
+ * second factor or enrolment, or hands over to finish (finish.ts, the only step that writes
+ * trust).
  */
 import type { Context, Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
 import { clientAddress, clientIp, clientName, loadInteraction, renderPage, type Details, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
-import { finishLogin } from '../finish.ts';
+import type { AssuranceDetails } from '../../idp/assurance-check.ts';
+import { riskSummary } from '../risk.ts';
+import { proceed } from './level.ts';
+import { waitText } from './wait.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
 import { loginPage, type LoginView } from '../views/login.ts';
-
-/** "in 5 seconds", "in 2 minutes": how long a paused sign-in waits, for people. */
-function waitText(ms: number): string {
-  const s = Math.max(1, Math.ceil(ms / 1000));
-  if (s < 90) return `${s} second${s === 1 ? '' : 's'}`;
-  const m = Math.ceil(s / 60);
-  return `${m} minute${m === 1 ? '' : 's'}`;
-}
 
 export function login(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -59,23 +56,23 @@ export function login(deps: InteractionDeps): Middleware {
       return refuse();
     }
 
-    const risk = await deps.risk.passwordSucceeded(attempt);
-    switch (risk.decision.decision) {
-      case 'block':
-        // The same words as a wrong password: a block must not confirm the password was
-        // right. It stays counted as a failure in the throttle (nothing is reset).
-        deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
-        return refuse();
-      case 'step_up':
-        // No account can hold a second factor yet, so a challenge cannot be offered. A page
-        // saying so would tell a credential-stuffing run which passwords are right: until
-        // step-up methods exist, a challenged login is refused with the same words as a wrong
-        // password and stays counted as a failure, like a block.
-        deps.events.emit('stepup.required', { account: outcome.account.id, client: clientId, required: risk.decision.required, event: risk.eventId });
-        return refuse();
-      case 'allow':
-        return finishLogin(deps, ctx, { account: outcome.account, ticket: outcome.ticket, risk, deviceId, methods: [passwordMethod], clientId });
+    const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
+    const risk = await deps.risk.passwordSucceeded(attempt, {
+      amr: passwordMethod.amr, requested: assurance && assurance.required >= 0 ? { index: assurance.required, because: assurance.because } : undefined,
+    });
+    if (risk.decision.decision === 'block') {
+      // The same words as a wrong password: a block must not confirm the password was
+      // right. It stays counted as a failure in the throttle (nothing is reset).
+      deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
+      return refuse();
     }
+    const levels = risk.policy.assurance.levels;
+    return proceed(deps, ctx, details, {
+      v: 1, uid: details.uid, accountId: outcome.account.id, mode: 'login', carried: [],
+      proven: [{ method: passwordMethod.id, amr: [...passwordMethod.amr], at: Date.now() }],
+      required: levels.findIndex((l) => l.name === risk.decision.required), accepted: assurance?.accepted,
+      riskLevel: risk.assessment.level, risk: riskSummary(risk), eventId: risk.eventId, ticket: outcome.ticket, deviceId, context: risk.context,
+    });
   };
 }
 

@@ -1,9 +1,21 @@
-/** GET /interaction/:uid — renders the page for the prompt oidc-provider asks for. */
+/**
+ * GET /interaction/:uid — renders the page for where the interaction is:
+ * - a login under way (first factor done) → its second-factor or enrolment page;
+ * - an existing session the assurance check found short of the level required, with nothing
+ *   else asked (no max_age passed, no prompt=login) → a step-up of the missing factor only:
+ *   the session's methods that still count are carried over (policies/assurance.ts
+ *   carriedAmr) and the password is not asked again unless they do not;
+ * - otherwise the login form, or the consent page as oidc-provider prompts.
+ */
 import type { Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
-import { clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
+import type { AssuranceDetails } from '../../idp/assurance-check.ts';
+import { carriedAmr } from '../../policies/assurance.ts';
+import { clientIp, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
+import { ensureDeviceId } from '../device.ts';
 import { loginPage } from '../views/login.ts';
 import { consentPage } from '../views/consent.ts';
+import { proceed, renderStep } from './level.ts';
 
 export function show(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -13,8 +25,24 @@ export function show(deps: InteractionDeps): Middleware {
     const base = `/interaction/${details.uid}`;
     switch (details.prompt.name) {
       case 'login': {
+        const tx = await deps.transactions.get(details.uid);
+        if (tx) return renderStep(deps, ctx, details, tx);
+        const stepUp = await sessionStepUp(deps, details);
+        if (stepUp) {
+          const deviceId = ensureDeviceId(ctx, deps.secure);
+          const scope = typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [];
+          const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
+          const context = deps.risk.contextOf({ user: stepUp.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: scope });
+          return proceed(deps, ctx, details, {
+            v: 1, uid: details.uid, accountId: stepUp.accountId, mode: 'stepup', carried: stepUp.carried, proven: [],
+            required: stepUp.assurance.required, accepted: stepUp.assurance.accepted,
+            riskLevel: stepUp.assurance.risk?.level ?? 'low', risk: stepUp.assurance.risk ?? stepUp.fallbackRisk, deviceId, context,
+          });
+        }
         const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
-        renderPage(ctx, loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrf, clientName: name, username: hint }));
+        // Signing in again to the same account (max_age, prompt=login): its name is known.
+        const again = details.session?.accountId ? (await deps.storage.accounts.findById(details.session.accountId))?.username : undefined;
+        renderPage(ctx, loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrf, clientName: name, username: hint ?? again }));
         return;
       }
       case 'consent': {
@@ -28,5 +56,33 @@ export function show(deps: InteractionDeps): Middleware {
       default:
         throw new UserError('interaction_out_of_date');
     }
+  };
+}
+
+/**
+ * Whether this interaction is a step-up of the session it was started from: only the
+ * assurance check asked for it, and some of the session's methods still count.
+ */
+async function sessionStepUp(deps: InteractionDeps, details: Awaited<ReturnType<InteractionDeps['provider']['interactionDetails']>>) {
+  const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
+  const accountId = details.session?.accountId;
+  if (!assurance || assurance.required < 0 || !accountId || !details.prompt.reasons.every((r) => r === 'assurance')) return undefined;
+  const cookie = details.session?.cookie;
+  const session = cookie ? await deps.provider.Session.find(cookie) : undefined;
+  if (!session || session.accountId !== accountId) return undefined;
+  const levels = deps.risk.policy.assurance.levels;
+  const required = levels[assurance.required];
+  if (!required) return undefined;
+  const rawMaxAge = details.params.max_age;
+  const maxAge = typeof rawMaxAge === 'number' || (typeof rawMaxAge === 'string' && /^\d+$/.test(rawMaxAge)) ? Number(rawMaxAge) : undefined;
+  const exp = (session as { exp?: number }).exp;
+  const carried = carriedAmr({
+    amr: session.amr ?? [], authTime: session.authTime() ?? 0, lastActive: exp ? exp - deps.sessionIdleTtl : undefined,
+  }, required, Math.floor(Date.now() / 1000), maxAge);
+  if (!carried.length) return undefined;
+  return {
+    accountId, carried, assurance,
+    // Re-assessed by the check; this stands in only if a policy reload raced it.
+    fallbackRisk: { score: 0, level: 'low' as const, reasons: [], policy_version: deps.risk.policy.version, model_version: deps.risk.policy.forest.version },
   };
 }

@@ -23,11 +23,9 @@ import { freePort, mongoUriForTest, tempDir, testEnv, type StoreKind } from '../
 import { Browser, findForm } from '../helpers/browser.ts';
 import { execFileSync } from 'node:child_process';
 import { openGeo } from '../../adapters/geoip.ts';
-import { decide } from '../../policies/decision.ts';
+import { assess } from '../../policies/assess.ts';
 import { emptyIpHistory, emptyUserHistory, observe } from '../../policies/history.ts';
 import { loadPolicy } from '../../policies/policy.ts';
-import { scoreLogin } from '../../policies/score.ts';
-import { computeSignals, featureVector } from '../../policies/signals.ts';
 import { parseAgent } from '../../policies/ua.ts';
 import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
 
@@ -226,9 +224,7 @@ async function assessmentBench() {
     const ip = ips[i % ips.length]!;
     const s0 = performance.now();
     const ctx = { ts: tEnd + i * 1000, user: 'u', ip, place: geo.lookup(ip), agent: parseAgent(ua), deviceId: 'd1', scopes: ['openid'] };
-    const signals = computeSignals(ctx, user, ipHist, policy.risk, policy.lists);
-    const a = scoreLogin(ctx, signals, policy, featureVector(signals, ctx));
-    decide({ level: a.level, scopes: ctx.scopes, achieved: 'aal1' }, policy);
+    assess({ context: ctx, user, ip: ipHist, policy, amr: ['pwd'] });
     times.push(performance.now() - s0);
   }
   times.sort((a, b) => a - b);

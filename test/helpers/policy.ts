@@ -19,9 +19,13 @@ export function makePolicyDir(patch: (f: PolicyFiles) => void = () => {}): strin
   return dir;
 }
 
-/** A policy that asks only for a password below `critical`: for tests about other things. */
+/**
+ * A policy that asks only for a password below `critical`, and offers no enrolment: for tests
+ * about other things.
+ */
 export function passwordOnlyPolicy(): string {
   return makePolicyDir((f) => {
     f.assurance.default = { low: 'aal1', medium: 'aal1', high: 'aal1', critical: 'block' };
+    f.assurance.enrolment = { prompt: 'off' };
   });
 }

@@ -14,6 +14,11 @@ export async function discover(issuer: string, clientId: string, secret?: string
   );
 }
 
+/** Declines the shipped policy's offer to enrol a second factor ("Not now"), if it is made. */
+export async function skipEnrolmentOffer(browser: Browser, page: Page): Promise<Page> {
+  return page.body.includes('/enrol/skip') ? browser.submit(page, '/enrol/skip', {}, REDIRECT_URI) : page;
+}
+
 export interface LoginResult {
   callback: URL;
   verifier: string;
@@ -44,9 +49,12 @@ export async function loginThroughForm(
     ...params,
   });
   let page: Page = await browser.navigate(url, {}, REDIRECT_URI);
-  for (let i = 0; i < 3 && !page.url.href.startsWith(REDIRECT_URI); i += 1) {
+  for (let i = 0; i < 4 && !page.url.href.startsWith(REDIRECT_URI); i += 1) {
     if (page.body.includes('name="password"')) {
       page = await browser.submit(page, '/login', { username, password }, REDIRECT_URI);
+    } else if (page.body.includes('/enrol/skip')) {
+      // The shipped policy offers second-factor enrolment to accounts without one: "Not now".
+      page = await browser.submit(page, '/enrol/skip', {}, REDIRECT_URI);
     } else if (page.body.includes('/confirm')) {
       page = await browser.submit(page, '/confirm', {}, REDIRECT_URI);
     } else {

@@ -101,7 +101,7 @@ for (const store of STORES) {
       assert.equal(claims.nonce, login.nonce);
       assert.ok(typeof claims.auth_time === 'number' && Math.abs(claims.auth_time - Date.now() / 1000) < 60);
       assert.equal(claims.acr, 'urn:adaptive-idp:aal1');
-      assert.deepEqual(claims.amr, ['pwd']);
+      assert.deepEqual(claims.amr, ['pwd', 'rba']);
       assert.notEqual(sub, 'alice', 'sub is opaque, not the username');
 
       const info = await client.fetchUserInfo(config, tokens.access_token, sub);

@@ -271,17 +271,27 @@ describe('risk engine', () => {
   describe('assurance decision', () => {
     it('maps the level to an assurance level and takes the strictest of default, client and operation', () => {
       const p = loadPolicy(makePolicyDir((f) => { f.assurance.clients = { admin: { low: 'aal2' } }; }));
-      assert.deepEqual(decide({ level: 'low', scopes: ['openid'], achieved: 'aal1' }, p), { decision: 'allow', required: 'aal1', requiredAcr: 'urn:adaptive-idp:aal1', because: ['default.low'] });
-      assert.equal(decide({ level: 'medium', scopes: [], achieved: 'aal1' }, p).decision, 'step_up');
-      assert.equal(decide({ level: 'medium', scopes: [], achieved: 'aal2' }, p).decision, 'allow');
-      assert.deepEqual(decide({ level: 'critical', scopes: [], achieved: 'aal3' }, p), { decision: 'block', because: ['default.critical'] });
-      const admin = decide({ level: 'low', clientId: 'admin', scopes: [], achieved: 'aal1' }, p);
+      assert.deepEqual(decide({ level: 'low', scopes: ['openid'], achieved: 0 }, p), { decision: 'allow', required: 'aal1', requiredAcr: 'urn:adaptive-idp:aal1', because: ['default.low'] });
+      assert.equal(decide({ level: 'medium', scopes: [], achieved: 0 }, p).decision, 'step_up');
+      assert.equal(decide({ level: 'medium', scopes: [], achieved: 1 }, p).decision, 'allow');
+      assert.deepEqual(decide({ level: 'critical', scopes: [], achieved: 2 }, p), { decision: 'block', because: ['default.critical'] });
+      const admin = decide({ level: 'low', clientId: 'admin', scopes: [], achieved: 0 }, p);
       assert.equal(admin.required, 'aal2');
       assert.deepEqual(admin.because, ['clients.admin.low']);
-      const pay = decide({ level: 'high', scopes: ['openid', 'payments:write'], achieved: 'aal2' }, p);
+      const pay = decide({ level: 'high', scopes: ['openid', 'payments:write'], achieved: 1 }, p);
       assert.equal(pay.decision, 'step_up');
       assert.equal(pay.requiredAcr, 'urn:adaptive-idp:aal3');
       assert.deepEqual(pay.because, ['operations.payments:write.high']);
+    });
+
+    it('raises the requirement to what the relying party asked for, never lowers it', () => {
+      const p = loadPolicy(makePolicyDir(() => {}));
+      const asked = decide({ level: 'low', scopes: [], achieved: 0, requested: { index: 1, because: ['acr_values'] } }, p);
+      assert.deepEqual(asked, { decision: 'step_up', required: 'aal2', requiredAcr: 'urn:adaptive-idp:aal2', because: ['acr_values'] });
+      const lower = decide({ level: 'high', scopes: [], achieved: 0, requested: { index: 0, because: ['acr_values'] } }, p);
+      assert.equal(lower.required, 'aal2');
+      assert.deepEqual(lower.because, ['default.high']);
+      assert.equal(decide({ level: 'critical', scopes: [], achieved: 2, requested: { index: 2, because: ['acr_values'] } }, p).decision, 'block');
     });
   });
 

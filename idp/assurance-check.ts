@@ -1,0 +1,119 @@
+/**
+ * Enforcement of assurance levels inside oidc-provider's login prompt (ARCHITECTURE.md
+ * "One login" step 1 and "Re-authorization"): a Check runs on every authorization request,
+ * so no path to a token skips it. It replaces oidc-provider's `essential_acr(s)` checks, which
+ * compare ACR strings for equality (a session at aal3 would be asked again for an essential
+ * aal2 request, endlessly) and ignore voluntary `acr_values`.
+ *
+ * For a request on an existing session it
+ * - works out the level the request requires (acr_values, essential acr, the client's
+ *   minimum) and refuses one the provider cannot meet (`unmet_authentication_requirements`,
+ *   OpenID Connect Core 1.0 errata set 2 §3.1.2.6);
+ * - scores the session again in this request's context (new address, network, browser) with
+ *   the same engine as a login, against what the session has proven: `block` ends the
+ *   session; a higher requirement sends the user to the interaction, which asks only for the
+ *   missing factor;
+ * - compares with the session's level computed from its `amr` and the levels'
+ *   reauthentication limits (NIST SP 800-63B-4 §2.2.3).
+ * What it worked out travels to the interaction in the prompt details (`assurance`), which
+ * oidc-provider stores server-side with the interaction.
+ */
+import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Context } from 'koa';
+import { requestedLevel, sessionLevelIndex, type AcrRequest } from '../policies/assurance.ts';
+import type { PolicyRuntime } from '../policies/watcher.ts';
+import { clientIp } from '../interactions/context.ts';
+import { readDeviceId } from '../interactions/device.ts';
+import { riskSummary, type RiskService } from '../interactions/risk.ts';
+import type { RiskSummary } from '../interactions/transaction.ts';
+
+/** What the interaction receives in `prompt.details.assurance`. */
+export interface AssuranceDetails {
+  /** Index of the level required; -1 when only a login (any level) is needed. */
+  required: number;
+  because: string[];
+  /** ACR values the RP listed (the assertion picks one of them). */
+  accepted?: string[] | undefined;
+  /** The session's re-assessment, when there was a session. */
+  risk?: (RiskSummary & { decision: string }) | undefined;
+}
+
+export interface AssuranceCheckDeps {
+  policies: PolicyRuntime;
+  risk: RiskService;
+  /** Session TTL (s): a session's last use is its expiry minus this (oidc-provider re-saves it on use). */
+  sessionIdleTtl: number;
+}
+
+/** The acr parts of an authorization request (OIDC Core §3.1.2.1, §5.5.1.1). */
+export function acrRequestOf(ctx: KoaContextWithOIDC): AcrRequest {
+  const params = ctx.oidc.params as { acr_values?: unknown } | undefined;
+  const acrValues = typeof params?.acr_values === 'string' ? params.acr_values.split(' ').filter(Boolean) : undefined;
+  const acr = (ctx.oidc.claims as { id_token?: { acr?: { essential?: boolean; value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+  let essential: string[] | undefined;
+  if (acr?.essential) {
+    if (acr.values !== undefined && !Array.isArray(acr.values)) throw new errors.InvalidRequest('invalid claims.id_token.acr.values type');
+    essential = [
+      ...(typeof acr.value === 'string' ? [acr.value] : []),
+      ...(Array.isArray(acr.values) ? acr.values.filter((v): v is string => typeof v === 'string') : []),
+    ];
+    if (!essential.length) essential = undefined;
+  }
+  const min = ctx.oidc.client?.metadata()['min_acr'];
+  return { acrValues, essential, clientMinimum: typeof min === 'string' ? min : undefined };
+}
+
+const summary = (r: Awaited<ReturnType<RiskService['session']>>): AssuranceDetails['risk'] => ({ ...riskSummary(r), decision: r.decision.decision });
+
+type LoginPrompt = ReturnType<ReturnType<typeof interactionPolicy.base>['get']> & object;
+
+/**
+ * Installs the check in oidc-provider's login prompt, in place of its `essential_acr` and
+ * `essential_acrs` checks, and adds what it worked out to the prompt's details, whichever
+ * check (no session, max_age, ours) asked for the login.
+ */
+export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDeps): void {
+  const found = new WeakMap<object, AssuranceDetails>();
+  login.checks.remove('essential_acr');
+  login.checks.remove('essential_acrs');
+  const details = login.details;
+  login.details = async (ctx: KoaContextWithOIDC) => ({ ...(await details(ctx)), assurance: found.get(ctx) });
+  login.checks.add(new interactionPolicy.Check(
+    'assurance',
+    'the session does not meet the assurance level required',
+    async (ctx: KoaContextWithOIDC) => {
+      const levels = deps.policies.current().assurance.levels;
+      const req = requestedLevel(acrRequestOf(ctx), levels);
+      if (!req.ok) throw new errors.UnmetAuthenticationRequirements(req.reason);
+      const accepted = req.accepted ? [...req.accepted] : undefined;
+      found.set(ctx, { required: req.index, because: req.because, accepted });
+      const session = ctx.oidc.session;
+      // A login is needed anyway (oidc-provider's no_session); it starts from what the RP asked.
+      if (!session?.accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+      // The interaction just finished in this request: it met the level it was sent for
+      // (the login steps finish only then). Scoring again here could only loop.
+      if ((ctx.oidc as { result?: { login?: unknown } }).result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+
+      const now = Math.floor(Date.now() / 1000);
+      const amr = session.amr ?? [];
+      const exp = (session as { exp?: number }).exp;
+      const current = sessionLevelIndex({ amr, authTime: session.authTime() ?? 0, lastActive: exp ? exp - deps.sessionIdleTtl : undefined }, levels, now);
+      const koa = ctx as unknown as Context;
+      const scope = (ctx.oidc.params as { scope?: unknown } | undefined)?.scope;
+      const risk = await deps.risk.session({
+        user: session.accountId, ip: clientIp(koa), userAgent: ctx.get('user-agent'), deviceId: readDeviceId(koa),
+        clientId: ctx.oidc.client?.clientId, scopes: typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [],
+      }, { amr, requested: req });
+      if (risk.decision.decision === 'block') {
+        // The engine would refuse this login outright: the session ends rather than keep
+        // serving tokens to whoever now holds it.
+        await session.destroy();
+        (session as { destroyed?: boolean }).destroyed = true;
+        throw new errors.AccessDenied('the session was ended because this request was assessed as too risky');
+      }
+      const required = levels.findIndex((l) => l.name === risk.decision.required);
+      found.set(ctx, { required, because: risk.decision.because, accepted, risk: summary(risk) });
+      return current >= required ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    },
+  ));
+}

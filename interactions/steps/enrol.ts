@@ -1,0 +1,75 @@
+/**
+ * Enrolment during a login: POST /interaction/:uid/enrol/totp confirms an authenticator app
+ * with a code from it; /enrol/skip declines an optional offer; /continue goes on after the
+ * recovery codes were shown. The secret was generated server-side when the page was shown and
+ * kept sealed in the transaction, never taken from the form. An enrolment the login needed
+ * (policy `missing_factor: enroll`) is flagged in the audit trail: whoever held only the
+ * password at that moment bound this authenticator.
+ */
+import crypto from 'node:crypto';
+import type { Middleware } from 'koa';
+import { UserError } from '../../idp/errors.ts';
+import { renderPage, type InteractionDeps } from '../context.ts';
+import { field } from '../form.ts';
+import { newRecoveryFactor } from '../methods/recovery.ts';
+import { matchStep, newTotpFactor, totpMethod } from '../methods/totp.ts';
+import { pendingTotpContext } from '../transaction.ts';
+import { recoveryCodesPage } from '../views/stepup.ts';
+import { expiryOf, proceed, renderStep } from './level.ts';
+import { loadStep } from './second-factor.ts';
+
+const enrolling = (e: string | undefined) => e === 'required' || e === 'offer' || e === 'require';
+
+export function enrolTotp(deps: InteractionDeps): Middleware {
+  return async (ctx) => {
+    const { details, form, tx } = await loadStep(deps, ctx);
+    if (!enrolling(tx.enrolment) || !tx.pendingTotp) throw new UserError('interaction_out_of_date');
+    const code = field(form, 'code', 64, { allowEmpty: true }).trim();
+    if (!code) return renderStep(deps, ctx, details, tx, { status: 400, error: 'Enter the 6-digit code your authenticator app shows.' });
+    const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
+    const now = Date.now();
+    const step = matchStep(secret, code, now);
+    if (step === undefined) {
+      return renderStep(deps, ctx, details, tx, { error: 'That code is not right. Check that the app added the account, then enter the code it shows now.' });
+    }
+    const via = tx.enrolment === 'required' ? 'login' : 'self';
+    // The code just used is spent: the factor starts at its time step (RFC 6238 §5.2).
+    const { factor } = newTotpFactor(deps.box, { id: crypto.randomUUID(), accountId: tx.accountId, label: 'Authenticator app', enrolledVia: via, secret });
+    await deps.storage.factors.add(factor);
+    await deps.storage.factors.advance(factor.id, step, new Date(now));
+    deps.events.emit('mfa.enrolled', {
+      account: tx.accountId, client: details.params.client_id, kind: 'totp', via, flagged: via === 'login', risk: tx.riskLevel, event: tx.eventId,
+    }, via === 'login' ? 'warn' : 'info');
+    tx.proven.push({ method: totpMethod.id, amr: [...totpMethod.amr], at: now });
+    tx.enrolment = 'done';
+    tx.pendingTotp = undefined;
+
+    // Recovery codes come with the first second factor: the way back in when the device is lost.
+    const existing = await deps.storage.factors.list(tx.accountId);
+    if (existing.some((f) => f.kind === 'recovery')) return proceed(deps, ctx, details, tx);
+    const { factor: codesFactor, codes } = newRecoveryFactor(deps.recoveryKey, { id: crypto.randomUUID(), accountId: tx.accountId, enrolledVia: via });
+    await deps.storage.factors.add(codesFactor);
+    await deps.transactions.put(tx, expiryOf(details));
+    // Shown once, in this response: never stored in the clear, never in a redirect.
+    renderPage(ctx, recoveryCodesPage({ codes, continueAction: `/interaction/${details.uid}/continue`, csrf: deps.csrf.issue(ctx, details.uid) }));
+  };
+}
+
+export function skipEnrolment(deps: InteractionDeps): Middleware {
+  return async (ctx) => {
+    const { details, tx } = await loadStep(deps, ctx);
+    // Only an offer can be declined; a required enrolment cannot be skipped by a crafted POST.
+    if (tx.enrolment !== 'offer') throw new UserError('interaction_out_of_date');
+    tx.enrolment = 'skipped';
+    tx.pendingTotp = undefined;
+    deps.events.emit('mfa.enrolment_skipped', { account: tx.accountId, client: details.params.client_id });
+    return proceed(deps, ctx, details, tx);
+  };
+}
+
+export function continueLogin(deps: InteractionDeps): Middleware {
+  return async (ctx) => {
+    const { details, tx } = await loadStep(deps, ctx);
+    return proceed(deps, ctx, details, tx);
+  };
+}

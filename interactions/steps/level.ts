@@ -1,0 +1,153 @@
+/**
+ * The required-level step: after each proven method, compare what the login has proven
+ * (its `amr`, policies/assurance.ts) with the level required, and go on:
+ * - met → the enrolment prompt if policy asks for one and the account has no second
+ *   factor, else the finish step;
+ * - not met, and the account holds a method that can close the gap → the second-factor page;
+ * - not met, and it holds none → the policy's `missing_factor`: enrol one now (only up to the
+ *   configured risk level; flagged in the audit trail), or refuse.
+ * A refusal of a first login looks exactly like a wrong password (it stays counted as a
+ * failure): it must not tell a password-guesser that the password was right.
+ */
+import type { Context } from 'koa';
+import { ERROR_CODES } from '../../idp/errors.ts';
+import type { FactorRecord } from '../../models/types.ts';
+import { levelIndexOf, type AssuranceLevel } from '../../policies/assurance.ts';
+import { RISK_LEVELS } from '../../policies/schema.ts';
+import { clientName, renderPage, type Details, type InteractionDeps } from '../context.ts';
+import { finishLogin } from '../finish.ts';
+import { newTotpSecret, otpauthUri, qrSvg } from '../methods/totp.ts';
+import { pendingTotpContext, provenAmr, type LoginTransaction } from '../transaction.ts';
+import { loginPage } from '../views/login.ts';
+import { enrolPage, secondFactorPage } from '../views/stepup.ts';
+
+/** Which of the account's factors can meet `level` together with what is proven. */
+export function usableFactors(level: AssuranceLevel, factors: readonly FactorRecord[]): { totp: boolean; recovery: boolean; passkey: boolean } {
+  const hasUnusedCodes = (f: FactorRecord) => f.kind === 'recovery' && (f.recovery?.hashes.length ?? 0) > (f.recovery?.used.length ?? 0);
+  // Only a passkey with user verification is phishing-resistant (assurance.ts strengthOf).
+  if (level.phishing_resistant) return { totp: false, recovery: false, passkey: factors.some((f) => f.kind === 'webauthn') };
+  return {
+    totp: factors.some((f) => f.kind === 'totp'),
+    recovery: factors.some(hasUnusedCodes),
+    passkey: factors.some((f) => f.kind === 'webauthn'),
+  };
+}
+
+const rank = (l: string) => RISK_LEVELS.indexOf(l as (typeof RISK_LEVELS)[number]);
+
+/** The interaction's expiry (epoch ms): the transaction dies with it. */
+export const expiryOf = (details: Details) => (typeof details.exp === 'number' ? details.exp * 1000 : Date.now() + 600_000);
+
+/** Words for why the second step is asked, for the user (not the reasons: those stay in the audit trail). */
+function why(tx: LoginTransaction, level: AssuranceLevel): string {
+  if (tx.mode === 'stepup') return level.phishing_resistant
+    ? 'The application asks for a stronger sign-in with a passkey for what you are about to do.'
+    : 'The application asks you to confirm it is you before going on.';
+  return 'This sign-in needs a second step to confirm it is you.';
+}
+
+export interface PageState {
+  error?: string | undefined;
+  errorFor?: 'totp' | 'recovery' | 'passkey' | undefined;
+  status?: number;
+}
+
+/** Renders the page the transaction is at: the second factor, or enrolment. */
+export async function renderStep(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, state: PageState = {}): Promise<void> {
+  const levels = deps.risk.policy.assurance.levels;
+  const level = levels[Math.max(tx.required, 0)]!;
+  const base = `/interaction/${details.uid}`;
+  const csrf = deps.csrf.issue(ctx, details.uid);
+  const name = await clientName(deps.provider, details.params.client_id);
+  const common = { csrf, clientName: name, abortAction: `${base}/abort`, error: state.error };
+  if (tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require') {
+    if (!tx.pendingTotp) {
+      tx.pendingTotp = deps.box.seal(newTotpSecret(), pendingTotpContext(tx));
+      await deps.transactions.put(tx, expiryOf(details));
+    }
+    const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
+    const account = await deps.storage.accounts.findById(tx.accountId);
+    const uri = otpauthUri(secret, { issuer: deps.issuerName, account: account?.username ?? tx.accountId });
+    renderPage(ctx, enrolPage({
+      ...common,
+      why: tx.enrolment === 'required'
+        ? 'This sign-in needs a second step, and your account does not have one yet. Set one up now to continue.'
+        : tx.enrolment === 'require'
+          ? 'Your organisation requires a second step for your account. Set one up now to continue.'
+          : 'Protect your account with a second step: even someone who learns your password cannot sign in without it.',
+      qrSvg: await qrSvg(uri), secret, action: `${base}/enrol/totp`,
+      skipAction: tx.enrolment === 'offer' ? `${base}/enrol/skip` : undefined,
+    }), state.status ?? 200);
+    return;
+  }
+  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId));
+  renderPage(ctx, secondFactorPage({
+    ...common, why: why(tx, level), errorFor: state.errorFor,
+    totpAction: usable.totp ? `${base}/totp` : undefined,
+    recoveryAction: usable.recovery ? `${base}/recovery` : undefined,
+  }), state.status ?? 200);
+}
+
+/** Moves the login on after a method was proven (or at its start): see the file comment. */
+export async function proceed(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction): Promise<void> {
+  const policy = deps.risk.policy;
+  const levels = policy.assurance.levels;
+  const have = levelIndexOf(provenAmr(tx), levels);
+  const factors = await deps.storage.factors.list(tx.accountId);
+  const hasSecondFactor = factors.some((f) => f.kind === 'totp' || f.kind === 'webauthn');
+
+  if (have >= tx.required) {
+    const prompt = policy.assurance.enrolment.prompt;
+    if (tx.mode === 'login' && tx.enrolment === undefined && prompt !== 'off' && !hasSecondFactor) {
+      tx.enrolment = prompt;
+      await deps.transactions.put(tx, expiryOf(details));
+      return renderStep(deps, ctx, details, tx);
+    }
+    return finishLogin(deps, ctx, details, tx);
+  }
+
+  const level = levels[tx.required]!;
+  const usable = usableFactors(level, factors);
+  if (usable.totp || usable.recovery || usable.passkey) {
+    await deps.transactions.put(tx, expiryOf(details));
+    deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, event: tx.eventId });
+    return renderStep(deps, ctx, details, tx);
+  }
+
+  // The account cannot meet the level with what it holds.
+  const rule = policy.assurance.enrolment.missing_factor;
+  // A TOTP app gives a second factor but is not phishing-resistant; passkeys are registered
+  // at login once passkey enrolment is offered there.
+  const enrollable = !level.phishing_resistant;
+  if (rule.action === 'enroll' && enrollable && rank(tx.riskLevel) <= rank(rule.enroll_max_level)) {
+    tx.enrolment = 'required';
+    await deps.transactions.put(tx, expiryOf(details));
+    deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, enrol: true, event: tx.eventId });
+    return renderStep(deps, ctx, details, tx);
+  }
+  await refuse(deps, ctx, details, tx, 'missing_factor');
+}
+
+/**
+ * Ends the login without a token. A first login is answered like a wrong password, and its
+ * attempt stays counted; a step-up of an existing session (the password was proven before)
+ * goes back to the RP with `unmet_authentication_requirements` (OIDC Core errata §3.1.2.6).
+ */
+export async function refuse(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, reason: string): Promise<void> {
+  await deps.transactions.delete(details.uid);
+  deps.events.emit('stepup.refused', { account: tx.accountId, client: details.params.client_id, reason, mode: tx.mode, event: tx.eventId }, 'warn');
+  if (tx.mode === 'stepup') {
+    const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
+      error: 'unmet_authentication_requirements',
+      error_description: 'the account cannot meet the authentication level required',
+    }, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(redirectTo);
+    return;
+  }
+  const base = `/interaction/${details.uid}`;
+  renderPage(ctx, loginPage({
+    action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
+    clientName: await clientName(deps.provider, details.params.client_id), error: ERROR_CODES.invalid_credentials.message,
+  }), ERROR_CODES.invalid_credentials.status);
+}

@@ -1,0 +1,89 @@
+/**
+ * The state of a login between its steps: who has been identified, which methods have been
+ * proven, what level is required, and what the finish step will need (the throttle ticket,
+ * the scored context, the risk summary for the `risk` claim). Kept server-side, keyed by the
+ * interaction uid (itself bound to the browser by oidc-provider's interaction cookie), in the
+ * generic expiring store oidc-provider's own artefacts use, and it dies with the interaction.
+ * Nothing in it is trusted from the browser; a pending TOTP secret is stored encrypted.
+ */
+import type { Storage } from '../adapters/storage/port.ts';
+import type { RiskLevel } from '../policies/schema.ts';
+import type { LoginContext } from '../policies/types.ts';
+import type { AuthMethod } from './methods/method.ts';
+import type { Ticket } from './throttle.ts';
+
+const MODEL = 'LoginTransaction';
+
+/** The `risk` claim's content (README "The risk claim"): the engine's verdict on the login. */
+export interface RiskSummary {
+  score: number;
+  level: RiskLevel;
+  reasons: { factor: string; contribution: number }[];
+  policy_version: string;
+  model_version: string;
+}
+
+export interface LoginTransaction {
+  v: 1;
+  uid: string;
+  accountId: string;
+  /**
+   * `login`: the first factor was presented in this interaction; `stepup`: an existing
+   * session is asked for more (re-authorization), its methods carried over.
+   */
+  mode: 'login' | 'stepup';
+  /** RFC 8176 values the session brings that still count (assurance.ts carriedAmr). */
+  carried: string[];
+  /** Methods proven in this interaction, in order. */
+  proven: { method: AuthMethod['id']; amr: string[]; at: number }[];
+  /** Index of the assurance level required. */
+  required: number;
+  /** ACR values the RP listed, for the assertion (assurance.ts assertedAcr). */
+  accepted?: string[] | undefined;
+  riskLevel: RiskLevel;
+  risk: RiskSummary;
+  eventId?: string | undefined;
+  /** Counted first-factor attempt, settled by the finish step. */
+  ticket?: Ticket | undefined;
+  deviceId: string;
+  /** What was scored: joins the trusted history when the login finishes. */
+  context: LoginContext;
+  /**
+   * Enrolment: `required` = the login needs a factor the account lacks and policy allows
+   * enrolling it now (flagged in the audit trail); `offer` / `require` = the enrolment
+   * prompt of a login that needed no second factor; `done` = enrolled in this interaction;
+   * `skipped` = an offer declined.
+   */
+  enrolment?: 'required' | 'offer' | 'require' | 'done' | 'skipped' | undefined;
+  /** A TOTP secret shown on the enrolment page, sealed (SecretBox) until confirmed by a code. */
+  pendingTotp?: string | undefined;
+}
+
+export class Transactions {
+  readonly #storage: Storage;
+
+  constructor(storage: Storage) {
+    this.#storage = storage;
+  }
+
+  async get(uid: string): Promise<LoginTransaction | undefined> {
+    const rec = await this.#storage.oidc.find(MODEL, uid, Date.now());
+    const tx = rec?.payload as LoginTransaction | undefined;
+    return tx?.v === 1 && tx.uid === uid ? tx : undefined;
+  }
+
+  /** `expiresAt`: the interaction's own expiry (epoch ms): the state never outlives it. */
+  async put(tx: LoginTransaction, expiresAt: number): Promise<void> {
+    await this.#storage.oidc.upsert({ model: MODEL, id: tx.uid, payload: tx as unknown as Record<string, unknown>, expiresAt });
+  }
+
+  async delete(uid: string): Promise<void> {
+    await this.#storage.oidc.destroy(MODEL, uid);
+  }
+}
+
+/** Every RFC 8176 value the login has proven: carried from the session, then this interaction's. */
+export const provenAmr = (tx: LoginTransaction): string[] => [...new Set([...tx.carried, ...tx.proven.flatMap((p) => p.amr)])];
+
+/** The sealed-secret context: binds a pending TOTP secret to its interaction and account. */
+export const pendingTotpContext = (tx: Pick<LoginTransaction, 'uid' | 'accountId'>) => `pending-totp:${tx.uid}:${tx.accountId}`;

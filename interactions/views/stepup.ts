@@ -1,0 +1,153 @@
+/**
+ * Pages of the second step: a second factor, enrolling one, recovery codes. Every
+ * one-time-code field is named `code`, with `autocomplete="one-time-code"` and a numeric
+ * keyboard where only digits are expected (WCAG 2.2 SC 1.3.5 input purpose).
+ */
+import { html, SafeHtml, type SafeHtml as Html } from '../html.ts';
+import { layout } from './layout.ts';
+
+interface Common {
+  csrf: string;
+  clientName: string;
+  abortAction: string;
+  /** Why this step is asked for, in words: "This sign-in needs a second step." */
+  why: string;
+  error?: string | undefined;
+}
+
+export interface SecondFactorView extends Common {
+  totpAction?: string | undefined;
+  recoveryAction?: string | undefined;
+  /** Set when the account has a passkey that can meet the level. */
+  passkey?: { optionsAction: string; action: string } | undefined;
+  /** Which form the error belongs to. */
+  errorFor?: 'totp' | 'recovery' | 'passkey' | undefined;
+}
+
+const cancel = (v: Common) => html`
+<form method="post" action="${v.abortAction}">
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <button type="submit" class="secondary">Cancel sign-in</button>
+</form>`;
+
+const errorText = (id: string, message: string | undefined) => (message ? html`<p id="${id}" class="error" role="alert">${message}</p>` : '');
+
+export function secondFactorPage(v: SecondFactorView): Html {
+  const err = (f: SecondFactorView['errorFor']) => (v.error && v.errorFor === f ? v.error : undefined);
+  const invalid = (f: SecondFactorView['errorFor'], id: string) => (err(f) ? html`aria-invalid="true" aria-describedby="${id}"` : '');
+  const totp = v.totpAction ? html`
+<form method="post" action="${v.totpAction}" autocomplete="off" novalidate>
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <label for="code">Code from your authenticator app</label>
+  <p class="muted" id="code-help">Open the app you set up for this account and enter the 6-digit code it shows.</p>
+  <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="9" required
+    autofocus aria-describedby="code-help" ${invalid('totp', 'code-error')}>
+  ${errorText('code-error', err('totp'))}
+  <button type="submit">Verify</button>
+</form>` : '';
+  const passkey = v.passkey ? html`
+<form method="post" action="${v.passkey.action}" data-passkey="authenticate" data-options="${v.passkey.optionsAction}">
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <input type="hidden" name="response" value="">
+  <button type="submit" ${v.totpAction ? html`class="secondary"` : ''}>Use a passkey</button>
+  ${errorText('passkey-error', err('passkey'))}
+  <p class="muted" data-passkey-status role="status"></p>
+</form>` : '';
+  const recovery = v.recoveryAction ? html`
+<details ${err('recovery') || (!v.totpAction && !v.passkey) ? html`open` : ''}>
+  <summary>Lost your device? Use a recovery code</summary>
+  <form method="post" action="${v.recoveryAction}" autocomplete="off" novalidate>
+    <input type="hidden" name="csrf" value="${v.csrf}">
+    <label for="recovery-code">Recovery code</label>
+    <input id="recovery-code" name="code" type="text" autocapitalize="none" spellcheck="false" maxlength="64" required
+      ${invalid('recovery', 'recovery-error')}>
+    ${errorText('recovery-error', err('recovery'))}
+    <button type="submit" class="secondary">Use recovery code</button>
+  </form>
+</details>` : '';
+  return layout('Confirm it is you', html`
+<h1>Confirm it is you</h1>
+<p>${v.why}</p>
+<p class="muted">Signing in to <strong>${v.clientName}</strong></p>
+${totp}${passkey}${recovery}
+${cancel(v)}
+${v.passkey ? passkeyScripts() : ''}`);
+}
+
+export interface EnrolView extends Common {
+  /** Inline SVG of the otpauth:// URI (server-rendered; no remote image under the CSP). */
+  qrSvg: string;
+  /** The secret, grouped for reading, for apps that cannot scan. */
+  secret: string;
+  action: string;
+  /** Present when the user may skip (policy `enrolment.prompt: offer`). */
+  skipAction?: string | undefined;
+  /** Present when a passkey can be registered instead. */
+  passkey?: { optionsAction: string; action: string } | undefined;
+}
+
+/** Groups of four characters: easier to copy by hand. */
+const grouped = (s: string) => s.replace(/(.{4})(?=.)/g, '$1 ');
+
+export function enrolPage(v: EnrolView): Html {
+  const err = v.error;
+  return layout('Set up a second step', html`
+<h1>Set up a second step</h1>
+<p>${v.why}</p>
+<h2>Authenticator app</h2>
+<ol>
+  <li>Open an authenticator app (for example one from your phone's app store) and add an account.</li>
+  <li>Scan this code with it:
+    <figure class="qr" aria-label="QR code for your authenticator app">${new SafeHtml(v.qrSvg)}</figure>
+    <p class="muted">Cannot scan? Enter this key instead:</p>
+    <p><code id="secret" class="secret">${grouped(v.secret)}</code></p>
+  </li>
+  <li>Enter the 6-digit code the app now shows.</li>
+</ol>
+<form method="post" action="${v.action}" autocomplete="off" novalidate>
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <label for="code">6-digit code</label>
+  <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="9" required
+    ${err ? html`aria-invalid="true" aria-describedby="code-error"` : ''}>
+  ${errorText('code-error', err)}
+  <button type="submit">Turn on</button>
+</form>
+${v.passkey ? html`
+<h2>Or a passkey</h2>
+<p class="muted">Use this device's screen lock, or a security key.</p>
+<form method="post" action="${v.passkey.action}" data-passkey="register" data-options="${v.passkey.optionsAction}">
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <input type="hidden" name="response" value="">
+  <button type="submit" class="secondary">Create a passkey</button>
+  <p class="muted" data-passkey-status role="status"></p>
+</form>` : ''}
+${v.skipAction ? html`
+<form method="post" action="${v.skipAction}">
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <button type="submit" class="secondary">Not now</button>
+</form>` : cancel(v)}
+${v.passkey ? passkeyScripts() : ''}`);
+}
+
+export interface RecoveryCodesView {
+  codes: string[];
+  continueAction: string;
+  csrf: string;
+}
+
+export function recoveryCodesPage(v: RecoveryCodesView): Html {
+  return layout('Save your recovery codes', html`
+<h1>Save your recovery codes</h1>
+<p>Your second step is on. If you lose your device, each of these codes lets you sign in once.
+Store them somewhere safe, such as a password manager. They will not be shown again.</p>
+<ul class="codes" aria-label="Recovery codes">${v.codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+<form method="post" action="${v.continueAction}">
+  <input type="hidden" name="csrf" value="${v.csrf}">
+  <button type="submit">I have saved them, continue</button>
+</form>`);
+}
+
+/** Placeholder until the passkey scripts are served (interactions/assets). */
+function passkeyScripts(): Html {
+  return html``;
+}
