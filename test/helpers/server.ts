@@ -6,6 +6,7 @@ import { SecretBox } from '../../adapters/crypto.ts';
 import { clientSecretContext } from '../../adapters/oidc-adapter.ts';
 import { PasswordHasher } from '../../interactions/methods/password.ts';
 import { createLogger } from '../../idp/log.ts';
+import { newTotpFactor } from '../../interactions/methods/totp.ts';
 import type { Settings } from '../../idp/settings.ts';
 import { freePort, tempDir, testEnv, testSettings, type StoreKind } from './env.ts';
 import { passwordOnlyPolicy } from './policy.ts';
@@ -19,6 +20,8 @@ export interface LogEntry {
 export interface TestServer extends RunningServer {
   /** Everything the server logged, parsed (the real logger, writing to memory). */
   logs: LogEntry[];
+  /** Gives the account an authenticator app; returns its secret (test/helpers/totp.ts makes codes). */
+  addTotp(accountId: string): Promise<string>;
   settings: Settings;
   env: Record<string, string>;
   issuer: string;
@@ -58,6 +61,11 @@ export async function startTestServer(kind: StoreKind, extraEnv: Record<string, 
         passwordHash: await hasher.hash(password),
       });
       return a.id;
+    },
+    async addTotp(accountId) {
+      const { factor, secret } = newTotpFactor(box, { id: crypto.randomUUID(), accountId, label: 'Phone', enrolledVia: 'admin' });
+      await running.storage.factors.add(factor);
+      return secret;
     },
     async addClient(clientId, metadata, secret) {
       await running.storage.clients.create({
