@@ -40,7 +40,8 @@ export const boundaries = [
         paths: DATABASES,
         patterns: [
           { regex: beyondKernel, message: 'Of idp/, lower layers import only the kernel: errors.ts, log.ts, events.ts (ARCHITECTURE.md).' },
-          { regex: `${into('adapters')}(?!(storage/port|geoip)\\.ts$)`, message: 'interactions/ uses the storage port (adapters/storage/port.ts) and the geo lookup, never a store directly (ARCHITECTURE.md).' },
+          // crypto.ts: the methods seal and open their secrets (a TOTP seed) with the data key.
+          { regex: `${into('adapters')}(?!(storage/port|geoip|crypto)\\.ts$)`, message: 'interactions/ uses the storage port (adapters/storage/port.ts), the geo lookup and secret encryption (adapters/crypto.ts), never a store directly (ARCHITECTURE.md).' },
         ],
       }],
     },

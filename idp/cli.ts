@@ -9,11 +9,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { openStorage, DuplicateError, type Storage } from '../adapters/storage/index.ts';
-import { activateKeys, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
+import { activateKeys, deriveKey, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { clientSecretContext } from '../adapters/oidc-adapter.ts';
 import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
 import { LoginThrottle } from '../interactions/throttle.ts';
+import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/methods/totp.ts';
+import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
@@ -31,6 +33,10 @@ const HELP = `Usage: idp <command> [options]
   idp user passwd <username> --password-stdin set a new password
   idp user list [--json]
   idp user unlock <username>                  clear the failed-login lock of an account
+  idp user mfa add <username> --totp [--label L]   add an authenticator app; prints its otpauth:// URI
+  idp user mfa add <username> --recovery-codes     replace the recovery codes; prints the 10 new codes
+  idp user mfa list <username> [--json]            second factors (no secrets)
+  idp user mfa reset <username>                    remove all second factors of an account
   idp client add --id <id> [--secret <s> | --public] --redirect-uri <uri>...
                  [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>]
                  [--scope "<scopes>"] [--name <name>] [--grant-type <type>]... [--min-acr <acr>]
@@ -135,8 +141,85 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       process.stdout.write(`unlocked ${username}\n`);
       return;
     }
+    case 'mfa': {
+      const [action, ...rest] = args;
+      return mfaCommand(settings, action, rest);
+    }
     default:
       throw new UsageError(`unknown command "user ${sub ?? ''}"`);
+  }
+}
+
+/** Longest factor label: a name people give a phone or a key, not a document. */
+const LABEL_MAX = 64;
+
+/**
+ * `idp user mfa …`: an administrator's view of an account's second factors. Secrets are
+ * printed once, on stdout alone (a script can capture them; notes go to stderr), and stored
+ * only encrypted (TOTP seed) or hashed (recovery codes).
+ */
+async function mfaCommand(settings: Settings, action: string | undefined, args: string[]): Promise<void> {
+  const account = async (s: Storage, name: string) => {
+    const username = validateUsername(name);
+    const a = await s.accounts.findByUsername(username);
+    if (!a) throw new Refused(`no user "${username}"`);
+    return a;
+  };
+  switch (action) {
+    case 'add': {
+      const { values, positionals } = parse(args, { totp: { type: 'boolean' }, 'recovery-codes': { type: 'boolean' }, label: { type: 'string' } }, 1);
+      if (Boolean(values.totp) === Boolean(values['recovery-codes'])) throw new UsageError('give one of --totp or --recovery-codes');
+      if (values.label !== undefined && values['recovery-codes']) throw new UsageError('--label goes with --totp');
+      const label = (values.label ?? 'Authenticator app').normalize('NFC').trim();
+      // No control characters: the label is shown on pages and in terminal listings.
+      if (!label || [...label].length > LABEL_MAX || /\p{Cc}/u.test(label)) throw new UsageError(`--label: 1-${LABEL_MAX} characters, no control characters`);
+      const keys = loadOrCreateKeys(settings.keysFile);
+      await withStorage(settings, async (s) => {
+        const a = await account(s, positionals[0]!);
+        if (values.totp) {
+          const { factor, secret } = newTotpFactor(new SecretBox(keys.dataKey), { id: crypto.randomUUID(), accountId: a.id, label, enrolledVia: 'admin' });
+          await s.factors.add(factor);
+          process.stdout.write(`${otpauthUri(secret, { issuer: totpIssuerName(settings.issuer), account: a.username })}\n`);
+          process.stderr.write(`added TOTP factor ${factor.id} ("${label}") to ${a.username}; the URI holds its secret and is not shown again: hand it over privately (e.g. as a QR code)\n`);
+        } else {
+          const before = (await s.factors.list(a.id)).filter((f) => f.kind === 'recovery').length;
+          const { codes } = await replaceRecoveryCodes(s.factors, deriveKey(keys.dataKey, 'recovery'), { id: crypto.randomUUID(), accountId: a.id, enrolledVia: 'admin' });
+          process.stdout.write(`${codes.join('\n')}\n`);
+          process.stderr.write(`${codes.length} recovery codes for ${a.username}, each usable once and not shown again${before ? '; the earlier codes no longer work' : ''}\n`);
+        }
+      });
+      return;
+    }
+    case 'list': {
+      const { values, positionals } = parse(args, { json: { type: 'boolean' } }, 1);
+      const rows = await withStorage(settings, async (s) => {
+        const a = await account(s, positionals[0]!);
+        return (await s.factors.list(a.id)).map((f) => ({
+          id: f.id,
+          kind: f.kind,
+          label: f.label,
+          created: f.createdAt.toISOString(),
+          last_used: f.lastUsedAt?.toISOString() ?? null,
+          enrolled_via: f.enrolledVia,
+          ...(f.recovery ? { codes_left: f.recovery.hashes.length - f.recovery.used.length } : {}),
+        }));
+      });
+      process.stdout.write(values.json
+        ? `${JSON.stringify(rows, null, 2)}\n`
+        : `${table(rows.map((r) => ({ ...r, last_used: r.last_used ?? '-', codes_left: r.codes_left ?? '' })), ['id', 'kind', 'label', 'created', 'last_used', 'enrolled_via', 'codes_left'])}\n`);
+      return;
+    }
+    case 'reset': {
+      const { positionals } = parse(args, {}, 1);
+      const { username, removed } = await withStorage(settings, async (s) => {
+        const a = await account(s, positionals[0]!);
+        return { username: a.username, removed: await s.factors.removeAll(a.id) };
+      });
+      process.stdout.write(`removed ${removed} second factor${removed === 1 ? '' : 's'} of ${username}\n`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "user mfa ${action ?? ''}" (add, list or reset)`);
   }
 }
 

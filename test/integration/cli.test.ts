@@ -17,6 +17,11 @@ import { runNode, startNode, type RunResult } from '../helpers/process.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { minimumOf } from '../../idp/node-version.ts';
+import { generateSync } from 'otplib';
+import { SecretBox } from '../../adapters/crypto.ts';
+import { deriveKey, loadOrCreateKeys } from '../../adapters/keys.ts';
+import { verifyTotp } from '../../interactions/methods/totp.ts';
+import { useRecoveryCode } from '../../interactions/methods/recovery.ts';
 
 const DIST = path.join(import.meta.dirname, '..', '..');
 const ROOT = path.join(DIST, '..');
@@ -139,6 +144,78 @@ for (const store of STORES) {
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await srv.storage.attempts.get(`acct:${id}`, Date.now(), Infinity)).count, 0);
       oneLineError(await idp(srv.env, ['user', 'unlock', 'nobody']), 1, /no user "nobody"/);
+    });
+
+    it('adds a TOTP factor, printing only its otpauth:// URI, whose codes then verify', async () => {
+      const r = await idp(srv.env, ['user', 'mfa', 'add', 'Zoe', '--totp', '--label', 'Pixel 8']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^otpauth:\/\/totp\/[^\n]+\n$/, 'one line on stdout, nothing else');
+      const uri = new URL(r.stdout.trim());
+      assert.equal(decodeURIComponent(uri.pathname), '/127.0.0.1:zoe');
+      assert.equal(uri.searchParams.get('issuer'), '127.0.0.1');
+      const secret = uri.searchParams.get('secret')!;
+      assert.match(secret, /^[A-Z2-7]{32}$/);
+      assert.ok(!r.stderr.includes(secret), 'the secret only on stdout');
+
+      const list = await idp(srv.env, ['user', 'mfa', 'list', 'zoe', '--json']);
+      assert.equal(list.code, 0, list.stderr);
+      const rows = JSON.parse(list.stdout) as Record<string, unknown>[];
+      assert.equal(rows.length, 1);
+      assert.deepEqual({ ...rows[0], id: undefined, created: undefined }, { id: undefined, created: undefined, kind: 'totp', label: 'Pixel 8', last_used: null, enrolled_via: 'admin' });
+      assert.ok(!list.stdout.includes(secret) && !/v1\./.test(list.stdout), 'no secret in the listing');
+
+      // The stored factor checks a code computed from the URI's secret, as the app would.
+      const accountId = (await srv.storage.accounts.findByUsername('zoe'))!.id;
+      const factor = (await srv.storage.factors.find(accountId, rows[0]!.id as string))!;
+      assert.ok(!JSON.stringify(factor).includes(secret), 'stored encrypted');
+      const box = new SecretBox(loadOrCreateKeys(srv.settings.keysFile).dataKey);
+      const now = Date.now();
+      assert.equal(await verifyTotp(srv.storage.factors, box, factor, generateSync({ secret, epoch: Math.floor(now / 1000) }), now), 'ok');
+      const table = await idp(srv.env, ['user', 'mfa', 'list', 'zoe']);
+      assert.match(table.stdout, /^id\s+kind\s+label\s+created\s+last_used\s+enrolled_via/m);
+      assert.match(table.stdout, /totp\s+Pixel 8\s+\S+Z\s+\d{4}-\S+Z\s+admin/, 'last used is shown');
+    });
+
+    it('replaces recovery codes, printing the 10 new ones; the old ones stop working', async () => {
+      const key = deriveKey(loadOrCreateKeys(srv.settings.keysFile).dataKey, 'recovery');
+      const accountId = (await srv.storage.accounts.findByUsername('zoe'))!.id;
+      const first = await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--recovery-codes']);
+      assert.equal(first.code, 0, first.stderr);
+      const codes = first.stdout.trim().split('\n');
+      assert.equal(codes.length, 10);
+      for (const c of codes) assert.match(c, /^[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){5}$/);
+      assert.ok(await useRecoveryCode(srv.storage.factors, key, accountId, codes[0]!, new Date()));
+      const listed = JSON.parse((await idp(srv.env, ['user', 'mfa', 'list', 'zoe', '--json'])).stdout) as { kind: string; codes_left?: number }[];
+      assert.equal(listed.find((f) => f.kind === 'recovery')?.codes_left, 9);
+
+      const second = await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--recovery-codes']);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /earlier codes no longer work/);
+      assert.equal(await useRecoveryCode(srv.storage.factors, key, accountId, codes[1]!, new Date()), undefined);
+      assert.ok(await useRecoveryCode(srv.storage.factors, key, accountId, second.stdout.trim().split('\n')[9]!, new Date()));
+      assert.equal((await srv.storage.factors.list(accountId)).filter((f) => f.kind === 'recovery').length, 1);
+    });
+
+    it('resets all second factors of an account and says how many', async () => {
+      const r = await idp(srv.env, ['user', 'mfa', 'reset', 'zoe']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'removed 2 second factors of zoe\n');
+      assert.deepEqual(JSON.parse((await idp(srv.env, ['user', 'mfa', 'list', 'zoe', '--json'])).stdout), []);
+      assert.equal((await idp(srv.env, ['user', 'mfa', 'reset', 'zoe'])).stdout, 'removed 0 second factors of zoe\n');
+    });
+
+    it('refuses an unknown user or bad mfa arguments in one line', async () => {
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'nobody', '--totp']), 1, /no user "nobody"/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'list', 'nobody']), 1, /no user "nobody"/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'reset', 'nobody']), 1, /no user "nobody"/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'zoe']), 2, /one of --totp or --recovery-codes/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--totp', '--recovery-codes']), 2, /one of --totp or --recovery-codes/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--totp', '--label', 'x'.repeat(65)]), 2, /--label: 1-64 characters/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--totp', '--label', 'a\u001b[31mred']), 2, /no control characters/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'add', 'zoe', '--totp', '--secret', 'ABC']), 2, /Unknown option '--secret'/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'list']), 2, /expected 1 argument/);
+      oneLineError(await idp(srv.env, ['user', 'mfa', 'enable', 'zoe']), 2, /unknown command "user mfa enable"/);
+      assert.deepEqual(JSON.parse((await idp(srv.env, ['user', 'mfa', 'list', 'zoe', '--json'])).stdout), [], 'nothing added');
     });
 
     it('config check passes on the running server\'s configuration and names its store', async () => {

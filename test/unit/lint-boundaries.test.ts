@@ -48,6 +48,7 @@ describe('import boundaries (ARCHITECTURE.md)', () => {
     ['interactions/x.ts', "import { UserError } from '../idp/errors.ts';"],
     ['interactions/steps/x.ts', "import type { Events } from '../../idp/events.ts';"],
     ['interactions/x.ts', "import type { Storage } from '../adapters/storage/port.ts';"],
+    ['interactions/methods/x.ts', "import type { SecretBox } from '../../adapters/crypto.ts';"],
     ['interactions/x.ts', "import { decide } from '../policies/decision.ts';"],
     ['adapters/storage/x.ts', "import mongoose from 'mongoose';"],
     ['models/x.ts', "import { Schema } from 'mongoose';"],
