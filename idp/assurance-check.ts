@@ -25,18 +25,7 @@ import type { PolicyRuntime } from '../policies/watcher.ts';
 import { clientIp } from '../interactions/context.ts';
 import { readDeviceId } from '../interactions/device.ts';
 import { riskSummary, type RiskService } from '../interactions/risk.ts';
-import type { RiskSummary } from '../interactions/transaction.ts';
-
-/** What the interaction receives in `prompt.details.assurance`. */
-export interface AssuranceDetails {
-  /** Index of the level required; -1 when only a login (any level) is needed. */
-  required: number;
-  because: string[];
-  /** ACR values the RP listed (the assertion picks one of them). */
-  accepted?: string[] | undefined;
-  /** The session's re-assessment, when there was a session. */
-  risk?: (RiskSummary & { decision: string }) | undefined;
-}
+import type { AssuranceDetails } from '../interactions/transaction.ts';
 
 export interface AssuranceCheckDeps {
   policies: PolicyRuntime;

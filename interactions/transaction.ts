@@ -23,6 +23,20 @@ export interface RiskSummary {
   model_version: string;
 }
 
+/**
+ * What the assurance check (idp/assurance-check.ts) hands the interaction in
+ * `prompt.details.assurance`, stored server-side with the interaction by oidc-provider.
+ */
+export interface AssuranceDetails {
+  /** Index of the level required; -1 when only a login (any level) is needed. */
+  required: number;
+  because: string[];
+  /** ACR values the RP listed (the assertion picks one of them). */
+  accepted?: string[] | undefined;
+  /** The session's re-assessment, when there was a session. */
+  risk?: (RiskSummary & { decision: string }) | undefined;
+}
+
 export interface LoginTransaction {
   v: 1;
   uid: string;

@@ -9,13 +9,13 @@
  */
 import type { Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
-import type { AssuranceDetails } from '../../idp/assurance-check.ts';
 import { carriedAmr } from '../../policies/assurance.ts';
 import { clientIp, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { loginPage } from '../views/login.ts';
 import { consentPage } from '../views/consent.ts';
 import { proceed, renderStep } from './level.ts';
+import type { AssuranceDetails } from '../transaction.ts';
 
 export function show(deps: InteractionDeps): Middleware {
   return async (ctx) => {
