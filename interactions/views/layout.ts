@@ -27,7 +27,17 @@ button.secondary{background:transparent;color:inherit;border:1px solid var(--fie
 .error{color:var(--error);margin:.25rem 0 0}
 .alert{border-left:4px solid var(--error);padding:.5rem .75rem;margin-bottom:1rem}
 .muted{color:var(--muted);font-size:.9rem}
-ul{padding-left:1.2rem}
+ul,ol{padding-left:1.2rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+li{margin:.35rem 0}
+.qr{margin:.5rem 0;max-width:12rem;background:#fff;padding:.25rem;border-radius:.4rem}
+.qr svg{display:block;width:100%;height:auto}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.secret{font-size:1.05rem;letter-spacing:.05em;word-break:break-all;user-select:all}
+ul.codes{list-style:none;padding:0;display:grid;grid-template-columns:repeat(2,1fr);gap:.25rem 1rem;font-size:1.05rem}
+details{margin-top:1rem}
+summary{cursor:pointer;color:var(--accent)}
+@media (prefers-color-scheme:dark){summary{color:var(--focus)}}
 @media (max-width:30rem){body{align-items:flex-start}main{width:100%;margin:0;padding:1.5rem 1.25rem;border:0;border-radius:0}}
 `;
 
