@@ -162,7 +162,11 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       }
       await next();
     });
-    const router = interactionRouter({ provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes });
+    const router = interactionRouter({
+      provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
+      // A login's tokens can be minted while its session lasts and while its refresh tokens do.
+      loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
+    });
     provider.use(router.routes());
     return provider.callback();
   };

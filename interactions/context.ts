@@ -25,6 +25,8 @@ export interface InteractionDeps {
   /** Cookies get the Secure attribute (https issuer). */
   secure: boolean;
   maxFormBytes: number;
+  /** Seconds after a login during which its tokens can still be minted (login-record.ts). */
+  loginRecordTtl: number;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -10,6 +10,7 @@ import type { InteractionDeps } from './context.ts';
 import type { RiskResult } from './risk.ts';
 import type { Ticket } from './throttle.ts';
 import type { AuthMethod } from './methods/method.ts';
+import { riskClaim, saveLoginRecord } from './login-record.ts';
 
 /** Number of recognised browsers remembered per account. */
 const TRUSTED_DEVICES_KEPT = 20;
@@ -26,15 +27,15 @@ interface FinishedLogin {
 export async function finishLogin(deps: InteractionDeps, ctx: Context, f: FinishedLogin): Promise<void> {
   // What a password proves: the weakest level of the policy snapshot that scored it.
   const achieved = f.risk.policy.assurance.levels[0]!;
+  const amr = [...new Set(f.methods.flatMap((m) => m.amr))];
+  const ts = Math.floor(Date.now() / 1000);
+  // Before the result: no token of this login may exist without the record its `risk` claim
+  // is read from.
+  await saveLoginRecord(deps.storage, { accountId: f.account.id, authTime: ts, risk: riskClaim(f.risk.assessment), amr }, deps.loginRecordTtl);
   // The result first: if the interaction can no longer be finished (expired meanwhile), the
   // login did not succeed and no trust is written.
   const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
-    login: {
-      accountId: f.account.id,
-      acr: achieved.acr,
-      amr: [...new Set(f.methods.flatMap((m) => m.amr))],
-      ts: Math.floor(Date.now() / 1000),
-    },
+    login: { accountId: f.account.id, acr: achieved.acr, amr, ts },
   }, { mergeWithLastSubmission: false });
   await Promise.all([
     deps.throttle.succeeded(f.ticket, f.account.id),

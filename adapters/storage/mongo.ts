@@ -59,10 +59,14 @@ function toClient(d: ClientDoc): ClientRecord {
   };
 }
 
-/** oidc-provider's models; tokens that belong to a grant are revoked with it. */
+/**
+ * oidc-provider's models, and our LoginRecord (interactions/login-record.ts) kept beside them;
+ * tokens that belong to a grant are revoked with it.
+ */
 const OIDC_MODELS = [
   'Session', 'Interaction', 'Grant', 'AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'ReplayDetection', 'InitialAccessToken', 'RegistrationAccessToken',
+  'LoginRecord',
 ] as const;
 const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
