@@ -19,6 +19,7 @@ import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
+import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
 import { RiskService } from '../interactions/risk.ts';
@@ -127,6 +128,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
   const acrValues = policies.current().assurance.levels.map((l) => l.acr);
+  // Like the ACR values, read once: discovery publishes them (tokens.ts).
+  const resourceScopes = resourceScopeNames(Object.keys(policies.current().assurance.operations), settings.resourceScopes);
   const risk = new RiskService(storage, geo, policies, events);
   const secure = settings.issuer.startsWith('https:');
 
@@ -149,7 +152,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues);
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes);
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
