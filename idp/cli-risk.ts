@@ -27,7 +27,7 @@ async function geo(s: GeoSettings): Promise<GeoLookup> {
 }
 
 /** Loads a policy once; an invalid one becomes a CLI error listing every problem. */
-function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {}): CompiledPolicy {
+export function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {}): CompiledPolicy {
   try {
     return loadPolicy(dir, opts);
   } catch (e) {

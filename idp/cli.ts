@@ -18,12 +18,14 @@ import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/metho
 import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
-import { buildProvider, SUPPORTED_SCOPES } from './provider.ts';
+import { buildProvider } from './provider.ts';
+import { OIDC_SCOPES, resourceScopeNames } from './tokens.ts';
 import { checkConfiguration } from './config-check.ts';
-import { loadPolicy } from '../policies/policy.ts';
-import { CliError, evalCommand, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
+import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
+/** `risk` is left out: an operator opts a client into seeing risk assessments. */
+const DEFAULT_CLIENT_SCOPE = 'openid offline_access profile email';
 class Refused extends Error {}
 
 const HELP = `Usage: idp <command> [options]
@@ -240,9 +242,14 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
       const redirectUris = values['redirect-uri'] ?? [];
       if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
       if (values.secret !== undefined && values.secret.length < 32) throw new UsageError('--secret must be at least 32 characters');
-      const scope = values.scope ?? SUPPORTED_SCOPES.join(' ');
-      const unknown = scope.split(/\s+/).filter((s) => s && !(SUPPORTED_SCOPES as readonly string[]).includes(s));
-      if (unknown.length) throw new UsageError(`--scope: unsupported scope(s): ${unknown.join(', ')}`);
+      // The scopes the server accepts: OIDC scopes, the policy's operations, RESOURCE_SCOPES;
+      // min_acr is checked against the policy's levels (the ACR values the provider publishes).
+      const policy = policyOrExit(settings.policyDir, { withoutModel: true });
+      const resourceScopes = resourceScopeNames(Object.keys(policy.assurance.operations), settings.resourceScopes);
+      const supported = new Set<string>([...OIDC_SCOPES, ...resourceScopes]);
+      const scope = values.scope ?? DEFAULT_CLIENT_SCOPE;
+      const unknown = scope.split(/\s+/).filter((s) => s && !supported.has(s));
+      if (unknown.length) throw new UsageError(`--scope: unsupported scope(s): ${unknown.join(', ')} (supported: ${[...supported].join(' ')}; add API scopes to RESOURCE_SCOPES)`);
 
       const secret = values.public ? undefined : (values.secret ?? crypto.randomBytes(32).toString('base64url'));
       const metadata: Record<string, unknown> = {
@@ -256,13 +263,12 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'], backchannel_logout_session_required: true } : {}),
         ...(values['min-acr'] ? { min_acr: values['min-acr'] } : {}),
       };
-      // min_acr is checked against the policy's levels (the ACR values the provider publishes).
-      const acrValues = loadPolicy(settings.policyDir, { withoutModel: true }).assurance.levels.map((l) => l.acr);
+      const acrValues = policy.assurance.levels.map((l) => l.acr);
       const keys = loadOrCreateKeys(settings.keysFile);
       const box = new SecretBox(keys.dataKey);
       await withStorage(settings, async (s) => {
         // Validate with oidc-provider's own client schema, so what is stored is what it accepts.
-        const provider = buildProvider(settings, s, keys, box, createLogger('silent'), acrValues);
+        const provider = buildProvider(settings, s, keys, box, createLogger('silent'), acrValues, resourceScopes);
         try {
           await provider.Client.validate({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata });
         } catch (err) {

@@ -13,8 +13,7 @@ import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/page
 import { ERROR_CODES } from './errors.ts';
 import { acrRequestOf, installAssuranceCheck, type AssuranceCheckDeps } from './assurance-check.ts';
 import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
-
-export const SUPPORTED_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+import { tokenConfiguration } from './tokens.ts';
 
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
 function buildPolicy(settings: Settings, assurance: AssuranceCheckDeps | undefined) {
@@ -111,13 +110,20 @@ function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void
 
 /**
  * `acrValues`: the ACR values the policy's assurance levels assert, weakest first
- * (published in discovery as acr_values_supported). `assurance`: what the assurance check
+ * (published in discovery as acr_values_supported). `resourceScopes`: the scopes of
+ * resource servers (tokens.ts resourceScopeNames). `assurance`: what the assurance check
  * needs; omitted only by the CLI, which builds a provider to validate client metadata with
  * and never serves it.
  */
-export function buildProvider(settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[], assurance?: AssuranceCheckDeps): Provider {
+export function buildProvider(
+  settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[],
+  resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps,
+): Provider {
   const secure = settings.issuer.startsWith('https:');
+  // Scopes, claims (the risk claim among them), access-token contents, resource servers.
+  const { resourceIndicators, ...tokens } = tokenConfiguration({ settings, storage, resourceScopes });
   const configuration: Configuration = {
+    ...tokens,
     adapter: createAdapterClass(storage, box),
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
@@ -126,11 +132,6 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
       short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
     },
     acrValues,
-    scopes: [...SUPPORTED_SCOPES],
-    // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time ride on `openid`, so
-    // every ID token states how and when the user authenticated (OIDC Core §2 makes them
-    // optional unless requested; relying parties of an adaptive OP need them every time).
-    // The account never supplies them, so userinfo does not carry them.
     // `min_acr`: the weakest ACR a client accepts (`idp client add --min-acr`); every
     // authorization of the client requires at least that level (idp/assurance-check.ts).
     extraClientMetadata: {
@@ -140,27 +141,6 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
           throw new errors.InvalidClientMetadata(`min_acr must be one of ${acrValues.join(', ')}`);
         }
       },
-    },
-    claims: {
-      openid: ['sub', 'acr', 'amr', 'auth_time'],
-      email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username'],
-      sid: null,
-    },
-    async findAccount(_ctx, sub) {
-      const account = await storage.accounts.findById(sub);
-      if (!account) return undefined;
-      return {
-        accountId: account.id,
-        async claims() {
-          return {
-            sub: account.id,
-            ...(account.email ? { email: account.email, email_verified: account.emailVerified } : {}),
-            ...(account.name ? { name: account.name } : {}),
-            preferred_username: account.username,
-          };
-        },
-      };
     },
     // Only the authorization code flow: no implicit or hybrid response types (OAuth 2.0
     // Security BCP, RFC 9700 §2.1.2). There is no password grant in oidc-provider at all.
@@ -204,7 +184,7 @@ export function buildProvider(settings: Settings, storage: Storage, keys: KeyFil
       // in the enabled algorithms, and signatures are checked against the client's keys.
       requestObjects: { enabled: true, requireSignedRequestObject: false },
       registration: { enabled: false },
-      resourceIndicators: { enabled: false },
+      resourceIndicators,
     },
     enabledJWA: {
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],

@@ -21,6 +21,7 @@ import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
+import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
 import { RiskService } from '../interactions/risk.ts';
@@ -129,6 +130,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
   const acrValues = policies.current().assurance.levels.map((l) => l.acr);
+  // Like the ACR values, read once: discovery publishes them (tokens.ts).
+  const resourceScopes = resourceScopeNames(Object.keys(policies.current().assurance.operations), settings.resourceScopes);
   const risk = new RiskService(storage, geo, policies, events);
   const secure = settings.issuer.startsWith('https:');
 
@@ -155,7 +158,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl });
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl });
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
@@ -171,6 +174,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
       transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl,
+      // A login's tokens can be minted while its session lasts and while its refresh tokens do.
+      loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });
     provider.use(router.routes());
     return provider.callback();

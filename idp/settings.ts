@@ -56,6 +56,25 @@ const logLevel: Parser<'debug' | 'info' | 'warn' | 'error' | 'silent'> = (raw, n
   return v;
 };
 
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+const scopeList: Parser<string[]> = (raw, name) => {
+  const scopes = raw.split(/\s+/).filter(Boolean);
+  for (const s of scopes) if (!SCOPE_TOKEN.test(s)) throw new ConfigError(`${name}: "${s}" is not a valid scope name (RFC 6749 §3.3)`);
+  return [...new Set(scopes)];
+};
+/** RFC 8707 §2: a resource indicator is an absolute URI without a fragment. */
+const resourceList: Parser<string[]> = (raw, name) => {
+  const out: string[] = [];
+  for (const r of raw.split(/\s+/).filter(Boolean)) {
+    if (!URL.canParse(r) || !/^[a-z][a-z0-9+.-]*:/i.test(r)) throw new ConfigError(`${name}: "${r}" is not an absolute URI`);
+    if (r.includes('#')) throw new ConfigError(`${name}: "${r}" must not contain a fragment (RFC 8707 §2)`);
+    if (!out.includes(r)) out.push(r);
+  }
+  return out;
+};
+
 const HOUR = 3600;
 
 /** The table. Order is the order of README's configuration section. */
@@ -203,6 +222,19 @@ export const SETTINGS = {
     default: undefined,
     doc: 'Bearer token for `GET /metrics` (Prometheus text). Unset: /metrics answers only direct requests from loopback, and nobody when `TRUST_PROXY` is on (behind a proxy every request comes from it).',
     parse: str,
+  },
+  // Tokens for resource servers (RFC 8707, RFC 9068, RFC 9470).
+  resourceServers: {
+    env: 'RESOURCE_SERVERS',
+    default: '',
+    doc: 'Space-separated resource indicators (absolute URIs, RFC 8707) of the APIs that accept this provider\'s access tokens. An RP that sends `resource=<one of them>` (in the authorization and the token request) gets a JWT access token (RFC 9068) with that `aud` and `acr`, `amr`, `auth_time`; any other `resource` is refused with `invalid_target`. Unset: only opaque access tokens for userinfo. Needs a restart.',
+    parse: resourceList,
+  },
+  resourceScopes: {
+    env: 'RESOURCE_SCOPES',
+    default: '',
+    doc: 'Space-separated scopes of your APIs (e.g. `orders:read`), in addition to the operations `assurance.yml` names (e.g. `payments:write`), which are always accepted. They can be registered on clients (`idp client add --scope`), reach the risk engine, and go into access tokens for `RESOURCE_SERVERS`. Needs a restart (so does a new operation in the policy).',
+    parse: scopeList,
   },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
 } as const satisfies Record<string, Setting<unknown>>;

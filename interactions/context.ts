@@ -37,6 +37,8 @@ export interface InteractionDeps {
   issuerName: string;
   /** Session TTL (s): the session's last use is its expiry minus this. */
   sessionIdleTtl: number;
+  /** Seconds after a login during which its tokens can still be minted (login-record.ts). */
+  loginRecordTtl: number;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -8,6 +8,7 @@
 import type { Context } from 'koa';
 import { assertedAmr, levelIndexOf } from '../policies/assurance.ts';
 import type { Details, InteractionDeps } from './context.ts';
+import { saveLoginRecord } from './login-record.ts';
 import { provenAmr, type LoginTransaction } from './transaction.ts';
 
 /** Number of recognised browsers remembered per account. */
@@ -23,6 +24,9 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   // assessed this login. A new auth_time: the user authenticated now (OIDC Core §2).
   const amr = assertedAmr(methods, true);
   const authTime = Math.floor(Date.now() / 1000);
+  // Before the result: no token of this login may exist without the record its `risk` claim
+  // is read from.
+  await saveLoginRecord(deps.storage, { accountId: tx.accountId, authTime, risk: tx.risk, amr }, deps.loginRecordTtl);
   // The result first: if the interaction can no longer be finished (expired meanwhile), the
   // login did not succeed and no trust is written.
   const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {

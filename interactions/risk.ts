@@ -20,6 +20,7 @@ import { parseAgent } from '../policies/ua.ts';
 import type { PolicyRuntime } from '../policies/watcher.ts';
 import type { Events } from '../idp/events.ts';
 import type { RiskSummary } from './transaction.ts';
+import { riskClaim } from './login-record.ts';
 
 export interface AttemptInfo {
   /** Account id, or the keyed stand-in for an unknown username. */
@@ -50,14 +51,9 @@ export interface RiskResult {
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
 
-/** The `risk` claim's content for a scored login (interactions/transaction.ts RiskSummary). */
+/** The `risk` claim's content for a scored login (login-record.ts). */
 export function riskSummary(r: Pick<RiskResult, 'assessment'>): RiskSummary {
-  const a = r.assessment;
-  return {
-    score: Number(a.score.toFixed(3)), level: a.level,
-    reasons: a.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(3)) })),
-    policy_version: a.policyVersion, model_version: a.modelVersion,
-  };
+  return { ...riskClaim(r.assessment), level: r.assessment.level };
 }
 
 export class RiskService {

@@ -7,6 +7,7 @@
  * Nothing in it is trusted from the browser; a pending TOTP secret is stored encrypted.
  */
 import type { Storage } from '../adapters/storage/port.ts';
+import type { RiskClaim } from './login-record.ts';
 import type { RiskLevel } from '../policies/schema.ts';
 import type { LoginContext } from '../policies/types.ts';
 import type { AuthMethod } from './methods/method.ts';
@@ -15,13 +16,7 @@ import type { Ticket } from './throttle.ts';
 const MODEL = 'LoginTransaction';
 
 /** The `risk` claim's content (README "The risk claim"): the engine's verdict on the login. */
-export interface RiskSummary {
-  score: number;
-  level: RiskLevel;
-  reasons: { factor: string; contribution: number }[];
-  policy_version: string;
-  model_version: string;
-}
+export type RiskSummary = Omit<RiskClaim, 'level'> & { level: RiskLevel };
 
 /**
  * What the assurance check (idp/assurance-check.ts) hands the interaction in

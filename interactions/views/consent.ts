@@ -15,6 +15,7 @@ const SCOPE_TEXT: Record<string, string> = {
   profile: 'Your name and username',
   email: 'Your email address',
   offline_access: 'Stay connected while you are away (refresh tokens)',
+  risk: 'How risky this sign-in looked (a score and its reasons)',
 };
 
 export function consentPage(v: ConsentView): SafeHtml {

@@ -1,0 +1,161 @@
+/**
+ * Tokens and claims: the scopes the provider accepts, the claims each releases, the `risk`
+ * claim, and what access tokens for resource servers and introspection responses carry.
+ * provider.ts spreads this into the oidc-provider configuration; protocol behaviour stays
+ * oidc-provider's.
+ *
+ * - OIDC scopes (`openid`, `profile`, `email`, `offline_access`, `risk`) release claims.
+ * - Resource scopes: every operation `assurance.yml` names (e.g. `payments:write`) plus
+ *   RESOURCE_SCOPES. They are static scopes of oidc-provider, so a client can be registered
+ *   with them (its `scope` metadata is the allow-list oidc-provider enforces) and they reach
+ *   the interaction, hence the risk engine, whether or not the RP names a resource.
+ * - Resource servers (RESOURCE_SERVERS, RFC 8707 resource indicators) get JWT access tokens
+ *   (RFC 9068) carrying `acr`, `amr` and `auth_time` (RFC 9068 §2.2.1, RFC 9470 §3), and only
+ *   the resource scopes the client is registered for.
+ * - Opaque access tokens (for userinfo) carry the same three in introspection (RFC 7662 §2.2,
+ *   RFC 9470 §6.2).
+ *
+ * Scope names are read at start: a new operation in the policy or a new RESOURCE_SCOPES
+ * entry needs a restart (discovery publishes them, and the provider is built once).
+ */
+import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Storage } from '../adapters/storage/port.ts';
+import { findLoginRecord } from '../interactions/login-record.ts';
+import { SCOPE_TOKEN, type Settings } from './settings.ts';
+
+/** The scopes that release claims about the user or the login (OIDC Core §5.4). */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'risk'] as const;
+
+/** The claim that carries the login's risk assessment (README "The risk claim"). */
+export const RISK_CLAIM = 'risk';
+
+/**
+ * Resource scopes: the operations the policy names and the configured ones, without the
+ * OIDC scopes. A policy key that is not a valid scope token (RFC 6749 §3.3) could never be
+ * requested, so it is left out rather than published.
+ */
+export function resourceScopeNames(operations: readonly string[], configured: readonly string[]): string[] {
+  const oidc = new Set<string>(OIDC_SCOPES);
+  return [...new Set([...operations, ...configured])].filter((s) => SCOPE_TOKEN.test(s) && !oidc.has(s)).sort();
+}
+
+type ClaimsRequest = Record<string, unknown>;
+
+/**
+ * Whether this token may carry the `risk` claim: never unless the client asked. In the ID
+ * token when the `risk` scope was granted or the claims parameter asked for it there
+ * (`{"id_token":{"risk":null}}`); in userinfo only when asked there through the claims
+ * parameter (`{"userinfo":{"risk":null}}`): it describes one login, not the user.
+ */
+export function wantsRisk(use: string, scope: string, claims: ClaimsRequest | undefined): boolean {
+  const asked = claims !== undefined && Object.hasOwn(claims, RISK_CLAIM);
+  if (use === 'id_token') return asked || scope.split(' ').includes('risk');
+  return use === 'userinfo' && asked;
+}
+
+/** `auth_time` of the login a token (or the current session) belongs to. */
+function authTimeOf(ctx: KoaContextWithOIDC, token: unknown): number | undefined {
+  const t = token as { authTime?: unknown; extra?: { auth_time?: unknown } } | undefined;
+  const value = t?.authTime ?? t?.extra?.auth_time ?? ctx.oidc?.session?.authTime();
+  return typeof value === 'number' ? value : undefined;
+}
+
+/**
+ * RFC 8707 §2: the resource indicator the RP sent, matched against the configured ones as
+ * URLs (so `https://api.example` and `https://api.example/` are one), answered with the
+ * configured spelling as the audience.
+ */
+function matchResource(configured: readonly string[], indicator: string): string | undefined {
+  const norm = (u: string) => (URL.canParse(u) ? new URL(u).href : u);
+  const wanted = norm(indicator);
+  return configured.find((c) => norm(c) === wanted);
+}
+
+export interface TokenOptions {
+  settings: Settings;
+  storage: Storage;
+  /** resourceScopeNames(...) */
+  resourceScopes: readonly string[];
+}
+
+/** The token and claims part of the oidc-provider configuration. */
+export function tokenConfiguration({ settings, storage, resourceScopes }: TokenOptions) {
+  const resourceScopeSet = new Set(resourceScopes);
+  return {
+    scopes: [...OIDC_SCOPES, ...resourceScopes],
+    // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time ride on `openid`, so
+    // every ID token states how and when the user authenticated (OIDC Core §2 makes them
+    // optional unless requested; relying parties of an adaptive OP need them every time).
+    // The account never supplies them, so userinfo does not carry them. `risk` is listed under
+    // `openid` too, because oidc-provider puts only `openid`'s claims into an ID token issued
+    // with an access token (conformIdTokenClaims, OIDC Core §5.4); whether it is actually
+    // released is decided per token by wantsRisk() in findAccount.
+    claims: {
+      openid: ['sub', 'acr', 'amr', 'auth_time', RISK_CLAIM],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username'],
+      risk: [RISK_CLAIM],
+      sid: null,
+    },
+    async findAccount(ctx, sub, token) {
+      const account = await storage.accounts.findById(sub);
+      if (!account) return undefined;
+      return {
+        accountId: account.id,
+        async claims(use, scope, claims) {
+          let risk: object | undefined;
+          if (wantsRisk(use, scope, claims)) {
+            const authTime = authTimeOf(ctx, token);
+            if (authTime !== undefined) risk = (await findLoginRecord(storage, account.id, authTime))?.risk;
+          }
+          return {
+            sub: account.id,
+            ...(account.email ? { email: account.email, email_verified: account.emailVerified } : {}),
+            ...(account.name ? { name: account.name } : {}),
+            preferred_username: account.username,
+            ...(risk ? { [RISK_CLAIM]: risk } : {}),
+          };
+        },
+      };
+    },
+    /**
+     * `acr`, `amr` and `auth_time` of the login behind a user's access token: in a JWT access
+     * token's payload (RFC 9068 §2.2.1) and in the introspection response of an opaque one
+     * (RFC 9470 §6). The source is the code or refresh token being exchanged, which carry
+     * what the login proved. Client-credentials tokens have no login, hence none.
+     */
+    async extraTokenClaims(ctx, token) {
+      if (token.kind !== 'AccessToken') return undefined;
+      const source = ctx?.oidc?.entities.AuthorizationCode ?? ctx?.oidc?.entities.RefreshToken;
+      if (!source || source.authTime === undefined) return undefined;
+      return {
+        ...(source.acr ? { acr: source.acr } : {}),
+        ...(source.amr?.length ? { amr: source.amr } : {}),
+        auth_time: source.authTime,
+      };
+    },
+    resourceIndicators: {
+      enabled: true,
+      /**
+       * RFC 8707 §2: an unknown resource is `invalid_target`. The token's scope is the
+       * resource scopes the client is registered for (its `scope` metadata; all of them when
+       * it has none, as oidc-provider treats static scopes).
+       */
+      async getResourceServerInfo(_ctx, indicator, client) {
+        const audience = matchResource(settings.resourceServers, indicator);
+        if (!audience) throw new errors.InvalidTarget('unknown resource server');
+        const allowed = client.scope ? client.scope.split(' ').filter((s) => resourceScopeSet.has(s)) : [...resourceScopes];
+        return {
+          audience,
+          scope: allowed.join(' '),
+          accessTokenFormat: 'jwt' as const,
+          accessTokenTTL: settings.accessTokenTtl,
+          // RFC 9068 §2.1: RS256 is what every resource server must support.
+          jwt: { sign: { alg: 'RS256' as const } },
+        };
+      },
+    },
+  } satisfies Pick<Configuration, 'scopes' | 'claims' | 'findAccount' | 'extraTokenClaims'> & {
+    resourceIndicators: NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
+  };
+}
