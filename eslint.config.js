@@ -83,6 +83,14 @@ export default tseslint.config(
     },
   },
   {
+    // The pages' own scripts run in the browser (interactions/assets.ts serves them).
+    files: ['interactions/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', encodeURIComponent: 'readonly' },
+    },
+  },
+  {
     // Tests patch parsed YAML of any shape.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -23,6 +23,7 @@ input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:.
 input[aria-invalid=true]{border-color:var(--error)}
 button{margin-top:1rem;width:100%;padding:.7rem;font-size:1rem;border-radius:.4rem;border:0;background:var(--accent);color:var(--on-accent);cursor:pointer}
 button.secondary{background:transparent;color:inherit;border:1px solid var(--field)}
+button:disabled{opacity:.5;cursor:not-allowed}
 :focus-visible{outline:3px solid var(--focus);outline-offset:2px}
 .error{color:var(--error);margin:.25rem 0 0}
 .alert{border-left:4px solid var(--error);padding:.5rem .75rem;margin-bottom:1rem}
