@@ -17,6 +17,7 @@
  *   own messages (which name challenges and origins) go to the debug log only.
  */
 import crypto from 'node:crypto';
+import net from 'node:net';
 import {
   generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
   type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
@@ -193,6 +194,12 @@ export class WebAuthn {
   readonly rpID: string;
   /** HTML origin of the issuer (scheme, host, port): what clientDataJSON.origin must be. */
   readonly origin: string;
+  /**
+   * Whether browsers will run the ceremonies for this issuer at all: the RP ID must be a
+   * domain, not an IP address (WebAuthn L3 §5.4 `rp.id`), and the page a secure context
+   * (https, or http://localhost for development). When false, pages should not offer passkeys.
+   */
+  readonly supported: boolean;
   readonly #rpName: string;
   readonly #oidc: OidcStore;
   readonly #factors: FactorStore;
@@ -203,6 +210,8 @@ export class WebAuthn {
     const issuer = new URL(config.issuer);
     this.rpID = issuer.hostname.replace(/^\[|\]$/g, '');
     this.origin = issuer.origin;
+    const local = this.rpID === 'localhost' || this.rpID.endsWith('.localhost');
+    this.supported = net.isIP(this.rpID) === 0 && (issuer.protocol === 'https:' || local);
     this.#rpName = config.rpName ?? this.rpID;
     this.#oidc = storage.oidc;
     this.#factors = storage.factors;

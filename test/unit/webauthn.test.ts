@@ -42,6 +42,18 @@ describe('WebAuthn ceremonies', () => {
     const w = new WebAuthn({ factors, oidc }, { issuer: 'https://login.example.org:8443/tenant' });
     assert.equal(w.rpID, 'login.example.org');
     assert.equal(w.origin, 'https://login.example.org:8443');
+    assert.equal(w.supported, true);
+  });
+
+  it('says when browsers cannot use passkeys with this issuer (an IP address, plain http beyond localhost)', () => {
+    const supported = (issuer: string) => new WebAuthn({ factors, oidc }, { issuer }).supported;
+    assert.equal(supported('http://localhost:3000'), true);
+    assert.equal(supported('http://id.localhost:3000'), true);
+    assert.equal(supported('http://127.0.0.1:3000'), false);
+    assert.equal(supported('https://[::1]:3000'), false);
+    assert.equal(supported('https://192.0.2.1'), false);
+    assert.equal(supported('http://id.example.com'), false);
+    assert.equal(new WebAuthn({ factors, oidc }, { issuer: 'https://[::1]:3000' }).rpID, '::1');
   });
 
   describe('registration', () => {
@@ -348,7 +360,7 @@ describe('WebAuthn ceremonies', () => {
       }
     });
 
-    it('never shows library internals to users; logs them at debug without the challenge being the message', async () => {
+    it('never shows library internals to users; logs them at debug, and a counter regression at warn', async () => {
       const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
       const log = { debug: (msg: string, fields?: Record<string, unknown>) => lines.push({ msg, fields }), info() {}, warn: (msg: string, fields?: Record<string, unknown>) => lines.push({ msg, fields }), error() {} };
       const w = new WebAuthn({ factors, oidc }, { issuer: ISSUER, now: () => clock, log });
