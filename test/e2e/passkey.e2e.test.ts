@@ -4,115 +4,20 @@
  * Content-Security-Policy, fetch the options, drive navigator.credentials, post the result,
  * and the real handlers (interactions/steps/passkey.ts) verify it. Also what a user sees when
  * WebAuthn is missing, when they cancel, and when the server refuses.
- *
- * The harness is a small Koa app with the real pieces (assets, CSP, CSRF, handlers, views,
- * WebAuthn ceremonies on a store) and a stand-in for oidc-provider's interactionDetails: the
- * login flow that uses these handlers is tested with the provider in the login tests.
+ * The harness (test/helpers/passkey-harness.ts) has the real pieces but oidc-provider.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, it } from 'node:test';
-import Koa, { type Context } from 'koa';
-import Router from '@koa/router';
-import type Provider from 'oidc-provider';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { assetRoutes } from '../../interactions/assets.ts';
-import { Csrf } from '../../interactions/csrf.ts';
-import { html } from '../../interactions/html.ts';
-import { WebAuthn, type WebAuthnError } from '../../interactions/methods/webauthn.ts';
-import { passkeyOptions, passkeyVerify, type PasskeyCeremony, type PasskeyResult } from '../../interactions/steps/passkey.ts';
-import { layout, STYLESHEET, STYLESHEET_PATH } from '../../interactions/views/layout.ts';
-import { passkeyForm } from '../../interactions/views/passkey.ts';
-import { CONTENT_SECURITY_POLICY } from '../../idp/server.ts';
 import { describeOrSkip } from '../helpers/env.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
-import { MemoryFactorStore, MemoryOidcStore } from '../helpers/memory-store.ts';
+import { startPasskeyHarness, UID, type PasskeyHarness } from '../helpers/passkey-harness.ts';
 
-const UID = 'e2e-interaction';
 const ARTIFACTS = path.join(import.meta.dirname, '..', '..', '..', 'test', 'e2e', 'artifacts');
 const alice = { id: crypto.randomUUID(), username: 'alice', name: 'Alice' };
-
-interface Harness {
-  url: string;
-  factors: MemoryFactorStore;
-  /** The ceremony the interaction is at; a function is asked on every request. */
-  ceremony: PasskeyCeremony | undefined | (() => PasskeyCeremony | undefined);
-  results: PasskeyResult[];
-  failures: WebAuthnError[];
-  close(): Promise<void>;
-}
-
-async function startHarness(): Promise<Harness> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  // WebAuthn needs a domain for the RP ID (not an IP address); localhost is a secure context.
-  const issuer = `http://localhost:${port}`;
-  const factors = new MemoryFactorStore();
-  const webauthn = new WebAuthn({ factors, oidc: new MemoryOidcStore() }, { issuer, rpName: 'Adaptive IdP (test)' });
-  const csrf = new Csrf(crypto.randomBytes(32), false);
-  // Stands in for oidc-provider: this browser's interaction, at the login prompt.
-  const provider = { interactionDetails: async () => ({ uid: UID, prompt: { name: 'login' }, params: {} }) } as unknown as Provider;
-  const h: Harness = { url: issuer, factors, ceremony: undefined, results: [], failures: [], close: async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  } };
-
-  const current = () => (typeof h.ceremony === 'function' ? h.ceremony() : h.ceremony);
-  const render = (ctx: Context, error?: string, status = 200) => {
-    const c = current();
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = layout('Passkey', html`<h1>${c?.kind === 'register' ? 'Create a passkey' : 'Sign in with a passkey'}</h1>
-${passkeyForm({
-    action: `/interaction/${UID}/passkey`, optionsAction: `/interaction/${UID}/passkey/options`, csrf: csrf.issue(ctx, UID),
-    ceremony: c?.kind ?? 'authenticate', label: c?.kind === 'register' ? 'Create a passkey' : 'Use a passkey', error,
-  })}`).value;
-  };
-  const callbacks = {
-    ceremony: async () => current(),
-    onVerified: async (ctx: Context, _d: unknown, result: PasskeyResult) => {
-      h.results.push(result);
-      ctx.status = 303;
-      ctx.redirect('/done');
-    },
-    onFailed: async (ctx: Context, _d: unknown, error: WebAuthnError) => {
-      h.failures.push(error);
-      render(ctx, error.message, 400);
-    },
-  };
-  const deps = { provider, csrf, webauthn, maxFormBytes: 16384 };
-  const router = new Router();
-  router.get('/interaction/:uid', (ctx) => render(ctx));
-  router.post('/interaction/:uid/passkey/options', passkeyOptions(deps, callbacks));
-  router.post('/interaction/:uid/passkey', passkeyVerify(deps, callbacks));
-  // Browsers ask for it on every page; a 404 would show as a console error.
-  router.get('/favicon.ico', (ctx) => { ctx.status = 204; });
-  router.get('/done', (ctx) => {
-    ctx.type = 'html';
-    ctx.body = layout('Done', html`<h1>Done</h1>`).value;
-  });
-  const app = new Koa();
-  app.use(async (ctx, next) => {
-    await next();
-    ctx.set('x-content-type-options', 'nosniff');
-    if (ctx.type === 'text/html') ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
-  });
-  app.use(async (ctx, next) => {
-    if (ctx.path !== STYLESHEET_PATH) return next();
-    ctx.type = 'text/css';
-    ctx.body = STYLESHEET;
-    return undefined;
-  });
-  app.use(assetRoutes());
-  app.use(router.routes());
-  server.on('request', app.callback());
-  return h;
-}
 
 interface Tab {
   context: BrowserContext;
@@ -144,12 +49,12 @@ async function openTab(browser: Browser, opts: { authenticator?: { hasUserVerifi
 }
 
 describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
-  let h: Harness;
+  let h: PasskeyHarness;
   let browser: Browser;
 
   before(async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    h = await startHarness();
+    h = await startPasskeyHarness();
     browser = await launchChromium();
   });
   after(async () => {
