@@ -3,13 +3,13 @@
  * registration and authentication ceremonies, and what an assertion proves (RFC 8176 `amr`).
  *
  * - The Relying Party is the issuer: RP ID = its hostname, expected origin = its origin
- *   (WebAuthn L3 §7.1 and §7.2, the origin and
- *   rpIdHash checks). Never the request's Host header: a
- *   proxy or an attacker's Host would otherwise choose whose credentials count.
- * - Challenges live on the server and are consumed once, atomically (§13.4.3 Cryptographic Challenges): a record per
- *   challenge in the generic store (`storage.oidc`, model `WebAuthnChallenge`), keyed by the
- *   caller's binding (the interaction uid), the ceremony and the challenge. The challenge the
- *   client echoes only says which of the binding's records it answers; the record decides.
+ *   (WebAuthn L3 §7.1 and §7.2, the origin and rpIdHash checks). Never the request's Host
+ *   header: a proxy or an attacker's Host would otherwise choose whose credentials count.
+ * - Challenges live on the server and are consumed once, atomically (§13.4.3 Cryptographic
+ *   Challenges): a record per challenge in the generic store (`storage.oidc`, model
+ *   `WebAuthnChallenge`), keyed by the caller's binding (the interaction uid), the ceremony
+ *   and the challenge. The challenge the client echoes only says which of the binding's
+ *   records it answers; the record decides.
  * - The signature counter advances atomically (FactorStore.advance, compare-and-set); a
  *   counter that does not grow refuses the assertion as a possible cloned authenticator
  *   (§6.1.1 Signature Counter Considerations).
@@ -42,7 +42,7 @@ const CEREMONY_TIMEOUT_MS = 3 * 60_000;
  * (an experimental Web Crypto call that prints a warning on every start).
  */
 const ALGORITHMS = [COSEALG.EdDSA, COSEALG.ES256, COSEALG.RS256];
-/** Longest credential id (WebAuthn L3 §5.1 `rawId`: at most 1023 bytes) in base64url. */
+/** Longest credential id in base64url (WebAuthn L3 §4, Credential ID: at most 1023 bytes). */
 const MAX_CREDENTIAL_ID = 1364;
 
 /** Stable codes of every ceremony failure, with the words users see. */
