@@ -16,6 +16,7 @@ import { assetRoutes } from '../interactions/assets.ts';
 import { interactionRouter } from '../interactions/router.ts';
 import { Transactions } from '../interactions/transaction.ts';
 import { totpIssuerName } from '../interactions/methods/totp.ts';
+import { WebAuthn } from '../interactions/methods/webauthn.ts';
 import { LoginThrottle } from '../interactions/throttle.ts';
 import { errorPage } from '../interactions/views/pages.ts';
 import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
@@ -153,6 +154,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const recoveryKey = deriveKey(keys.dataKey, 'recovery');
   const transactions = new Transactions(storage);
   const issuerName = totpIssuerName(settings.issuer);
+  const webauthn = new WebAuthn(storage, { issuer: settings.issuer, log });
   const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
@@ -181,7 +183,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     provider.use(assetRoutes());
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
-      transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl,
+      transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
       // A login's tokens can be minted while its session lasts and while its refresh tokens do.
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });

@@ -13,6 +13,7 @@ import type { Events } from '../idp/events.ts';
 import type { Csrf } from './csrf.ts';
 import type { SafeHtml } from './html.ts';
 import type { Transactions } from './transaction.ts';
+import type { WebAuthn } from './methods/webauthn.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 
 export interface InteractionDeps {
@@ -37,6 +38,8 @@ export interface InteractionDeps {
   issuerName: string;
   /** Session TTL (s): the session's last use is its expiry minus this. */
   sessionIdleTtl: number;
+  /** Passkey ceremonies (methods/webauthn.ts). */
+  webauthn: WebAuthn;
   /** Seconds after a login during which its tokens can still be minted (login-record.ts). */
   loginRecordTtl: number;
 }

@@ -10,6 +10,10 @@
  *                                                  required level (level.ts)
  *   POST /interaction/:uid/totp         totp       a code from the authenticator app
  *   POST /interaction/:uid/recovery     recovery   a recovery code
+ *   POST /interaction/:uid/passkey/options          the passkey ceremony's options (JSON): an
+ *                                                  assertion, a registration at enrolment, or a
+ *                                                  username-less sign-in from the login page
+ *   POST /interaction/:uid/passkey      passkey    its result
  *   POST /interaction/:uid/enrol/totp   enrolTotp  confirms a new authenticator app
  *   POST /interaction/:uid/enrol/skip   skip       declines an optional enrolment
  *   POST /interaction/:uid/continue     continue   after the recovery codes were shown
@@ -28,6 +32,7 @@ import { show } from './steps/show.ts';
 import { login } from './steps/login.ts';
 import { recovery, totp } from './steps/second-factor.ts';
 import { continueLogin, enrolTotp, skipEnrolment } from './steps/enrol.ts';
+import { passkeyRoutes } from './steps/passkey-login.ts';
 import { confirm } from './steps/consent.ts';
 import { abort } from './steps/abort.ts';
 
@@ -48,6 +53,9 @@ export function interactionRouter(deps: InteractionDeps): Router {
   router.post('/:uid/login', login(deps));
   router.post('/:uid/totp', totp(deps));
   router.post('/:uid/recovery', recovery(deps));
+  const passkey = passkeyRoutes(deps);
+  router.post('/:uid/passkey/options', passkey.options);
+  router.post('/:uid/passkey', passkey.verify);
   router.post('/:uid/enrol/totp', enrolTotp(deps));
   router.post('/:uid/enrol/skip', skipEnrolment(deps));
   router.post('/:uid/continue', continueLogin(deps));

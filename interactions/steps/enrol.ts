@@ -7,13 +7,14 @@
  * password at that moment bound this authenticator.
  */
 import crypto from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
-import { renderPage, type InteractionDeps } from '../context.ts';
+import { renderPage, type Details, type InteractionDeps } from '../context.ts';
+import type { AuthMethod } from '../methods/method.ts';
 import { field } from '../form.ts';
 import { newRecoveryFactor } from '../methods/recovery.ts';
 import { matchStep, newTotpFactor, totpMethod } from '../methods/totp.ts';
-import { pendingTotpContext } from '../transaction.ts';
+import { pendingTotpContext, type LoginTransaction } from '../transaction.ts';
 import { recoveryCodesPage } from '../views/stepup.ts';
 import { expiryOf, proceed, renderStep } from './level.ts';
 import { loadStep } from './second-factor.ts';
@@ -33,26 +34,39 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
       return renderStep(deps, ctx, details, tx, { error: 'That code is not right. Check that the app added the account, then enter the code it shows now.' });
     }
     const via = tx.enrolment === 'required' ? 'login' : 'self';
-    // The code just used is spent: the factor starts at its time step (RFC 6238 §5.2).
     const { factor } = newTotpFactor(deps.box, { id: crypto.randomUUID(), accountId: tx.accountId, label: 'Authenticator app', enrolledVia: via, secret });
     await deps.storage.factors.add(factor);
+    // The code just used is spent: the factor starts at its time step (RFC 6238 §5.2).
     await deps.storage.factors.advance(factor.id, step, new Date(now));
-    deps.events.emit('mfa.enrolled', {
-      account: tx.accountId, client: details.params.client_id, kind: 'totp', via, flagged: via === 'login', risk: tx.riskLevel, event: tx.eventId,
-    }, via === 'login' ? 'warn' : 'info');
-    tx.proven.push({ method: totpMethod.id, amr: [...totpMethod.amr], at: now });
-    tx.enrolment = 'done';
-    tx.pendingTotp = undefined;
-
-    // Recovery codes come with the first second factor: the way back in when the device is lost.
-    const existing = await deps.storage.factors.list(tx.accountId);
-    if (existing.some((f) => f.kind === 'recovery')) return proceed(deps, ctx, details, tx);
-    const { factor: codesFactor, codes } = newRecoveryFactor(deps.recoveryKey, { id: crypto.randomUUID(), accountId: tx.accountId, enrolledVia: via });
-    await deps.storage.factors.add(codesFactor);
-    await deps.transactions.put(tx, expiryOf(details));
-    // Shown once, in this response: never stored in the clear, never in a redirect.
-    renderPage(ctx, recoveryCodesPage({ codes, continueAction: `/interaction/${details.uid}/continue`, csrf: deps.csrf.issue(ctx, details.uid) }));
+    return afterEnrolment(deps, ctx, details, tx, { kind: 'totp', method: totpMethod.id, amr: [...totpMethod.amr], at: now });
   };
+}
+
+/**
+ * A second factor was enrolled in this login (an authenticator app, or a passkey via
+ * steps/passkey-login.ts): recorded in the audit trail, counted as proven (the user just
+ * showed they hold it), and, with the account's first second factor, the recovery codes.
+ */
+export async function afterEnrolment(
+  deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction,
+  enrolled: { kind: 'totp' | 'webauthn'; method: AuthMethod['id']; amr: string[]; at: number },
+): Promise<void> {
+  const via = tx.enrolment === 'required' ? 'login' : 'self';
+  deps.events.emit('mfa.enrolled', {
+    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged: via === 'login', risk: tx.riskLevel, event: tx.eventId,
+  }, via === 'login' ? 'warn' : 'info');
+  tx.proven.push({ method: enrolled.method, amr: enrolled.amr, at: enrolled.at });
+  tx.enrolment = 'done';
+  tx.pendingTotp = undefined;
+
+  // Recovery codes come with the first second factor: the way back in when the device is lost.
+  const existing = await deps.storage.factors.list(tx.accountId);
+  if (existing.some((f) => f.kind === 'recovery')) return proceed(deps, ctx, details, tx);
+  const { factor: codesFactor, codes } = newRecoveryFactor(deps.recoveryKey, { id: crypto.randomUUID(), accountId: tx.accountId, enrolledVia: via });
+  await deps.storage.factors.add(codesFactor);
+  await deps.transactions.put(tx, expiryOf(details));
+  // Shown once, in this response: never stored in the clear, never in a redirect.
+  renderPage(ctx, recoveryCodesPage({ codes, continueAction: `/interaction/${details.uid}/continue`, csrf: deps.csrf.issue(ctx, details.uid) }));
 }
 
 export function skipEnrolment(deps: InteractionDeps): Middleware {

@@ -22,15 +22,13 @@ import { loginPage } from '../views/login.ts';
 import { enrolPage, secondFactorPage } from '../views/stepup.ts';
 
 /** Which of the account's factors can meet `level` together with what is proven. */
-export function usableFactors(level: AssuranceLevel, factors: readonly FactorRecord[]): { totp: boolean; recovery: boolean; passkey: boolean } {
+export function usableFactors(level: AssuranceLevel, factors: readonly FactorRecord[], passkeys: boolean): { totp: boolean; recovery: boolean; passkey: boolean } {
   const hasUnusedCodes = (f: FactorRecord) => f.kind === 'recovery' && (f.recovery?.hashes.length ?? 0) > (f.recovery?.used.length ?? 0);
+  // Browsers run WebAuthn only for a domain over https (or localhost): methods/webauthn.ts `supported`.
+  const passkey = passkeys && factors.some((f) => f.kind === 'webauthn');
   // Only a passkey with user verification is phishing-resistant (assurance.ts strengthOf).
-  if (level.phishing_resistant) return { totp: false, recovery: false, passkey: factors.some((f) => f.kind === 'webauthn') };
-  return {
-    totp: factors.some((f) => f.kind === 'totp'),
-    recovery: factors.some(hasUnusedCodes),
-    passkey: factors.some((f) => f.kind === 'webauthn'),
-  };
+  if (level.phishing_resistant) return { totp: false, recovery: false, passkey };
+  return { totp: factors.some((f) => f.kind === 'totp'), recovery: factors.some(hasUnusedCodes), passkey };
 }
 
 const rank = (l: string) => RISK_LEVELS.indexOf(l as (typeof RISK_LEVELS)[number]);
@@ -60,6 +58,7 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
   const csrf = deps.csrf.issue(ctx, details.uid);
   const name = await clientName(deps.provider, details.params.client_id);
   const common = { csrf, clientName: name, abortAction: `${base}/abort`, error: state.error };
+  const passkeyActions = { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` };
   if (tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require') {
     if (!tx.pendingTotp) {
       tx.pendingTotp = deps.box.seal(newTotpSecret(), pendingTotpContext(tx));
@@ -77,14 +76,18 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
           : 'Protect your account with a second step: even someone who learns your password cannot sign in without it.',
       qrSvg: await qrSvg(uri), secret, action: `${base}/enrol/totp`,
       skipAction: tx.enrolment === 'offer' ? `${base}/enrol/skip` : undefined,
+      passkey: deps.webauthn.supported ? passkeyActions : undefined,
+      error: state.errorFor === 'passkey' ? undefined : state.error,
+      passkeyError: state.errorFor === 'passkey' ? state.error : undefined,
     }), state.status ?? 200);
     return;
   }
-  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId));
+  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId), deps.webauthn.supported);
   renderPage(ctx, secondFactorPage({
     ...common, why: why(tx, level), errorFor: state.errorFor,
     totpAction: usable.totp ? `${base}/totp` : undefined,
     recoveryAction: usable.recovery ? `${base}/recovery` : undefined,
+    passkey: usable.passkey ? passkeyActions : undefined,
   }), state.status ?? 200);
 }
 
@@ -107,7 +110,7 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   }
 
   const level = levels[tx.required]!;
-  const usable = usableFactors(level, factors);
+  const usable = usableFactors(level, factors, deps.webauthn.supported);
   if (usable.totp || usable.recovery || usable.passkey) {
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, event: tx.eventId });
@@ -116,9 +119,9 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
 
   // The account cannot meet the level with what it holds.
   const rule = policy.assurance.enrolment.missing_factor;
-  // A TOTP app gives a second factor but is not phishing-resistant; passkeys are registered
-  // at login once passkey enrolment is offered there.
-  const enrollable = !level.phishing_resistant;
+  // An authenticator app gives a second factor but is not phishing-resistant: that level
+  // can be enrolled only with a passkey, where browsers can use them.
+  const enrollable = !level.phishing_resistant || deps.webauthn.supported;
   if (rule.action === 'enroll' && enrollable && rank(tx.riskLevel) <= rank(rule.enroll_max_level)) {
     tx.enrolment = 'required';
     await deps.transactions.put(tx, expiryOf(details));

@@ -80,6 +80,7 @@ async function loginView(deps: InteractionDeps, ctx: Context, details: Details, 
   const base = `/interaction/${details.uid}`;
   return loginPage({
     action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
-    clientName: await clientName(deps.provider, clientId), ...v,
+    clientName: await clientName(deps.provider, clientId),
+    passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined, ...v,
   });
 }

@@ -42,7 +42,10 @@ export function show(deps: InteractionDeps): Middleware {
         const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
         // Signing in again to the same account (max_age, prompt=login): its name is known.
         const again = details.session?.accountId ? (await deps.storage.accounts.findById(details.session.accountId))?.username : undefined;
-        renderPage(ctx, loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrf, clientName: name, username: hint ?? again }));
+        renderPage(ctx, loginPage({
+          action: `${base}/login`, abortAction: `${base}/abort`, csrf, clientName: name, username: hint ?? again,
+          passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined,
+        }));
         return;
       }
       case 'consent': {

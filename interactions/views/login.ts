@@ -1,5 +1,6 @@
 import { html, type SafeHtml } from '../html.ts';
 import { layout } from './layout.ts';
+import { passkeyForm } from './passkey.ts';
 
 export interface LoginView {
   action: string;
@@ -13,6 +14,10 @@ export interface LoginView {
   fieldError?: { field: 'username' | 'password'; message: string } | undefined;
   /** Shown above the form when a policy decision stopped the login. */
   notice?: string | undefined;
+  /** Username-less sign-in with a passkey, when browsers can use passkeys with this issuer. */
+  passkey?: { optionsAction: string; action: string } | undefined;
+  /** A refused passkey sign-in, shown under its button. */
+  passkeyError?: string | undefined;
 }
 
 export function loginPage(v: LoginView): SafeHtml {
@@ -45,6 +50,8 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
   <button type="submit">Sign in</button>
 </form>
+${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError })}` : ''}
 <form method="post" action="${v.abortAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit" class="secondary">Cancel</button>

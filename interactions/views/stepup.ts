@@ -5,6 +5,7 @@
  */
 import { html, SafeHtml, type SafeHtml as Html } from '../html.ts';
 import { layout } from './layout.ts';
+import { passkeyForm } from './passkey.ts';
 
 interface Common {
   csrf: string;
@@ -18,7 +19,7 @@ interface Common {
 export interface SecondFactorView extends Common {
   totpAction?: string | undefined;
   recoveryAction?: string | undefined;
-  /** Set when the account has a passkey that can meet the level. */
+  /** Set when the account has a passkey that can meet the level (and browsers can use passkeys here). */
   passkey?: { optionsAction: string; action: string } | undefined;
   /** Which form the error belongs to. */
   errorFor?: 'totp' | 'recovery' | 'passkey' | undefined;
@@ -46,13 +47,8 @@ export function secondFactorPage(v: SecondFactorView): Html {
   <button type="submit">Verify</button>
 </form>` : '';
   const passkey = v.passkey ? html`
-<form method="post" action="${v.passkey.action}" data-passkey="authenticate" data-options="${v.passkey.optionsAction}">
-  <input type="hidden" name="csrf" value="${v.csrf}">
-  <input type="hidden" name="response" value="">
-  <button type="submit" ${v.totpAction ? html`class="secondary"` : ''}>Use a passkey</button>
-  ${errorText('passkey-error', err('passkey'))}
-  <p class="muted" data-passkey-status role="status"></p>
-</form>` : '';
+${v.totpAction ? html`<p class="muted">Or use a passkey saved on this device or a security key:</p>` : ''}
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Use a passkey', error: err('passkey') })}` : '';
   const recovery = v.recoveryAction ? html`
 <details ${err('recovery') || (!v.totpAction && !v.passkey) ? html`open` : ''}>
   <summary>Lost your device? Use a recovery code</summary>
@@ -70,8 +66,7 @@ export function secondFactorPage(v: SecondFactorView): Html {
 <p>${v.why}</p>
 <p class="muted">Signing in to <strong>${v.clientName}</strong></p>
 ${totp}${passkey}${recovery}
-${cancel(v)}
-${v.passkey ? passkeyScripts() : ''}`);
+${cancel(v)}`);
 }
 
 export interface EnrolView extends Common {
@@ -84,6 +79,8 @@ export interface EnrolView extends Common {
   skipAction?: string | undefined;
   /** Present when a passkey can be registered instead. */
   passkey?: { optionsAction: string; action: string } | undefined;
+  /** A refused passkey registration, shown under its button. */
+  passkeyError?: string | undefined;
 }
 
 /** Groups of four characters: easier to copy by hand. */
@@ -114,19 +111,13 @@ export function enrolPage(v: EnrolView): Html {
 </form>
 ${v.passkey ? html`
 <h2>Or a passkey</h2>
-<p class="muted">Use this device's screen lock, or a security key.</p>
-<form method="post" action="${v.passkey.action}" data-passkey="register" data-options="${v.passkey.optionsAction}">
-  <input type="hidden" name="csrf" value="${v.csrf}">
-  <input type="hidden" name="response" value="">
-  <button type="submit" class="secondary">Create a passkey</button>
-  <p class="muted" data-passkey-status role="status"></p>
-</form>` : ''}
+<p class="muted">Use this device's screen lock (fingerprint, face or PIN), or a security key.</p>
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'register', label: 'Create a passkey', error: v.passkeyError })}` : ''}
 ${v.skipAction ? html`
 <form method="post" action="${v.skipAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit" class="secondary">Not now</button>
-</form>` : cancel(v)}
-${v.passkey ? passkeyScripts() : ''}`);
+</form>` : cancel(v)}`);
 }
 
 export interface RecoveryCodesView {
@@ -145,9 +136,4 @@ Store them somewhere safe, such as a password manager. They will not be shown ag
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit">I have saved them, continue</button>
 </form>`);
-}
-
-/** Placeholder until the passkey scripts are served (interactions/assets). */
-function passkeyScripts(): Html {
-  return html``;
 }

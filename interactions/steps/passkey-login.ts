@@ -1,0 +1,100 @@
+/**
+ * POST /interaction/:uid/passkey/options and /passkey — passkeys in the login: which ceremony
+ * the interaction is at is decided here, from its server-side state, never from the request
+ * (steps/passkey.ts runs the ceremonies):
+ * - a login at the second-factor step → an assertion by one of the account's passkeys (user
+ *   verification required when the level is phishing-resistant);
+ * - a login at its enrolment step → registering a new passkey (flagged as an enrolment the
+ *   login needed, like an authenticator app: steps/enrol.ts);
+ * - no login under way (the sign-in page) → a username-less assertion: a discoverable passkey
+ *   as the first factor, which is then scored by the risk engine like a right password.
+ */
+import type { Context } from 'koa';
+import { clientIp, clientName, renderPage, type Details, type InteractionDeps } from '../context.ts';
+import { ensureDeviceId } from '../device.ts';
+import type { WebAuthnError } from '../methods/webauthn.ts';
+import type { AssuranceDetails, LoginTransaction } from '../transaction.ts';
+import { loginPage } from '../views/login.ts';
+import { afterEnrolment } from './enrol.ts';
+import { proceed, renderStep } from './level.ts';
+import { passkeyOptions, passkeyVerify, type PasskeyCallbacks, type PasskeyCeremony } from './passkey.ts';
+import { riskSummary } from '../risk.ts';
+
+const enrolling = (tx: LoginTransaction) => tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require';
+
+function callbacks(deps: InteractionDeps): PasskeyCallbacks {
+  const levels = () => deps.risk.policy.assurance.levels;
+  return {
+    async ceremony(_ctx: Context, details: Details): Promise<PasskeyCeremony | undefined> {
+      if (!deps.webauthn.supported) return undefined;
+      const tx = await deps.transactions.get(details.uid);
+      if (!tx) return { kind: 'authenticate', userVerification: 'preferred' };
+      const phishingResistant = levels()[Math.max(tx.required, 0)]?.phishing_resistant === true;
+      const userVerification = phishingResistant ? 'required' : 'preferred';
+      if (enrolling(tx)) {
+        const account = await deps.storage.accounts.findById(tx.accountId);
+        if (!account) return undefined;
+        return { kind: 'register', account, userVerification, enrolledVia: tx.enrolment === 'required' ? 'login' : 'self', label: 'Passkey' };
+      }
+      return { kind: 'authenticate', accountId: tx.accountId, userVerification };
+    },
+
+    async onVerified(ctx, details, result) {
+      const tx = await deps.transactions.get(details.uid);
+      const now = Date.now();
+      if (result.kind === 'register') {
+        if (!tx) return renderPage(ctx, loginPage(await loginView(deps, ctx, details)), 400);
+        const w = result.factor.webauthn!;
+        const amr = [w.deviceType === 'singleDevice' ? 'hwk' : 'swk', ...(w.userVerified ? ['user'] : [])];
+        return afterEnrolment(deps, ctx, details, tx, { kind: 'webauthn', method: 'webauthn', amr, at: now });
+      }
+      const a = result.assertion;
+      if (tx) {
+        if (a.accountId !== tx.accountId) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: 'This passkey belongs to another account.' });
+        tx.proven.push({ method: 'webauthn', amr: a.amr, at: now });
+        deps.events.emit('stepup.passed', { account: tx.accountId, client: details.params.client_id, method: 'webauthn', event: tx.eventId });
+        return proceed(deps, ctx, details, tx);
+      }
+      // A passkey as the first factor: scored like a right password, then the same steps.
+      const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
+      const deviceId = ensureDeviceId(ctx, deps.secure);
+      const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
+      const risk = await deps.risk.passwordSucceeded({
+        user: a.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
+        scopes: typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [],
+      }, { amr: a.amr, requested: assurance && assurance.required >= 0 ? { index: assurance.required, because: assurance.because } : undefined });
+      if (risk.decision.decision === 'block') {
+        deps.events.emit('login.blocked', { account: a.accountId, client: clientId, event: risk.eventId, method: 'webauthn' }, 'warn');
+        return renderPage(ctx, loginPage({ ...(await loginView(deps, ctx, details)), error: 'This sign-in was refused. Try again later, or contact your administrator.' }), 403);
+      }
+      return proceed(deps, ctx, details, {
+        v: 1, uid: details.uid, accountId: a.accountId, mode: 'login', carried: [],
+        proven: [{ method: 'webauthn', amr: a.amr, at: now }],
+        required: levels().findIndex((l) => l.name === risk.decision.required), accepted: assurance?.accepted,
+        riskLevel: risk.assessment.level, risk: riskSummary(risk), eventId: risk.eventId, deviceId, context: risk.context,
+      });
+    },
+
+    async onFailed(ctx, details, error: WebAuthnError) {
+      const tx = await deps.transactions.get(details.uid);
+      deps.events.emit('stepup.failed', { account: tx?.accountId, client: details.params.client_id, method: 'webauthn', reason: error.code }, error.code === 'counter_regression' ? 'warn' : 'info');
+      if (tx) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: error.message, status: 400 });
+      return renderPage(ctx, loginPage({ ...(await loginView(deps, ctx, details)), passkeyError: error.message }), 400);
+    },
+  };
+}
+
+async function loginView(deps: InteractionDeps, ctx: Context, details: Details) {
+  const base = `/interaction/${details.uid}`;
+  return {
+    action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
+    clientName: await clientName(deps.provider, details.params.client_id),
+    passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined,
+  };
+}
+
+export function passkeyRoutes(deps: InteractionDeps) {
+  const stepDeps = { provider: deps.provider, csrf: deps.csrf, webauthn: deps.webauthn, maxFormBytes: deps.maxFormBytes };
+  const cb = callbacks(deps);
+  return { options: passkeyOptions(stepDeps, cb), verify: passkeyVerify(stepDeps, cb) };
+}
