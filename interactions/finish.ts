@@ -7,6 +7,7 @@
  */
 import type { Context } from 'koa';
 import { assertedAmr, levelIndexOf } from '../policies/assurance.ts';
+import { UserError } from '../idp/errors.ts';
 import type { Details, InteractionDeps } from './context.ts';
 import { saveLoginRecord } from './login-record.ts';
 import { provenAmr, type LoginTransaction } from './transaction.ts';
@@ -22,6 +23,14 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   if (level < 0 || level < tx.required) throw new Error(`finish reached below the required level (${level} < ${tx.required})`);
   // RFC 8176: the methods used, `mfa` for two factors or more, `rba` since the risk engine
   // assessed this login. A new auth_time: the user authenticated now (OIDC Core §2).
+  if (tx.session) {
+    // A step-up carries the session's methods over: only onto that same session, still live.
+    const session = await deps.provider.Session.get(ctx as unknown as Parameters<typeof deps.provider.Session.get>[0]);
+    if (session.accountId !== tx.accountId || session.uid !== tx.session.uid || session.authTime() !== tx.session.authTime) {
+      await deps.transactions.delete(tx.uid);
+      throw new UserError('interaction_out_of_date');
+    }
+  }
   const amr = assertedAmr(methods, true);
   const authTime = Math.floor(Date.now() / 1000);
   // Before the result: no token of this login may exist without the record its `risk` claim

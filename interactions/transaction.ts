@@ -64,6 +64,12 @@ export interface LoginTransaction {
    * `skipped` = an offer declined.
    */
   enrolment?: 'required' | 'offer' | 'require' | 'done' | 'skipped' | undefined;
+  /**
+   * A step-up's session, as it was when the step-up began: the finish step requires the
+   * browser's session to be that one still, so a step-up cannot revive a session that ended
+   * (signed out, replaced by another login) meanwhile.
+   */
+  session?: { uid: string; authTime: number } | undefined;
   /** A TOTP secret shown on the enrolment page, sealed (SecretBox) until confirmed by a code. */
   pendingTotp?: string | undefined;
 }

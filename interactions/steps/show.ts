@@ -37,6 +37,7 @@ export function show(deps: InteractionDeps): Middleware {
             v: 1, uid: details.uid, accountId: stepUp.accountId, mode: 'stepup', carried: stepUp.carried, proven: [],
             required: stepUp.assurance.required, accepted: stepUp.assurance.accepted,
             riskLevel: stepUp.assurance.risk?.level ?? 'low', risk: stepUp.assurance.risk ?? stepUp.fallbackRisk, deviceId, context,
+            session: stepUp.session,
           });
         }
         const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
@@ -84,7 +85,7 @@ async function sessionStepUp(deps: InteractionDeps, details: Awaited<ReturnType<
   }, required, Math.floor(Date.now() / 1000), maxAge);
   if (!carried.length) return undefined;
   return {
-    accountId, carried, assurance,
+    accountId, carried, assurance, session: { uid: session.uid, authTime: session.authTime() ?? 0 },
     // Re-assessed by the check; this stands in only if a policy reload raced it.
     fallbackRisk: { score: 0, level: 'low' as const, reasons: [], policy_version: deps.risk.policy.version, model_version: deps.risk.policy.forest.version },
   };

@@ -195,6 +195,24 @@ for (const store of STORES) {
       assert.equal((await tokens(config, low)).claims.acr, AAL1);
     });
 
+    it('finishes a step-up only onto the session it began on', async () => {
+      const b = new Browser({ 'x-forwarded-for': LONDON, 'user-agent': FIREFOX });
+      const f1 = await authorize(config, b);
+      await submit(f1, '/login', { username: 'ada', password: PASSWORD });
+      await tokens(config, f1);
+      const up = await authorize(config, b, { acr_values: AAL2 });
+      assert.ok(isSecondFactor(up.page));
+      // Meanwhile the browser signs in again (another tab): a new authentication replaces it.
+      await new Promise((r) => setTimeout(r, 1100));
+      const again = await authorize(config, b, { prompt: 'login' });
+      await submit(again, '/login', { username: 'ada', password: PASSWORD });
+      await tokens(config, again);
+      const stale = await submit(up, '/totp', { code: totpCode(await srv.addTotp(ada)) });
+      assert.ok(!atClient(stale));
+      assert.equal(stale.status, 400);
+      assert.match(stale.body, /out of date|expired/);
+    });
+
     it('takes a fresh browser asking an essential aal2 through password and code, without a loop', async () => {
       const f = await authorize(config, new Browser({ 'x-forwarded-for': LONDON, 'user-agent': FIREFOX }), {
         claims: JSON.stringify({ id_token: { acr: { essential: true, value: AAL2 } } }),
