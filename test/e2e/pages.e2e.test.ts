@@ -141,6 +141,8 @@ describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', ()
     await page.waitForSelector('#code-error');
     assert.match(await page.textContent('#code-error') ?? '', /That code is not right/);
     assert.equal(await page.getByLabel('6-digit code').getAttribute('aria-invalid'), 'true');
+    // Focus goes back to the field, so a phone scrolls to it and its error.
+    assert.equal(await page.evaluate('document.activeElement && document.activeElement.id'), 'code');
     results.push(...await checkPage(page, 'enrol-error'));
 
     await page.getByLabel('6-digit code').fill(totpCode(secret));
@@ -171,6 +173,7 @@ describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', ()
     await page.getByRole('button', { name: 'Use recovery code' }).click();
     await page.waitForSelector('#recovery-error');
     assert.match(await page.textContent('#recovery-error') ?? '', /not right, or it was already used/);
+    assert.equal(await page.evaluate('document.activeElement && document.activeElement.id'), 'recovery-code', 'focus is at the refused code');
     results.push(...await checkPage(page, 'second-factor-recovery-error'));
 
     // The code of the next time step: the one shown at enrolment is spent (RFC 6238 §5.2).
