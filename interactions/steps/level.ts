@@ -18,7 +18,7 @@ import { clientName, renderPage, type Details, type InteractionDeps } from '../c
 import { finishLogin } from '../finish.ts';
 import { newTotpSecret, otpauthUri, qrSvg } from '../methods/totp.ts';
 import { pendingTotpContext, provenAmr, type LoginTransaction } from '../transaction.ts';
-import { loginPage } from '../views/login.ts';
+import { loginForm } from './login-view.ts';
 import { enrolPage, secondFactorPage } from '../views/stepup.ts';
 
 /** Which of the account's factors can meet `level` together with what is proven. */
@@ -91,8 +91,11 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
   }), state.status ?? 200);
 }
 
-/** Moves the login on after a method was proven (or at its start): see the file comment. */
-export async function proceed(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction): Promise<void> {
+/**
+ * Moves the login on after a method was proven (or at its start): see the file comment.
+ * `typed`: the username as typed in this request's sign-in form, for a refusal's page.
+ */
+export async function proceed(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, typed?: { username: string }): Promise<void> {
   const policy = deps.risk.policy;
   const levels = policy.assurance.levels;
   const have = levelIndexOf(provenAmr(tx), levels);
@@ -128,7 +131,7 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, enrol: true, event: tx.eventId });
     return renderStep(deps, ctx, details, tx);
   }
-  await refuse(deps, ctx, details, tx, 'missing_factor');
+  await refuse(deps, ctx, details, tx, 'missing_factor', typed);
 }
 
 /**
@@ -136,7 +139,7 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
  * attempt stays counted; a step-up of an existing session (the password was proven before)
  * goes back to the RP with `unmet_authentication_requirements` (OIDC Core errata §3.1.2.6).
  */
-export async function refuse(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, reason: string): Promise<void> {
+export async function refuse(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, reason: string, typed?: { username: string }): Promise<void> {
   await deps.transactions.delete(details.uid);
   deps.events.emit('stepup.refused', { account: tx.accountId, client: details.params.client_id, reason, mode: tx.mode, event: tx.eventId }, 'warn');
   if (tx.mode === 'stepup') {
@@ -148,9 +151,6 @@ export async function refuse(deps: InteractionDeps, ctx: Context, details: Detai
     ctx.redirect(redirectTo);
     return;
   }
-  const base = `/interaction/${details.uid}`;
-  renderPage(ctx, loginPage({
-    action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
-    clientName: await clientName(deps.provider, details.params.client_id), error: ERROR_CODES.invalid_credentials.message,
-  }), ERROR_CODES.invalid_credentials.status);
+  // The page of a wrong password, exactly (login-view.ts).
+  renderPage(ctx, await loginForm(deps, ctx, details, { username: typed?.username, error: ERROR_CODES.invalid_credentials.message }), ERROR_CODES.invalid_credentials.status);
 }

@@ -5,9 +5,9 @@
  * second factor or enrolment, or hands over to finish (finish.ts, the only step that writes
  * trust).
  */
-import type { Context, Middleware } from 'koa';
+import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
-import { clientAddress, clientIp, clientName, loadInteraction, renderPage, type Details, type InteractionDeps } from '../context.ts';
+import { clientAddress, clientIp, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { riskSummary } from '../risk.ts';
 import { proceed } from './level.ts';
@@ -15,7 +15,8 @@ import type { AssuranceDetails } from '../transaction.ts';
 import { waitText } from './wait.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
-import { loginPage, type LoginView } from '../views/login.ts';
+import type { LoginView } from '../views/login.ts';
+import { loginForm } from './login-view.ts';
 
 export function login(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -28,7 +29,7 @@ export function login(deps: InteractionDeps): Middleware {
     const password = field(form, 'password', PASSWORD_MAX_LENGTH, { allowEmpty: true });
     const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
     const again = async (view: Partial<LoginView>, code: ErrorCode) =>
-      renderPage(ctx, await loginView(deps, ctx, details, clientId, { username, ...view }), ERROR_CODES[code].status);
+      renderPage(ctx, await loginForm(deps, ctx, details, { username, ...view }), ERROR_CODES[code].status);
 
     if (!username.trim()) return again({ fieldError: { field: 'username', message: ERROR_CODES.missing_username.message } }, 'missing_username');
     if (!password) return again({ fieldError: { field: 'password', message: ERROR_CODES.missing_password.message } }, 'missing_password');
@@ -72,15 +73,7 @@ export function login(deps: InteractionDeps): Middleware {
       proven: [{ method: passwordMethod.id, amr: [...passwordMethod.amr], at: Date.now() }],
       required: levels.findIndex((l) => l.name === risk.decision.required), accepted: assurance?.accepted,
       riskLevel: risk.assessment.level, risk: riskSummary(risk), eventId: risk.eventId, ticket: outcome.ticket, deviceId, context: risk.context,
-    });
+    }, { username });
   };
 }
 
-async function loginView(deps: InteractionDeps, ctx: Context, details: Details, clientId: string | undefined, v: Partial<LoginView>): Promise<ReturnType<typeof loginPage>> {
-  const base = `/interaction/${details.uid}`;
-  return loginPage({
-    action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
-    clientName: await clientName(deps.provider, clientId),
-    passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined, ...v,
-  });
-}

@@ -35,7 +35,8 @@ li{margin:.35rem 0}
 .qr svg{display:block;width:100%;height:auto}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .secret{font-size:1.05rem;letter-spacing:.05em;word-break:break-all;user-select:all}
-ul.codes{list-style:none;padding:0;display:grid;grid-template-columns:repeat(2,1fr);gap:.25rem 1rem;font-size:1.05rem}
+ul.codes{list-style:none;padding:0;white-space:nowrap}
+.muted+form>button[data-passkey]{margin-top:.25rem}
 details{margin-top:1rem}
 summary{cursor:pointer;color:var(--accent)}
 @media (prefers-color-scheme:dark){summary{color:var(--focus)}}

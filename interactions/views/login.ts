@@ -51,7 +51,7 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
   <button type="submit">Sign in</button>
 </form>
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
-${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError })}` : ''}
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true })}` : ''}
 <form method="post" action="${v.abortAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit" class="secondary">Cancel</button>

@@ -17,6 +17,8 @@ export interface PasskeyFormView {
   label: string;
   /** A message from the previous attempt (a WebAuthnError's words). */
   error?: string | undefined;
+  /** Styled as the page's alternative, when another button is its main action. */
+  secondary?: boolean | undefined;
 }
 
 /** The two scripts, in order (deferred, so they run in order once the page is parsed). */
@@ -29,7 +31,7 @@ export function passkeyForm(v: PasskeyFormView): SafeHtml {
   return html`<form method="post" action="${v.action}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <input type="hidden" name="response" value="">
-  <button type="button" data-passkey="${v.ceremony}" data-options-url="${v.optionsAction}" data-csrf="${v.csrf}" disabled>${v.label}</button>
+  <button type="button" ${v.secondary ? html`class="secondary" ` : ''}data-passkey="${v.ceremony}" data-options-url="${v.optionsAction}" data-csrf="${v.csrf}" disabled>${v.label}</button>
   <p class="error" data-passkey-status ${v.error ? html`role="alert"` : html`hidden`}>${v.error ?? ''}</p>
   <noscript><p class="muted">Passkeys need JavaScript, which is turned off in this browser.</p></noscript>
 </form>

@@ -36,27 +36,31 @@ const errorText = (id: string, message: string | undefined) => (message ? html`<
 export function secondFactorPage(v: SecondFactorView): Html {
   const err = (f: SecondFactorView['errorFor']) => (v.error && v.errorFor === f ? v.error : undefined);
   const invalid = (f: SecondFactorView['errorFor'], id: string) => (err(f) ? html`aria-invalid="true" aria-describedby="${id}"` : '');
+  // Focus goes where the user acts next: the field whose code was refused, else the app's code.
+  const recoveryOpen = Boolean(err('recovery')) || (!v.totpAction && !v.passkey);
   const totp = v.totpAction ? html`
 <form method="post" action="${v.totpAction}" autocomplete="off" novalidate>
   <input type="hidden" name="csrf" value="${v.csrf}">
   <label for="code">Code from your authenticator app</label>
   <p class="muted" id="code-help">Open the app you set up for this account and enter the 6-digit code it shows.</p>
   <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="9" required
-    autofocus aria-describedby="code-help" ${invalid('totp', 'code-error')}>
+    ${recoveryOpen ? '' : html`autofocus`} ${err('totp') ? html`aria-invalid="true" aria-describedby="code-help code-error"` : html`aria-describedby="code-help"`}>
   ${errorText('code-error', err('totp'))}
   <button type="submit">Verify</button>
 </form>` : '';
   const passkey = v.passkey ? html`
-${v.totpAction ? html`<p class="muted">Or use a passkey saved on this device or a security key:</p>` : ''}
-${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Use a passkey', error: err('passkey') })}` : '';
+<p class="muted">${v.totpAction
+    ? 'Or use a passkey saved on this device or a security key:'
+    : 'Use the passkey saved on this device, or your security key. Your device may ask for its screen lock (fingerprint, face or PIN).'}</p>
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Use a passkey', error: err('passkey'), secondary: Boolean(v.totpAction) })}` : '';
   const recovery = v.recoveryAction ? html`
-<details ${err('recovery') || (!v.totpAction && !v.passkey) ? html`open` : ''}>
+<details ${recoveryOpen ? html`open` : ''}>
   <summary>Lost your device? Use a recovery code</summary>
   <form method="post" action="${v.recoveryAction}" autocomplete="off" novalidate>
     <input type="hidden" name="csrf" value="${v.csrf}">
     <label for="recovery-code">Recovery code</label>
     <input id="recovery-code" name="code" type="text" autocapitalize="none" spellcheck="false" maxlength="64" required
-      ${invalid('recovery', 'recovery-error')}>
+      ${recoveryOpen ? html`autofocus` : ''} ${invalid('recovery', 'recovery-error')}>
     ${errorText('recovery-error', err('recovery'))}
     <button type="submit" class="secondary">Use recovery code</button>
   </form>
@@ -91,6 +95,7 @@ export function enrolPage(v: EnrolView): Html {
   return layout('Set up a second step', html`
 <h1>Set up a second step</h1>
 <p>${v.why}</p>
+<p class="muted">Signing in to <strong>${v.clientName}</strong></p>
 <h2>Authenticator app</h2>
 <ol>
   <li>Open an authenticator app (for example one from your phone's app store) and add an account.</li>
@@ -105,7 +110,7 @@ export function enrolPage(v: EnrolView): Html {
   <input type="hidden" name="csrf" value="${v.csrf}">
   <label for="code">6-digit code</label>
   <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="9" required
-    ${err ? html`aria-invalid="true" aria-describedby="code-error"` : ''}>
+    ${err ? html`autofocus aria-invalid="true" aria-describedby="code-error"` : ''}>
   ${errorText('code-error', err)}
   <button type="submit">Turn on</button>
 </form>

@@ -69,6 +69,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * PORT and ISSUER for a provider at http://localhost:PORT (for startTestServer's overrides):
+ * browsers use passkeys only with a domain name for the RP ID, never an IP address, and
+ * localhost is a secure context over plain http. The server still listens on 127.0.0.1,
+ * which is where Chromium and Node resolve localhost to.
+ */
+export async function localhostIssuer(): Promise<Record<string, string>> {
+  const port = await freePort();
+  return { PORT: String(port), ISSUER: `http://localhost:${port}` };
+}
+
 /** Environment variables for a test instance (also used to spawn `idp` / `npm start`). */
 export function testEnv(kind: StoreKind, dir: string, port: number, extra: Record<string, string> = {}): Record<string, string> {
   return {

@@ -172,6 +172,14 @@ for (const store of STORES) {
       assert.ok(isPassword(f.page));
       assert.match(f.page.body, /The username or password is incorrect\./);
       assert.doesNotMatch(f.page.body, /second step|set up/i);
+      // Byte for byte the page of a wrong password (the typed username kept, the same
+      // buttons), once the interaction's id and CSRF token are masked: nothing tells a
+      // password-guesser that this password was right.
+      const wrong = await authorize(config, new Browser({ 'x-forwarded-for': BRAZIL, 'user-agent': SAFARI }));
+      await submit(wrong, '/login', { username: 'bob', password: 'not the password at all' });
+      const mask = (body: string) => body.replace(/\/interaction\/[^/"]+/g, '/interaction/UID').replace(/(csrf"? value=|data-csrf=)"[^"]*"/g, '$1"CSRF"');
+      assert.equal(f.page.status, wrong.page.status);
+      assert.equal(mask(f.page.body), mask(wrong.page.body));
     });
 
     it('steps an AAL1 session up to acr_values=aal2 with the missing factor only: no password again', async () => {
