@@ -17,7 +17,7 @@ import type { AssuranceDetails, LoginTransaction } from '../transaction.ts';
 import { loginPage } from '../views/login.ts';
 import { afterEnrolment } from './enrol.ts';
 import { proceed, renderStep } from './level.ts';
-import { passkeyOptions, passkeyVerify, type PasskeyCallbacks, type PasskeyCeremony } from './passkey.ts';
+import { interactionAtLogin, passkeyOptions, passkeyVerify, type PasskeyCallbacks, type PasskeyCeremony } from './passkey.ts';
 import { riskSummary } from '../risk.ts';
 
 const enrolling = (tx: LoginTransaction) => tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require';
@@ -94,7 +94,7 @@ async function loginView(deps: InteractionDeps, ctx: Context, details: Details) 
 }
 
 export function passkeyRoutes(deps: InteractionDeps) {
-  const stepDeps = { provider: deps.provider, csrf: deps.csrf, webauthn: deps.webauthn, maxFormBytes: deps.maxFormBytes };
+  const stepDeps = { csrf: deps.csrf, webauthn: deps.webauthn, maxFormBytes: deps.maxFormBytes, load: interactionAtLogin(deps.provider) };
   const cb = callbacks(deps);
   return { options: passkeyOptions(stepDeps, cb), verify: passkeyVerify(stepDeps, cb) };
 }

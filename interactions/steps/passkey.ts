@@ -3,11 +3,12 @@
  * POST /interaction/:uid/passkey         — the browser's result, posted as a form field; the
  *                                          outcome is the caller's (onVerified / onFailed)
  *
- * Both check the interaction (bound to this browser by oidc-provider's cookie, at the login
- * prompt) and the CSRF token before acting. The challenge is bound to the interaction uid
- * (methods/webauthn.ts), so a response made for one sign-in cannot finish another. Which
+ * Both load what the ceremony is for before acting (`load`: in the login, the interaction bound
+ * to this browser by oidc-provider's cookie, at the login prompt; on the account page, the
+ * signed-in session) and check the CSRF token bound to it. The challenge is bound to the same
+ * uid (methods/webauthn.ts), so a response made for one sign-in cannot finish another. Which
  * ceremony applies, for which account, and at which user-verification requirement is the
- * login flow's decision, asked of `ceremony()`; never of the request.
+ * caller's decision, asked of `ceremony()`; never of the request.
  */
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
@@ -26,38 +27,47 @@ export type PasskeyResult =
   | { kind: 'register'; factor: FactorRecord }
   | { kind: 'authenticate'; assertion: PasskeyAssertion };
 
-export interface PasskeyStepDeps {
-  provider: Provider;
+/** What a ceremony is for; its `uid` binds the CSRF token and the challenge. */
+export interface PasskeySubject {
+  uid: string;
+}
+
+export interface PasskeyStepDeps<S extends PasskeySubject = Details> {
   csrf: Csrf;
   webauthn: WebAuthn;
   maxFormBytes: number;
+  /** Loads and checks the subject, or throws a UserError; runs before the form is read. */
+  load(ctx: Context): Promise<S>;
 }
 
-export interface PasskeyCallbacks {
-  /** The ceremony this interaction is at, from its server-side state; undefined: none (refused as out of date). */
-  ceremony(ctx: Context, details: Details): Promise<PasskeyCeremony | undefined>;
+/** The subject of a login's ceremonies: the interaction bound to this browser, at its login prompt. */
+export const interactionAtLogin = (provider: Provider) => (ctx: Context): Promise<Details> => loadInteraction(ctx, provider, 'login');
+
+export interface PasskeyCallbacks<S extends PasskeySubject = Details> {
+  /** The ceremony the subject is at, from its server-side state; undefined: none (refused as out of date). */
+  ceremony(ctx: Context, subject: S): Promise<PasskeyCeremony | undefined>;
   /** Success: finish the step (typically a 303 redirect). */
-  onVerified(ctx: Context, details: Details, result: PasskeyResult): Promise<void>;
+  onVerified(ctx: Context, subject: S, result: PasskeyResult): Promise<void>;
   /** A refused ceremony: typically the page again with `error.message` (never library internals). */
-  onFailed(ctx: Context, details: Details, error: WebAuthnError): Promise<void>;
+  onFailed(ctx: Context, subject: S, error: WebAuthnError): Promise<void>;
 }
 
 /** Longest result accepted: a response with a packed attestation and certificate chain fits easily. */
 const MAX_RESPONSE_CHARS = 12_000;
 
 /** Options as JSON for the page's script; failures as JSON `{ error, message }` it can show. */
-export function passkeyOptions(deps: PasskeyStepDeps, cb: PasskeyCallbacks): Middleware {
+export function passkeyOptions<S extends PasskeySubject>(deps: PasskeyStepDeps<S>, cb: PasskeyCallbacks<S>): Middleware {
   return async (ctx) => {
     try {
-      const details = await loadInteraction(ctx, deps.provider, 'login');
+      const subject = await deps.load(ctx);
       const form = await readForm(ctx, deps.maxFormBytes);
-      deps.csrf.verify(ctx, details.uid, form.get('csrf'));
-      const c = await cb.ceremony(ctx, details);
+      deps.csrf.verify(ctx, subject.uid, form.get('csrf'));
+      const c = await cb.ceremony(ctx, subject);
       if (!c) throw new UserError('interaction_out_of_date');
       ctx.type = 'application/json';
       ctx.body = c.kind === 'register'
-        ? await deps.webauthn.registrationOptions({ binding: details.uid, account: c.account, userVerification: c.userVerification })
-        : await deps.webauthn.authenticationOptions({ binding: details.uid, accountId: c.accountId, userVerification: c.userVerification });
+        ? await deps.webauthn.registrationOptions({ binding: subject.uid, account: c.account, userVerification: c.userVerification })
+        : await deps.webauthn.authenticationOptions({ binding: subject.uid, accountId: c.accountId, userVerification: c.userVerification });
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       ctx.status = err.status;
@@ -67,29 +77,29 @@ export function passkeyOptions(deps: PasskeyStepDeps, cb: PasskeyCallbacks): Mid
   };
 }
 
-export function passkeyVerify(deps: PasskeyStepDeps, cb: PasskeyCallbacks): Middleware {
+export function passkeyVerify<S extends PasskeySubject>(deps: PasskeyStepDeps<S>, cb: PasskeyCallbacks<S>): Middleware {
   return async (ctx) => {
-    const details = await loadInteraction(ctx, deps.provider, 'login');
+    const subject = await deps.load(ctx);
     const form = await readForm(ctx, deps.maxFormBytes);
-    deps.csrf.verify(ctx, details.uid, form.get('csrf'));
+    deps.csrf.verify(ctx, subject.uid, form.get('csrf'));
     const raw = field(form, 'response', MAX_RESPONSE_CHARS);
-    const c = await cb.ceremony(ctx, details);
+    const c = await cb.ceremony(ctx, subject);
     if (!c) throw new UserError('interaction_out_of_date');
     let response: unknown;
     try {
       response = JSON.parse(raw);
     } catch {
-      return cb.onFailed(ctx, details, new WebAuthnError('verification_failed'));
+      return cb.onFailed(ctx, subject, new WebAuthnError('verification_failed'));
     }
     let result: PasskeyResult;
     try {
       result = c.kind === 'register'
-        ? { kind: 'register', factor: await deps.webauthn.verifyRegistration({ binding: details.uid, account: c.account, response, enrolledVia: c.enrolledVia, label: c.label }) }
-        : { kind: 'authenticate', assertion: await deps.webauthn.verifyAuthentication({ binding: details.uid, accountId: c.accountId, response, requireUserVerification: c.userVerification === 'required' }) };
+        ? { kind: 'register', factor: await deps.webauthn.verifyRegistration({ binding: subject.uid, account: c.account, response, enrolledVia: c.enrolledVia, label: c.label }) }
+        : { kind: 'authenticate', assertion: await deps.webauthn.verifyAuthentication({ binding: subject.uid, accountId: c.accountId, response, requireUserVerification: c.userVerification === 'required' }) };
     } catch (err) {
-      if (err instanceof WebAuthnError) return cb.onFailed(ctx, details, err);
+      if (err instanceof WebAuthnError) return cb.onFailed(ctx, subject, err);
       throw err;
     }
-    return cb.onVerified(ctx, details, result);
+    return cb.onVerified(ctx, subject, result);
   };
 }

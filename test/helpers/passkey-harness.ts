@@ -17,7 +17,7 @@ import { assetRoutes } from '../../interactions/assets.ts';
 import { Csrf } from '../../interactions/csrf.ts';
 import { html } from '../../interactions/html.ts';
 import { WebAuthn, type WebAuthnError } from '../../interactions/methods/webauthn.ts';
-import { passkeyOptions, passkeyVerify, type PasskeyCeremony, type PasskeyResult } from '../../interactions/steps/passkey.ts';
+import { interactionAtLogin, passkeyOptions, passkeyVerify, type PasskeyCeremony, type PasskeyResult } from '../../interactions/steps/passkey.ts';
 import { layout, STYLESHEET, STYLESHEET_PATH } from '../../interactions/views/layout.ts';
 import { passkeyForm } from '../../interactions/views/passkey.ts';
 import { tempDir } from './env.ts';
@@ -78,7 +78,7 @@ ${passkeyForm({
       render(ctx, error.message, 400);
     },
   };
-  const deps = { provider, csrf, webauthn, maxFormBytes: 16384 };
+  const deps = { csrf, webauthn, maxFormBytes: 16384, load: interactionAtLogin(provider) };
   const router = new Router();
   router.get('/interaction/:uid', (ctx) => render(ctx));
   router.post('/interaction/:uid/passkey/options', passkeyOptions(deps, callbacks));
