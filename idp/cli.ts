@@ -16,6 +16,7 @@ import { PasswordError, PasswordHasher, validateUsername } from '../interactions
 import { LoginThrottle } from '../interactions/throttle.ts';
 import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/methods/totp.ts';
 import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
+import { ACCOUNT_CLIENT_ID } from '../interactions/account/client.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider } from './provider.ts';
@@ -237,6 +238,8 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
       const clientId = values.id;
       if (!clientId) throw new UsageError('--id is required');
       if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) throw new UsageError('--id: 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+      // The account page's built-in client: a stored one of that id would never be used.
+      if (clientId === ACCOUNT_CLIENT_ID) throw new Refused(`client "${clientId}" is reserved for the provider's own account page (/account)`);
       if (values.public && values.secret !== undefined) throw new UsageError('--public and --secret exclude each other');
       const grantTypes = values['grant-type'] ?? ['authorization_code', 'refresh_token'];
       const redirectUris = values['redirect-uri'] ?? [];

@@ -27,6 +27,19 @@ export const ERROR_CODES = {
     message: 'The form could not be verified (it may have been open too long or sent from another site). Reload the page and try again.',
   },
   invalid_form: { status: 400, message: 'The form was incomplete or malformed.' },
+  // The account page (interactions/account.ts).
+  account_signed_out: { status: 401, message: 'You are signed out. Open your account page again to sign in.' },
+  account_signin_expired: {
+    status: 400,
+    message: 'This sign-in to your account page has expired or was already used. Open your account page again.',
+  },
+  account_signin_failed: { status: 400, message: 'Signing in to your account page did not complete. Open your account page again to retry.' },
+  account_reauth_required: {
+    status: 403,
+    message: 'Confirm it is you before changing how you sign in: reload your account page and try again.',
+  },
+  account_out_of_date: { status: 400, message: 'This page is out of date. Open your account page again.' },
+  factor_not_found: { status: 404, message: 'This sign-in method is not on your account. It may have been removed already.' },
   payload_too_large: { status: 413, message: 'The form was too large.' },
   unsupported_media_type: { status: 415, message: 'The form was sent in an unsupported format.' },
   not_found: { status: 404, message: 'There is nothing here.' },

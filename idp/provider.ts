@@ -14,6 +14,7 @@ import { ERROR_CODES } from './errors.ts';
 import { acrRequestOf, installAssuranceCheck, type AssuranceCheckDeps } from './assurance-check.ts';
 import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
 import { tokenConfiguration } from './tokens.ts';
+import { ACCOUNT_CLIENT_ID, accountClientMetadata } from '../interactions/account/client.ts';
 
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
 function buildPolicy(settings: Settings, assurance: AssuranceCheckDeps | undefined) {
@@ -125,6 +126,20 @@ export function buildProvider(
   const configuration: Configuration = {
     ...tokens,
     adapter: createAdapterClass(storage, box),
+    // The account page's own client (interactions/account/client.ts): configuration, not a
+    // stored client, so no `idp client add` can replace it.
+    clients: [accountClientMetadata(settings.issuer)],
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      // The provider's own account page asks the user nothing about themselves: no consent
+      // page for it (`openid` only), as for a first-party client in oidc-provider's docs.
+      if (ctx.oidc.client?.clientId !== ACCOUNT_CLIENT_ID || !ctx.oidc.session?.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: ACCOUNT_CLIENT_ID, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope('openid');
+      await grant.save();
+      return grant;
+    },
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
       keys: providerCookieKeys(keys),

@@ -14,6 +14,7 @@ import { Csrf } from '../interactions/csrf.ts';
 import { PasswordHasher } from '../interactions/methods/password.ts';
 import { assetRoutes } from '../interactions/assets.ts';
 import { interactionRouter } from '../interactions/router.ts';
+import { accountRouter } from '../interactions/account.ts';
 import { Transactions } from '../interactions/transaction.ts';
 import { totpIssuerName } from '../interactions/methods/totp.ts';
 import { WebAuthn } from '../interactions/methods/webauthn.ts';
@@ -150,6 +151,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
+  // The account page's: its own key and cookie, tokens bound to the session (interactions/account.ts).
+  const accountCsrf = new Csrf(deriveKey(keys.dataKey, 'csrf-account'), secure, { name: 'idp_account_csrf', path: '/account' });
   // The same derivation as `idp user mfa add --recovery-codes` (interactions/methods/recovery.ts).
   const recoveryKey = deriveKey(keys.dataKey, 'recovery');
   const transactions = new Transactions(storage);
@@ -188,6 +191,12 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });
     provider.use(router.routes());
+    const account = accountRouter({
+      provider, storage, csrf: accountCsrf, events, log, box, recoveryKey, issuer: settings.issuer, issuerName, webauthn,
+      levels: () => policies.current().assurance.levels,
+      sessionIdleTtl: settings.sessionIdleTtl, sessionMaxAge: settings.sessionMaxAge, maxFormBytes: settings.maxBodyBytes, secure,
+    });
+    provider.use(account.routes());
     return provider.callback();
   };
   const describe = (k: KeyFile) => ({

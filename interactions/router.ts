@@ -36,13 +36,13 @@ import { passkeyRoutes } from './steps/passkey-login.ts';
 import { confirm } from './steps/consent.ts';
 import { abort } from './steps/abort.ts';
 
-const noStore: Middleware = async (ctx, next) => {
+export const noStore: Middleware = async (ctx, next) => {
   ctx.set('cache-control', 'no-store');
   ctx.set('pragma', 'no-cache');
   await next();
 };
 
-const methodNotAllowed: Middleware = () => {
+export const methodNotAllowed: Middleware = () => {
   throw new UserError('method_not_allowed');
 };
 

@@ -94,13 +94,13 @@ function toFactor(d: FactorDoc, marks: FactorMarkDoc[]): FactorRecord {
 
 /**
  * oidc-provider's models, then our own short-lived records kept the same way: a login's state
- * between its steps, the per-login record behind the `risk` claim, WebAuthn challenges.
- * Tokens that belong to a grant are revoked with it.
+ * between its steps, the per-login record behind the `risk` claim, WebAuthn challenges, the
+ * account page's sign-ins and pending authenticator apps (interactions/account/). Tokens that belong to a grant are revoked with it.
  */
 const OIDC_MODELS = [
   'Session', 'Interaction', 'Grant', 'AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'ReplayDetection', 'InitialAccessToken', 'RegistrationAccessToken',
-  'LoginTransaction', 'LoginRecord', 'WebAuthnChallenge',
+  'LoginTransaction', 'LoginRecord', 'WebAuthnChallenge', 'AccountSignIn', 'AccountPendingTotp', 'AccountTotpClaim',
 ] as const;
 const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
