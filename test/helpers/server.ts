@@ -40,6 +40,8 @@ export async function startTestServer(kind: StoreKind, extraEnv: Record<string, 
   const dir = tempDir();
   const port = await freePort();
   const env = testEnv(kind, dir, port, { POLICY_DIR: passwordOnlyPolicy(), ...extraEnv });
+  // ISSUER may name the port it does not know yet: `http://localhost:$PORT` (passkeys need a domain).
+  env.ISSUER = env.ISSUER!.replace('$PORT', String(port));
   const settings = testSettings(env);
   const logs: LogEntry[] = [];
   const running = await startServer(settings, createLogger('debug', (line) => {
