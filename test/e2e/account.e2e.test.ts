@@ -8,41 +8,21 @@
  * a screenshot of each lands in test/e2e/artifacts/.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { AxeResults } from 'axe-core';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { describeOrSkip } from '../helpers/env.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { checkPage, PHONE, violationsOf, type Checked } from '../helpers/axe.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { totpCode } from '../helpers/totp.ts';
 
 const PASSWORD = 'correct horse battery staple';
-const ARTIFACTS = path.join(import.meta.dirname, '..', '..', '..', 'test', 'e2e', 'artifacts');
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core in light and dark mode, with a screenshot of each; the violations, one line each. */
-async function check(page: Page, name: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const scheme of ['light', 'dark'] as const) {
-    await page.emulateMedia({ colorScheme: scheme });
-    if (!(await page.evaluate('typeof axe !== "undefined"'))) await page.evaluate(AXE_SOURCE);
-    const results = await page.evaluate<AxeResults>('axe.run(document, { resultTypes: ["violations"] })');
-    out.push(...results.violations.map((v) => `${name} (${scheme}): ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join('; ')}`));
-    await page.screenshot({ path: path.join(ARTIFACTS, `${name}-${scheme}.png`), fullPage: true });
-  }
-  await page.emulateMedia({ colorScheme: 'light' });
-  return out;
-}
 
 describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
   let srv: TestServer;
   let browser: Browser;
 
   before(async () => {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
     // Passkeys need a domain: the issuer is localhost.
     srv = await startTestServer('embedded', { ISSUER: 'http://localhost:$PORT' });
     await srv.addUser('gus', PASSWORD, { name: 'Gus' });
@@ -54,7 +34,7 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
   });
 
   it('adds a passkey and an app, removes them (the last after a confirmation), under the CSP', async () => {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const context = await browser.newContext({ viewport: PHONE });
     const page = await context.newPage();
     const problems: string[] = [];
     // Failed loads are counted by URL below (the browser's own /favicon.ico request is no page's).
@@ -66,7 +46,7 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
     await cdp.send('WebAuthn.addVirtualAuthenticator', {
       options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
     });
-    const violations: string[] = [];
+    const results: Checked[] = [];
 
     await page.goto(`${srv.issuer}/account`);
     await page.getByLabel('Username').fill('gus');
@@ -74,15 +54,15 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
     await page.getByLabel('Password').press('Enter');
     await page.waitForURL(`${srv.issuer}/account`);
     assert.equal(await page.textContent('h1'), 'Your account');
-    violations.push(...await check(page, 'account-empty'));
+    results.push(...await checkPage(page, 'account-empty'));
 
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
-    violations.push(...await check(page, 'account-add-passkey'));
+    results.push(...await checkPage(page, 'account-add-passkey'));
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await page.waitForSelector('text=Your passkey is on.');
     assert.equal(await page.locator('ul.codes li').count(), 10);
-    violations.push(...await check(page, 'account-recovery-codes'));
+    results.push(...await checkPage(page, 'account-recovery-codes'));
     await page.getByRole('button', { name: /back to your account/ }).click();
     // A GET form without fields: /account?
     await page.waitForURL(/\/account\??$/);
@@ -95,27 +75,28 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
     await page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
     await page.getByRole('button', { name: 'Use a passkey' }).click();
     await page.waitForURL(/\/account\/totp\?done=confirmed$/);
-    violations.push(...await check(page, 'account-add-app'));
+    results.push(...await checkPage(page, 'account-add-app'));
     const secret = (await page.textContent('#secret'))!.replace(/\s+/g, '');
     await page.getByLabel('6-digit code').fill(totpCode(secret));
     await page.getByLabel('Name it (optional)').fill('Gus\'s phone');
     await page.getByRole('button', { name: 'Turn on' }).click();
     await page.waitForURL(/\/account\?done=totp_added$/);
-    violations.push(...await check(page, 'account-list'));
+    results.push(...await checkPage(page, 'account-list'));
     assert.match(await page.textContent('main') ?? '', /Gus's phone/);
 
     await page.getByRole('button', { name: /^Remove .*\(Passkey\)$/ }).click();
     await page.waitForURL(/\/account\?done=removed$/);
     await page.getByRole('button', { name: /^Remove Gus's phone/ }).click();
     await page.waitForSelector('text=Turn off your second step?');
-    violations.push(...await check(page, 'account-confirm-remove'));
+    results.push(...await checkPage(page, 'account-confirm-remove'));
     await page.getByRole('button', { name: 'Yes, remove it' }).click();
     await page.waitForURL(/\/account\?done=off$/);
 
     const gus = (await srv.storage.accounts.findByUsername('gus'))!.id;
     assert.deepEqual(await srv.storage.factors.list(gus), []);
     assert.deepEqual(problems, [], 'no CSP violation, no script error');
-    assert.deepEqual(violations, [], `axe-core violations:\n${violations.join('\n')}`);
+    const failed = violationsOf(results);
+    assert.deepEqual(failed, [], `axe-core violations:\n${failed.join('\n')}`);
     await context.close();
   });
 });
