@@ -20,7 +20,7 @@
  */
 import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Context } from 'koa';
-import { requestedLevel, sessionLevelIndex, type AcrRequest } from '../policies/assurance.ts';
+import { carriedAmr, requestedLevel, sessionLevelIndex, type AcrRequest, type SessionAuth } from '../policies/assurance.ts';
 import type { PolicyRuntime } from '../policies/watcher.ts';
 import { clientIp } from '../interactions/context.ts';
 import { readDeviceId } from '../interactions/device.ts';
@@ -32,6 +32,19 @@ export interface AssuranceCheckDeps {
   risk: RiskService;
   /** Session TTL (s): a session's last use is its expiry minus this (oidc-provider re-saves it on use). */
   sessionIdleTtl: number;
+  /** Whether browsers can use passkeys with this issuer (methods/webauthn.ts `supported`). */
+  passkeys: boolean;
+}
+
+/**
+ * The session as the level computations see it. Its last use: oidc-provider re-saves a used
+ * session with a fresh expiry of the (constant) session TTL, so expiry − TTL; never before its
+ * own authentication.
+ */
+export function sessionAuthOf(session: { amr?: string[] | undefined; authTime(): number | undefined; exp?: number | undefined }, idleTtl: number): SessionAuth {
+  const authTime = session.authTime() ?? 0;
+  const exp = session.exp;
+  return { amr: session.amr ?? [], authTime, lastActive: exp ? Math.max(exp - idleTtl, authTime) : undefined };
 }
 
 /** The acr parts of an authorization request (OIDC Core §3.1.2.1, §5.5.1.1). */
@@ -72,7 +85,17 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
     'the session does not meet the assurance level required',
     async (ctx: KoaContextWithOIDC) => {
       const levels = deps.policies.current().assurance.levels;
-      const req = requestedLevel(acrRequestOf(ctx), levels);
+      // A phishing-resistant level needs passkeys, which browsers use only with an https (or
+      // localhost) issuer: there it is out of reach, so a request for it alone is unmet at
+      // once, instead of a login that could never finish.
+      const unreachable = new Set(levels.filter((l) => l.phishing_resistant && !deps.passkeys).map((l) => l.acr));
+      const raw = acrRequestOf(ctx);
+      if (raw.essential?.length && raw.essential.every((v) => unreachable.has(v))) {
+        throw new errors.UnmetAuthenticationRequirements('the requested ACR needs passkeys, which this provider cannot offer (an https issuer is required)');
+      }
+      const req = requestedLevel({
+        ...raw, acrValues: raw.acrValues?.filter((v) => !unreachable.has(v)), essential: raw.essential?.filter((v) => !unreachable.has(v)),
+      }, levels);
       if (!req.ok) throw new errors.UnmetAuthenticationRequirements(req.reason);
       const accepted = req.accepted ? [...req.accepted] : undefined;
       found.set(ctx, { required: req.index, because: req.because, accepted });
@@ -84,9 +107,9 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
       if ((ctx.oidc as { result?: { login?: unknown } }).result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
 
       const now = Math.floor(Date.now() / 1000);
-      const amr = session.amr ?? [];
-      const exp = (session as { exp?: number }).exp;
-      const current = sessionLevelIndex({ amr, authTime: session.authTime() ?? 0, lastActive: exp ? exp - deps.sessionIdleTtl : undefined }, levels, now);
+      const auth = sessionAuthOf(session, deps.sessionIdleTtl);
+      const amr = auth.amr;
+      const current = sessionLevelIndex(auth, levels, now);
       const koa = ctx as unknown as Context;
       const scope = (ctx.oidc.params as { scope?: unknown } | undefined)?.scope;
       const risk = await deps.risk.session({
@@ -101,7 +124,12 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
         throw new errors.AccessDenied('the session was ended because this request was assessed as too risky');
       }
       const required = levels.findIndex((l) => l.name === risk.decision.required);
-      found.set(ctx, { required, because: risk.decision.because, accepted, risk: summary(risk) });
+      // What of the session still counts towards that level, worked out here, before
+      // oidc-provider saves the session at the end of this request (which makes it look
+      // active now): the interaction asks for the rest (assurance.ts carriedAmr).
+      const maxAge = (ctx.oidc.params as { max_age?: unknown } | undefined)?.max_age;
+      const carried = required >= 0 ? carriedAmr(auth, levels[required]!, now, typeof maxAge === 'number' ? maxAge : (typeof maxAge === 'string' && /^\d+$/.test(maxAge) ? Number(maxAge) : undefined)) : [];
+      found.set(ctx, { required, because: risk.decision.because, accepted, risk: summary(risk), carried, sessionUid: session.uid, sessionAuthTime: auth.authTime });
       return current >= required ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     },
   ));

@@ -11,7 +11,7 @@ import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
 import { ERROR_CODES } from './errors.ts';
-import { acrRequestOf, installAssuranceCheck, type AssuranceCheckDeps } from './assurance-check.ts';
+import { acrRequestOf, installAssuranceCheck, sessionAuthOf, type AssuranceCheckDeps } from './assurance-check.ts';
 import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
 import { tokenConfiguration } from './tokens.ts';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata } from '../interactions/account/client.ts';
@@ -96,7 +96,8 @@ function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void
       const session = this.session;
       if (!session?.accountId) return undefined;
       const levels = deps.policies.current().assurance.levels;
-      const level = sessionLevelIndex({ amr: session.amr ?? [], authTime: session.authTime() ?? 0 }, levels, Math.floor(Date.now() / 1000));
+      // Idle limits count too: the session's last use before this request (its save comes after).
+      const level = sessionLevelIndex(sessionAuthOf(session as Parameters<typeof sessionAuthOf>[0], deps.sessionIdleTtl), levels, Math.floor(Date.now() / 1000));
       let accepted: readonly string[] | undefined;
       try {
         const req = requestedLevel(acrRequestOf({ oidc: this } as KoaContextWithOIDC), levels);

@@ -170,7 +170,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl });
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported });
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));

@@ -6,6 +6,7 @@
  * generic expiring store oidc-provider's own artefacts use, and it dies with the interaction.
  * Nothing in it is trusted from the browser; a pending TOTP secret is stored encrypted.
  */
+import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { RiskClaim } from './login-record.ts';
 import type { RiskLevel } from '../policies/schema.ts';
@@ -28,6 +29,10 @@ export interface AssuranceDetails {
   because: string[];
   /** ACR values the RP listed (the assertion picks one of them). */
   accepted?: string[] | undefined;
+  /** The session's methods that still count towards `required` (a step-up asks for the rest). */
+  carried?: string[] | undefined;
+  sessionUid?: string | undefined;
+  sessionAuthTime?: number | undefined;
   /** The session's re-assessment, when there was a session. */
   risk?: (RiskSummary & { decision: string }) | undefined;
 }
@@ -99,6 +104,11 @@ export class Transactions {
 
 /** Every RFC 8176 value the login has proven: carried from the session, then this interaction's. */
 export const provenAmr = (tx: LoginTransaction): string[] => [...new Set([...tx.carried, ...tx.proven.flatMap((p) => p.amr)])];
+
+/** A marker record written with a pending TOTP secret and consumed by its one enrolment. */
+export const ENROLMENT_MARKER = 'LoginTransaction';
+export const enrolmentMarkerId = (tx: Pick<LoginTransaction, 'uid' | 'pendingTotp'>) =>
+  `${tx.uid}:enrol:${crypto.createHash('sha256').update(tx.pendingTotp ?? '').digest('base64url').slice(0, 16)}`;
 
 /** The sealed-secret context: binds a pending TOTP secret to its interaction and account. */
 export const pendingTotpContext = (tx: Pick<LoginTransaction, 'uid' | 'accountId'>) => `pending-totp:${tx.uid}:${tx.accountId}`;

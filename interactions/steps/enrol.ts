@@ -14,7 +14,7 @@ import type { AuthMethod } from '../methods/method.ts';
 import { field } from '../form.ts';
 import { newRecoveryFactor } from '../methods/recovery.ts';
 import { matchStep, newTotpFactor, totpMethod } from '../methods/totp.ts';
-import { pendingTotpContext, type LoginTransaction } from '../transaction.ts';
+import { ENROLMENT_MARKER, enrolmentMarkerId, pendingTotpContext, type LoginTransaction } from '../transaction.ts';
 import { recoveryCodesPage } from '../views/stepup.ts';
 import { expiryOf, proceed, renderStep } from './level.ts';
 import { loadStep } from './second-factor.ts';
@@ -25,6 +25,8 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
   return async (ctx) => {
     const { details, form, tx } = await loadStep(deps, ctx);
     if (!enrolling(tx.enrolment) || !tx.pendingTotp) throw new UserError('interaction_out_of_date');
+    const level = deps.risk.policy.assurance.levels[Math.max(tx.required, 0)];
+    if (tx.enrolment === 'required' && level?.phishing_resistant) throw new UserError('interaction_out_of_date');
     const code = field(form, 'code', 64, { allowEmpty: true }).trim();
     if (!code) return renderStep(deps, ctx, details, tx, { status: 400, error: 'Enter the 6-digit code your authenticator app shows.' });
     const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
@@ -33,6 +35,9 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
     if (step === undefined) {
       return renderStep(deps, ctx, details, tx, { error: 'That code is not right. Check that the app added the account, then enter the code it shows now.' });
     }
+    // One enrolment per pending secret, also under parallel submissions and across instances:
+    // the marker written with the secret is consumed once (port.ts OidcStore.consume).
+    if (!(await deps.storage.oidc.consume(ENROLMENT_MARKER, enrolmentMarkerId(tx), Math.floor(now / 1000)))) throw new UserError('interaction_out_of_date');
     const via = tx.enrolment === 'required' ? 'login' : 'self';
     const { factor } = newTotpFactor(deps.box, { id: crypto.randomUUID(), accountId: tx.accountId, label: 'Authenticator app', enrolledVia: via, secret });
     await deps.storage.factors.add(factor);
@@ -52,10 +57,16 @@ export async function afterEnrolment(
   enrolled: { kind: 'totp' | 'webauthn'; method: AuthMethod['id']; amr: string[]; at: number },
 ): Promise<void> {
   const via = tx.enrolment === 'required' ? 'login' : 'self';
+  // Flagged: bound by whoever held the password at a moment the engine found risky.
+  const flagged = via === 'login' || tx.riskLevel !== 'low';
   deps.events.emit('mfa.enrolled', {
-    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged: via === 'login', risk: tx.riskLevel, event: tx.eventId,
-  }, via === 'login' ? 'warn' : 'info');
-  tx.proven.push({ method: enrolled.method, amr: enrolled.amr, at: enrolled.at });
+    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged, risk: tx.riskLevel, event: tx.eventId,
+  }, flagged ? 'warn' : 'info');
+  // An authenticator bound in this very login proves only that the enrolling browser holds
+  // it. It counts towards this login's level only where the login needed it and policy let it
+  // be enrolled (missing_factor: enroll); an optional enrolment leaves the login at what it
+  // proved before (a password alone stays AAL1).
+  if (tx.enrolment === 'required') tx.proven.push({ method: enrolled.method, amr: enrolled.amr, at: enrolled.at });
   tx.enrolment = 'done';
   tx.pendingTotp = undefined;
 
@@ -84,6 +95,8 @@ export function skipEnrolment(deps: InteractionDeps): Middleware {
 export function continueLogin(deps: InteractionDeps): Middleware {
   return async (ctx) => {
     const { details, tx } = await loadStep(deps, ctx);
+    // Only after an enrolment (the recovery codes page): never a way round one.
+    if (tx.enrolment !== 'done') throw new UserError('interaction_out_of_date');
     return proceed(deps, ctx, details, tx);
   };
 }

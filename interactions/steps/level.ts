@@ -17,18 +17,26 @@ import { RISK_LEVELS } from '../../policies/schema.ts';
 import { clientName, renderPage, type Details, type InteractionDeps } from '../context.ts';
 import { finishLogin } from '../finish.ts';
 import { newTotpSecret, otpauthUri, qrSvg } from '../methods/totp.ts';
-import { pendingTotpContext, provenAmr, type LoginTransaction } from '../transaction.ts';
+import { ENROLMENT_MARKER, enrolmentMarkerId, pendingTotpContext, provenAmr, type LoginTransaction } from '../transaction.ts';
 import { loginForm } from './login-view.ts';
 import { enrolPage, secondFactorPage } from '../views/stepup.ts';
 
-/** Which of the account's factors can meet `level` together with what is proven. */
-export function usableFactors(level: AssuranceLevel, factors: readonly FactorRecord[], passkeys: boolean): { totp: boolean; recovery: boolean; passkey: boolean } {
+/**
+ * Which of the account's factors, added to what the login has proven, meet `level`: a method
+ * is offered only if it closes the gap (a code after a passkey without user verification adds
+ * nothing: both are held factors, assurance.ts strengthOf).
+ */
+export function usableFactors(level: AssuranceLevel, factors: readonly FactorRecord[], passkeys: boolean, proven: readonly string[] = ['pwd']): { totp: boolean; recovery: boolean; passkey: boolean } {
   const hasUnusedCodes = (f: FactorRecord) => f.kind === 'recovery' && (f.recovery?.hashes.length ?? 0) > (f.recovery?.used.length ?? 0);
-  // Browsers run WebAuthn only for a domain over https (or localhost): methods/webauthn.ts `supported`.
-  const passkey = passkeys && factors.some((f) => f.kind === 'webauthn');
-  // Only a passkey with user verification is phishing-resistant (assurance.ts strengthOf).
-  if (level.phishing_resistant) return { totp: false, recovery: false, passkey };
-  return { totp: factors.some((f) => f.kind === 'totp'), recovery: factors.some(hasUnusedCodes), passkey };
+  const closes = (amr: string[]) => levelIndexOf([...proven, ...amr], [level]) === 0;
+  // Browsers run WebAuthn only for a domain over https (or localhost): methods/webauthn.ts
+  // `supported`. A passkey is asked with user verification when the level needs it.
+  const passkey = passkeys && factors.some((f) => f.kind === 'webauthn') && closes(['hwk', 'user']);
+  return {
+    totp: factors.some((f) => f.kind === 'totp') && closes(['otp']),
+    recovery: factors.some(hasUnusedCodes) && closes(['otp']),
+    passkey,
+  };
 }
 
 const rank = (l: string) => RISK_LEVELS.indexOf(l as (typeof RISK_LEVELS)[number]);
@@ -63,6 +71,8 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
     if (!tx.pendingTotp) {
       tx.pendingTotp = deps.box.seal(newTotpSecret(), pendingTotpContext(tx));
       await deps.transactions.put(tx, expiryOf(details));
+      // Consumed by the one enrolment of this secret (steps/enrol.ts).
+      await deps.storage.oidc.upsert({ model: ENROLMENT_MARKER, id: enrolmentMarkerId(tx), payload: {}, expiresAt: expiryOf(details) });
     }
     const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
     const account = await deps.storage.accounts.findById(tx.accountId);
@@ -77,12 +87,14 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
       qrSvg: await qrSvg(uri), secret, action: `${base}/enrol/totp`,
       skipAction: tx.enrolment === 'offer' ? `${base}/enrol/skip` : undefined,
       passkey: deps.webauthn.supported ? passkeyActions : undefined,
+      // An app cannot meet a phishing-resistant level the login needs: only a passkey is offered.
+      app: !(tx.enrolment === 'required' && level.phishing_resistant),
       error: state.errorFor === 'passkey' ? undefined : state.error,
       passkeyError: state.errorFor === 'passkey' ? state.error : undefined,
     }), state.status ?? 200);
     return;
   }
-  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId), deps.webauthn.supported);
+  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId), deps.webauthn.supported, provenAmr(tx));
   renderPage(ctx, secondFactorPage({
     ...common, why: why(tx, level), errorFor: state.errorFor,
     totpAction: usable.totp ? `${base}/totp` : undefined,
@@ -102,18 +114,33 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   const factors = await deps.storage.factors.list(tx.accountId);
   const hasSecondFactor = factors.some((f) => f.kind === 'totp' || f.kind === 'webauthn');
 
+  // A step-up must prove something now: carried methods alone never renew a session (a
+  // session idle past its level's limit keeps what the user knows; the held factor is asked).
+  if (tx.mode === 'stepup' && tx.proven.length === 0 && have >= tx.required) {
+    tx.carried = tx.carried.filter((v) => v === 'pwd' || v === 'pin' || v === 'kba');
+    if (levelIndexOf(tx.carried, levels) >= tx.required) tx.carried = [];
+    if (!tx.carried.length) return refuse(deps, ctx, details, tx, 'fresh_authentication_needed', typed);
+    return proceed(deps, ctx, details, tx, typed);
+  }
+
   if (have >= tx.required) {
     const prompt = policy.assurance.enrolment.prompt;
-    if (tx.mode === 'login' && tx.enrolment === undefined && prompt !== 'off' && !hasSecondFactor) {
+    // The offer is made only up to the risk at which policy lets a login bind an
+    // authenticator at all (missing_factor.enroll_max_level): whoever holds only the password
+    // at a riskier moment must not bind their own.
+    const mayEnrol = rank(tx.riskLevel) <= rank(policy.assurance.enrolment.missing_factor.enroll_max_level);
+    if (tx.mode === 'login' && tx.enrolment === undefined && prompt !== 'off' && !hasSecondFactor && mayEnrol) {
       tx.enrolment = prompt;
       await deps.transactions.put(tx, expiryOf(details));
       return renderStep(deps, ctx, details, tx);
     }
+    // An enrolment asked for and not yet done (or declined, where that is allowed) holds the login.
+    if (tx.enrolment === 'offer' || tx.enrolment === 'require' || tx.enrolment === 'required') return renderStep(deps, ctx, details, tx);
     return finishLogin(deps, ctx, details, tx);
   }
 
   const level = levels[tx.required]!;
-  const usable = usableFactors(level, factors, deps.webauthn.supported);
+  const usable = usableFactors(level, factors, deps.webauthn.supported, provenAmr(tx));
   if (usable.totp || usable.recovery || usable.passkey) {
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, event: tx.eventId });

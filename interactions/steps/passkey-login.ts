@@ -28,7 +28,9 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
     async ceremony(_ctx: Context, details: Details): Promise<PasskeyCeremony | undefined> {
       if (!deps.webauthn.supported) return undefined;
       const tx = await deps.transactions.get(details.uid);
-      if (!tx) return { kind: 'authenticate', userVerification: 'preferred' };
+      // Username-less: the passkey is the whole sign-in, so it must verify the user (PIN or
+      // biometric): possession alone would be one factor standing in for the password.
+      if (!tx) return { kind: 'authenticate', userVerification: 'required' };
       const phishingResistant = levels()[Math.max(tx.required, 0)]?.phishing_resistant === true;
       const userVerification = phishingResistant ? 'required' : 'preferred';
       if (enrolling(tx)) {

@@ -9,7 +9,6 @@
  */
 import type { Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
-import { carriedAmr } from '../../policies/assurance.ts';
 import { clientIp, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { loginPage } from '../views/login.ts';
@@ -74,15 +73,10 @@ async function sessionStepUp(deps: InteractionDeps, details: Awaited<ReturnType<
   const cookie = details.session?.cookie;
   const session = cookie ? await deps.provider.Session.find(cookie) : undefined;
   if (!session || session.accountId !== accountId) return undefined;
-  const levels = deps.risk.policy.assurance.levels;
-  const required = levels[assurance.required];
-  if (!required) return undefined;
-  const rawMaxAge = details.params.max_age;
-  const maxAge = typeof rawMaxAge === 'number' || (typeof rawMaxAge === 'string' && /^\d+$/.test(rawMaxAge)) ? Number(rawMaxAge) : undefined;
-  const exp = (session as { exp?: number }).exp;
-  const carried = carriedAmr({
-    amr: session.amr ?? [], authTime: session.authTime() ?? 0, lastActive: exp ? exp - deps.sessionIdleTtl : undefined,
-  }, required, Math.floor(Date.now() / 1000), maxAge);
+  // The check worked out what still counts before the session was saved as used by this
+  // request; the session must be the one it looked at.
+  const carried = assurance.carried ?? [];
+  if (session.uid !== assurance.sessionUid || session.authTime() !== assurance.sessionAuthTime) return undefined;
   if (!carried.length) return undefined;
   return {
     accountId, carried, assurance, session: { uid: session.uid, authTime: session.authTime() ?? 0 },

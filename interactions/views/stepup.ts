@@ -85,6 +85,8 @@ export interface EnrolView extends Common {
   passkey?: { optionsAction: string; action: string } | undefined;
   /** A refused passkey registration, shown under its button. */
   passkeyError?: string | undefined;
+  /** false: no authenticator app (it cannot meet a phishing-resistant level). */
+  app?: boolean | undefined;
 }
 
 /** Groups of four characters: easier to copy by hand. */
@@ -96,7 +98,7 @@ export function enrolPage(v: EnrolView): Html {
 <h1>Set up a second step</h1>
 <p>${v.why}</p>
 <p class="muted">Signing in to <strong>${v.clientName}</strong></p>
-<h2>Authenticator app</h2>
+${v.app === false ? '' : html`<h2>Authenticator app</h2>
 <ol>
   <li>Open an authenticator app (for example one from your phone's app store) and add an account.</li>
   <li>Scan this code with it:
@@ -113,9 +115,9 @@ export function enrolPage(v: EnrolView): Html {
     ${err ? html`autofocus aria-invalid="true" aria-describedby="code-error"` : ''}>
   ${errorText('code-error', err)}
   <button type="submit">Turn on</button>
-</form>
+</form>`}
 ${v.passkey ? html`
-<h2>Or a passkey</h2>
+<h2>${v.app === false ? 'A passkey' : 'Or a passkey'}</h2>
 <p class="muted">Use this device's screen lock (fingerprint, face or PIN), or a security key.</p>
 ${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'register', label: 'Create a passkey', error: v.passkeyError })}` : ''}
 ${v.skipAction ? html`
