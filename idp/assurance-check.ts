@@ -22,9 +22,10 @@ import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provide
 import type { Context } from 'koa';
 import { carriedAmr, requestedLevel, sessionLevelIndex, type AcrRequest, type SessionAuth } from '../policies/assurance.ts';
 import type { PolicyRuntime } from '../policies/watcher.ts';
-import { clientIp } from '../interactions/context.ts';
+import { clientIp, requestedScopes } from '../interactions/context.ts';
 import { readDeviceId } from '../interactions/device.ts';
-import { riskSummary, type RiskService } from '../interactions/risk.ts';
+import type { RiskService } from '../interactions/risk.ts';
+import { riskClaim } from '../interactions/login-record.ts';
 import type { AssuranceDetails } from '../interactions/transaction.ts';
 
 export interface AssuranceCheckDeps {
@@ -65,7 +66,7 @@ export function acrRequestOf(ctx: KoaContextWithOIDC): AcrRequest {
   return { acrValues, essential, clientMinimum: typeof min === 'string' ? min : undefined };
 }
 
-const summary = (r: Awaited<ReturnType<RiskService['session']>>): AssuranceDetails['risk'] => ({ ...riskSummary(r), decision: r.decision.decision });
+const summary = (r: Awaited<ReturnType<RiskService['session']>>): AssuranceDetails['risk'] => ({ ...riskClaim(r.assessment), decision: r.decision.decision });
 
 type LoginPrompt = ReturnType<ReturnType<typeof interactionPolicy.base>['get']> & object;
 
@@ -111,10 +112,10 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
       const amr = auth.amr;
       const current = sessionLevelIndex(auth, levels, now);
       const koa = ctx as unknown as Context;
-      const scope = (ctx.oidc.params as { scope?: unknown } | undefined)?.scope;
+      const params = ctx.oidc.params as { scope?: unknown; max_age?: unknown } | undefined;
       const risk = await deps.risk.session({
         user: session.accountId, ip: clientIp(koa), userAgent: ctx.get('user-agent'), deviceId: readDeviceId(koa),
-        clientId: ctx.oidc.client?.clientId, scopes: typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [],
+        clientId: ctx.oidc.client?.clientId, scopes: requestedScopes(params?.scope),
       }, { amr, requested: req });
       if (risk.decision.decision === 'block') {
         // The engine would refuse this login outright: the session ends rather than keep
@@ -127,8 +128,8 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
       // What of the session still counts towards that level, worked out here, before
       // oidc-provider saves the session at the end of this request (which makes it look
       // active now): the interaction asks for the rest (assurance.ts carriedAmr).
-      const maxAge = (ctx.oidc.params as { max_age?: unknown } | undefined)?.max_age;
-      const carried = required >= 0 ? carriedAmr(auth, levels[required]!, now, typeof maxAge === 'number' ? maxAge : (typeof maxAge === 'string' && /^\d+$/.test(maxAge) ? Number(maxAge) : undefined)) : [];
+      const maxAge = Number(params?.max_age ?? Number.NaN);
+      const carried = required >= 0 ? carriedAmr(auth, levels[required]!, now, Number.isInteger(maxAge) ? maxAge : undefined) : [];
       found.set(ctx, { required, because: risk.decision.because, accepted, risk: summary(risk), carried, sessionUid: session.uid, sessionAuthTime: auth.authTime });
       return current >= required ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     },

@@ -69,6 +69,9 @@ export async function clientName(provider: Provider, clientId: unknown): Promise
   return client?.clientName ?? clientId;
 }
 
+/** The scopes an authorization request asked for (its `scope` parameter). */
+export const requestedScopes = (scope: unknown): string[] => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
+
 export function renderPage(ctx: Context, page: SafeHtml, status = 200): void {
   ctx.status = status;
   ctx.type = 'html';

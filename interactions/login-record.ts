@@ -9,6 +9,7 @@
  * `<accountId>:<auth_time>`, and dropped when no token of the login can be minted any more.
  */
 import type { Storage } from '../adapters/storage/port.ts';
+import type { RiskLevel } from '../policies/schema.ts';
 import type { Assessment } from '../policies/types.ts';
 
 const MODEL = 'LoginRecord';
@@ -16,7 +17,7 @@ const MODEL = 'LoginRecord';
 /** The `risk` claim (README "The risk claim"): no `detail` of the reasons, which may name places or networks. */
 export interface RiskClaim {
   score: number;
-  level: string;
+  level: RiskLevel;
   reasons: { factor: string; contribution: number }[];
   policy_version: string;
   model_version: string;

@@ -19,8 +19,6 @@ import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from 
 import { parseAgent } from '../policies/ua.ts';
 import type { PolicyRuntime } from '../policies/watcher.ts';
 import type { Events } from '../idp/events.ts';
-import type { RiskSummary } from './transaction.ts';
-import { riskClaim } from './login-record.ts';
 
 export interface AttemptInfo {
   /** Account id, or the keyed stand-in for an unknown username. */
@@ -50,11 +48,6 @@ export interface RiskResult {
 }
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
-
-/** The `risk` claim's content for a scored login (login-record.ts). */
-export function riskSummary(r: Pick<RiskResult, 'assessment'>): RiskSummary {
-  return { ...riskClaim(r.assessment), level: r.assessment.level };
-}
 
 export class RiskService {
   readonly #storage: Storage;

@@ -8,16 +8,14 @@
  */
 import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
-import type { RiskClaim } from './login-record.ts';
-import type { RiskLevel } from '../policies/schema.ts';
+import { riskClaim, type RiskClaim } from './login-record.ts';
+import type { RiskResult } from './risk.ts';
 import type { LoginContext } from '../policies/types.ts';
+import type { Details } from './context.ts';
 import type { AuthMethod } from './methods/method.ts';
 import type { Ticket } from './throttle.ts';
 
 const MODEL = 'LoginTransaction';
-
-/** The `risk` claim's content (README "The risk claim"): the engine's verdict on the login. */
-export type RiskSummary = Omit<RiskClaim, 'level'> & { level: RiskLevel };
 
 /**
  * What the assurance check (idp/assurance-check.ts) hands the interaction in
@@ -34,7 +32,7 @@ export interface AssuranceDetails {
   sessionUid?: string | undefined;
   sessionAuthTime?: number | undefined;
   /** The session's re-assessment, when there was a session. */
-  risk?: (RiskSummary & { decision: string }) | undefined;
+  risk?: (RiskClaim & { decision: string }) | undefined;
 }
 
 export interface LoginTransaction {
@@ -54,8 +52,8 @@ export interface LoginTransaction {
   required: number;
   /** ACR values the RP listed, for the assertion (assurance.ts assertedAcr). */
   accepted?: string[] | undefined;
-  riskLevel: RiskLevel;
-  risk: RiskSummary;
+  /** The engine's verdict on the login: the `risk` claim's content (login-record.ts). */
+  risk: RiskClaim;
   eventId?: string | undefined;
   /** Counted first-factor attempt, settled by the finish step. */
   ticket?: Ticket | undefined;
@@ -112,3 +110,25 @@ export const enrolmentMarkerId = (tx: Pick<LoginTransaction, 'uid' | 'pendingTot
 
 /** The sealed-secret context: binds a pending TOTP secret to its interaction and account. */
 export const pendingTotpContext = (tx: Pick<LoginTransaction, 'uid' | 'accountId'>) => `pending-totp:${tx.uid}:${tx.accountId}`;
+
+/** What the assurance check handed this interaction (idp/assurance-check.ts), if anything. */
+export const assuranceOf = (details: Details): AssuranceDetails | undefined => (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
+
+/** The level the relying party's request requires, as the engine takes it (policies/assess.ts). */
+export const requestedBy = (a: AssuranceDetails | undefined) => (a && a.required >= 0 ? { index: a.required, because: a.because } : undefined);
+
+/**
+ * A login whose first factor (a password, or a passkey without a username) was right and
+ * scored: its state from here on, whichever factor it was.
+ */
+export function firstFactorTransaction(details: Details, f: {
+  accountId: string; method: AuthMethod['id']; amr: readonly string[]; risk: RiskResult; ticket?: Ticket | undefined; deviceId: string;
+}): LoginTransaction {
+  const levels = f.risk.policy.assurance.levels;
+  return {
+    v: 1, uid: details.uid, accountId: f.accountId, mode: 'login', carried: [],
+    proven: [{ method: f.method, amr: [...f.amr], at: Date.now() }],
+    required: levels.findIndex((l) => l.name === f.risk.decision.required), accepted: assuranceOf(details)?.accepted,
+    risk: riskClaim(f.risk.assessment), eventId: f.risk.eventId, ticket: f.ticket, deviceId: f.deviceId, context: f.risk.context,
+  };
+}

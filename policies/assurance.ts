@@ -94,9 +94,12 @@ export function carriedAmr(s: SessionAuth, required: AssuranceLevel, now: number
   const amr = s.amr.filter((v) => !DERIVED.has(v));
   if (maxAge !== undefined && now - s.authTime > maxAge) return [];
   if (overallExpired(required, s, now)) return [];
-  if (idleExpired(required, s, now)) return amr.filter((v) => KNOWLEDGE.has(v));
+  if (idleExpired(required, s, now)) return knowledgeOnly(amr);
   return amr;
 }
+
+/** The methods that prove something the user knows: what an idle session keeps. */
+export const knowledgeOnly = (amr: readonly string[]): string[] => amr.filter((v) => KNOWLEDGE.has(v));
 
 /** What a relying party asked for (OIDC Core §3.1.2.1 acr_values, §5.5.1.1 essential acr). */
 export interface AcrRequest {

@@ -58,9 +58,9 @@ export async function afterEnrolment(
 ): Promise<void> {
   const via = tx.enrolment === 'required' ? 'login' : 'self';
   // Flagged: bound by whoever held the password at a moment the engine found risky.
-  const flagged = via === 'login' || tx.riskLevel !== 'low';
+  const flagged = via === 'login' || tx.risk.level !== 'low';
   deps.events.emit('mfa.enrolled', {
-    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged, risk: tx.riskLevel, event: tx.eventId,
+    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged, risk: tx.risk.level, event: tx.eventId,
   }, flagged ? 'warn' : 'info');
   // An authenticator bound in this very login proves only that the enrolling browser holds
   // it. It counts towards this login's level only where the login needed it and policy let it

@@ -12,7 +12,7 @@
 import type { Context } from 'koa';
 import { ERROR_CODES } from '../../idp/errors.ts';
 import type { FactorRecord } from '../../models/types.ts';
-import { levelIndexOf, type AssuranceLevel } from '../../policies/assurance.ts';
+import { knowledgeOnly, levelIndexOf, type AssuranceLevel } from '../../policies/assurance.ts';
 import { RISK_LEVELS } from '../../policies/schema.ts';
 import { clientName, renderPage, type Details, type InteractionDeps } from '../context.ts';
 import { finishLogin } from '../finish.ts';
@@ -59,7 +59,10 @@ export interface PageState {
 }
 
 /** Renders the page the transaction is at: the second factor, or enrolment. */
-export async function renderStep(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, state: PageState = {}): Promise<void> {
+/** `known`: the usable methods, when the caller has just worked them out. */
+export async function renderStep(
+  deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, state: PageState = {}, known?: ReturnType<typeof usableFactors>,
+): Promise<void> {
   const levels = deps.risk.policy.assurance.levels;
   const level = levels[Math.max(tx.required, 0)]!;
   const base = `/interaction/${details.uid}`;
@@ -68,15 +71,8 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
   const common = { csrf, clientName: name, abortAction: `${base}/abort`, error: state.error };
   const passkeyActions = { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` };
   if (tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require') {
-    if (!tx.pendingTotp) {
-      tx.pendingTotp = deps.box.seal(newTotpSecret(), pendingTotpContext(tx));
-      await deps.transactions.put(tx, expiryOf(details));
-      // Consumed by the one enrolment of this secret (steps/enrol.ts).
-      await deps.storage.oidc.upsert({ model: ENROLMENT_MARKER, id: enrolmentMarkerId(tx), payload: {}, expiresAt: expiryOf(details) });
-    }
-    const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
-    const account = await deps.storage.accounts.findById(tx.accountId);
-    const uri = otpauthUri(secret, { issuer: deps.issuerName, account: account?.username ?? tx.accountId });
+    // An app cannot meet a phishing-resistant level the login needs: then only a passkey.
+    const appAllowed = !(tx.enrolment === 'required' && level.phishing_resistant);
     renderPage(ctx, enrolPage({
       ...common,
       why: tx.enrolment === 'required'
@@ -84,23 +80,37 @@ export async function renderStep(deps: InteractionDeps, ctx: Context, details: D
         : tx.enrolment === 'require'
           ? 'Your organisation requires a second step for your account. Set one up now to continue.'
           : 'Protect your account with a second step: even someone who learns your password cannot sign in without it.',
-      qrSvg: await qrSvg(uri), secret, action: `${base}/enrol/totp`,
+      app: appAllowed ? { ...(await pendingApp(deps, details, tx)), action: `${base}/enrol/totp` } : undefined,
       skipAction: tx.enrolment === 'offer' ? `${base}/enrol/skip` : undefined,
       passkey: deps.webauthn.supported ? passkeyActions : undefined,
-      // An app cannot meet a phishing-resistant level the login needs: only a passkey is offered.
-      app: !(tx.enrolment === 'required' && level.phishing_resistant),
       error: state.errorFor === 'passkey' ? undefined : state.error,
       passkeyError: state.errorFor === 'passkey' ? state.error : undefined,
     }), state.status ?? 200);
     return;
   }
-  const usable = usableFactors(level, await deps.storage.factors.list(tx.accountId), deps.webauthn.supported, provenAmr(tx));
+  const usable = known ?? usableFactors(level, await deps.storage.factors.list(tx.accountId), deps.webauthn.supported, provenAmr(tx));
   renderPage(ctx, secondFactorPage({
     ...common, why: why(tx, level), errorFor: state.errorFor,
     totpAction: usable.totp ? `${base}/totp` : undefined,
     recoveryAction: usable.recovery ? `${base}/recovery` : undefined,
     passkey: usable.passkey ? passkeyActions : undefined,
   }), state.status ?? 200);
+}
+
+/**
+ * The authenticator app the enrolment page offers: its secret made once per login, kept
+ * sealed in the login's state with a marker its one enrolment consumes (steps/enrol.ts).
+ */
+async function pendingApp(deps: InteractionDeps, details: Details, tx: LoginTransaction): Promise<{ qrSvg: string; secret: string }> {
+  if (!tx.pendingTotp) {
+    tx.pendingTotp = deps.box.seal(newTotpSecret(), pendingTotpContext(tx));
+    await deps.transactions.put(tx, expiryOf(details));
+    await deps.storage.oidc.upsert({ model: ENROLMENT_MARKER, id: enrolmentMarkerId(tx), payload: {}, expiresAt: expiryOf(details) });
+  }
+  const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
+  const account = await deps.storage.accounts.findById(tx.accountId);
+  const uri = otpauthUri(secret, { issuer: deps.issuerName, account: account?.username ?? tx.accountId });
+  return { qrSvg: await qrSvg(uri), secret };
 }
 
 /**
@@ -111,13 +121,15 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   const policy = deps.risk.policy;
   const levels = policy.assurance.levels;
   const have = levelIndexOf(provenAmr(tx), levels);
-  const factors = await deps.storage.factors.list(tx.accountId);
-  const hasSecondFactor = factors.some((f) => f.kind === 'totp' || f.kind === 'webauthn');
+  // Read only where a decision needs them: a login that meets its level with no enrolment to
+  // offer finishes without it.
+  let factors: FactorRecord[] | undefined;
+  const accountFactors = async () => (factors ??= await deps.storage.factors.list(tx.accountId));
 
   // A step-up must prove something now: carried methods alone never renew a session (a
   // session idle past its level's limit keeps what the user knows; the held factor is asked).
   if (tx.mode === 'stepup' && tx.proven.length === 0 && have >= tx.required) {
-    tx.carried = tx.carried.filter((v) => v === 'pwd' || v === 'pin' || v === 'kba');
+    tx.carried = knowledgeOnly(tx.carried);
     if (levelIndexOf(tx.carried, levels) >= tx.required) tx.carried = [];
     if (!tx.carried.length) return refuse(deps, ctx, details, tx, 'fresh_authentication_needed', typed);
     return proceed(deps, ctx, details, tx, typed);
@@ -128,8 +140,9 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
     // The offer is made only up to the risk at which policy lets a login bind an
     // authenticator at all (missing_factor.enroll_max_level): whoever holds only the password
     // at a riskier moment must not bind their own.
-    const mayEnrol = rank(tx.riskLevel) <= rank(policy.assurance.enrolment.missing_factor.enroll_max_level);
-    if (tx.mode === 'login' && tx.enrolment === undefined && prompt !== 'off' && !hasSecondFactor && mayEnrol) {
+    const mayEnrol = rank(tx.risk.level) <= rank(policy.assurance.enrolment.missing_factor.enroll_max_level);
+    if (tx.mode === 'login' && tx.enrolment === undefined && prompt !== 'off' && mayEnrol
+      && !(await accountFactors()).some((f) => f.kind === 'totp' || f.kind === 'webauthn')) {
       tx.enrolment = prompt;
       await deps.transactions.put(tx, expiryOf(details));
       return renderStep(deps, ctx, details, tx);
@@ -140,11 +153,11 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   }
 
   const level = levels[tx.required]!;
-  const usable = usableFactors(level, factors, deps.webauthn.supported, provenAmr(tx));
+  const usable = usableFactors(level, await accountFactors(), deps.webauthn.supported, provenAmr(tx));
   if (usable.totp || usable.recovery || usable.passkey) {
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, event: tx.eventId });
-    return renderStep(deps, ctx, details, tx);
+    return renderStep(deps, ctx, details, tx, {}, usable);
   }
 
   // The account cannot meet the level with what it holds.
@@ -152,7 +165,7 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   // An authenticator app gives a second factor but is not phishing-resistant: that level
   // can be enrolled only with a passkey, where browsers can use them.
   const enrollable = !level.phishing_resistant || deps.webauthn.supported;
-  if (rule.action === 'enroll' && enrollable && rank(tx.riskLevel) <= rank(rule.enroll_max_level)) {
+  if (rule.action === 'enroll' && enrollable && rank(tx.risk.level) <= rank(rule.enroll_max_level)) {
     tx.enrolment = 'required';
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, enrol: true, event: tx.eventId });

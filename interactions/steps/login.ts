@@ -7,11 +7,10 @@
  */
 import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
-import { clientAddress, clientIp, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
+import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
-import { riskSummary } from '../risk.ts';
 import { proceed } from './level.ts';
-import type { AssuranceDetails } from '../transaction.ts';
+import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction.ts';
 import { waitText } from './wait.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
@@ -38,7 +37,7 @@ export function login(deps: InteractionDeps): Middleware {
     const outcome = await deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId });
     const attempt = {
       user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-      scopes: typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [],
+      scopes: requestedScopes(details.params.scope),
     };
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 
@@ -57,23 +56,15 @@ export function login(deps: InteractionDeps): Middleware {
       return refuse();
     }
 
-    const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
-    const risk = await deps.risk.passwordSucceeded(attempt, {
-      amr: passwordMethod.amr, requested: assurance && assurance.required >= 0 ? { index: assurance.required, because: assurance.because } : undefined,
-    });
+    const risk = await deps.risk.passwordSucceeded(attempt, { amr: passwordMethod.amr, requested: requestedBy(assuranceOf(details)) });
     if (risk.decision.decision === 'block') {
       // The same words as a wrong password: a block must not confirm the password was
       // right. It stays counted as a failure in the throttle (nothing is reset).
       deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
       return refuse();
     }
-    const levels = risk.policy.assurance.levels;
-    return proceed(deps, ctx, details, {
-      v: 1, uid: details.uid, accountId: outcome.account.id, mode: 'login', carried: [],
-      proven: [{ method: passwordMethod.id, amr: [...passwordMethod.amr], at: Date.now() }],
-      required: levels.findIndex((l) => l.name === risk.decision.required), accepted: assurance?.accepted,
-      riskLevel: risk.assessment.level, risk: riskSummary(risk), eventId: risk.eventId, ticket: outcome.ticket, deviceId, context: risk.context,
-    }, { username });
+    const tx = firstFactorTransaction(details, { accountId: outcome.account.id, method: passwordMethod.id, amr: passwordMethod.amr, risk, ticket: outcome.ticket, deviceId });
+    return proceed(deps, ctx, details, tx, { username });
   };
 }
 

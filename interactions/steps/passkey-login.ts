@@ -10,15 +10,14 @@
  *   as the first factor, which is then scored by the risk engine like a right password.
  */
 import type { Context } from 'koa';
-import { clientIp, clientName, renderPage, type Details, type InteractionDeps } from '../context.ts';
+import { clientIp, renderPage, requestedScopes, type Details, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import type { WebAuthnError } from '../methods/webauthn.ts';
-import type { AssuranceDetails, LoginTransaction } from '../transaction.ts';
-import { loginPage } from '../views/login.ts';
+import { assuranceOf, firstFactorTransaction, requestedBy, type LoginTransaction } from '../transaction.ts';
+import { loginForm } from './login-view.ts';
 import { afterEnrolment } from './enrol.ts';
 import { proceed, renderStep } from './level.ts';
 import { interactionAtLogin, passkeyOptions, passkeyVerify, type PasskeyCallbacks, type PasskeyCeremony } from './passkey.ts';
-import { riskSummary } from '../risk.ts';
 
 const enrolling = (tx: LoginTransaction) => tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require';
 
@@ -45,7 +44,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       const tx = await deps.transactions.get(details.uid);
       const now = Date.now();
       if (result.kind === 'register') {
-        if (!tx) return renderPage(ctx, loginPage(await loginView(deps, ctx, details)), 400);
+        if (!tx) return renderPage(ctx, await loginForm(deps, ctx, details, {}), 400);
         const w = result.factor.webauthn!;
         const amr = [w.deviceType === 'singleDevice' ? 'hwk' : 'swk', ...(w.userVerified ? ['user'] : [])];
         return afterEnrolment(deps, ctx, details, tx, { kind: 'webauthn', method: 'webauthn', amr, at: now });
@@ -60,38 +59,22 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       // A passkey as the first factor: scored like a right password, then the same steps.
       const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
       const deviceId = ensureDeviceId(ctx, deps.secure);
-      const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
       const risk = await deps.risk.passwordSucceeded({
-        user: a.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-        scopes: typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [],
-      }, { amr: a.amr, requested: assurance && assurance.required >= 0 ? { index: assurance.required, because: assurance.because } : undefined });
+        user: a.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope),
+      }, { amr: a.amr, requested: requestedBy(assuranceOf(details)) });
       if (risk.decision.decision === 'block') {
         deps.events.emit('login.blocked', { account: a.accountId, client: clientId, event: risk.eventId, method: 'webauthn' }, 'warn');
-        return renderPage(ctx, loginPage({ ...(await loginView(deps, ctx, details)), error: 'This sign-in was refused. Try again later, or contact your administrator.' }), 403);
+        return renderPage(ctx, await loginForm(deps, ctx, details, { error: 'This sign-in was refused. Try again later, or contact your administrator.' }), 403);
       }
-      return proceed(deps, ctx, details, {
-        v: 1, uid: details.uid, accountId: a.accountId, mode: 'login', carried: [],
-        proven: [{ method: 'webauthn', amr: a.amr, at: now }],
-        required: levels().findIndex((l) => l.name === risk.decision.required), accepted: assurance?.accepted,
-        riskLevel: risk.assessment.level, risk: riskSummary(risk), eventId: risk.eventId, deviceId, context: risk.context,
-      });
+      return proceed(deps, ctx, details, firstFactorTransaction(details, { accountId: a.accountId, method: 'webauthn', amr: a.amr, risk, deviceId }));
     },
 
     async onFailed(ctx, details, error: WebAuthnError) {
       const tx = await deps.transactions.get(details.uid);
       deps.events.emit('stepup.failed', { account: tx?.accountId, client: details.params.client_id, method: 'webauthn', reason: error.code }, error.code === 'counter_regression' ? 'warn' : 'info');
       if (tx) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: error.message, status: 400 });
-      return renderPage(ctx, loginPage({ ...(await loginView(deps, ctx, details)), passkeyError: error.message }), 400);
+      return renderPage(ctx, await loginForm(deps, ctx, details, { passkeyError: error.message }), 400);
     },
-  };
-}
-
-async function loginView(deps: InteractionDeps, ctx: Context, details: Details) {
-  const base = `/interaction/${details.uid}`;
-  return {
-    action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),
-    clientName: await clientName(deps.provider, details.params.client_id),
-    passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined,
   };
 }
 

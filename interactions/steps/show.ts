@@ -9,19 +9,16 @@
  */
 import type { Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
-import { clientIp, clientName, loadInteraction, renderPage, type InteractionDeps } from '../context.ts';
+import { clientIp, clientName, loadInteraction, renderPage, requestedScopes, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
-import { loginPage } from '../views/login.ts';
 import { consentPage } from '../views/consent.ts';
 import { proceed, renderStep } from './level.ts';
-import type { AssuranceDetails } from '../transaction.ts';
+import { assuranceOf } from '../transaction.ts';
+import { loginForm } from './login-view.ts';
 
 export function show(deps: InteractionDeps): Middleware {
   return async (ctx) => {
     const details = await loadInteraction(ctx, deps.provider);
-    const csrf = deps.csrf.issue(ctx, details.uid);
-    const name = await clientName(deps.provider, details.params.client_id);
-    const base = `/interaction/${details.uid}`;
     switch (details.prompt.name) {
       case 'login': {
         const tx = await deps.transactions.get(details.uid);
@@ -29,26 +26,23 @@ export function show(deps: InteractionDeps): Middleware {
         const stepUp = await sessionStepUp(deps, details);
         if (stepUp) {
           const deviceId = ensureDeviceId(ctx, deps.secure);
-          const scope = typeof details.params.scope === 'string' ? details.params.scope.split(' ').filter(Boolean) : [];
           const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
-          const context = deps.risk.contextOf({ user: stepUp.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: scope });
+          const context = deps.risk.contextOf({ user: stepUp.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope) });
           return proceed(deps, ctx, details, {
             v: 1, uid: details.uid, accountId: stepUp.accountId, mode: 'stepup', carried: stepUp.carried, proven: [],
-            required: stepUp.assurance.required, accepted: stepUp.assurance.accepted,
-            riskLevel: stepUp.assurance.risk?.level ?? 'low', risk: stepUp.assurance.risk ?? stepUp.fallbackRisk, deviceId, context,
-            session: stepUp.session,
+            required: stepUp.assurance.required, accepted: stepUp.assurance.accepted, risk: stepUp.risk, deviceId, context, session: stepUp.session,
           });
         }
         const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
         // Signing in again to the same account (max_age, prompt=login): its name is known.
         const again = details.session?.accountId ? (await deps.storage.accounts.findById(details.session.accountId))?.username : undefined;
-        renderPage(ctx, loginPage({
-          action: `${base}/login`, abortAction: `${base}/abort`, csrf, clientName: name, username: hint ?? again,
-          passkey: deps.webauthn.supported ? { optionsAction: `${base}/passkey/options`, action: `${base}/passkey` } : undefined,
-        }));
+        renderPage(ctx, await loginForm(deps, ctx, details, { username: hint ?? again }));
         return;
       }
       case 'consent': {
+        const base = `/interaction/${details.uid}`;
+        const csrf = deps.csrf.issue(ctx, details.uid);
+        const name = await clientName(deps.provider, details.params.client_id);
         const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
         renderPage(ctx, consentPage({
           action: `${base}/confirm`, abortAction: `${base}/abort`, csrf, clientName: name,
@@ -67,20 +61,15 @@ export function show(deps: InteractionDeps): Middleware {
  * assurance check asked for it, and some of the session's methods still count.
  */
 async function sessionStepUp(deps: InteractionDeps, details: Awaited<ReturnType<InteractionDeps['provider']['interactionDetails']>>) {
-  const assurance = (details.prompt.details as { assurance?: AssuranceDetails }).assurance;
+  const assurance = assuranceOf(details);
   const accountId = details.session?.accountId;
   if (!assurance || assurance.required < 0 || !accountId || !details.prompt.reasons.every((r) => r === 'assurance')) return undefined;
   const cookie = details.session?.cookie;
   const session = cookie ? await deps.provider.Session.find(cookie) : undefined;
   if (!session || session.accountId !== accountId) return undefined;
   // The check worked out what still counts before the session was saved as used by this
-  // request; the session must be the one it looked at.
-  const carried = assurance.carried ?? [];
-  if (session.uid !== assurance.sessionUid || session.authTime() !== assurance.sessionAuthTime) return undefined;
-  if (!carried.length) return undefined;
-  return {
-    accountId, carried, assurance, session: { uid: session.uid, authTime: session.authTime() ?? 0 },
-    // Re-assessed by the check; this stands in only if a policy reload raced it.
-    fallbackRisk: { score: 0, level: 'low' as const, reasons: [], policy_version: deps.risk.policy.version, model_version: deps.risk.policy.forest.version },
-  };
+  // request, and scored the session; the session must be the one it looked at.
+  const { carried, risk } = assurance;
+  if (!carried?.length || !risk || session.uid !== assurance.sessionUid || session.authTime() !== assurance.sessionAuthTime) return undefined;
+  return { accountId, carried, assurance, risk, session: { uid: session.uid, authTime: session.authTime() ?? 0 } };
 }

@@ -5,7 +5,8 @@
  * buttons in GET forms, like every other action here, so the pages need no link styles and
  * no script (the passkey button's script is the sign-in pages' own, served from 'self').
  */
-import { html, SafeHtml, type SafeHtml as Html } from '../html.ts';
+import { html, type SafeHtml as Html } from '../html.ts';
+import { errorText, recoveryCodeList, totpSetupSteps } from './factor-parts.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
 
@@ -50,7 +51,6 @@ const back = (label = 'Back to your account') => html`
 <form method="get" action="${ACCOUNT_PATH}">
   <button type="submit" class="secondary">${label}</button>
 </form>`;
-const errorText = (id: string, message: string | undefined) => (message ? html`<p id="${id}" class="error" role="alert">${message}</p>` : '');
 
 function factorItem(v: AccountView, f: FactorView): Html {
   const title = f.kind === 'recovery' ? KIND.recovery : f.label;
@@ -109,22 +109,12 @@ export interface AddTotpView {
   label?: string | undefined;
 }
 
-/** Groups of four characters: easier to copy by hand. */
-const grouped = (s: string) => s.replace(/(.{4})(?=.)/g, '$1 ');
 
 export function addTotpPage(v: AddTotpView): Html {
   return layout('Add an authenticator app', html`
 <h1>Add an authenticator app</h1>
 ${v.notice ? html`<p role="status">${v.notice}</p>` : ''}
-<ol>
-  <li>Open an authenticator app (for example one from your phone's app store) and add an account.</li>
-  <li>Scan this code with it:
-    <figure class="qr" aria-label="QR code for your authenticator app">${new SafeHtml(v.qrSvg)}</figure>
-    <p class="muted">Cannot scan? Enter this key instead:</p>
-    <p><code id="secret" class="secret">${grouped(v.secret)}</code></p>
-  </li>
-  <li>Enter the 6-digit code the app now shows.</li>
-</ol>
+${totpSetupSteps(v.qrSvg, v.secret)}
 <form method="post" action="${ACCOUNT_PATH}/totp" autocomplete="off" novalidate>
   ${hidden(v.csrf)}
   <label for="code">6-digit code</label>
@@ -164,7 +154,7 @@ ${v.notice ? html`<p role="status">${v.notice}</p>` : ''}
 <p>If you lose your device, each of these codes lets you sign in once.
 Store them somewhere safe, such as a password manager. They will not be shown again.</p>
 ${v.replaced ? html`<p><strong>Your earlier recovery codes no longer work.</strong></p>` : ''}
-<ul class="codes" aria-label="Recovery codes">${v.codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+${recoveryCodeList(v.codes)}
 ${back('I have saved them, back to your account')}`);
 }
 

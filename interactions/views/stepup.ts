@@ -3,7 +3,8 @@
  * one-time-code field is named `code`, with `autocomplete="one-time-code"` and a numeric
  * keyboard where only digits are expected (WCAG 2.2 SC 1.3.5 input purpose).
  */
-import { html, SafeHtml, type SafeHtml as Html } from '../html.ts';
+import { html, type SafeHtml as Html } from '../html.ts';
+import { errorText, recoveryCodeList, totpSetupSteps } from './factor-parts.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
 
@@ -31,7 +32,6 @@ const cancel = (v: Common) => html`
   <button type="submit" class="secondary">Cancel sign-in</button>
 </form>`;
 
-const errorText = (id: string, message: string | undefined) => (message ? html`<p id="${id}" class="error" role="alert">${message}</p>` : '');
 
 export function secondFactorPage(v: SecondFactorView): Html {
   const err = (f: SecondFactorView['errorFor']) => (v.error && v.errorFor === f ? v.error : undefined);
@@ -74,23 +74,19 @@ ${cancel(v)}`);
 }
 
 export interface EnrolView extends Common {
-  /** Inline SVG of the otpauth:// URI (server-rendered; no remote image under the CSP). */
-  qrSvg: string;
-  /** The secret, grouped for reading, for apps that cannot scan. */
-  secret: string;
-  action: string;
+  /**
+   * Setting up an authenticator app: the QR code (inline SVG of the otpauth:// URI), the secret
+   * as text, where the code goes. Absent when an app cannot meet the level (phishing-resistant).
+   */
+  app?: { qrSvg: string; secret: string; action: string } | undefined;
   /** Present when the user may skip (policy `enrolment.prompt: offer`). */
   skipAction?: string | undefined;
   /** Present when a passkey can be registered instead. */
   passkey?: { optionsAction: string; action: string } | undefined;
   /** A refused passkey registration, shown under its button. */
   passkeyError?: string | undefined;
-  /** false: no authenticator app (it cannot meet a phishing-resistant level). */
-  app?: boolean | undefined;
 }
 
-/** Groups of four characters: easier to copy by hand. */
-const grouped = (s: string) => s.replace(/(.{4})(?=.)/g, '$1 ');
 
 export function enrolPage(v: EnrolView): Html {
   const err = v.error;
@@ -98,26 +94,18 @@ export function enrolPage(v: EnrolView): Html {
 <h1>Set up a second step</h1>
 <p>${v.why}</p>
 <p class="muted">Signing in to <strong>${v.clientName}</strong></p>
-${v.app === false ? '' : html`<h2>Authenticator app</h2>
-<ol>
-  <li>Open an authenticator app (for example one from your phone's app store) and add an account.</li>
-  <li>Scan this code with it:
-    <figure class="qr" aria-label="QR code for your authenticator app">${new SafeHtml(v.qrSvg)}</figure>
-    <p class="muted">Cannot scan? Enter this key instead:</p>
-    <p><code id="secret" class="secret">${grouped(v.secret)}</code></p>
-  </li>
-  <li>Enter the 6-digit code the app now shows.</li>
-</ol>
-<form method="post" action="${v.action}" autocomplete="off" novalidate>
+${v.app ? html`<h2>Authenticator app</h2>
+${totpSetupSteps(v.app.qrSvg, v.app.secret)}
+<form method="post" action="${v.app.action}" autocomplete="off" novalidate>
   <input type="hidden" name="csrf" value="${v.csrf}">
   <label for="code">6-digit code</label>
   <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="9" required
     ${err ? html`autofocus aria-invalid="true" aria-describedby="code-error"` : ''}>
   ${errorText('code-error', err)}
   <button type="submit">Turn on</button>
-</form>`}
+</form>` : ''}
 ${v.passkey ? html`
-<h2>${v.app === false ? 'A passkey' : 'Or a passkey'}</h2>
+<h2>${v.app ? 'Or a passkey' : 'A passkey'}</h2>
 <p class="muted">Use this device's screen lock (fingerprint, face or PIN), or a security key.</p>
 ${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'register', label: 'Create a passkey', error: v.passkeyError })}` : ''}
 ${v.skipAction ? html`
@@ -138,7 +126,7 @@ export function recoveryCodesPage(v: RecoveryCodesView): Html {
 <h1>Save your recovery codes</h1>
 <p>Your second step is on. If you lose your device, each of these codes lets you sign in once.
 Store them somewhere safe, such as a password manager. They will not be shown again.</p>
-<ul class="codes" aria-label="Recovery codes">${v.codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+${recoveryCodeList(v.codes)}
 <form method="post" action="${v.continueAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit">I have saved them, continue</button>
