@@ -52,11 +52,12 @@ describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', ()
     // medium risk), with a second client whose logins always need a second factor.
     const policy = makePolicyDir((f) => {
       f.assurance.default = { low: 'aal1', medium: 'aal1', high: 'aal1', critical: 'block' };
-      f.assurance.clients = { 'strict-app': { low: 'aal2', medium: 'aal2', high: 'aal2' } };
+      f.assurance.clients = { 'strict-app': { low: 'aal2', medium: 'aal2', high: 'aal2' }, vault: { low: 'aal3', medium: 'aal3', high: 'aal3' } };
     });
     srv = await startTestServer('embedded', { POLICY_DIR: policy, ...await localhostIssuer() });
     await srv.addUser('frida', PASSWORD, { email: 'frida@example.com', name: 'Frida' });
-    for (const [id, name] of [['browser-app', 'Browser App'], ['strict-app', 'Payroll']]) {
+    await srv.addUser('otto', PASSWORD);
+    for (const [id, name] of [['browser-app', 'Browser App'], ['strict-app', 'Payroll'], ['vault', 'Vault']]) {
       await srv.addClient(id!, {
         redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none',
         client_name: name,
@@ -182,11 +183,24 @@ describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', ()
     await page.waitForSelector('text=Allow access');
   });
 
+  it('the enrolment a phishing-resistant level requires: a passkey only', async () => {
+    await authorize(page, await discover(srv.issuer, 'vault'));
+    await signIn(page, 'otto', PASSWORD);
+    await page.getByRole('heading', { name: 'Set up a second step' }).waitFor();
+    // An authenticator app cannot meet this level, so it is not offered.
+    assert.equal(await page.getByRole('heading', { name: 'Authenticator app' }).count(), 0);
+    assert.equal(await page.locator('#secret').count(), 0);
+    assert.equal(await page.getByRole('heading', { name: 'A passkey' }).count(), 1);
+    await passkeyReady(page);
+    results.push(...await checkPage(page, 'enrol-passkey-only'));
+  });
+
   it('found no accessibility violation on any page', () => {
     const pages = new Set(results.map((r) => r.page));
     assert.deepEqual([...pages], [
       'login', 'login-error', 'login-empty-field', 'enrol-offer', 'consent', 'logout', 'logged-out', 'error',
       'enrol-required', 'enrol-error', 'recovery-codes', 'second-factor', 'second-factor-error', 'second-factor-recovery-error',
+      'enrol-passkey-only',
     ]);
     const failed = violationsOf(results);
     assert.deepEqual(failed, [], `axe-core violations:\n${failed.join('\n')}`);

@@ -22,7 +22,7 @@ import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
-import { makePolicyDir } from '../helpers/policy.ts';
+import { rulesOnlyPolicy } from '../helpers/policy.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { checkPage, PHONE, violationsOf, type Checked } from '../helpers/axe.ts';
 import { totpCode } from '../helpers/totp.ts';
@@ -37,16 +37,6 @@ const BRAZIL = '200.160.2.3';
 const JAPAN = '202.12.27.33';
 const US = '8.8.8.8';
 
-/** Rules only (model weight 0), so the levels are known; travel and hour rules off. */
-function policy(): string {
-  return makePolicyDir((f) => {
-    f.risk.model.weight = 0;
-    f.risk.cold_start.min_events = 1;
-    f.risk.factors.impossible_travel.enabled = false;
-    f.risk.factors.country_hopping.enabled = false;
-    f.risk.factors.unusual_hour.enabled = false;
-  });
-}
 
 interface Tab {
   context: BrowserContext;
@@ -65,7 +55,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
   const tabs: Tab[] = [];
 
   before(async () => {
-    srv = await startTestServer('embedded', { TRUST_PROXY: 'true', POLICY_DIR: policy(), ...await localhostIssuer() });
+    srv = await startTestServer('embedded', { TRUST_PROXY: 'true', POLICY_DIR: rulesOnlyPolicy(), ...await localhostIssuer() });
     assert.match(srv.issuer, /^http:\/\/localhost:\d+$/);
     await srv.addUser('ada', PASSWORD, { name: 'Ada' });
     await srv.addUser('pia', PASSWORD, { name: 'Pia' });

@@ -29,3 +29,19 @@ export function passwordOnlyPolicy(): string {
     f.assurance.enrolment = { prompt: 'off' };
   });
 }
+
+/**
+ * Rules only (model weight 0), confident after one trusted login, without the rules that
+ * tests hopping between countries would trip (impossible travel, country hopping, the hour):
+ * a login from a new country on a new browser is medium (aal2 in the shipped map).
+ */
+export function rulesOnlyPolicy(patch: (f: PolicyFiles) => void = () => {}): string {
+  return makePolicyDir((f) => {
+    f.risk.model.weight = 0;
+    f.risk.cold_start.min_events = 1;
+    f.risk.factors.impossible_travel.enabled = false;
+    f.risk.factors.country_hopping.enabled = false;
+    f.risk.factors.unusual_hour.enabled = false;
+    patch(f);
+  });
+}

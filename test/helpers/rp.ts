@@ -14,6 +14,21 @@ export async function discover(issuer: string, clientId: string, secret?: string
   );
 }
 
+/** An authorization request (code + PKCE, scope openid unless `params` says otherwise) opened in `browser`. */
+export async function startAuthorization(config: client.Configuration, browser: Browser, params: Record<string, string> = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI, scope: 'openid', nonce, state,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params,
+  });
+  return { page: await browser.navigate(url, {}, REDIRECT_URI), verifier, nonce, state };
+}
+
+/** The TOTP secret as an enrolment page shows it for typing (groups of four), without the spaces. */
+export const secretOnPage = (page: Page) => /<code id="secret"[^>]*>([A-Z2-7 ]+)<\/code>/.exec(page.body)?.[1]?.replace(/ /g, '');
+
 /** Declines the shipped policy's offer to enrol a second factor ("Not now"), if it is made. */
 export async function skipEnrolmentOffer(browser: Browser, page: Page): Promise<Page> {
   return page.body.includes('/enrol/skip') ? browser.submit(page, '/enrol/skip', {}, REDIRECT_URI) : page;

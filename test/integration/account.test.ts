@@ -13,7 +13,7 @@ import * as client from 'openid-client';
 import type { PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover, REDIRECT_URI } from '../helpers/rp.ts';
+import { discover, REDIRECT_URI, secretOnPage } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { runNode } from '../helpers/process.ts';
@@ -28,7 +28,7 @@ const AAL2 = 'urn:adaptive-idp:aal2';
 
 const csrfOf = (page: Page) => /name="csrf" value="([^"]+)"/.exec(page.body)?.[1];
 /** The secret as the page shows it for typing (groups of four). */
-const secretOf = (page: Page) => /<code id="secret"[^>]*>([A-Z2-7 ]+)<\/code>/.exec(page.body)?.[1]?.replace(/ /g, '');
+const secretOf = secretOnPage;
 const codesOf = (page: Page) => [...page.body.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!);
 
 async function post(b: Browser, url: string, fields: Record<string, string>) {

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
-import { makePolicyDir } from '../helpers/policy.ts';
+import { rulesOnlyPolicy } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover, REDIRECT_URI } from '../helpers/rp.ts';
+import { discover, REDIRECT_URI, secretOnPage, startAuthorization } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
@@ -21,25 +21,18 @@ const LONDON = '81.2.69.142';
 
 const atClient = (p: Page) => p.url.href.startsWith(REDIRECT_URI);
 
-async function start(config: client.Configuration, browser: Browser, params: Record<string, string> = {}) {
-  const verifier = client.randomPKCECodeVerifier();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params,
-  });
-  return { page: await browser.navigate(url, {}, REDIRECT_URI), verifier };
-}
+const start = startAuthorization;
 
-async function claimsOf(config: client.Configuration, page: Page, verifier: string) {
+async function claimsOf(config: client.Configuration, page: Page, f: { verifier: string; state: string; nonce: string }) {
   assert.ok(atClient(page), `expected the callback, got ${page.status}: ${page.body.slice(0, 400)}`);
-  const t = await client.authorizationCodeGrant(config, page.url, { pkceCodeVerifier: verifier }, undefined);
+  const t = await client.authorizationCodeGrant(config, page.url, { pkceCodeVerifier: f.verifier, expectedState: f.state, expectedNonce: f.nonce });
   return t.claims()!;
 }
 
 /** Follows the consent page of a first authorization, if shown. */
 const consent = async (b: Browser, p: Page) => (!atClient(p) && p.body.includes('/confirm') ? b.submit(p, '/confirm', {}, REDIRECT_URI) : p);
 
-/** The secret as the enrolment page shows it for typing (groups of four). */
-const secretOf = (page: Page) => /<code id="secret"[^>]*>([A-Z2-7 ]+)<\/code>/.exec(page.body)?.[1]?.replace(/ /g, '');
+const secretOf = secretOnPage;
 
 for (const store of STORES) {
   describeOrSkip(store.skip, `enrolment at login, shipped policy (${store.kind} store)`, () => {
@@ -61,13 +54,13 @@ for (const store of STORES) {
         await b.submit(page, '/login', { username: name, password: 'wrong password here' });
       }
       const b = new Browser();
-      const { page, verifier } = await start(config, b);
+      const { page, ...flow } = await start(config, b);
       const offer = await b.submit(page, '/login', { username: 'newbie', password: PASSWORD }, REDIRECT_URI);
       assert.match(offer.body, /Set up a second step/);
       assert.match(offer.body, /<svg/, 'the QR code is in the page');
       assert.ok(secretOf(offer), 'the secret is shown as text');
       const done = await consent(b, await b.submit(offer, '/enrol/skip', {}, REDIRECT_URI));
-      const claims = await claimsOf(config, done, verifier);
+      const claims = await claimsOf(config, done, flow);
       assert.equal(claims.acr, 'urn:adaptive-idp:aal1');
       assert.deepEqual(claims.amr, ['pwd', 'rba']);
     });
@@ -80,12 +73,7 @@ for (const store of STORES) {
     let codes: string[] = [];
 
     before(async () => {
-      const policy = makePolicyDir((f) => {
-        f.risk.model.weight = 0;
-        f.risk.cold_start.min_events = 1;
-        f.risk.factors.impossible_travel.enabled = false;
-        f.risk.factors.country_hopping.enabled = false;
-        f.risk.factors.unusual_hour.enabled = false;
+      const policy = rulesOnlyPolicy((f) => {
         f.assurance.enrolment = { prompt: 'off', missing_factor: { action: 'enroll', enroll_max_level: 'high' } };
       });
       // 20 parallel logins of one account must all reach their checks (throttling has its own tests).
@@ -101,7 +89,7 @@ for (const store of STORES) {
 
     it('has a risky login of an account without a second factor enrol one, flagged, then shows 10 recovery codes once', async () => {
       const b = new Browser({ 'x-forwarded-for': '1.1.1.1', 'user-agent': SAFARI });
-      const { page, verifier } = await start(config, b);
+      const { page, ...flow } = await start(config, b);
       const enrol = await b.submit(page, '/login', { username: 'carol', password: PASSWORD }, REDIRECT_URI);
       assert.match(enrol.body, /your account does not have one yet/);
       assert.doesNotMatch(enrol.body, /\/enrol\/skip/, 'a required enrolment cannot be skipped');
@@ -120,7 +108,7 @@ for (const store of STORES) {
       assert.equal(codes.length, 10);
       assert.equal(new Set(codes).size, 10);
       const done = await consent(b, await b.submit(shown, '/continue', {}, REDIRECT_URI));
-      const claims = await claimsOf(config, done, verifier);
+      const claims = await claimsOf(config, done, flow);
       assert.equal(claims.acr, 'urn:adaptive-idp:aal2');
       assert.deepEqual(claims.amr, ['pwd', 'otp', 'mfa', 'rba']);
 
@@ -138,11 +126,11 @@ for (const store of STORES) {
     it('accepts a recovery code once in place of the app', async () => {
       const code = codes[3]!;
       const b = new Browser({ 'x-forwarded-for': '8.8.8.8', 'user-agent': SAFARI });
-      const { page, verifier } = await start(config, b);
+      const { page, ...flow } = await start(config, b);
       const second = await b.submit(page, '/login', { username: 'carol', password: PASSWORD }, REDIRECT_URI);
       assert.match(second.body, /Use a recovery code/);
       const done = await consent(b, await b.submit(second, '/recovery', { code: code.toLowerCase() }, REDIRECT_URI));
-      const claims = await claimsOf(config, done, verifier);
+      const claims = await claimsOf(config, done, flow);
       assert.equal(claims.acr, 'urn:adaptive-idp:aal2');
       assert.deepEqual(claims.amr, ['pwd', 'otp', 'mfa', 'rba']);
       assert.ok(srv.logs.some((l) => l.msg === 'mfa.recovery_used' && l.account === carol && l.left === 9));

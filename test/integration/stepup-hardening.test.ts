@@ -9,7 +9,7 @@ import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { makePolicyDir } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover, REDIRECT_URI } from '../helpers/rp.ts';
+import { discover, REDIRECT_URI, secretOnPage, startAuthorization } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -17,15 +17,8 @@ const PASSWORD = 'correct horse battery staple';
 const AAL2 = 'urn:adaptive-idp:aal2';
 const atClient = (p: Page) => p.url.href.startsWith(REDIRECT_URI);
 
-async function authorize(config: client.Configuration, b: Browser, params: Record<string, string> = {}) {
-  const verifier = client.randomPKCECodeVerifier();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params,
-  });
-  return { page: await b.navigate(url, {}, REDIRECT_URI), verifier };
-}
-
-const secretOf = (page: Page) => /<code id="secret"[^>]*>([A-Z2-7 ]+)<\/code>/.exec(page.body)?.[1]?.replace(/ /g, '');
+const authorize = startAuthorization;
+const secretOf = secretOnPage;
 
 for (const store of STORES) {
   describeOrSkip(store.skip, `step-up hardening (${store.kind} store)`, () => {
@@ -57,7 +50,7 @@ for (const store of STORES) {
       page = await b.submit(page, '/totp', { code: totpCode(secret) }, REDIRECT_URI);
       if (!atClient(page)) page = await b.submit(page, '/confirm', {}, REDIRECT_URI);
       assert.ok(atClient(page), page.body.slice(0, 300));
-      const first = (await client.authorizationCodeGrant(config, page.url, { pkceCodeVerifier: f.verifier })).claims()!;
+      const first = (await client.authorizationCodeGrant(config, page.url, { pkceCodeVerifier: f.verifier, expectedState: f.state, expectedNonce: f.nonce })).claims()!;
       assert.equal(first.acr, AAL2);
 
       await new Promise((r) => setTimeout(r, 4000));
@@ -68,12 +61,12 @@ for (const store of STORES) {
       const second = await srv.addTotp(ada);
       const done = await b.submit(again.page, '/totp', { code: totpCode(second) }, REDIRECT_URI);
       assert.ok(atClient(done));
-      const claims = (await client.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: again.verifier })).claims()!;
+      const claims = (await client.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: again.verifier, expectedState: again.state, expectedNonce: again.nonce })).claims()!;
       assert.equal(claims.acr, AAL2);
       assert.ok(claims.auth_time! > first.auth_time!);
     });
 
-    it('does not let /continue walk round a required enrolment, and enrols once under 10 parallel confirmations', async () => {
+    it('does not let /continue walk round a required enrolment, and enrols once under 100 parallel confirmations', async () => {
       const b = new Browser();
       const f = await authorize(config, b);
       const enrol = await b.submit(f.page, '/login', { username: 'newbie', password: PASSWORD }, REDIRECT_URI);
@@ -88,7 +81,7 @@ for (const store of STORES) {
 
       const secret = secretOf(enrol)!;
       const code = totpCode(secret);
-      const results = await Promise.all(Array.from({ length: 10 }, () => post('/enrol/totp', { code })));
+      const results = await Promise.all(Array.from({ length: 100 }, () => post('/enrol/totp', { code })));
       assert.equal(results.filter((r) => r.status === 200).length, 1, results.map((r) => r.status).join(','));
       const factors = await srv.storage.factors.list((await srv.storage.accounts.findByUsername('newbie'))!.id);
       assert.deepEqual(factors.map((x) => x.kind).sort(), ['recovery', 'totp']);
