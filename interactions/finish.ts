@@ -44,7 +44,8 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   await Promise.all([
     deps.throttle.succeeded(tx.ticket, tx.accountId),
     deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
-    deps.risk.trust(tx.context),
+    // A second factor proven in this interaction: the person is the user, whatever the risk.
+    deps.risk.trust(tx.context, { level: tx.risk.level, steppedUp: tx.proven.length > 1 }),
     deps.transactions.delete(tx.uid),
   ]);
   deps.events.emit('login.succeeded', {

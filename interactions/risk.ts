@@ -13,7 +13,8 @@ import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
-import { emptyUserHistory, RECENT_MS, recordTrusted } from '../policies/history.ts';
+import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
+import type { RiskLevel } from '../policies/schema.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from '../policies/types.ts';
 import { parseAgent } from '../policies/ua.ts';
@@ -167,14 +168,17 @@ export class RiskService {
   }
 
   /**
-   * The login fully succeeded: its context joins the user's trusted history. Read fresh, so
-   * a concurrent finish of the same user loses at most its own entry (port.ts RiskStateStore).
+   * The login fully succeeded: its context joins the user's trusted history, and its
+   * behavioural samples the templates when it was low risk or `steppedUp` (a second factor
+   * was proven in it). Read fresh, so a concurrent finish of the same user loses at most its
+   * own entry (port.ts RiskStateStore).
    */
-  async trust(context: LoginContext): Promise<void> {
+  async trust(context: LoginContext, how: { level: RiskLevel; steppedUp: boolean }): Promise<void> {
     const policy = this.#policies.current();
     const doc = await this.#storage.risk.getUser(context.user);
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
-    recordTrusted(user, context, policy.risk);
+    const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level: how.level }, policy.risk);
+    recordTrusted(user, context, policy.risk, learn);
     // Failures and recent successes live in observation records, not in this document.
     user.failures = [];
     user.recent = [];

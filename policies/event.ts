@@ -8,6 +8,7 @@
  * `assessment`, and files written by other versions may carry more.
  */
 import { z } from 'zod';
+import { behaviourSchema } from './behaviour.ts';
 
 export const ATTACK_TYPES = ['naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel', 'griefing'] as const;
 export type AttackType = (typeof ATTACK_TYPES)[number];
@@ -30,6 +31,10 @@ export const loginEventSchema = z.object({
   scope: z.string().optional(),
   /** Keystroke-timing anomaly (0 typical … 1 unlike the user) and its confidence. */
   keystroke: z.strictObject({ score: z.number().min(0).max(1), confidence: z.number().min(0).max(1) }).optional(),
+  /** Raw behavioural sample: keystroke timings by position and a pointer summary (policies/behaviour.ts). */
+  behaviour: behaviourSchema.optional(),
+  /** RFC 7638 thumbprint of the device key the browser proved (a fresh nonce signed), if any. */
+  deviceKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a base64url SHA-256 thumbprint').optional(),
   /** The outcome a step-up challenge had (or would have had); read only after the decision. */
   mfa: z.enum(['pass', 'fail']).optional(),
   // Evaluation only: these three never reach the scorer (policies/simulate.ts contextOf).

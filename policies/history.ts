@@ -7,7 +7,8 @@
  * never answered, does not: an attacker's success must not teach the engine that the
  * attacker is normal.
  */
-import type { RiskPolicy } from './schema.ts';
+import { keystrokeVector, pointerVector } from './keystroke.ts';
+import { RISK_LEVELS, type RiskLevel, type RiskPolicy } from './schema.ts';
 import type { DecisionKind, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
 const HOURS_PER_WEEK = 168;
@@ -71,12 +72,26 @@ function trimTimes(list: number[], since: number, max: number): number[] {
 
 export type Outcome =
   | { kind: 'password_failed' }
-  /** First factor succeeded; `decision` is what the engine decided; `mfa` what step-up gave. */
-  | { kind: 'password_ok'; decision: DecisionKind; mfa?: 'pass' | 'fail' | undefined };
+  /**
+   * First factor succeeded; `decision` is what the engine decided, `level` the risk level it
+   * saw (absent: as if low); `mfa` what step-up gave.
+   */
+  | { kind: 'password_ok'; decision: DecisionKind; level?: RiskLevel | undefined; mfa?: 'pass' | 'fail' | undefined };
 
 /** Whether an outcome joins the trusted history. */
 function isTrusted(o: Outcome): boolean {
   return o.kind === 'password_ok' && (o.decision === 'allow' || (o.decision === 'step_up' && o.mfa === 'pass'));
+}
+
+/**
+ * Whether a trusted login's behavioural samples may join the user's templates: it passed a
+ * step-up, or it was let in at a risk level of at most `behaviour.join_max_level`. A login
+ * let in at a higher level on the password alone (a lenient policy) must not teach the
+ * templates whoever typed it.
+ */
+export function joinsTemplates(o: { decision: DecisionKind; level?: RiskLevel | undefined; mfa?: 'pass' | 'fail' | undefined }, policy: RiskPolicy): boolean {
+  if (o.decision === 'step_up') return o.mfa === 'pass';
+  return o.decision === 'allow' && RISK_LEVELS.indexOf(o.level ?? 'low') <= RISK_LEVELS.indexOf(policy.behaviour.join_max_level);
 }
 
 /**
@@ -99,11 +114,19 @@ export function observe(user: UserHistory, ip: IpHistory, ctx: LoginContext, out
     user.recent = user.recent.filter((r) => r.ts > ctx.ts - RECENT_MS).slice(-max);
     user.recent.push({ ts: ctx.ts, country: ctx.place.country });
   }
-  if (isTrusted(outcome)) recordTrusted(user, ctx, policy);
+  if (isTrusted(outcome)) recordTrusted(user, ctx, policy, outcome.kind === 'password_ok' && joinsTemplates(outcome, policy));
 }
 
-/** A login that fully succeeded joins the user's trusted history. */
-export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy): void {
+/** The newest `keep` samples, this one last (the oldest is replaced). */
+function pushSample(samples: readonly number[][], v: number[], keep: number): number[][] {
+  return [...samples, v].slice(-keep);
+}
+
+/**
+ * A login that fully succeeded joins the user's trusted history; its behavioural samples join
+ * the templates only when `learn` (history.ts joinsTemplates).
+ */
+export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy, learn: boolean): void {
   const max = policy.history.max_entries;
   const keys = keysOf(ctx);
   touch(user.ips, keys.ips, ctx.ts, max);
@@ -119,4 +142,19 @@ export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: Risk
   user.last = { ts: ctx.ts, lat: ctx.place.lat, lon: ctx.place.lon, country: ctx.place.country };
   // A trusted login ends the run of failures on the account.
   user.failures = [];
+  if (ctx.deviceKey !== undefined) {
+    const keys = (user.deviceKeys ??= {});
+    touch(keys, ctx.deviceKey, ctx.ts, max);
+    if (ctx.deviceId !== undefined) (keys[ctx.deviceKey] as Seen & { device?: string }).device = ctx.deviceId;
+  }
+  const b = ctx.behaviour;
+  if (!learn || !b) return;
+  const cfg = policy.behaviour;
+  if (b.keystroke) {
+    const positions = b.keystroke.hold.length;
+    // Another length is another password: its template starts afresh.
+    const samples = user.keystroke?.positions === positions ? user.keystroke.samples : [];
+    user.keystroke = { positions, samples: pushSample(samples, keystrokeVector(b.keystroke), cfg.keystroke.keep) };
+  }
+  if (b.pointer) user.pointer = { samples: pushSample(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer.keep) };
 }

@@ -4,6 +4,7 @@
  * Every option is documented here, where its default is set (STYLE.md §12).
  */
 import { z } from 'zod';
+import { DETECTOR_NAMES } from './keystroke.ts';
 
 export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
@@ -23,8 +24,17 @@ export const FACTOR_IDS = [
   'new_device', 'new_ip', 'new_asn', 'new_country', 'new_city', 'new_browser', 'new_os', 'unusual_hour',
   'impossible_travel', 'country_hopping', 'account_failures', 'ip_failures', 'credential_stuffing',
   'tor_exit', 'vpn_proxy', 'hosting_network', 'trusted_network', 'keystroke_anomaly', 'unknown_location',
+  'pointer_anomaly', 'device_proven', 'device_unproven',
 ] as const;
 export type FactorId = (typeof FACTOR_IDS)[number];
+
+/** How a behavioural template is built and when it starts to count. */
+const templateShape = {
+  /** Usable samples the template collects before it is checked (learning mode). */
+  learn: z.int().min(2).max(200),
+  /** Newest samples kept: a new sample replaces the oldest, so the template follows slow change. */
+  keep: z.int().min(2).max(200),
+};
 
 export const riskSchema = z.strictObject({
   model: z.strictObject({
@@ -77,6 +87,17 @@ export const riskSchema = z.strictObject({
      */
     recognised_max_level: z.enum(RISK_LEVELS).default('low'),
   }).default({ max_level: 'high', recognised_max_level: 'low' }),
+  /**
+   * Behavioural templates (policies/behaviour.ts): per user, the samples of trusted logins
+   * that were at most `join_max_level` or passed a step-up (an attacker holding only the
+   * password must not be able to train them). Confidence is 0 while learning, then rises from
+   * 0.5 at `learn` samples to 1 at `keep`.
+   */
+  behaviour: z.strictObject({
+    join_max_level: z.enum(RISK_LEVELS).default('low'),
+    keystroke: z.strictObject({ ...templateShape, detector: z.enum(DETECTOR_NAMES).default('nearest_neighbour') }).default({ learn: 10, keep: 30, detector: 'nearest_neighbour' }),
+    pointer: z.strictObject(templateShape).default({ learn: 10, keep: 30 }),
+  }).default({ join_max_level: 'low', keystroke: { learn: 10, keep: 30, detector: 'nearest_neighbour' }, pointer: { learn: 10, keep: 30 } }),
   factors: z.strictObject({
     new_device: factor({}),
     new_ip: factor({}),
@@ -117,6 +138,19 @@ export const riskSchema = z.strictObject({
     }),
     /** A public address the geolocation database cannot place. */
     unknown_location: factor({}),
+    pointer_anomaly: factor({
+      /** Pointer scores below this confidence are ignored. */
+      min_confidence: z.number().min(0).max(1),
+      /** Anomaly score (0 = typical, 1 = unlike the user) above which it fires. */
+      above: z.number().min(0).max(1),
+    }),
+    /** The browser proved a device key (WebCrypto, non-extractable) seen at the user's trusted logins. */
+    device_proven: factor({}),
+    /**
+     * The device cookie of a browser that proved a key before, without a proof of that key:
+     * a copied cookie looks like this (or a browser whose site data was partly cleared).
+     */
+    device_unproven: factor({}),
   }),
 });
 

@@ -41,6 +41,10 @@ const RULES: Record<FactorId, Rule> = {
   keystroke_anomaly: (s, f) => s.keystroke !== undefined && s.keystroke.confidence >= f.keystroke_anomaly.min_confidence
     && s.keystroke.score > f.keystroke_anomaly.above && `keystroke timing unlike the user (${s.keystroke.score.toFixed(2)})`,
   unknown_location: (s) => s.scope === 'public' && !s.located && 'public address the geolocation database cannot place',
+  pointer_anomaly: (s, f) => s.pointer !== undefined && s.pointer.confidence >= f.pointer_anomaly.min_confidence
+    && s.pointer.score > f.pointer_anomaly.above && `pointer movement unlike the user (${s.pointer.score.toFixed(2)})`,
+  device_proven: (s) => s.device.proven && `browser proved its device key (seen at ${s.device.provenLogins} trusted logins)`,
+  device_unproven: (s) => s.device.unprovenCookie && 'device cookie of a browser that proves a device key, without the key (a copied cookie?)',
 };
 
 const NOVELTY: ReadonlySet<FactorId> = new Set(['new_device', 'new_ip', 'new_asn', 'new_country', 'new_city', 'new_browser', 'new_os', 'unusual_hour']);

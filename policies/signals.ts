@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { hourOfWeek, keysOf, RECENT_MS } from './history.ts';
+import { DETECTORS, keystrokeVector, pointerVector, templateScore, type Vector } from './keystroke.ts';
 import type { ListsPolicy, RiskPolicy } from './schema.ts';
 import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -63,7 +64,38 @@ export interface Signals {
   vpn: boolean;
   hosting: boolean;
   trustedNetwork: boolean;
-  keystroke?: { score: number; confidence: number } | undefined;
+  keystroke?: BehaviourScore | undefined;
+  pointer?: BehaviourScore | undefined;
+  device: {
+    /** The browser proved a device key seen at the user's trusted logins. */
+    proven: boolean;
+    /** Trusted logins that proved this key. */
+    provenLogins: number;
+    /** A device cookie that came with a proven key before, and this login proves no such key. */
+    unprovenCookie: boolean;
+  };
+}
+
+/** A behavioural anomaly (0 typical … 1 unlike the user) and how much it can be trusted (0 … 1). */
+export interface BehaviourScore {
+  score: number;
+  confidence: number;
+}
+
+/**
+ * Confidence of a template of `n` samples: 0 while it learns, then from 0.5 at `learn`
+ * samples to 1 at `keep` (risk.yml behaviour).
+ */
+export function templateConfidence(n: number, cfg: { learn: number; keep: number }): number {
+  if (n < cfg.learn) return 0;
+  if (cfg.keep <= cfg.learn) return 1;
+  return Math.min(1, 0.5 + (0.5 * (n - cfg.learn)) / (cfg.keep - cfg.learn));
+}
+
+function behaviourScore(samples: readonly Vector[], x: Vector, cfg: { learn: number; keep: number }, detector: keyof typeof DETECTORS): BehaviourScore {
+  const confidence = templateConfidence(samples.length, cfg);
+  if (confidence === 0) return { score: 0, confidence: 0 };
+  return { score: templateScore(DETECTORS[detector], samples, x), confidence };
 }
 
 const EARTH_RADIUS_KM = 6371;
@@ -100,8 +132,26 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   const browserN = novelty(user.browsers, keys.browsers, n, ctx.ts);
   const osN = novelty(user.oses, keys.oses, n, ctx.ts);
   // Without a device id the browser is unrecognised, if the user ever had recognised ones.
-  const deviceN: { novel?: boolean; freq: number; days?: number } = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n, ctx.ts)
+  let deviceN: { novel?: boolean; freq: number; days?: number } = ctx.deviceId !== undefined ? novelty(user.devices, ctx.deviceId, n, ctx.ts)
     : Object.keys(user.devices).length > 0 ? { novel: true, freq: 0 } : { freq: 0 };
+  // A proven device key identifies the browser better than its cookie: a browser that kept
+  // its key but lost its cookie is still the user's.
+  const deviceKeys = user.deviceKeys ?? {};
+  const provenKey = ctx.deviceKey !== undefined ? deviceKeys[ctx.deviceKey] : undefined;
+  if (provenKey && deviceN.novel !== false) deviceN = novelty(deviceKeys, ctx.deviceKey, n, ctx.ts);
+  const unprovenCookie = !provenKey && ctx.deviceId !== undefined && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId);
+
+  const b = ctx.behaviour;
+  const cfg = policy.behaviour;
+  let keystroke = ctx.keystroke;
+  if (!keystroke && b?.keystroke) {
+    const t = user.keystroke;
+    // A template of another length is another password: nothing to compare with yet.
+    keystroke = t && t.positions === b.keystroke.hold.length
+      ? behaviourScore(t.samples, keystrokeVector(b.keystroke), cfg.keystroke, cfg.keystroke.detector)
+      : { score: 0, confidence: 0 };
+  }
+  const pointer = b?.pointer ? behaviourScore(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer, 'scaled_manhattan') : undefined;
 
   // Hours are stored per hour of the week (UTC) but compared by hour of day (±1 h), summed
   // over the seven days: a history of a few dozen logins rarely repeats an exact hour of the
@@ -160,7 +210,9 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     vpn: inList(lists.vpn),
     hosting: ctx.place.asn !== undefined && lists.hostingAsns.has(ctx.place.asn),
     trustedNetwork: inList(lists.trusted),
-    keystroke: ctx.keystroke,
+    keystroke,
+    pointer,
+    device: { proven: provenKey !== undefined, provenLogins: provenKey?.n ?? 0, unprovenCookie },
   };
 }
 

@@ -39,6 +39,7 @@ export function contextOf(e: LoginEvent, place: Place, ts = Date.parse(e.ts)): L
   return {
     ts, user: e.user, ip: e.ip, place, agent: parseAgent(e.userAgent), deviceId: e.deviceId, clientId: e.clientId,
     scopes: e.scope ? e.scope.split(' ').filter(Boolean) : [], keystroke: e.keystroke,
+    behaviour: e.behaviour, deviceKey: e.deviceKey,
   };
 }
 
@@ -95,7 +96,7 @@ export class Replayer {
     const { assessment, decision, features } = assess({ context: ctx, user, ip: ipHist, policy, amr: PASSWORD_AMR, keepFeatures: this.#keepFeatures });
     const outcome: Outcome = this.#mode === 'mfa'
       ? { kind: 'password_ok', decision: 'step_up', mfa: e.mfa }
-      : { kind: 'password_ok', decision: decision.decision, mfa: e.mfa };
+      : { kind: 'password_ok', decision: decision.decision, level: assessment.level, mfa: e.mfa };
     observe(user, ipHist, ctx, outcome, policy.risk);
     return {
       id: e.id, assessment, decision, label: e.label, attackType: e.attackType, scenario: e.scenario,

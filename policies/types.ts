@@ -3,6 +3,7 @@
  * nothing here knows about HTTP, databases or files (ARCHITECTURE.md: policies/ has no I/O
  * in its core and imports nothing from idp/, interactions/ or adapters/).
  */
+import type { Behaviour } from './behaviour.ts';
 import type { FactorId, RiskLevel } from './schema.ts';
 
 export type AddressScope = 'public' | 'private' | 'loopback' | 'link-local' | 'cgnat' | 'reserved' | 'invalid';
@@ -39,8 +40,18 @@ export interface LoginContext {
   clientId?: string | undefined;
   /** Requested scopes: the "operations" assurance policies refer to. */
   scopes: string[];
-  /** Optional keystroke-timing anomaly score (0 typical … 1 unlike the user) with its confidence. */
+  /**
+   * A keystroke-timing anomaly score computed elsewhere (0 typical … 1 unlike the user) with
+   * its confidence; when absent, the engine scores `behaviour` against the user's template.
+   */
   keystroke?: { score: number; confidence: number } | undefined;
+  /** How the password was typed and the pointer moved (policies/behaviour.ts); absent without the script. */
+  behaviour?: Behaviour | undefined;
+  /**
+   * RFC 7638 thumbprint of the device key (a non-extractable WebCrypto key kept by the
+   * browser) whose signature over a fresh, single-use server nonce verified for this login.
+   */
+  deviceKey?: string | undefined;
 }
 
 export interface Seen {
@@ -74,6 +85,16 @@ export interface UserHistory {
   recent: { ts: number; country: string }[];
   /** Recent failed passwords on this account (epoch ms). */
   failures: number[];
+  /**
+   * Keystroke template: vectors (policies/keystroke.ts keystrokeVector) of the newest usable
+   * samples of trusted logins, all of `positions` characters; a sample of another length (a
+   * new password) starts the template afresh.
+   */
+  keystroke?: { positions: number; samples: number[][] } | undefined;
+  /** Pointer template: the newest pointer vectors of trusted logins. */
+  pointer?: { samples: number[][] } | undefined;
+  /** Device keys proven at trusted logins, by thumbprint, with the device cookie they came with. */
+  deviceKeys?: Record<string, Seen & { device?: string | undefined }> | undefined;
 }
 
 /** Failed passwords from one IP address (credential stuffing), capped. */

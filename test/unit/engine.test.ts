@@ -259,7 +259,7 @@ describe('risk engine', () => {
           failures.push(c.ts);
         } else {
           observe(replayed, replayIp, c, { kind: 'password_ok', decision: kind }, policy.risk);
-          if (kind === 'allow') recordTrusted(live, c, policy.risk);
+          if (kind === 'allow') recordTrusted(live, c, policy.risk, true);
         }
       }
       // Live keeps failures as records and counts those after the last trusted login.
