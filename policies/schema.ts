@@ -99,7 +99,14 @@ export const riskSchema = z.strictObject({
     pointer: z.strictObject(templateShape).default({ learn: 10, keep: 30 }),
   }).default({ join_max_level: 'low', keystroke: { learn: 10, keep: 30, detector: 'nearest_neighbour' }, pointer: { learn: 10, keep: 30 } }),
   factors: z.strictObject({
-    new_device: factor({}),
+    new_device: factor({
+      /**
+       * Share of the user's trusted logins that came from a browser never seen before (private
+       * windows, cleared cookies) at or above which a new browser is their habit, not news: the
+       * factor does not fire. 1 = always fires.
+       */
+      habitual_churn: z.number().min(0).max(1).default(0.5),
+    }),
     new_ip: factor({}),
     new_asn: factor({}),
     new_country: factor({}),

@@ -49,6 +49,8 @@ export interface Signals {
   novel: { ip?: boolean; asn?: boolean; country?: boolean; city?: boolean; device?: boolean; browser?: boolean; os?: boolean };
   /** Fraction of trusted logins seen with this value (0 = never). */
   freq: { ip: number; asn: number; country: number; city: number; device: number; browser: number; os: number };
+  /** Share of trusted logins from a browser never seen before (0 … 1); undefined without history. */
+  deviceChurn?: number | undefined;
   /** Days since this value was last seen in a trusted login; undefined when never. */
   lastSeenDays: { ip?: number; asn?: number; country?: number; device?: number };
   /** Fraction of trusted logins within ±1 h of this hour of the day; undefined without history. */
@@ -197,6 +199,7 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     located: ctx.place.scope === 'public' && lat !== undefined && lon !== undefined,
     novel: { ip: ipN.novel, asn: asnN.novel, country: countryN.novel, city: cityN.novel, device: deviceN.novel, browser: browserN.novel, os: osN.novel },
     freq: { ip: ipN.freq, asn: asnN.freq, country: countryN.freq, city: cityN.freq, device: deviceN.freq, browser: browserN.freq, os: osN.freq },
+    deviceChurn: n > 0 ? Math.min(1, (user.newDevices ?? 0) / n) : undefined,
     lastSeenDays: { ip: ipN.days, asn: asnN.days, country: countryN.days, device: deviceN.days },
     hourFraction,
     distanceKm: dist,

@@ -68,6 +68,8 @@ export interface UserHistory {
   v: 1;
   /** Trusted logins counted. */
   trusted: number;
+  /** Of those, logins from a browser never seen before (neither its cookie nor its device key). */
+  newDevices?: number | undefined;
   /** Epoch ms of the first trusted login. */
   first?: number | undefined;
   ips: Record<string, Seen>;
