@@ -7,6 +7,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
 import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
+import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
 import { EventError, parseEvent, type LoginEvent } from '../policies/event.ts';
 import { Replayer, Summary, type ScoredEvent } from '../policies/simulate.ts';
@@ -277,7 +278,9 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
     await decisions.write(JSON.stringify({
       id: r.id, score: Number(r.assessment.score.toFixed(4)), level: r.assessment.level, decision: r.decision.decision,
       requiredAcr: r.decision.requiredAcr ?? null,
-      reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)) })),
+      reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)), ...(x.monitor ? { monitor: true } : {}) })),
+      // Monitor mode: what the policy would have decided were every part enforced.
+      ...(r.monitor ? { monitor: { score: Number(r.monitor.assessment.score.toFixed(4)), level: r.monitor.assessment.level, decision: r.monitor.decision.decision, requiredAcr: r.monitor.decision.requiredAcr ?? null } } : {}),
     }));
     if (b && changes && b.decision.decision !== r.decision.decision) {
       summary.change(b.decision.decision, r.decision.decision);
@@ -295,7 +298,11 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
     seconds: Number(seconds.toFixed(2)), eventsPerSecond,
   });
   fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify({ out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions, eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}) })}\n`);
+  process.stdout.write(`${JSON.stringify({
+    out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions,
+    ...(summary.monitor ? { monitorDecisions: summary.monitor.decisions } : {}),
+    eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}),
+  })}\n`);
 }
 
 /**
@@ -337,6 +344,8 @@ export function policyCheckCommand(dir: string): boolean {
   try {
     const p = loadPolicy(dir);
     process.stdout.write(`policy ${path.resolve(dir)} is valid (version ${p.version}, model ${p.forest.version})\n`);
+    const monitor = describeMonitor(p.risk);
+    if (monitor) process.stdout.write(`${monitor}\n`);
     return true;
   } catch (e) {
     if (!(e instanceof PolicyLoadError)) throw e;

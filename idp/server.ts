@@ -27,6 +27,8 @@ import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
+import { describeMonitor } from '../policies/monitor.ts';
+import type { CompiledPolicy } from '../policies/policy.ts';
 import { RiskService } from '../interactions/risk.ts';
 import { Events, renderMetrics } from './events.ts';
 import type { Settings } from './settings.ts';
@@ -129,11 +131,21 @@ function metricsRoute(settings: Settings, render: () => string) {
 
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
   const events = new Events(log);
+  // A policy (or part) in monitor mode is said at every load: a whole policy in monitor mode
+  // does not act on risk at all, which nobody should leave on by mistake (policies/monitor.ts).
+  const announceMonitor = (p: CompiledPolicy) => {
+    const monitor = describeMonitor(p.risk);
+    if (monitor) log[p.risk.mode === 'monitor' ? 'warn' : 'info'](`policy ${p.version}: ${monitor}`, { policy: p.version });
+  };
   // The policy first: an invalid one stops the start, naming every error.
   const policies = startPolicyRuntime(settings.policyDir, {
-    onReload: (p) => events.emit('policy.reloaded', { version: p.version, model: p.forest.version }),
+    onReload: (p) => {
+      events.emit('policy.reloaded', { version: p.version, model: p.forest.version });
+      announceMonitor(p);
+    },
     onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
   });
+  announceMonitor(policies.current());
   const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);

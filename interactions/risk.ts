@@ -7,6 +7,11 @@
  * - the trusted history (places, devices, hours) grows only in `trust`, which the finish
  *   step calls once the whole login has succeeded.
  * Together they build exactly the history the simulator's `observe` builds.
+ *
+ * Monitor mode (policies/monitor.ts): the decision acted on is the enforced one; what the
+ * policy would have decided with every part enforced is recorded with the event
+ * (`assessment.monitor`), logged with `risk.decided` and counted
+ * (`idp_risk_monitor_decisions_total`).
  */
 import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
@@ -14,6 +19,7 @@ import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
+import { templateLevel } from '../policies/monitor.ts';
 import type { RiskLevel } from '../policies/schema.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from '../policies/types.ts';
@@ -41,11 +47,22 @@ export interface AssessOptions {
 export interface RiskResult {
   assessment: Assessment;
   decision: Decision;
+  /** Monitor mode: the outcome as if every part were enforced (recorded, never acted on). */
+  monitor?: { assessment: Assessment; decision: Decision } | undefined;
   policy: CompiledPolicy;
   /** The recorded login event; none for the re-assessment of a session. */
   eventId: string | undefined;
   /** What was scored: the finish step records it as trusted. */
   context: LoginContext;
+}
+
+/** What a login event records of the monitor outcome (models/types.ts LoginEventRecord). */
+function monitorRecord(m: NonNullable<RiskResult['monitor']>, digits?: number): NonNullable<NonNullable<LoginEventRecord['assessment']>['monitor']> {
+  return {
+    score: digits === undefined ? m.assessment.score : Number(m.assessment.score.toFixed(digits)), level: m.assessment.level,
+    decision: m.decision.decision, requiredAcr: m.decision.requiredAcr,
+    ...(m.assessment.errors.length ? { errors: m.assessment.errors } : {}),
+  };
 }
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
@@ -126,12 +143,13 @@ export class RiskService {
     const policy = this.#policies.current();
     const ctx = this.#context(a, ts);
     const h = await this.#histories(ctx, policy);
-    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
+    const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
     const event = this.#record(a, ctx, true, {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
         reasons: assessment.reasons, confidence: assessment.confidence, policyVersion: assessment.policyVersion,
         modelVersion: assessment.modelVersion, errors: assessment.errors,
+        ...(monitor ? { monitor: monitorRecord(monitor) } : {}),
       },
     });
     // Whatever the decision: country hopping counts first-factor successes, trusted or not.
@@ -139,8 +157,8 @@ export class RiskService {
       this.#storage.risk.observe({ kind: 'password_ok', ts, user: a.user, ip: a.ip, country: ctx.place.country }, this.#expiry(ts, policy)),
       this.#storage.events.append(event),
     ]);
-    this.#decided(a, assessment, decision, event.id);
-    return { assessment, decision, policy, eventId: event.id, context: ctx };
+    this.#decided(a, assessment, decision, monitor, event.id);
+    return { assessment, decision, monitor, policy, eventId: event.id, context: ctx };
   }
 
   /**
@@ -153,18 +171,21 @@ export class RiskService {
     const policy = this.#policies.current();
     const ctx = this.#context(a, ts);
     const h = await this.#histories(ctx, policy);
-    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
-    this.#decided(a, assessment, decision, undefined);
-    return { assessment, decision, policy, eventId: undefined, context: ctx };
+    const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
+    this.#decided(a, assessment, decision, monitor, undefined);
+    return { assessment, decision, monitor, policy, eventId: undefined, context: ctx };
   }
 
-  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, eventId: string | undefined) {
+  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string | undefined) {
+    const errors = [...assessment.errors, ...(monitor?.assessment.errors ?? []).map((e) => `monitor: ${e}`)];
+    if (monitor) this.#events.count('idp_risk_monitor_decisions_total', { decision: monitor.decision.decision, level: monitor.assessment.level });
     this.#events.emit('risk.decided', {
       account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
-      required: decision.required, reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion,
+      required: decision.required, reasons: assessment.reasons.filter((r) => !r.monitor).map((r) => r.factor), policy: assessment.policyVersion,
+      ...(monitor ? { monitor: { ...monitorRecord(monitor, 3), reasons: assessment.reasons.filter((r) => r.monitor).map((r) => r.factor) } } : {}),
       ...(eventId ? { event: eventId } : { on: 'session' }),
-      ...(assessment.errors.length ? { errors: assessment.errors } : {}),
-    }, assessment.errors.length ? 'error' : 'info');
+      ...(errors.length ? { errors } : {}),
+    }, errors.length ? 'error' : 'info');
   }
 
   /**
@@ -173,11 +194,12 @@ export class RiskService {
    * was proven in it). Read fresh, so a concurrent finish of the same user loses at most its
    * own entry (port.ts RiskStateStore).
    */
-  async trust(context: LoginContext, how: { level: RiskLevel; steppedUp: boolean }): Promise<void> {
+  async trust(context: LoginContext, how: { level: RiskLevel; monitorLevel?: RiskLevel | undefined; steppedUp: boolean }): Promise<void> {
     const policy = this.#policies.current();
     const doc = await this.#storage.risk.getUser(context.user);
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
-    const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level: how.level }, policy.risk);
+    const level = templateLevel(how.level, how.monitorLevel);
+    const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level }, policy.risk);
     recordTrusted(user, context, policy.risk, learn);
     // Failures and recent successes live in observation records, not in this document.
     user.failures = [];

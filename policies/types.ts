@@ -112,6 +112,11 @@ export interface Reason {
   contribution: number;
   /** What the factor saw, for people reading the decision. */
   detail?: string | undefined;
+  /**
+   * The part is in monitor mode (policies/monitor.ts): it fired and is shown, but its
+   * contribution is not in this score.
+   */
+  monitor?: true | undefined;
 }
 
 /** The engine's answer (STYLE.md §3): plain data that explains itself. */

@@ -114,6 +114,40 @@ describe('idp simulate', () => {
     assert.deepEqual(summary.baseline.transitions, { 'block->step_up': 1 });
   });
 
+  it('replays a policy in monitor mode: what it enforces, and what it would have done', async () => {
+    const trial = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.mode = 'monitor'; });
+    const check = await idp(['policy', 'check', trial]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /^in monitor mode \(scored and recorded, not counted in the decision\): impossible_travel$/m);
+    const out = path.join(tempDir(), 'monitor');
+    const r = await idp(['simulate', '--events', eventsFile, '--policy', trial, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).monitorDecisions, { allow: 7, step_up: 1, block: 1 });
+    const lines = fs.readFileSync(path.join(out, 'decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line & { monitor?: { score: number; level: string; decision: string; requiredAcr: string | null } });
+    const attack = lines.find((l) => l.id === HISTORY[5]!.id)!;
+    // Enforced without impossible travel (as the baseline comparison above): a step-up.
+    assert.equal(attack.decision, 'step_up');
+    assert.deepEqual(attack.reasons.find((x) => x.factor === 'impossible_travel'), { factor: 'impossible_travel', contribution: 0.45, monitor: true });
+    // What the policy would have done with it enforced: the block of the first test.
+    assert.deepEqual(attack.monitor, { score: 1, level: 'critical', decision: 'block', requiredAcr: null });
+    assert.ok(lines.every((l) => l.monitor !== undefined));
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    assert.deepEqual(summary.decisions, { allow: 7, step_up: 2, block: 0 });
+    assert.deepEqual(summary.monitor.decisions, { allow: 7, step_up: 1, block: 1 });
+    assert.deepEqual(summary.monitor.levels, { low: 7, medium: 0, high: 1, critical: 1 });
+    assert.equal(summary.monitor.differs, 1);
+    assert.deepEqual(summary.monitor.attack, { n: 2, flagged: 2, blocked: 1 });
+
+    const whole = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.mode = 'monitor'; });
+    assert.match((await idp(['policy', 'check', whole])).stdout, /^the whole policy is in monitor mode: risk is assessed and recorded, never acted on/m);
+    const out2 = path.join(tempDir(), 'monitor-whole');
+    assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', whole, '--out', out2])).code, 0);
+    const s2 = JSON.parse(fs.readFileSync(path.join(out2, 'summary.json'), 'utf8'));
+    assert.deepEqual(s2.decisions, { allow: 9, step_up: 0, block: 0 });
+    assert.equal(s2.monitor.scored, 9);
+    assert.ok(s2.monitor.decisions.block + s2.monitor.decisions.step_up >= 2, JSON.stringify(s2.monitor));
+  });
+
   it('never lets labels reach the scorer', async () => {
     const unlabelled = path.join(tempDir(), 'unlabelled.jsonl');
     fs.writeFileSync(unlabelled, HISTORY.map(({ label: _l, attackType: _a, scenario: _s, ...e }) => JSON.stringify(e)).join('\n'));
