@@ -24,6 +24,8 @@ export interface Agent {
   browser?: string | undefined;
   browserMajor?: string | undefined;
   os?: string | undefined;
+  /** Rendering engine (WebKit, Blink, Gecko): what decides how long the browser keeps site storage. */
+  engine?: string | undefined;
   device: 'desktop' | 'mobile' | 'tablet' | 'other';
 }
 
