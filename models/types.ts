@@ -149,5 +149,7 @@ export interface LoginEventRecord extends Omit<LoginEvent, EvaluationField> {
     policyVersion: string;
     modelVersion: string;
     errors: string[];
+    /** Keystroke and pointer scores with their confidence (policies/types.ts Assessment). */
+    behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
   } | undefined;
 }

@@ -35,6 +35,8 @@ export function assess(input: AssessInput): AssessResult {
   const signals = computeSignals(context, input.user, input.ip, policy.risk, policy.lists);
   const features = featureVector(signals, context);
   const assessment = scoreLogin(context, signals, policy, features);
+  // Recorded with the event: a behavioural factor enters the reasons only when it fires.
+  if (signals.keystroke || signals.pointer) assessment.behaviour = { keystroke: signals.keystroke, pointer: signals.pointer };
   const decision = decide({
     level: assessment.level, clientId: context.clientId, scopes: context.scopes,
     achieved: levelIndexOf(input.amr, policy.assurance.levels), requested: input.requested,
