@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS login_events (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS login_events_ts ON login_events (ts, id);
 -- Only the events that still hold a behavioural sample: the hourly prune reads nothing else.
-CREATE INDEX IF NOT EXISTS login_events_behaviour ON login_events (ts) WHERE json_type(doc, '$.behaviour') IS NOT NULL;
+-- CASE, not AND: json_type must never see a record that is not JSON (an insert would fail).
+CREATE INDEX IF NOT EXISTS login_events_behaviour ON login_events (ts)
+  WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL;
 CREATE TABLE IF NOT EXISTS risk_users (
   user TEXT PRIMARY KEY,
   doc TEXT NOT NULL
@@ -262,7 +264,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     eventById: q('SELECT doc FROM login_events WHERE id = ?'),
     // The WHERE repeats the partial index's condition word for word, so the index serves it.
     eventPruneBehaviour: q(`UPDATE login_events SET doc = json_remove(doc, '$.behaviour')
-                            WHERE json_type(doc, '$.behaviour') IS NOT NULL AND ts < ?`),
+                            WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL AND ts < ?`),
     eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
     riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),

@@ -393,7 +393,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           const batch = await Event.find({ behaviourTs: { $lt: before } }, { doc: 1 }).limit(500).lean();
           let progress = 0;
           for (const d of batch) {
-            const e = JSON.parse(d.doc) as LoginEventRecord;
+            let e: LoginEventRecord;
+            try {
+              e = JSON.parse(d.doc) as LoginEventRecord;
+            } catch {
+              // Not JSON (edited by hand): `idp events export` names it; the prune goes on.
+              continue;
+            }
             delete e.behaviour;
             // Conditional on the text read, so a concurrent writer's change is never overwritten
             // with an older text (a concurrent prune writes the same result).

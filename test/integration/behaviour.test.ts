@@ -7,7 +7,10 @@
  * when the server starts.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
+import mongoose from 'mongoose';
 import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -141,7 +144,19 @@ for (const store of STORES) {
       const base = { user: 'retained', ip: '192.0.2.8', userAgent: 'UA', success: true, clientId: 'web' };
       await srv.storage.events.append({ ...base, id: 'ret-old', ts: new Date(now - 40 * DAY).toISOString(), behaviour: sample() });
       await srv.storage.events.append({ ...base, id: 'ret-new', ts: new Date(now - 20 * DAY).toISOString(), behaviour: sample() });
+      await srv.storage.events.append({ ...base, id: 'ret-broken', ts: new Date(now - 50 * DAY).toISOString(), behaviour: sample() });
       await srv.close();
+      // A record edited by hand into something that is not JSON stops neither the start nor the prune.
+      const broken = '{"id": "ret-broken", "behaviour';
+      if (store.kind === 'embedded') {
+        const db = new DatabaseSync(path.join(srv.env.DATA_DIR!, 'idp.sqlite'));
+        db.prepare('UPDATE login_events SET doc = ? WHERE id = ?').run(broken, 'ret-broken');
+        db.close();
+      } else {
+        const conn = await mongoose.createConnection(srv.env.MONGODB_URI!).asPromise();
+        await conn.collection<{ _id: string }>('login_events').updateOne({ _id: 'ret-broken' }, { $set: { doc: broken } });
+        await conn.close();
+      }
       srv = await startTestServer(store.kind, {
         POLICY_DIR: policy(), BEHAVIOUR_RETENTION_DAYS: '30', DATA_DIR: srv.env.DATA_DIR!, KEYS_FILE: srv.env.KEYS_FILE!,
         ...(srv.env.MONGODB_URI ? { MONGODB_URI: srv.env.MONGODB_URI } : {}),
