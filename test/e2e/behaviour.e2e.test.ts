@@ -300,7 +300,6 @@ describeOrSkip(chromiumMissing, 'behavioural capture in a real browser', () => {
     const other = await login(STRANGER);
     const g = genuine.assessment?.behaviour?.keystroke;
     const o = other.assessment?.behaviour?.keystroke;
-    if (process.env.DEBUG_BEHAVIOUR) console.log(JSON.stringify({ g, o }));
     assert.ok(g && o, 'both scored');
     assert.ok(g.confidence >= 0.5 && o.confidence >= 0.5, `template checked: confidence ${g.confidence}, ${o.confidence}`);
     assert.ok(o.score > g.score, `another rhythm scores higher: ${o.score} vs ${g.score}`);
