@@ -153,7 +153,15 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const acrValues = policies.current().assurance.levels.map((l) => l.acr);
   // Like the ACR values, read once: discovery publishes them (tokens.ts).
   const resourceScopes = resourceScopeNames(Object.keys(policies.current().assurance.operations), settings.resourceScopes);
-  const risk = new RiskService(storage, geo, policies, events);
+  const risk = new RiskService(storage, geo, policies, events, { recordBehaviour: settings.behaviourRetentionDays > 0 });
+  // Raw behavioural samples leave the login events after BEHAVIOUR_RETENTION_DAYS (0: at once,
+  // should earlier runs have stored some); templates keep their own newest samples.
+  const pruneBehaviour = () =>
+    storage.events.pruneBehaviour(Date.now() - settings.behaviourRetentionDays * 86_400_000)
+      .then((n) => { if (n > 0) log.info('behaviour pruned', { events: n, retentionDays: settings.behaviourRetentionDays }); })
+      .catch((err: unknown) => log.warn('behaviour prune failed', { error: err as Error }));
+  // Once before serving, so a server never serves with samples older than the retention it was given.
+  await pruneBehaviour();
   const secure = settings.issuer.startsWith('https:');
 
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
@@ -242,6 +250,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error }));
   }, 10 * 60_000);
   sweeper.unref();
+  const pruner = setInterval(() => void pruneBehaviour(), 60 * 60_000);
+  pruner.unref();
 
   await policies.ready;
   if (settings.trustProxy && !settings.metricsToken) log.warn('TRUST_PROXY is on and METRICS_TOKEN is not set: /metrics refuses every request; set METRICS_TOKEN to scrape it');
@@ -253,6 +263,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policies,
     async close() {
       clearInterval(sweeper);
+      clearInterval(pruner);
       keyWatch.close();
       await policies.close();
       server.closeAllConnections();

@@ -18,6 +18,7 @@ import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
+import type { Behaviour } from '../policies/behaviour.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
 import { templateLevel } from '../policies/monitor.ts';
 import type { RiskLevel } from '../policies/schema.ts';
@@ -35,6 +36,16 @@ export interface AttemptInfo {
   deviceId?: string | undefined;
   clientId?: string | undefined;
   scopes: string[];
+  /** How the password was typed and the pointer moved (interactions/behaviour.ts); absent without the script. */
+  behaviour?: Behaviour | undefined;
+}
+
+export interface RiskOptions {
+  /**
+   * Whether first-factor successes record their raw behavioural sample in the login event
+   * (BEHAVIOUR_RETENTION_DAYS > 0). Either way the sample is scored and may join the templates.
+   */
+  recordBehaviour?: boolean | undefined;
 }
 
 export interface AssessOptions {
@@ -72,12 +83,14 @@ export class RiskService {
   readonly #geo: GeoLookup;
   readonly #policies: PolicyRuntime;
   readonly #events: Events;
+  readonly #recordBehaviour: boolean;
 
-  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events) {
+  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events, opts: RiskOptions = {}) {
     this.#storage = storage;
     this.#geo = geo;
     this.#policies = policies;
     this.#events = events;
+    this.#recordBehaviour = opts.recordBehaviour ?? true;
   }
 
   get policy(): CompiledPolicy {
@@ -91,7 +104,10 @@ export class RiskService {
 
   #context(a: AttemptInfo, ts: number): LoginContext {
     const ua = a.userAgent.slice(0, 512);
-    return { ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes };
+    return {
+      ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes,
+      behaviour: a.behaviour,
+    };
   }
 
   /** Observations are kept as long as any signal looks back at them. */
@@ -148,9 +164,12 @@ export class RiskService {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
         reasons: assessment.reasons, confidence: assessment.confidence, policyVersion: assessment.policyVersion,
-        modelVersion: assessment.modelVersion, errors: assessment.errors,
+        modelVersion: assessment.modelVersion, errors: assessment.errors, behaviour: assessment.behaviour,
         ...(monitor ? { monitor: monitorRecord(monitor) } : {}),
       },
+      // Only here: a wrong password's timings are those of another string, worth nothing to
+      // the templates and one more thing to keep. Replayed by the simulator (README "Login events").
+      behaviour: this.#recordBehaviour ? a.behaviour : undefined,
     });
     // Whatever the decision: country hopping counts first-factor successes, trusted or not.
     await Promise.all([

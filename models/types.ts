@@ -161,5 +161,7 @@ export interface LoginEventRecord extends Omit<LoginEvent, EvaluationField> {
       requiredAcr?: string | undefined;
       errors?: string[] | undefined;
     } | undefined;
+    /** Keystroke and pointer scores with their confidence (policies/types.ts Assessment). */
+    behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
   } | undefined;
 }

@@ -52,6 +52,8 @@ export function assess(input: AssessInput): AssessResult {
   const extra = input.keepFeatures ? { features } : {};
   // As if every part were enforced: what the policy says with monitor mode switched off.
   const full = scoreLogin(context, signals, policy, features);
+  // Recorded with the event: a behavioural factor enters the reasons only when it fires.
+  if (signals.keystroke || signals.pointer) full.behaviour = { keystroke: signals.keystroke, pointer: signals.pointer };
   const plan = monitorPlan(policy.risk);
   if (!plan.any) return { assessment: full, decision: decideAt(full.level), ...extra };
 
@@ -61,6 +63,6 @@ export function assess(input: AssessInput): AssessResult {
     // is the `low` column of assurance.yml together with what the RP asked for (schema.ts).
     // An error is recorded in the monitor outcome, not acted on.
     ? { ...full, score: 0, level: 'low', reasons: full.reasons.map((r) => ({ ...r, monitor: true as const })), errors: [] }
-    : scoreLogin(context, signals, policy, features, plan.parts);
+    : { ...scoreLogin(context, signals, policy, features, plan.parts), ...(full.behaviour ? { behaviour: full.behaviour } : {}) };
   return { assessment, decision: decideAt(assessment.level), monitor, ...extra };
 }

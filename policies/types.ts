@@ -134,6 +134,11 @@ export interface Assessment {
   modelVersion: string;
   /** Non-empty when a rule or the model failed: the outcome is then the strictest. */
   errors: string[];
+  /**
+   * The behavioural scores the engine saw (0 typical … 1 unlike the user, with confidence 0
+   * while the template learns), whether or not their factors fired; absent without a sample.
+   */
+  behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
 }
 
 export type DecisionKind = 'allow' | 'step_up' | 'block';

@@ -9,6 +9,7 @@ import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
 import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
+import { readBehaviour } from '../behaviour.ts';
 import { proceed } from './level.ts';
 import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction.ts';
 import { waitText } from './wait.ts';
@@ -37,7 +38,7 @@ export function login(deps: InteractionDeps): Middleware {
     const outcome = await deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId });
     const attempt = {
       user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-      scopes: requestedScopes(details.params.scope),
+      scopes: requestedScopes(details.params.scope), behaviour: readBehaviour(form, password),
     };
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 

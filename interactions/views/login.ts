@@ -1,3 +1,4 @@
+import { assetUrl } from '../assets.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
@@ -38,6 +39,7 @@ export function loginPage(v: LoginView): SafeHtml {
 ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
 <form method="post" action="${v.action}" autocomplete="on" novalidate>
   <input type="hidden" name="csrf" value="${v.csrf}">
+  <input type="hidden" name="behaviour" value="">
   <label for="username">Username</label>
   <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false"
     required maxlength="256" value="${v.username ?? ''}" ${focus === 'username' ? html`autofocus` : ''}
@@ -50,6 +52,7 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
   <button type="submit">Sign in</button>
 </form>
+<script src="${assetUrl('behaviour.js')}" defer></script>
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
 ${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true })}` : ''}
 <form method="post" action="${v.abortAction}">
