@@ -147,6 +147,12 @@ export const riskSchema = z.strictObject({
       max_speed_kmh: z.number().min(100).max(5000),
       /** Distances below this never count (geolocation error). */
       min_distance_km: z.number().min(0).max(5000),
+      /**
+       * Not from a city the user's trusted logins have come from: a mobile carrier's addresses
+       * often geolocate to a city far from the phone, which the user then "visits" again and
+       * again, minutes after a login from home.
+       */
+      except_known_city: z.boolean().default(true),
     }),
     country_hopping: factor({
       /** Distinct countries within the last hour, this login included, at which it fires. */

@@ -31,6 +31,7 @@ const RULES: Record<FactorId, Rule> = {
     && `${(s.hourFraction * 100).toFixed(1)}% of past logins within an hour of this time of day`,
   impossible_travel: (s, f) => s.speedKmh !== undefined && s.distanceKm !== undefined
     && s.distanceKm >= f.impossible_travel.min_distance_km && s.speedKmh > f.impossible_travel.max_speed_kmh
+    && !(f.impossible_travel.except_known_city && s.novel.city === false)
     && `${round(s.distanceKm)} km in ${(s.hoursSinceLast ?? 0).toFixed(2)} h (${round(s.speedKmh)} km/h)`,
   country_hopping: (s, f) => s.countriesLastHour >= f.country_hopping.countries_per_hour && `${s.countriesLastHour} countries in the last hour`,
   account_failures: (s, f) => s.accountFailures >= f.account_failures.at_least && `${s.accountFailures} recent failed passwords on the account`,
