@@ -166,14 +166,17 @@ function nearestNeighbour(o: NearestNeighbourOptions, calibration: Calibration):
       const n = train.length;
       const d = train[0]?.length ?? 0;
       const k = Math.max(1, Math.min(o.k, n - 1));
-      const logged = Uint8Array.from({ length: d }, (_, i) => (o.log(i) ? 1 : 0));
+      const logged = Array.from({ length: d }, (_, i) => o.log(i));
       const tf = (v: Vector, i: number) => (logged[i] ? Math.log(Math.max(v[i]!, MIN_SECONDS)) : v[i]!);
+      // One allocation for the fit's arrays (views of it): few, larger buffers keep the
+      // garbage collector's share of a login's scoring small.
+      const buf = new Float64Array(n * d + d + n + k);
       // The template (transformed, then in scaled units), row-major.
-      const z = new Float64Array(n * d);
+      const z = buf.subarray(0, n * d);
       for (let j = 0; j < n; j += 1) for (let i = 0; i < d; i += 1) z[j * d + i] = tf(train[j]!, i);
       // Robust scale per feature: median absolute deviation from the median.
-      const scale = new Float64Array(d);
-      const col = new Float64Array(n);
+      const scale = buf.subarray(n * d, n * d + d);
+      const col = buf.subarray(n * d + d, n * d + d + n);
       for (let i = 0; i < d; i += 1) {
         for (let j = 0; j < n; j += 1) col[j] = z[j * d + i]!;
         const m = medianInPlace(col);
@@ -191,7 +194,7 @@ function nearestNeighbour(o: NearestNeighbourOptions, calibration: Calibration):
         return s;
       };
       // Mean of the k smallest of n distances, skipping index `skip` (insertion into a short sorted list).
-      const best = new Float64Array(k);
+      const best = buf.subarray(n * d + d + n);
       const meanOfSmallest = (ds: Float64Array, offset: number, skip: number) => {
         best.fill(Infinity);
         for (let j = 0; j < n; j += 1) {
@@ -210,9 +213,10 @@ function nearestNeighbour(o: NearestNeighbourOptions, calibration: Calibration):
       };
       return {
         anomaly(x) {
-          const q = new Float64Array(d);
+          const scratch = new Float64Array(d + n);
+          const q = scratch.subarray(0, d);
           for (let i = 0; i < d; i += 1) q[i] = tf(x, i) / scale[i]!;
-          const ds = new Float64Array(n);
+          const ds = scratch.subarray(d);
           for (let j = 0; j < n; j += 1) ds[j] = dist(q, 0, j * d);
           return meanOfSmallest(ds, 0, -1);
         },
