@@ -12,6 +12,14 @@ import { calibrated, DETECTOR_NAMES, DETECTORS, keystrokeVector, POINTER_DETECTO
 import { equalErrorRate, evaluateDetector, farAtFrr, fireRates, fitCalibration, roc, SPLITS } from '../../policies/keystroke-eval.ts';
 import { Rng } from '../../policies/synth.ts';
 import { readCmuCsv } from '../../idp/cli-keystroke.ts';
+import { emptyIpHistory, emptyUserHistory, observe } from '../../policies/history.ts';
+import { loadPolicy } from '../../policies/policy.ts';
+import { scoreLogin } from '../../policies/score.ts';
+import { computeSignals } from '../../policies/signals.ts';
+import type { Keystroke } from '../../policies/behaviour.ts';
+import type { LoginContext } from '../../policies/types.ts';
+import { parseAgent } from '../../policies/ua.ts';
+import { makePolicyDir } from '../helpers/policy.ts';
 import { describeOrSkip, tempDir } from '../helpers/env.ts';
 import { runNode, type RunResult } from '../helpers/process.ts';
 
@@ -239,6 +247,41 @@ describeOrSkip(CMU_MISSING, 'the CMU keystroke benchmark', () => {
     const results = await Promise.all(errors.map(([args]) => idp(['keystroke', 'eval', ...args])));
     results.forEach((r, i) => oneLineError(r, errors[i]![1], errors[i]![2]));
     oneLineError(await idp(['keystroke', 'train', '--data', small]), 2, /unknown command "keystroke train"/);
+  });
+
+  it('through the engine: templates from trusted logins; the user\'s later logins rarely fire keystroke_anomaly, other typists\' mostly do', () => {
+    const policy = loadPolicy(makePolicyDir());
+    const subjects = readCmuCsv(CMU);
+    /** A CMU repetition as the login page's sample (ms, rounded as the script rounds). */
+    const sample = (v: Vector): Keystroke => {
+      const pick = (from: number) => v.filter((_, i) => i % 3 === from).map((x) => Math.round(x * 1000));
+      const hold = pick(0);
+      const ud = pick(2);
+      return { hold, dd: ud.map((u, i) => hold[i]! + u), ud };
+    };
+    const agent = parseAgent('Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0');
+    const T0 = Date.parse('2026-03-02T09:00:00Z');
+    const ctx = (i: number, v: Vector): LoginContext => ({
+      ts: T0 + i * 3_600_000, user: 'u1', ip: '10.0.0.7', place: { scope: 'private' }, agent, deviceId: 'd1', scopes: ['openid'],
+      behaviour: { v: 1, keystroke: sample(v) },
+    });
+    const fires = (user: ReturnType<typeof emptyUserHistory>, c: LoginContext) =>
+      scoreLogin(c, computeSignals(c, user, emptyIpHistory(), policy.risk, policy.lists), policy).reasons.some((r) => r.factor === 'keystroke_anomaly');
+    let own = 0;
+    let others = 0;
+    let ownN = 0;
+    let othersN = 0;
+    for (const s of subjects.slice(0, 10)) {
+      const user = emptyUserHistory();
+      const ip = emptyIpHistory();
+      // 30 trusted low-risk logins (repetitions 171-200) build the template.
+      s.reps.slice(170, 200).forEach((v, i) => observe(user, ip, ctx(i, v), { kind: 'password_ok', decision: 'allow', level: 'low' }, policy.risk));
+      assert.equal(user.keystroke?.samples.length, 30);
+      for (const v of s.reps.slice(200, 400).filter((_, i) => i % 10 === 0)) { ownN += 1; if (fires(user, ctx(100, v))) own += 1; }
+      for (const o of subjects.filter((x) => x !== s)) { othersN += 1; if (fires(user, ctx(100, o.reps[0]!))) others += 1; }
+    }
+    assert.ok(own / ownN <= 0.05, `the user's own later logins fired ${own} of ${ownN}`);
+    assert.ok(others / othersN >= 0.6, `other typists fired ${others} of ${othersN}`);
   });
 
   it('the full protocol (51 subjects): scaled Manhattan as published, nearest_neighbour ≤ 0.080; shipped calibration and threshold as fitted', () => {
