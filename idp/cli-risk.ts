@@ -85,7 +85,7 @@ function inputSize(file: string): number {
 }
 
 /** A progress bar on a terminal (stderr), nothing otherwise (a pipe or a file gets clean output). */
-function progressBar(label: string, total: number) {
+export function progressBar(label: string, total: number) {
   if (!process.stderr.isTTY || total <= 0) return { update: () => {}, done: () => {} };
   const started = performance.now();
   let last = 0;

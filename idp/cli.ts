@@ -22,6 +22,7 @@ import { createLogger } from './log.ts';
 import { buildProvider } from './provider.ts';
 import { OIDC_SCOPES, resourceScopeNames } from './tokens.ts';
 import { checkConfiguration } from './config-check.ts';
+import { keystrokeEvalCommand } from './cli-keystroke.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
@@ -52,6 +53,8 @@ const HELP = `Usage: idp <command> [options]
                   [--keystrokes <cmu.csv> [--keystroke-subjects s002-s036,...]] [--out F]
   idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
   idp model eval --events <jsonl> [--policy <dir>]
+  idp keystroke eval --data <csv> [--detectors a,b] [--split protocol|cv] [--above X] [--calibrate] [--json]
+                  keystroke detectors on the CMU benchmark (README: Keystroke dynamics)
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
   idp simulate --events <jsonl> [--policy <dir>] [--baseline-policy <dir>] --out <dir>
 
@@ -428,6 +431,18 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'model':
       return modelCommand(settings, sub, rest);
+    case 'keystroke': {
+      if (sub !== 'eval') throw new UsageError(`unknown command "keystroke ${sub ?? ''}"`);
+      const { values } = parse(rest, {
+        data: { type: 'string' }, detectors: { type: 'string' }, split: { type: 'string' }, above: { type: 'string' },
+        calibrate: { type: 'boolean' }, json: { type: 'boolean' },
+      }, 0);
+      if (!values.data) throw new UsageError('--data is required (the CMU keystroke CSV, DSL-StrongPasswordData.csv)');
+      // By default the threshold of the policy in use (risk.yml keystroke_anomaly.above).
+      const above = num('above', values.above, false) ?? policyOrExit(settings.policyDir, { withoutModel: true }).risk.factors.keystroke_anomaly.above;
+      keystrokeEvalCommand({ data: values.data, detectors: values.detectors?.split(','), split: values.split, above, calibrate: values.calibrate, json: values.json });
+      return;
+    }
     case 'events': {
       if (sub !== 'export') throw new UsageError(`unknown command "events ${sub ?? ''}"`);
       const { values } = parse(rest, { since: { type: 'string' }, out: { type: 'string' } }, 0);

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { hourOfWeek, keysOf, RECENT_MS } from './history.ts';
-import { DETECTORS, keystrokeVector, pointerVector, templateScore, type Vector } from './keystroke.ts';
+import { DETECTORS, keystrokeVector, POINTER_DETECTOR, pointerVector, templateScore, type Detector, type Vector } from './keystroke.ts';
 import type { ListsPolicy, RiskPolicy } from './schema.ts';
 import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -94,10 +94,10 @@ export function templateConfidence(n: number, cfg: { learn: number; keep: number
   return Math.min(1, 0.5 + (0.5 * (n - cfg.learn)) / (cfg.keep - cfg.learn));
 }
 
-function behaviourScore(samples: readonly Vector[], x: Vector, cfg: { learn: number; keep: number }, detector: keyof typeof DETECTORS): BehaviourScore {
+function behaviourScore(samples: readonly Vector[], x: Vector, cfg: { learn: number; keep: number }, detector: Detector): BehaviourScore {
   const confidence = templateConfidence(samples.length, cfg);
   if (confidence === 0) return { score: 0, confidence: 0 };
-  return { score: templateScore(DETECTORS[detector], samples, x), confidence };
+  return { score: templateScore(detector, samples, x), confidence };
 }
 
 const EARTH_RADIUS_KM = 6371;
@@ -157,10 +157,10 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     const t = user.keystroke;
     // A template of another length is another password: nothing to compare with yet.
     keystroke = t && t.positions === b.keystroke.hold.length
-      ? behaviourScore(t.samples, keystrokeVector(b.keystroke), cfg.keystroke, cfg.keystroke.detector)
+      ? behaviourScore(t.samples, keystrokeVector(b.keystroke), cfg.keystroke, DETECTORS[cfg.keystroke.detector])
       : { score: 0, confidence: 0 };
   }
-  const pointer = b?.pointer ? behaviourScore(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer, 'scaled_manhattan') : undefined;
+  const pointer = b?.pointer ? behaviourScore(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer, POINTER_DETECTOR) : undefined;
 
   // Hours are stored per hour of the week (UTC) but compared by hour of day (±1 h), summed
   // over the seven days: a history of a few dozen logins rarely repeats an exact hour of the

@@ -31,6 +31,7 @@ import { emptyIpHistory, emptyUserHistory, observe } from '../../policies/histor
 import { loadPolicy } from '../../policies/policy.ts';
 import { parseAgent } from '../../policies/ua.ts';
 import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
+import { DETECTORS, POINTER_DETECTOR, templateScore, type Detector } from '../../policies/keystroke.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -268,6 +269,44 @@ async function assessmentBench() {
   console.log(`one assessment (geo+ASN+forest of ${policy.forest.trees.length} trees+rules+decision), 100,000 runs: p50 ${us(pct(times, 50))}, p99 ${us(pct(times, 99))}, max ${us(times.at(-1)!)}  (target p99 ≤ 1 ms)`);
 }
 
+/**
+ * The behavioural scoring a login with a keystroke and a pointer sample adds to its
+ * assessment: templateScore (fit + calibration, nothing cached across calls) against full
+ * templates of the policy's `keep` samples, keystroke (31 features: a 10-character password
+ * and Return, as in the CMU data) and pointer (8 features).
+ */
+function behaviourBench() {
+  const policy = loadPolicy(DEFAULT_POLICY_DIR, { withoutModel: true });
+  const keep = policy.risk.behaviour.keystroke.keep;
+  const detector = DETECTORS[policy.risk.behaviour.keystroke.detector];
+  // Timings of one typist: each feature around its own mean, with noise (seconds).
+  const means = Array.from({ length: 31 }, (_, i) => (i % 3 === 2 ? 0.05 : 0.1) + Math.random() * 0.2);
+  const keystroke = () => means.map((m) => m * Math.exp((Math.random() - 0.5) * 0.4));
+  const pointer = () => Array.from({ length: 8 }, (_, i) => 0.5 + i * 0.1 + (Math.random() - 0.5) * 0.2);
+  const measure = (name: string, det: Detector, make: () => number[], n: number) => {
+    const template = Array.from({ length: n }, make);
+    const xs = Array.from({ length: 1000 }, make);
+    for (let i = 0; i < 2000; i += 1) templateScore(det, template, xs[i % xs.length]!);
+    const times: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < 20_000; i += 1) {
+      const s0 = performance.now();
+      templateScore(det, template, xs[i % xs.length]!);
+      times.push(performance.now() - s0);
+    }
+    // CPU time per call as well: on a shared machine the wall-clock p99 includes time the
+    // process was not running at all.
+    const cpu = process.cpuUsage(cpu0);
+    times.sort((a, b) => a - b);
+    return { name, p50: pct(times, 50), p99: pct(times, 99), cpu: (cpu.user + cpu.system) / 1000 / times.length };
+  };
+  const us = (x: number) => `${(x * 1000).toFixed(1)} µs`;
+  for (const r of [
+    measure(`keystroke ${detector.name} ${keep}×31`, detector, keystroke, keep),
+    measure(`pointer ${POINTER_DETECTOR.name} ${policy.risk.behaviour.pointer.keep}×8`, POINTER_DETECTOR, pointer, policy.risk.behaviour.pointer.keep),
+  ]) console.log(`templateScore, ${r.name}, 20,000 runs: p50 ${us(r.p50)}, p99 ${us(r.p99)}, CPU ${us(r.cpu)} a call  (target: both together ≤ 0.2 ms p99)`);
+}
+
 /** The simulator over BENCH_SIM_EVENTS synthetic events (default 1,000,000), one process. */
 function simulatorBench() {
   const target = Number(process.env.BENCH_SIM_EVENTS ?? 1_000_000);
@@ -293,9 +332,14 @@ function simulatorBench() {
 }
 
 console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}`);
+if (process.env.BENCH_ONLY === 'behaviour') {
+  behaviourBench();
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY !== 'server') {
   console.log('\n## risk engine');
   await assessmentBench();
+  behaviourBench();
   simulatorBench();
   if (process.env.BENCH_ONLY === 'risk') process.exit(0);
 }
