@@ -29,6 +29,8 @@ export interface AttemptInfo {
   deviceId?: string | undefined;
   clientId?: string | undefined;
   scopes: string[];
+  /** RFC 7638 thumbprint of the device key this attempt proved (interactions/device-key.ts). */
+  deviceKey?: string | undefined;
 }
 
 export interface AssessOptions {
@@ -74,7 +76,10 @@ export class RiskService {
 
   #context(a: AttemptInfo, ts: number): LoginContext {
     const ua = a.userAgent.slice(0, 512);
-    return { ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes };
+    return {
+      ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes,
+      deviceKey: a.deviceKey,
+    };
   }
 
   /** Observations are kept as long as any signal looks back at them. */
@@ -105,7 +110,7 @@ export class RiskService {
   #record(a: AttemptInfo, ctx: LoginContext, success: boolean, extra: Partial<LoginEventRecord> = {}): LoginEventRecord {
     return {
       id: crypto.randomUUID(), ts: new Date(ctx.ts).toISOString(), user: a.user, ip: a.ip, userAgent: a.userAgent.slice(0, 512),
-      deviceId: a.deviceId, success, clientId: a.clientId, scope: a.scopes.join(' ') || undefined, ...extra,
+      deviceId: a.deviceId, deviceKey: a.deviceKey, success, clientId: a.clientId, scope: a.scopes.join(' ') || undefined, ...extra,
     };
   }
 

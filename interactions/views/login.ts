@@ -1,3 +1,4 @@
+import { assetUrl } from '../assets.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
@@ -18,6 +19,8 @@ export interface LoginView {
   passkey?: { optionsAction: string; action: string } | undefined;
   /** A refused passkey sign-in, shown under its button. */
   passkeyError?: string | undefined;
+  /** The nonce and message the device-key script signs (interactions/device-key.ts). */
+  deviceProof?: { nonce: string; message: string } | undefined;
 }
 
 export function loginPage(v: LoginView): SafeHtml {
@@ -48,8 +51,10 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
     ${focus === 'password' ? html`autofocus` : ''} ${describedBy('password')}>
   ${fieldMessage('password')}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
+  ${v.deviceProof ? html`<input type="hidden" name="device_proof" value="" data-device-nonce="${v.deviceProof.nonce}" data-device-message="${v.deviceProof.message}">` : ''}
   <button type="submit">Sign in</button>
 </form>
+${v.deviceProof ? html`<script src="${assetUrl('device-key.js')}" defer></script>` : ''}
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
 ${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true })}` : ''}
 <form method="post" action="${v.abortAction}">
