@@ -14,6 +14,7 @@ import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
+import { findLoginRecord } from './login-record.ts';
 import type { RiskLevel } from '../policies/schema.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from '../policies/types.ts';
@@ -38,6 +39,8 @@ export interface AssessOptions {
   amr?: readonly string[] | undefined;
   /** The level the relying party's request requires (policies/assurance.ts requestedLevel). */
   requested?: { index: number; because: readonly string[] } | undefined;
+  /** With `session`: the `auth_time` of the session's login (its device key counts, see sessionDeviceKey). */
+  sessionAuthTime?: number | undefined;
 }
 
 export interface RiskResult {
@@ -156,11 +159,24 @@ export class RiskService {
    */
   async session(a: AttemptInfo, opts: AssessOptions, ts = Date.now()): Promise<RiskResult> {
     const policy = this.#policies.current();
-    const ctx = this.#context(a, ts);
+    const deviceKey = a.deviceKey ?? (opts.sessionAuthTime !== undefined ? await this.sessionDeviceKey(a.user, opts.sessionAuthTime, a.deviceId) : undefined);
+    const ctx = this.#context({ ...a, deviceKey }, ts);
     const h = await this.#histories(ctx, policy);
     const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
     this.#decided(a, assessment, decision, undefined);
     return { assessment, decision, policy, eventId: undefined, context: ctx };
+  }
+
+  /**
+   * The device key the session's login proved, if this request comes with the device cookie
+   * that login had. A request on a session posts no form, so its browser cannot prove the key
+   * again; without this its device cookie would look copied (`device_unproven`) at every
+   * re-authorization. Whoever holds the session cookie holds the session anyway.
+   */
+  async sessionDeviceKey(user: string, authTime: number, deviceId: string | undefined): Promise<string | undefined> {
+    if (deviceId === undefined) return undefined;
+    const device = (await findLoginRecord(this.#storage, user, authTime))?.device;
+    return device?.id === deviceId ? device.key : undefined;
   }
 
   #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, eventId: string | undefined) {

@@ -62,11 +62,12 @@ for (const store of STORES) {
     });
     after(() => srv?.close());
 
-    async function signInPage(browser: Browser): Promise<Page> {
+    /** An authorization request; with `prompt=login` (the default here) the sign-in page. */
+    async function signInPage(browser: Browser, params: Record<string, string> = { prompt: 'login' }): Promise<Page> {
       return browser.navigate(client.buildAuthorizationUrl(config, {
-        redirect_uri: REDIRECT_URI, scope: 'openid', prompt: 'login',
-        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
-      }));
+        redirect_uri: REDIRECT_URI, scope: 'openid',
+        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256', ...params,
+      }), {}, REDIRECT_URI);
     }
 
     /** Allows the consent page of a first authorization, if it is shown. */
@@ -148,6 +149,24 @@ for (const store of STORES) {
       const garbled = await consent(browser, await browser.submit(third, '/login', { username: 'quinn', password: PASSWORD, device_proof: '{"nonce":"x"' }, REDIRECT_URI));
       assert.ok(garbled.url.href.startsWith(REDIRECT_URI), `the login reached the client (${garbled.status})`);
       assert.equal((await events(srv, id)).at(-1)?.deviceKey, undefined);
+    });
+
+    it('scores a later authorization on the session with the key its login proved: proven, not a copied cookie', async () => {
+      const id = await srv.addUser('rita', PASSWORD);
+      const browser = new Browser();
+      const page = await signInPage(browser);
+      const { proof, thumbprint } = await signProof(pair, page);
+      const done = await consent(browser, await browser.submit(page, '/login', { username: 'rita', password: PASSWORD, device_proof: proof }, REDIRECT_URI));
+      assert.ok(done.url.href.startsWith(REDIRECT_URI));
+      assert.equal((await events(srv, id)).at(-1)?.deviceKey, thumbprint);
+      // The RP asks again on the same session: no form, no new proof; the session's counts.
+      const logged = srv.logs.length;
+      const again = await signInPage(browser, {});
+      assert.ok(again.url.href.startsWith(REDIRECT_URI), 'no login needed');
+      const rescored = srv.logs.slice(logged).filter((l) => l.msg === 'risk.decided' && l.on === 'session');
+      assert.equal(rescored.length, 1);
+      const reasons = rescored[0]!.reasons as string[];
+      assert.ok(reasons.includes('device_proven') && !reasons.includes('device_unproven'), reasons.join(', '));
     });
   });
 }
