@@ -21,6 +21,7 @@ import crypto from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
 import { z } from 'zod';
 import type { OidcStore } from '../adapters/storage/port.ts';
+import type { InteractionDeps } from './context.ts';
 
 /** The generic-store model nonces are kept under (adapters/storage: one of its models). */
 export const DEVICE_NONCE_MODEL = 'DeviceNonce';
@@ -134,4 +135,20 @@ export class DeviceKeys {
     const good = crypto.verify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig, 'base64url'));
     return good ? { ok: true, thumbprint } : { ok: false, reason: 'bad_signature', thumbprint };
   }
+}
+
+/**
+ * The device key a sign-in form's post proves for interaction `uid` (its thumbprint), or
+ * undefined; a proof that was sent and refused is logged as `device.proof_refused` with its
+ * reason and at most the thumbprint (an expired page or a garbled field at `info`; a replay,
+ * another interaction's nonce or a bad signature at `warn`).
+ */
+export async function provenDeviceKey(deps: Pick<InteractionDeps, 'storage' | 'provider' | 'events'>, uid: string, raw: string | undefined, clientId: string | undefined): Promise<string | undefined> {
+  const proof = await new DeviceKeys(deps.storage.oidc, deps.provider.issuer).verify(uid, raw);
+  if (proof.ok) return proof.thumbprint;
+  if (proof.reason !== 'absent') {
+    const quiet = proof.reason === 'unknown_nonce' || proof.reason === 'malformed';
+    deps.events.emit('device.proof_refused', { client: clientId, reason: proof.reason, thumbprint: proof.thumbprint }, quiet ? 'info' : 'warn');
+  }
+  return undefined;
 }

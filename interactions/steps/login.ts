@@ -9,7 +9,7 @@ import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
 import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
-import { DEVICE_PROOF_FIELD, DeviceKeys } from '../device-key.ts';
+import { DEVICE_PROOF_FIELD, provenDeviceKey } from '../device-key.ts';
 import { proceed } from './level.ts';
 import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction.ts';
 import { waitText } from './wait.ts';
@@ -37,17 +37,13 @@ export function login(deps: InteractionDeps): Middleware {
     const deviceId = ensureDeviceId(ctx, deps.secure);
     // The device key's proof is checked for every attempt, whatever the password: its nonce
     // is spent either way, and a failed proof only leaves the key out (device-key.ts).
-    const [outcome, proof] = await Promise.all([
+    const [outcome, deviceKey] = await Promise.all([
       deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId }),
-      new DeviceKeys(deps.storage.oidc, deps.provider.issuer).verify(details.uid, form.get(DEVICE_PROOF_FIELD)),
+      provenDeviceKey(deps, details.uid, form.get(DEVICE_PROOF_FIELD), clientId),
     ]);
-    if (!proof.ok && proof.reason !== 'absent') {
-      // The thumbprint names the key; the key itself and the signature are never logged.
-      deps.events.emit('device.proof_refused', { client: clientId, reason: proof.reason, thumbprint: proof.thumbprint }, proof.reason === 'unknown_nonce' || proof.reason === 'malformed' ? 'info' : 'warn');
-    }
     const attempt = {
       user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-      scopes: requestedScopes(details.params.scope), deviceKey: proof.ok ? proof.thumbprint : undefined,
+      scopes: requestedScopes(details.params.scope), deviceKey,
     };
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 

@@ -1,5 +1,5 @@
-import { assetUrl } from '../assets.ts';
 import { html, type SafeHtml } from '../html.ts';
+import { deviceKeyScript, deviceProofField, type DeviceProofView } from './device-proof.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
 
@@ -20,7 +20,7 @@ export interface LoginView {
   /** A refused passkey sign-in, shown under its button. */
   passkeyError?: string | undefined;
   /** The nonce and message the device-key script signs (interactions/device-key.ts). */
-  deviceProof?: { nonce: string; message: string } | undefined;
+  deviceProof?: DeviceProofView | undefined;
 }
 
 export function loginPage(v: LoginView): SafeHtml {
@@ -51,12 +51,12 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
     ${focus === 'password' ? html`autofocus` : ''} ${describedBy('password')}>
   ${fieldMessage('password')}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
-  ${v.deviceProof ? html`<input type="hidden" name="device_proof" value="" data-device-nonce="${v.deviceProof.nonce}" data-device-message="${v.deviceProof.message}">` : ''}
+  ${deviceProofField(v.deviceProof)}
   <button type="submit">Sign in</button>
 </form>
-${v.deviceProof ? html`<script src="${assetUrl('device-key.js')}" defer></script>` : ''}
+${deviceKeyScript(v.deviceProof)}
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
-${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true })}` : ''}
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true, deviceProof: v.deviceProof })}` : ''}
 <form method="post" action="${v.abortAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit" class="secondary">Cancel</button>

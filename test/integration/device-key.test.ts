@@ -7,10 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import type crypto from 'node:crypto';
-import { after, before, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint } from 'jose';
 import * as client from 'openid-client';
-import { STORES, describeOrSkip } from '../helpers/env.ts';
+import { STORES, describeOrSkip, localhostIssuer } from '../helpers/env.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { WebAuthn } from '../../interactions/methods/webauthn.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
@@ -170,3 +172,47 @@ for (const store of STORES) {
     });
   });
 }
+
+describe('device-key proof with a passkey sign-in from the sign-in page (embedded store)', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+
+  before(async () => {
+    // http://localhost: browsers offer passkeys there (methods/webauthn.ts `supported`).
+    srv = await startTestServer('embedded', await localhostIssuer());
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    config = await discover(srv.issuer, 'web');
+  });
+  after(() => srv?.close());
+
+  it('proves the device key with a username-less passkey sign-in, as with a password', async () => {
+    const id = await srv.addUser('sam', PASSWORD);
+    const account = (await srv.storage.accounts.findById(id))!;
+    const authenticator = new SoftAuthenticator({ origin: srv.issuer, rpId: 'localhost' });
+    const wa = new WebAuthn(srv.storage, { issuer: srv.issuer });
+    await wa.verifyRegistration({
+      binding: 'setup', account, enrolledVia: 'admin',
+      response: authenticator.create(await wa.registrationOptions({ binding: 'setup', account, userVerification: 'required' })),
+    });
+    const pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as CryptoKeyPair;
+
+    const browser = new Browser();
+    const page = await browser.navigate(client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI, scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }));
+    const passkeyForm = findForm(page.body, '/passkey');
+    assert.equal(passkeyForm.hidden.device_proof, '', 'the passkey form carries the proof field too');
+    const { proof, thumbprint } = await signProof(pair, page);
+    const options = await browser.request(new URL(`${passkeyForm.action}/options`, page.url), {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: passkeyForm.hidden.csrf! }),
+    });
+    assert.equal(options.status, 200);
+    const response = authenticator.get(await options.json() as Parameters<SoftAuthenticator['get']>[0]);
+    let done = await browser.submit(page, '/passkey', { response: JSON.stringify(response), device_proof: proof }, REDIRECT_URI);
+    if (done.body.includes('/confirm')) done = await browser.submit(done, '/confirm', {}, REDIRECT_URI);
+    assert.ok(done.url.href.startsWith(REDIRECT_URI), `signed in (${done.status})`);
+    const [e] = await events(srv, id);
+    assert.equal(e?.deviceKey, thumbprint);
+  });
+});
