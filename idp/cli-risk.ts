@@ -7,11 +7,13 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { openGeo, type GeoLookup } from '../adapters/geoip.ts';
 import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../policies/forest.ts';
+import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
 import { EventError, parseEvent, type LoginEvent } from '../policies/event.ts';
 import { Replayer, Summary, type ScoredEvent } from '../policies/simulate.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
-import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize } from '../policies/synth.ts';
+import { parseCmuKeystrokes, selectSubjects, type KeystrokeData } from '../policies/synth-behaviour.ts';
+import { ATO_TYPES, DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type AtoType } from '../policies/synth.ts';
 import { DEFAULT_POLICY_DIR } from './settings.ts';
 
 export class CliError extends Error {}
@@ -123,17 +125,56 @@ function lineWriter(file: string) {
   };
 }
 
+/** `naive=1,same_network=2`: relative weights of the account-takeover attacks (unnamed ones 0). */
+function attackMixOf(spec: string): Record<AtoType, number> {
+  const mix = Object.fromEntries(ATO_TYPES.map((t) => [t, 0])) as Record<AtoType, number>;
+  for (const part of spec.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [name = '', weight = ''] = part.split('=').map((x) => x.trim());
+    const w = Number(weight);
+    if (!(ATO_TYPES as readonly string[]).includes(name)) throw new CliError(`--attack-mix: unknown attack "${name}" (one of ${ATO_TYPES.join(', ')})`);
+    if (weight === '' || !Number.isFinite(w) || w < 0) throw new CliError(`--attack-mix: "${part}" needs a weight of 0 or more, e.g. ${name}=1`);
+    mix[name as AtoType] = w;
+  }
+  if (!Object.values(mix).some((w) => w > 0)) throw new CliError('--attack-mix: at least one attack needs a weight above 0');
+  return mix;
+}
+
+/** The CMU benchmark file (and a choice of its subjects), or a clear error. */
+function keystrokesOf(file: string, subjects: string | undefined): { data: KeystrokeData; source: Record<string, unknown> } {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(file);
+  } catch (e) {
+    throw new CliError(`--keystrokes: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const all = parseCmuKeystrokes(text.toString('utf8'));
+    const data = subjects === undefined ? all : selectSubjects(all, subjects);
+    return { data, source: { file: path.basename(file), sha256: sha256Hex(text), subjects: data.subjects.length, positions: data.positions } };
+  } catch (e) {
+    throw new CliError(`--keystrokes ${file}: ${(e as Error).message}`);
+  }
+}
+
 export async function synthCommand(s: GeoSettings, o: {
-  seed?: number; users?: number; days?: number; start?: string; victimRate?: number; stuffingPerDay?: number; sharedNatRate?: number; out?: string;
+  seed?: number; users?: number; days?: number; start?: string; victimRate?: number; stuffingPerDay?: number; sharedNatRate?: number;
+  passwordManagerRate?: number; privateRate?: number; attackMix?: string; keystrokes?: string; keystrokeSubjects?: string; out?: string;
 }) {
-  const given = { seed: o.seed, users: o.users, days: o.days, start: o.start, victimRate: o.victimRate, stuffingPerDay: o.stuffingPerDay, sharedNatRate: o.sharedNatRate };
+  const given = {
+    seed: o.seed, users: o.users, days: o.days, start: o.start, victimRate: o.victimRate, stuffingPerDay: o.stuffingPerDay, sharedNatRate: o.sharedNatRate,
+    passwordManagerRate: o.passwordManagerRate, privateRate: o.privateRate, attackMix: o.attackMix === undefined ? undefined : attackMixOf(o.attackMix),
+  };
   const opts = { ...DEFAULT_SYNTH, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   if (Number.isNaN(Date.parse(opts.start))) throw new CliError(`--start: not an ISO date: ${opts.start}`);
   if (opts.users < 1 || opts.days <= 0) throw new CliError('--users must be at least 1 and --days above 0');
-  for (const [flag, v] of [['--victim-rate', opts.victimRate], ['--shared-nat-rate', opts.sharedNatRate]] as const) {
+  for (const [flag, v] of [
+    ['--victim-rate', opts.victimRate], ['--shared-nat-rate', opts.sharedNatRate], ['--password-manager-rate', opts.passwordManagerRate], ['--private-rate', opts.privateRate],
+  ] as const) {
     if (v < 0 || v > 1) throw new CliError(`${flag}: a fraction between 0 and 1, got ${v}`);
   }
   if (opts.stuffingPerDay < 0) throw new CliError('--stuffing-per-day: not below 0');
+  if (o.keystrokeSubjects !== undefined && o.keystrokes === undefined) throw new CliError('--keystroke-subjects needs --keystrokes');
+  const keystrokes = o.keystrokes === undefined ? undefined : keystrokesOf(o.keystrokes, o.keystrokeSubjects);
   const lookup = await geo(s);
   const rng = new Rng(opts.seed);
   const policy = loadPolicy(DEFAULT_POLICY_DIR, { withoutModel: true });
@@ -147,10 +188,19 @@ export async function synthCommand(s: GeoSettings, o: {
   const bar = progressBar('synth', quiet ? 0 : opts.days * 86_400_000);
   const writer = o.out ? lineWriter(o.out) : undefined;
   const counts: Record<string, number> = {};
-  for (const e of synthesize(opts, world, rng)) {
-    const k = e.label === 'attack' ? `attack:${e.attackType}` : 'legit';
-    counts[k] = (counts[k] ?? 0) + 1;
-    if (e.scenario !== undefined) counts[`scenario:${e.scenario}`] = (counts[`scenario:${e.scenario}`] ?? 0) + 1;
+  const logins: Record<string, number> = {};
+  const behaviour: Record<string, number> = {};
+  const add = (c: Record<string, number>, k: string) => { c[k] = (c[k] ?? 0) + 1; };
+  for (const e of synthesize(opts, world, rng, keystrokes?.data)) {
+    add(counts, e.label === 'attack' ? `attack:${e.attackType}` : 'legit');
+    if (e.scenario !== undefined) add(counts, `scenario:${e.scenario}`);
+    // Successful logins by kind: what `idp model eval` reports on.
+    if (e.success) add(logins, e.label === 'attack' ? `attack:${e.attackType}` : e.scenario === undefined ? 'legit' : `legit:${e.scenario}`);
+    if (e.success && e.label === 'legit') {
+      add(behaviour, e.behaviour === undefined ? 'none' : e.behaviour.keystroke ? 'keystroke' : e.behaviour.unusable ?? 'no_timings');
+      if (e.behaviour?.pointer) add(behaviour, 'pointer');
+      if (e.deviceKey !== undefined) add(behaviour, 'device_key');
+    }
     const line = JSON.stringify(e);
     if (writer) await writer.write(line);
     else process.stdout.write(`${line}\n`);
@@ -158,7 +208,10 @@ export async function synthCommand(s: GeoSettings, o: {
   }
   await writer?.close();
   bar.done();
-  process.stderr.write(`${JSON.stringify({ options: opts, geo: lookup.sources, events: counts })}\n`);
+  process.stderr.write(`${JSON.stringify({
+    options: opts, geo: lookup.sources, ...(keystrokes ? { keystrokes: keystrokes.source } : { keystrokes: 'parametric' }),
+    events: counts, logins, legitBehaviour: behaviour,
+  })}\n`);
 }
 
 export async function trainCommand(s: GeoSettings, o: { events: string; out: string; policy?: string; trees?: number; maxDepth?: number; seed?: number; maxRows?: number }) {
@@ -277,7 +330,9 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
     await decisions.write(JSON.stringify({
       id: r.id, score: Number(r.assessment.score.toFixed(4)), level: r.assessment.level, decision: r.decision.decision,
       requiredAcr: r.decision.requiredAcr ?? null,
-      reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)) })),
+      reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)), ...(x.monitor ? { monitor: true } : {}) })),
+      // Monitor mode: what the policy would have decided were every part enforced.
+      ...(r.monitor ? { monitor: { score: Number(r.monitor.assessment.score.toFixed(4)), level: r.monitor.assessment.level, decision: r.monitor.decision.decision, requiredAcr: r.monitor.decision.requiredAcr ?? null } } : {}),
     }));
     if (b && changes && b.decision.decision !== r.decision.decision) {
       summary.change(b.decision.decision, r.decision.decision);
@@ -295,7 +350,11 @@ export async function simulateCommand(s: GeoSettings, o: { events: string; polic
     seconds: Number(seconds.toFixed(2)), eventsPerSecond,
   });
   fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify({ out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions, eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}) })}\n`);
+  process.stdout.write(`${JSON.stringify({
+    out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions,
+    ...(summary.monitor ? { monitorDecisions: summary.monitor.decisions } : {}),
+    eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}),
+  })}\n`);
 }
 
 /**
@@ -337,6 +396,8 @@ export function policyCheckCommand(dir: string): boolean {
   try {
     const p = loadPolicy(dir);
     process.stdout.write(`policy ${path.resolve(dir)} is valid (version ${p.version}, model ${p.forest.version})\n`);
+    const monitor = describeMonitor(p.risk);
+    if (monitor) process.stdout.write(`${monitor}\n`);
     return true;
   } catch (e) {
     if (!(e instanceof PolicyLoadError)) throw e;

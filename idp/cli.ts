@@ -48,7 +48,8 @@ const HELP = `Usage: idp <command> [options]
   idp config docs | check
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
   idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
-                  [--shared-nat-rate X] [--out F]
+                  [--shared-nat-rate X] [--password-manager-rate X] [--private-rate X] [--attack-mix type=w,...]
+                  [--keystrokes <cmu.csv> [--keystroke-subjects s002-s036,...]] [--out F]
   idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
   idp model eval --events <jsonl> [--policy <dir>]
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
@@ -347,11 +348,15 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
       const { values } = parse(args, {
         seed: { type: 'string' }, users: { type: 'string' }, days: { type: 'string' }, start: { type: 'string' },
         'victim-rate': { type: 'string' }, 'stuffing-per-day': { type: 'string' }, 'shared-nat-rate': { type: 'string' }, out: { type: 'string' },
+        'password-manager-rate': { type: 'string' }, 'private-rate': { type: 'string' }, 'attack-mix': { type: 'string' },
+        keystrokes: { type: 'string' }, 'keystroke-subjects': { type: 'string' },
       }, 0);
       return synthCommand(settings, {
         seed: num('seed', values.seed), users: num('users', values.users), days: num('days', values.days), start: values.start,
         victimRate: num('victim-rate', values['victim-rate'], false), stuffingPerDay: num('stuffing-per-day', values['stuffing-per-day'], false),
         sharedNatRate: num('shared-nat-rate', values['shared-nat-rate'], false), out: values.out,
+        passwordManagerRate: num('password-manager-rate', values['password-manager-rate'], false), privateRate: num('private-rate', values['private-rate'], false),
+        attackMix: values['attack-mix'], keystrokes: values.keystrokes, keystrokeSubjects: values['keystroke-subjects'],
       });
     }
     case 'train': {

@@ -12,6 +12,7 @@ import { ConfigError, loadSettings, SETTINGS, type Settings } from './settings.t
 import { KeyFileError, readKeyFile } from '../adapters/keys.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { canWrite, existingAncestor, probeStorage } from '../adapters/storage/probe.ts';
+import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError } from '../policies/policy.ts';
 
 export interface ConfigReport {
@@ -56,7 +57,8 @@ function checkPolicy(dir: string, problems: string[]): string | undefined {
   if (!stat.isDirectory()) return void problems.push(`POLICY_DIR: ${dir} is not a directory`);
   try {
     const p = loadPolicy(dir);
-    return `${dir} (version ${p.version}, model ${p.forest.version})`;
+    const monitor = describeMonitor(p.risk);
+    return `${dir} (version ${p.version}, model ${p.forest.version})${monitor ? `; ${monitor}` : ''}`;
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
     for (const e of err.errors) problems.push(`POLICY_DIR: ${formatPolicyError({ ...e, file: path.join(dir, e.file) })}`);

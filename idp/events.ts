@@ -12,9 +12,24 @@ export const EVENT_NAMES = [
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
+/**
+ * Counters with labels, beside the count of each event: declared here (name, help, label
+ * names) so /metrics lists them in one place.
+ */
+export const COUNTERS = {
+  idp_risk_monitor_decisions_total: {
+    help: 'Decisions the risk policy would have made with its monitor-mode parts enforced (computed and recorded, not acted on), by decision and risk level.',
+    labels: ['decision', 'level'],
+  },
+} as const satisfies Record<string, { help: string; labels: readonly string[] }>;
+export type CounterName = keyof typeof COUNTERS;
+type LabelsOf<N extends CounterName> = Record<(typeof COUNTERS)[N]['labels'][number], string>;
+
 export class Events {
   readonly #log: Logger;
   readonly counts = new Map<string, number>();
+  /** Per counter: the series by their rendered label set. */
+  readonly counters = new Map<CounterName, Map<string, number>>();
 
   constructor(log: Logger) {
     this.#log = log;
@@ -24,14 +39,31 @@ export class Events {
     this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
     this.#log[level](name, fields);
   }
+
+  /** Adds one to a labelled counter (COUNTERS). */
+  count<N extends CounterName>(name: N, labels: LabelsOf<N>): void {
+    const series = this.counters.get(name) ?? new Map<string, number>();
+    const key = renderLabels(COUNTERS[name].labels.map((l) => [l, (labels as Record<string, string>)[l] ?? '']));
+    series.set(key, (series.get(key) ?? 0) + 1);
+    this.counters.set(name, series);
+  }
+}
+
+/** `{a="x",b="y"}`; values with quotes, backslashes or newlines are made safe. */
+function renderLabels(pairs: readonly (readonly [string, string])[]): string {
+  return pairs.length ? `{${pairs.map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',')}}` : '';
 }
 
 /** Prometheus text exposition (version 0.0.4). */
 export function renderMetrics(events: Events, gauges: Record<string, { help: string; value: number; labels?: Record<string, string> }>): string {
   const lines = ['# HELP idp_events_total Events emitted, by name.', '# TYPE idp_events_total counter'];
   for (const name of EVENT_NAMES) lines.push(`idp_events_total{event="${name}"} ${events.counts.get(name) ?? 0}`);
+  for (const [metric, c] of Object.entries(COUNTERS) as [CounterName, (typeof COUNTERS)[CounterName]][]) {
+    lines.push(`# HELP ${metric} ${c.help}`, `# TYPE ${metric} counter`);
+    for (const [labels, value] of events.counters.get(metric) ?? []) lines.push(`${metric}${labels} ${value}`);
+  }
   for (const [metric, g] of Object.entries(gauges)) {
-    const labels = g.labels ? `{${Object.entries(g.labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',')}}` : '';
+    const labels = g.labels ? renderLabels(Object.entries(g.labels)) : '';
     lines.push(`# HELP ${metric} ${g.help}`, `# TYPE ${metric} ${metric.endsWith('_total') ? 'counter' : 'gauge'}`, `${metric}${labels} ${g.value}`);
   }
   return `${lines.join('\n')}\n`;

@@ -27,6 +27,8 @@ import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
+import { describeMonitor } from '../policies/monitor.ts';
+import type { CompiledPolicy } from '../policies/policy.ts';
 import { RiskService } from '../interactions/risk.ts';
 import { Events, renderMetrics } from './events.ts';
 import type { Settings } from './settings.ts';
@@ -129,11 +131,21 @@ function metricsRoute(settings: Settings, render: () => string) {
 
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
   const events = new Events(log);
+  // A policy (or part) in monitor mode is said at every load: a whole policy in monitor mode
+  // does not act on risk at all, which nobody should leave on by mistake (policies/monitor.ts).
+  const announceMonitor = (p: CompiledPolicy) => {
+    const monitor = describeMonitor(p.risk);
+    if (monitor) log[p.risk.mode === 'monitor' ? 'warn' : 'info'](`policy ${p.version}: ${monitor}`, { policy: p.version });
+  };
   // The policy first: an invalid one stops the start, naming every error.
   const policies = startPolicyRuntime(settings.policyDir, {
-    onReload: (p) => events.emit('policy.reloaded', { version: p.version, model: p.forest.version }),
+    onReload: (p) => {
+      events.emit('policy.reloaded', { version: p.version, model: p.forest.version });
+      announceMonitor(p);
+    },
     onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
   });
+  announceMonitor(policies.current());
   const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
@@ -141,7 +153,15 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const acrValues = policies.current().assurance.levels.map((l) => l.acr);
   // Like the ACR values, read once: discovery publishes them (tokens.ts).
   const resourceScopes = resourceScopeNames(Object.keys(policies.current().assurance.operations), settings.resourceScopes);
-  const risk = new RiskService(storage, geo, policies, events);
+  const risk = new RiskService(storage, geo, policies, events, { recordBehaviour: settings.behaviourRetentionDays > 0 });
+  // Raw behavioural samples leave the login events after BEHAVIOUR_RETENTION_DAYS (0: at once,
+  // should earlier runs have stored some); templates keep their own newest samples.
+  const pruneBehaviour = () =>
+    storage.events.pruneBehaviour(Date.now() - settings.behaviourRetentionDays * 86_400_000)
+      .then((n) => { if (n > 0) log.info('behaviour pruned', { events: n, retentionDays: settings.behaviourRetentionDays }); })
+      .catch((err: unknown) => log.warn('behaviour prune failed', { error: err as Error }));
+  // Once before serving, so a server never serves with samples older than the retention it was given.
+  await pruneBehaviour();
   const secure = settings.issuer.startsWith('https:');
 
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
@@ -230,6 +250,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error }));
   }, 10 * 60_000);
   sweeper.unref();
+  const pruner = setInterval(() => void pruneBehaviour(), 60 * 60_000);
+  pruner.unref();
 
   await policies.ready;
   if (settings.trustProxy && !settings.metricsToken) log.warn('TRUST_PROXY is on and METRICS_TOKEN is not set: /metrics refuses every request; set METRICS_TOKEN to scrape it');
@@ -241,6 +263,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policies,
     async close() {
       clearInterval(sweeper);
+      clearInterval(pruner);
       keyWatch.close();
       await policies.close();
       server.closeAllConnections();

@@ -236,6 +236,12 @@ export const SETTINGS = {
     doc: 'Space-separated scopes of your APIs (e.g. `orders:read`), in addition to the operations `assurance.yml` names (e.g. `payments:write`), which are always accepted. They can be registered on clients (`idp client add --scope`), reach the risk engine, and go into access tokens for `RESOURCE_SERVERS`. Needs a restart (so does a new operation in the policy).',
     parse: scopeList,
   },
+  behaviourRetentionDays: {
+    env: 'BEHAVIOUR_RETENTION_DAYS',
+    default: '90',
+    doc: 'Days the raw behavioural sample of a login (keystroke timings by position, pointer summary; never which keys) stays in its login event, for the simulator to replay; older events keep everything else. Checked at start and hourly. `0`: never stored in events, only scored live and, for trusted logins, added to the user\'s templates (which keep their own newest `keep` samples, `risk.yml` `behaviour`).',
+    parse: int(0, 36_500),
+  },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
 } as const satisfies Record<string, Setting<unknown>>;
 

@@ -2,7 +2,7 @@
  * Static scripts of the interaction pages, served from the provider's own origin so the
  * Content-Security-Policy can stay `script-src 'self'` (no CDN, no inline script):
  * @simplewebauthn/browser's UMD bundle, our passkey button script (assets/passkey.js) and the
- * device-key script of the sign-in form (assets/device-key.js).
+ * sign-in page's behavioural capture (assets/behaviour.js) and device key (assets/device-key.js).
  *
  * A fixed allow-list read once at start: a request names one of these URLs exactly or gets
  * nothing, so no path can reach another file (no directory traversal by construction). Each
@@ -16,7 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Middleware } from 'koa';
 
-export type AssetName = 'webauthn-browser.js' | 'passkey.js' | 'device-key.js';
+/** Our own scripts, kept as plain files in interactions/assets/. */
+const OWN = ['passkey.js', 'behaviour.js', 'device-key.js'] as const;
+export type AssetName = 'webauthn-browser.js' | (typeof OWN)[number];
 
 interface Asset {
   readonly url: string;
@@ -33,7 +35,7 @@ function firstExisting(name: string, candidates: string[]): string {
 
 function locate(name: AssetName): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  if (name === 'passkey.js' || name === 'device-key.js') {
+  if (name !== 'webauthn-browser.js') {
     // Compiled: dist/interactions/assets.js, the source beside the repository's interactions/;
     // run from source: interactions/assets.ts.
     return firstExisting(name, [path.join(here, 'assets', name), path.join(here, '..', '..', 'interactions', 'assets', name)]);
@@ -51,7 +53,7 @@ function load(name: AssetName): Asset {
   return { url: `/assets/${base}.${hash}.${ext}`, type: 'text/javascript; charset=utf-8', body };
 }
 
-const ASSETS: ReadonlyMap<AssetName, Asset> = new Map((['webauthn-browser.js', 'passkey.js', 'device-key.js'] as const).map((n) => [n, load(n)]));
+const ASSETS: ReadonlyMap<AssetName, Asset> = new Map((['webauthn-browser.js', ...OWN] as const).map((n) => [n, load(n)]));
 const BY_URL: ReadonlyMap<string, Asset> = new Map([...ASSETS.values()].map((a) => [a.url, a]));
 
 /** The URL an asset is served at (content-hashed). */

@@ -46,7 +46,7 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
     deps.throttle.succeeded(tx.ticket, tx.accountId),
     deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
     // A second factor proven in this interaction: the person is the user, whatever the risk.
-    deps.risk.trust(tx.context, { level: tx.risk.level, steppedUp: tx.proven.length > 1 }),
+    deps.risk.trust(tx.context, { level: tx.risk.level, monitorLevel: tx.monitorLevel, steppedUp: tx.proven.length > 1 }),
     deps.transactions.delete(tx.uid),
   ]);
   deps.events.emit('login.succeeded', {

@@ -14,7 +14,10 @@ import type { Assessment } from '../policies/types.ts';
 
 const MODEL = 'LoginRecord';
 
-/** The `risk` claim (README "The risk claim"): no `detail` of the reasons, which may name places or networks. */
+/**
+ * The `risk` claim (README "The risk claim"): no `detail` of the reasons, which may name
+ * places or networks; and only what was enforced: parts in monitor mode are left out.
+ */
 export interface RiskClaim {
   score: number;
   level: RiskLevel;
@@ -45,7 +48,7 @@ export function riskClaim(a: Assessment): RiskClaim {
   return {
     score: round(a.score),
     level: a.level,
-    reasons: a.reasons.map((r) => ({ factor: r.factor, contribution: round(r.contribution) })),
+    reasons: a.reasons.filter((r) => !r.monitor).map((r) => ({ factor: r.factor, contribution: round(r.contribution) })),
     policy_version: a.policyVersion,
     model_version: a.modelVersion,
   };

@@ -7,13 +7,20 @@
  * - the trusted history (places, devices, hours) grows only in `trust`, which the finish
  *   step calls once the whole login has succeeded.
  * Together they build exactly the history the simulator's `observe` builds.
+ *
+ * Monitor mode (policies/monitor.ts): the decision acted on is the enforced one; what the
+ * policy would have decided with every part enforced is recorded with the event
+ * (`assessment.monitor`), logged with `risk.decided` and counted
+ * (`idp_risk_monitor_decisions_total`).
  */
 import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
 import type { LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
+import type { Behaviour } from '../policies/behaviour.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
+import { templateLevel } from '../policies/monitor.ts';
 import { findLoginRecord } from './login-record.ts';
 import type { RiskLevel } from '../policies/schema.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
@@ -32,6 +39,16 @@ export interface AttemptInfo {
   scopes: string[];
   /** RFC 7638 thumbprint of the device key this attempt proved (interactions/device-key.ts). */
   deviceKey?: string | undefined;
+  /** How the password was typed and the pointer moved (interactions/behaviour.ts); absent without the script. */
+  behaviour?: Behaviour | undefined;
+}
+
+export interface RiskOptions {
+  /**
+   * Whether first-factor successes record their raw behavioural sample in the login event
+   * (BEHAVIOUR_RETENTION_DAYS > 0). Either way the sample is scored and may join the templates.
+   */
+  recordBehaviour?: boolean | undefined;
 }
 
 export interface AssessOptions {
@@ -46,11 +63,22 @@ export interface AssessOptions {
 export interface RiskResult {
   assessment: Assessment;
   decision: Decision;
+  /** Monitor mode: the outcome as if every part were enforced (recorded, never acted on). */
+  monitor?: { assessment: Assessment; decision: Decision } | undefined;
   policy: CompiledPolicy;
   /** The recorded login event; none for the re-assessment of a session. */
   eventId: string | undefined;
   /** What was scored: the finish step records it as trusted. */
   context: LoginContext;
+}
+
+/** What a login event records of the monitor outcome (models/types.ts LoginEventRecord). */
+function monitorRecord(m: NonNullable<RiskResult['monitor']>, digits?: number): NonNullable<NonNullable<LoginEventRecord['assessment']>['monitor']> {
+  return {
+    score: digits === undefined ? m.assessment.score : Number(m.assessment.score.toFixed(digits)), level: m.assessment.level,
+    decision: m.decision.decision, requiredAcr: m.decision.requiredAcr,
+    ...(m.assessment.errors.length ? { errors: m.assessment.errors } : {}),
+  };
 }
 
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
@@ -60,12 +88,14 @@ export class RiskService {
   readonly #geo: GeoLookup;
   readonly #policies: PolicyRuntime;
   readonly #events: Events;
+  readonly #recordBehaviour: boolean;
 
-  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events) {
+  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events, opts: RiskOptions = {}) {
     this.#storage = storage;
     this.#geo = geo;
     this.#policies = policies;
     this.#events = events;
+    this.#recordBehaviour = opts.recordBehaviour ?? true;
   }
 
   get policy(): CompiledPolicy {
@@ -81,7 +111,7 @@ export class RiskService {
     const ua = a.userAgent.slice(0, 512);
     return {
       ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes,
-      deviceKey: a.deviceKey,
+      behaviour: a.behaviour, deviceKey: a.deviceKey,
     };
   }
 
@@ -134,21 +164,25 @@ export class RiskService {
     const policy = this.#policies.current();
     const ctx = this.#context(a, ts);
     const h = await this.#histories(ctx, policy);
-    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
+    const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
     const event = this.#record(a, ctx, true, {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
         reasons: assessment.reasons, confidence: assessment.confidence, policyVersion: assessment.policyVersion,
-        modelVersion: assessment.modelVersion, errors: assessment.errors,
+        modelVersion: assessment.modelVersion, errors: assessment.errors, behaviour: assessment.behaviour,
+        ...(monitor ? { monitor: monitorRecord(monitor) } : {}),
       },
+      // Only here: a wrong password's timings are those of another string, worth nothing to
+      // the templates and one more thing to keep. Replayed by the simulator (README "Login events").
+      behaviour: this.#recordBehaviour ? a.behaviour : undefined,
     });
     // Whatever the decision: country hopping counts first-factor successes, trusted or not.
     await Promise.all([
       this.#storage.risk.observe({ kind: 'password_ok', ts, user: a.user, ip: a.ip, country: ctx.place.country }, this.#expiry(ts, policy)),
       this.#storage.events.append(event),
     ]);
-    this.#decided(a, assessment, decision, event.id);
-    return { assessment, decision, policy, eventId: event.id, context: ctx };
+    this.#decided(a, assessment, decision, monitor, event.id);
+    return { assessment, decision, monitor, policy, eventId: event.id, context: ctx };
   }
 
   /**
@@ -162,9 +196,9 @@ export class RiskService {
     const deviceKey = a.deviceKey ?? (opts.sessionAuthTime !== undefined ? await this.sessionDeviceKey(a.user, opts.sessionAuthTime, a.deviceId) : undefined);
     const ctx = this.#context({ ...a, deviceKey }, ts);
     const h = await this.#histories(ctx, policy);
-    const { assessment, decision } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
-    this.#decided(a, assessment, decision, undefined);
-    return { assessment, decision, policy, eventId: undefined, context: ctx };
+    const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
+    this.#decided(a, assessment, decision, monitor, undefined);
+    return { assessment, decision, monitor, policy, eventId: undefined, context: ctx };
   }
 
   /**
@@ -179,13 +213,16 @@ export class RiskService {
     return device?.id === deviceId ? device.key : undefined;
   }
 
-  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, eventId: string | undefined) {
+  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string | undefined) {
+    const errors = [...assessment.errors, ...(monitor?.assessment.errors ?? []).map((e) => `monitor: ${e}`)];
+    if (monitor) this.#events.count('idp_risk_monitor_decisions_total', { decision: monitor.decision.decision, level: monitor.assessment.level });
     this.#events.emit('risk.decided', {
       account: a.user, client: a.clientId, score: Number(assessment.score.toFixed(3)), riskLevel: assessment.level, decision: decision.decision,
-      required: decision.required, reasons: assessment.reasons.map((r) => r.factor), policy: assessment.policyVersion,
+      required: decision.required, reasons: assessment.reasons.filter((r) => !r.monitor).map((r) => r.factor), policy: assessment.policyVersion,
+      ...(monitor ? { monitor: { ...monitorRecord(monitor, 3), reasons: assessment.reasons.filter((r) => r.monitor).map((r) => r.factor) } } : {}),
       ...(eventId ? { event: eventId } : { on: 'session' }),
-      ...(assessment.errors.length ? { errors: assessment.errors } : {}),
-    }, assessment.errors.length ? 'error' : 'info');
+      ...(errors.length ? { errors } : {}),
+    }, errors.length ? 'error' : 'info');
   }
 
   /**
@@ -194,11 +231,12 @@ export class RiskService {
    * was proven in it). Read fresh, so a concurrent finish of the same user loses at most its
    * own entry (port.ts RiskStateStore).
    */
-  async trust(context: LoginContext, how: { level: RiskLevel; steppedUp: boolean }): Promise<void> {
+  async trust(context: LoginContext, how: { level: RiskLevel; monitorLevel?: RiskLevel | undefined; steppedUp: boolean }): Promise<void> {
     const policy = this.#policies.current();
     const doc = await this.#storage.risk.getUser(context.user);
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
-    const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level: how.level }, policy.risk);
+    const level = templateLevel(how.level, how.monitorLevel);
+    const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level }, policy.risk);
     recordTrusted(user, context, policy.risk, learn);
     // Failures and recent successes live in observation records, not in this document.
     user.failures = [];

@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import { riskClaim, type RiskClaim } from './login-record.ts';
 import type { RiskResult } from './risk.ts';
+import type { RiskLevel } from '../policies/schema.ts';
 import type { LoginContext } from '../policies/types.ts';
 import type { Details } from './context.ts';
 import type { AuthMethod } from './methods/method.ts';
@@ -54,6 +55,8 @@ export interface LoginTransaction {
   accepted?: string[] | undefined;
   /** The engine's verdict on the login: the `risk` claim's content (login-record.ts). */
   risk: RiskClaim;
+  /** Monitor mode: the level the policy would have given with every part enforced (templates judge by the stricter). */
+  monitorLevel?: RiskLevel | undefined;
   eventId?: string | undefined;
   /** Counted first-factor attempt, settled by the finish step. */
   ticket?: Ticket | undefined;
@@ -129,6 +132,6 @@ export function firstFactorTransaction(details: Details, f: {
     v: 1, uid: details.uid, accountId: f.accountId, mode: 'login', carried: [],
     proven: [{ method: f.method, amr: [...f.amr], at: Date.now() }],
     required: levels.findIndex((l) => l.name === f.risk.decision.required), accepted: assuranceOf(details)?.accepted,
-    risk: riskClaim(f.risk.assessment), eventId: f.risk.eventId, ticket: f.ticket, deviceId: f.deviceId, context: f.risk.context,
+    risk: riskClaim(f.risk.assessment), monitorLevel: f.risk.monitor?.assessment.level, eventId: f.risk.eventId, ticket: f.ticket, deviceId: f.deviceId, context: f.risk.context,
   };
 }

@@ -124,6 +124,8 @@ export interface EventDoc {
   user: string;
   /** The LoginEventRecord as JSON text. */
   doc: string;
+  /** `ts` while `doc` holds a behavioural sample (sparse index): what the retention prune looks for. */
+  behaviourTs?: number;
 }
 
 export interface RiskDoc {
@@ -133,7 +135,10 @@ export interface RiskDoc {
 }
 
 const eventSchema = new Schema<EventDoc>(
-  { _id: { type: String, required: true }, ts: { type: Number, required: true }, user: { type: String, required: true }, doc: { type: String, required: true } },
+  {
+    _id: { type: String, required: true }, ts: { type: Number, required: true }, user: { type: String, required: true }, doc: { type: String, required: true },
+    behaviourTs: { type: Number, required: false },
+  },
   { ...opts, collection: 'login_events' },
 );
 

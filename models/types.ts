@@ -144,10 +144,24 @@ export interface LoginEventRecord extends Omit<LoginEvent, EvaluationField> {
     level: string;
     decision: 'allow' | 'step_up' | 'block';
     requiredAcr?: string | undefined;
-    reasons: { factor: string; contribution: number; detail?: string | undefined }[];
+    /** `monitor`: the part is in monitor mode; its contribution is not in `score`. */
+    reasons: { factor: string; contribution: number; detail?: string | undefined; monitor?: true | undefined }[];
     confidence: number;
     policyVersion: string;
     modelVersion: string;
     errors: string[];
+    /**
+     * When any part of the policy is in monitor mode (policies/monitor.ts): what the policy
+     * would have decided with every part enforced. Recorded and counted, not acted on.
+     */
+    monitor?: {
+      score: number;
+      level: string;
+      decision: 'allow' | 'step_up' | 'block';
+      requiredAcr?: string | undefined;
+      errors?: string[] | undefined;
+    } | undefined;
+    /** Keystroke and pointer scores with their confidence (policies/types.ts Assessment). */
+    behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
   } | undefined;
 }

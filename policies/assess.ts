@@ -3,9 +3,13 @@
  * one login context. Live logins (interactions/risk.ts, the re-authorization check), the
  * simulator (simulate.ts) and the benchmark all call it, so a replay scores and decides
  * exactly as the live provider does, by construction. Plain data in, plain data out.
+ *
+ * Monitor mode (policies/monitor.ts) is decided here too, so a replay of a policy in monitor
+ * mode shows what it would have done exactly as live logins record it.
  */
 import { levelIndexOf } from './assurance.ts';
 import { decide } from './decision.ts';
+import { monitorPlan } from './monitor.ts';
 import type { CompiledPolicy } from './policy.ts';
 import { scoreLogin } from './score.ts';
 import { computeSignals, featureVector } from './signals.ts';
@@ -25,8 +29,15 @@ export interface AssessInput {
 }
 
 export interface AssessResult {
+  /** What is enforced: monitored parts listed (`monitor: true`) but not counted. */
   assessment: Assessment;
+  /** The decision acted on. */
   decision: Decision;
+  /**
+   * Present when any part of the policy is in monitor mode: the same login scored and
+   * decided as if every part were enforced. Recorded and counted, never acted on.
+   */
+  monitor?: { assessment: Assessment; decision: Decision } | undefined;
   features?: Float64Array | undefined;
 }
 
@@ -34,10 +45,24 @@ export function assess(input: AssessInput): AssessResult {
   const { context, policy } = input;
   const signals = computeSignals(context, input.user, input.ip, policy.risk, policy.lists);
   const features = featureVector(signals, context);
-  const assessment = scoreLogin(context, signals, policy, features);
-  const decision = decide({
-    level: assessment.level, clientId: context.clientId, scopes: context.scopes,
-    achieved: levelIndexOf(input.amr, policy.assurance.levels), requested: input.requested,
+  const achieved = levelIndexOf(input.amr, policy.assurance.levels);
+  const decideAt = (level: Assessment['level']) => decide({
+    level, clientId: context.clientId, scopes: context.scopes, achieved, requested: input.requested,
   }, policy);
-  return { assessment, decision, ...(input.keepFeatures ? { features } : {}) };
+  const extra = input.keepFeatures ? { features } : {};
+  // As if every part were enforced: what the policy says with monitor mode switched off.
+  const full = scoreLogin(context, signals, policy, features);
+  // Recorded with the event: a behavioural factor enters the reasons only when it fires.
+  if (signals.keystroke || signals.pointer) full.behaviour = { keystroke: signals.keystroke, pointer: signals.pointer };
+  const plan = monitorPlan(policy.risk);
+  if (!plan.any) return { assessment: full, decision: decideAt(full.level), ...extra };
+
+  const monitor = { assessment: full, decision: decideAt(full.level) };
+  const assessment: Assessment = plan.policy
+    // The whole policy is a trial: no risk is counted, so the level is `low` and the decision
+    // is the `low` column of assurance.yml together with what the RP asked for (schema.ts).
+    // An error is recorded in the monitor outcome, not acted on.
+    ? { ...full, score: 0, level: 'low', reasons: full.reasons.map((r) => ({ ...r, monitor: true as const })), errors: [] }
+    : { ...scoreLogin(context, signals, policy, features, plan.parts), ...(full.behaviour ? { behaviour: full.behaviour } : {}) };
+  return { assessment, decision: decideAt(assessment.level), monitor, ...extra };
 }

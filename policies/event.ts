@@ -10,7 +10,9 @@
 import { z } from 'zod';
 import { behaviourSchema } from './behaviour.ts';
 
-export const ATTACK_TYPES = ['naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel', 'griefing'] as const;
+export const ATTACK_TYPES = [
+  'naive', 'vpn_hosting', 'targeted', 'credential_stuffing', 'impossible_travel', 'griefing', 'same_network', 'cookie_theft',
+] as const;
 export type AttackType = (typeof ATTACK_TYPES)[number];
 
 const text = z.string().min(1);

@@ -129,6 +129,9 @@ function pushSample(samples: readonly number[][], v: number[], keep: number): nu
 export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy, learn: boolean): void {
   const max = policy.history.max_entries;
   const keys = keysOf(ctx);
+  const knownBrowser = (ctx.deviceId !== undefined && user.devices[ctx.deviceId] !== undefined)
+    || (ctx.deviceKey !== undefined && user.deviceKeys?.[ctx.deviceKey] !== undefined);
+  if (!knownBrowser) user.newDevices = (user.newDevices ?? 0) + 1;
   touch(user.ips, keys.ips, ctx.ts, max);
   touch(user.asns, keys.asns, ctx.ts, max);
   touch(user.countries, keys.countries, ctx.ts, max);

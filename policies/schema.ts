@@ -9,6 +9,15 @@ import { DETECTOR_NAMES } from './keystroke.ts';
 export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
 
+/**
+ * `enforce`: the part acts on logins. `monitor`: it is computed, recorded with the login event
+ * and counted (/metrics, `idp simulate`), but not acted on, so an administrator can trial it
+ * on live traffic before enforcing it (policies/monitor.ts).
+ */
+export const POLICY_MODES = ['enforce', 'monitor'] as const;
+export type PolicyMode = (typeof POLICY_MODES)[number];
+const mode = z.enum(POLICY_MODES).default('enforce');
+
 const weight = z.number().min(-1).max(1);
 const factor = <T extends z.ZodRawShape>(params: T) =>
   z.strictObject({
@@ -16,6 +25,12 @@ const factor = <T extends z.ZodRawShape>(params: T) =>
     weight,
     /** A disabled factor never fires. */
     enabled: z.boolean().default(true),
+    /**
+     * `monitor`: the factor is evaluated and listed in the reasons (`monitor: true`), but its
+     * contribution is left out of the score that decides; the login event records what the
+     * policy would have decided with it enforced.
+     */
+    mode,
     ...params,
   });
 
@@ -37,6 +52,14 @@ const templateShape = {
 };
 
 export const riskSchema = z.strictObject({
+  /**
+   * `monitor`: the whole policy is a trial. Every login is assessed and the decision the
+   * policy implies is recorded and counted, but the decision enforced is the one for risk
+   * level `low`: what the relying party asks for (acr_values, max_age, a client's minimum)
+   * and the `clients` / `operations` maps at `low` still apply, since they are not risk.
+   * An error in a rule or the model is recorded, not acted on.
+   */
+  mode,
   model: z.strictObject({
     /** The random-forest model file, relative to the policy directory. */
     file: z.string().min(1),
@@ -44,6 +67,8 @@ export const riskSchema = z.strictObject({
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters'),
     /** score = weight × P(attack) + Σ rule contributions, clamped to [0, 1]. */
     weight: z.number().min(0).max(1),
+    /** `monitor`: P(attack) is computed and listed in the reasons, but left out of the score that decides. */
+    mode,
   }),
   /** Lower bounds of each level above `low`; must rise strictly. */
   levels: z.strictObject({
@@ -99,7 +124,14 @@ export const riskSchema = z.strictObject({
     pointer: z.strictObject(templateShape).default({ learn: 10, keep: 30 }),
   }).default({ join_max_level: 'low', keystroke: { learn: 10, keep: 30, detector: 'nearest_neighbour' }, pointer: { learn: 10, keep: 30 } }),
   factors: z.strictObject({
-    new_device: factor({}),
+    new_device: factor({
+      /**
+       * Share of the user's trusted logins that came from a browser never seen before (private
+       * windows, cleared cookies) at or above which a new browser is their habit, not news: the
+       * factor does not fire. 1 = always fires.
+       */
+      habitual_churn: z.number().min(0).max(1).default(0.5),
+    }),
     new_ip: factor({}),
     new_asn: factor({}),
     new_country: factor({}),

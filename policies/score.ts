@@ -5,6 +5,7 @@
  * An error in a rule or in the model gives the strictest outcome and is reported
  * (STYLE.md §3: deny on evaluation error).
  */
+import type { ScorePart } from './monitor.ts';
 import type { CompiledPolicy } from './policy.ts';
 import { RISK_LEVELS, type FactorId, type RiskLevel } from './schema.ts';
 import { featureVector, type Signals } from './signals.ts';
@@ -17,7 +18,9 @@ const round = (x: number) => Math.round(x);
 
 /** When each factor fires, and what it saw. Gated by confidence where history matters. */
 const RULES: Record<FactorId, Rule> = {
-  new_device: novelty('device', 'browser (device cookie)'),
+  new_device: (s, f) => s.novel.device === true
+    && !(f.new_device.habitual_churn < 1 && s.deviceChurn !== undefined && s.deviceChurn >= f.new_device.habitual_churn)
+    && 'first login from this browser (device cookie)',
   new_ip: novelty('ip', 'IP address'),
   new_asn: novelty('asn', 'network (AS)'),
   new_country: novelty('country', 'country'),
@@ -65,22 +68,29 @@ interface Evaluation {
   reasons: Reason[];
   errors: string[];
   modelProbability: number;
-  /** Unclamped sum of the contributions. */
+  /** Unclamped sum of the contributions (of the enforced parts). */
   sum: number;
 }
 
-function evaluate(s: Signals, ctx: LoginContext, policy: CompiledPolicy, features: Float64Array | undefined, skip?: ReadonlySet<FactorId>): Evaluation {
+/**
+ * `monitored` parts (policies/monitor.ts) are evaluated and listed with `monitor: true`, but
+ * add nothing to the sum, and their errors do not make this outcome the strictest: they
+ * show in the "as if enforced" outcome, which scores the same login without `monitored`.
+ */
+function evaluate(s: Signals, ctx: LoginContext, policy: CompiledPolicy, features: Float64Array | undefined, skip?: ReadonlySet<FactorId>, monitored?: ReadonlySet<ScorePart>): Evaluation {
   const { risk } = policy;
   const reasons: Reason[] = [];
   const errors: string[] = [];
+  const mark = (part: ScorePart) => (monitored?.has(part) ? { monitor: true as const } : {});
+  const fail = (part: ScorePart, message: string) => { if (!monitored?.has(part)) errors.push(`${part}: ${message}`); };
   let modelProbability = 1;
   try {
     // Inside the try: a signal that cannot be read is an error of the model's input too.
     modelProbability = policy.forest.probability(features ?? featureVector(s, ctx));
     if (!(modelProbability >= 0 && modelProbability <= 1)) throw new Error(`model returned ${modelProbability}`);
-    reasons.push({ factor: 'model', contribution: risk.model.weight * modelProbability, detail: `P(attack) ${modelProbability.toFixed(3)}` });
+    reasons.push({ factor: 'model', contribution: risk.model.weight * modelProbability, detail: `P(attack) ${modelProbability.toFixed(3)}`, ...mark('model') });
   } catch (err) {
-    errors.push(`model: ${(err as Error).message}`);
+    fail('model', (err as Error).message);
   }
   for (const id of Object.keys(RULES) as FactorId[]) {
     const f = risk.factors[id];
@@ -88,12 +98,12 @@ function evaluate(s: Signals, ctx: LoginContext, policy: CompiledPolicy, feature
     if (NOVELTY.has(id) && risk.cold_start.novelty_needs_confidence && s.lowConfidence) continue;
     try {
       const fired = RULES[id](s, risk.factors);
-      if (fired) reasons.push({ factor: id, contribution: f.weight, detail: fired });
+      if (fired) reasons.push({ factor: id, contribution: f.weight, detail: fired, ...mark(id) });
     } catch (err) {
-      errors.push(`${id}: ${(err as Error).message}`);
+      fail(id, (err as Error).message);
     }
   }
-  return { reasons, errors, modelProbability, sum: reasons.reduce((sum, r) => sum + r.contribution, 0) };
+  return { reasons, errors, modelProbability, sum: reasons.reduce((sum, r) => sum + (r.monitor ? 0 : r.contribution), 0) };
 }
 
 const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
@@ -106,9 +116,10 @@ function ceilingOf(level: RiskLevel, t: CompiledPolicy['risk']['levels']): numbe
   return t[next as Exclude<RiskLevel, 'low'>] - 1e-6;
 }
 
-export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy, features?: Float64Array): Assessment {
+/** `monitored`: parts listed but left out of the score (policies/monitor.ts; assess.ts passes them). */
+export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy, features?: Float64Array, monitored?: ReadonlySet<ScorePart>): Assessment {
   const { risk } = policy;
-  const full = evaluate(s, ctx, policy, features);
+  const full = evaluate(s, ctx, policy, features, undefined, monitored);
   const base = { confidence: s.confidence, modelProbability: full.modelProbability, policyVersion: policy.version, modelVersion: policy.forest.version };
   if (full.errors.length > 0) {
     return { ...base, reasons: full.reasons.sort((a, b) => b.contribution - a.contribution), errors: full.errors, score: 1, level: 'critical' };
@@ -121,7 +132,7 @@ export function scoreLogin(ctx: LoginContext, s: Signals, policy: CompiledPolicy
   const cap = recognised ? risk.shared_address.recognised_max_level : risk.shared_address.max_level;
   if ((s.ipFailures > 0 || s.ipDistinctAccounts > 0) && rank(levelOf(score, risk.levels)) > rank(cap)) {
     const ownSignals: Signals = { ...s, ipFailures: 0, ipDistinctAccounts: 0 };
-    const own = evaluate(ownSignals, ctx, policy, undefined, ADDRESS_FACTORS);
+    const own = evaluate(ownSignals, ctx, policy, undefined, ADDRESS_FACTORS, monitored);
     if (own.errors.length > 0) return { ...base, reasons, errors: own.errors, score: 1, level: 'critical' };
     const capped = Math.max(clamp01(own.sum), ceilingOf(cap, risk.levels));
     if (capped < score) {

@@ -49,6 +49,8 @@ export interface Signals {
   novel: { ip?: boolean; asn?: boolean; country?: boolean; city?: boolean; device?: boolean; browser?: boolean; os?: boolean };
   /** Fraction of trusted logins seen with this value (0 = never). */
   freq: { ip: number; asn: number; country: number; city: number; device: number; browser: number; os: number };
+  /** Share of trusted logins from a browser never seen before (0 … 1); undefined without history. */
+  deviceChurn?: number | undefined;
   /** Days since this value was last seen in a trusted login; undefined when never. */
   lastSeenDays: { ip?: number; asn?: number; country?: number; device?: number };
   /** Fraction of trusted logins within ±1 h of this hour of the day; undefined without history. */
@@ -99,6 +101,8 @@ function behaviourScore(samples: readonly Vector[], x: Vector, cfg: { learn: num
 }
 
 const EARTH_RADIUS_KM = 6371;
+/** WebKit ITP: "7-day cap on all script-writeable storage" (webkit.org, Full Third-Party Cookie Blocking and More, 2020). */
+const WEBKIT_STORAGE_CAP_MS = 7 * 86_400_000;
 
 /** Great-circle distance (haversine). */
 export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
@@ -139,7 +143,12 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   const deviceKeys = user.deviceKeys ?? {};
   const provenKey = ctx.deviceKey !== undefined ? deviceKeys[ctx.deviceKey] : undefined;
   if (provenKey && deviceN.novel !== false) deviceN = novelty(deviceKeys, ctx.deviceKey, n, ctx.ts);
-  const unprovenCookie = !provenKey && ctx.deviceId !== undefined && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId);
+  // WebKit's tracking prevention deletes a site's script-writable storage (IndexedDB, so the
+  // device key) after seven days of use without a visit, and keeps its HTTP cookies: there, a
+  // cookie without its key after a week away is expected, not a sign of a copy.
+  const keyMayBeEvicted = (last: number) => ctx.agent.engine === 'WebKit' && ctx.ts - last > WEBKIT_STORAGE_CAP_MS;
+  const unprovenCookie = !provenKey && ctx.deviceId !== undefined
+    && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId && !keyMayBeEvicted(k.last));
 
   const b = ctx.behaviour;
   const cfg = policy.behaviour;
@@ -197,6 +206,7 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
     located: ctx.place.scope === 'public' && lat !== undefined && lon !== undefined,
     novel: { ip: ipN.novel, asn: asnN.novel, country: countryN.novel, city: cityN.novel, device: deviceN.novel, browser: browserN.novel, os: osN.novel },
     freq: { ip: ipN.freq, asn: asnN.freq, country: countryN.freq, city: cityN.freq, device: deviceN.freq, browser: browserN.freq, os: osN.freq },
+    deviceChurn: n > 0 ? Math.min(1, (user.newDevices ?? 0) / n) : undefined,
     lastSeenDays: { ip: ipN.days, asn: asnN.days, country: countryN.days, device: deviceN.days },
     hourFraction,
     distanceKm: dist,
@@ -223,6 +233,7 @@ export const FEATURE_NAMES = [
   'account_failures', 'log_ip_failures', 'ip_distinct_accounts', 'tor', 'vpn', 'hosting', 'trusted_network',
   'located', 'special_address', 'keystroke', 'mobile',
   'log_days_since_ip', 'log_days_since_asn', 'log_days_since_country', 'log_days_since_device',
+  'pointer', 'device_key', 'cookie_unproven', 'device_churn',
 ] as const;
 
 /** Rounds to a grid: keeps the forest's split search small and its inputs identical live and in training. */
@@ -267,5 +278,10 @@ export function featureVector(s: Signals, ctx: LoginContext, out: Float64Array =
   out[26] = since(s.lastSeenDays.asn);
   out[27] = since(s.lastSeenDays.country);
   out[28] = since(s.lastSeenDays.device);
+  out[29] = s.pointer ? q(s.pointer.score * s.pointer.confidence, 0.05) : -1;
+  // -1 no proof, 0 a key the user never proved, 1 a key of the user's trusted logins.
+  out[30] = ctx.deviceKey === undefined ? -1 : s.device.proven ? 1 : 0;
+  out[31] = b(s.device.unprovenCookie);
+  out[32] = s.deviceChurn === undefined ? -1 : q(s.deviceChurn, 0.05);
   return out;
 }

@@ -6,6 +6,7 @@
 import { assess } from './assess.ts';
 import { emptyIpHistory, emptyUserHistory, observe, type Outcome } from './history.ts';
 import { rocAuc, tprAtFpr } from './metrics.ts';
+import { templateLevel } from './monitor.ts';
 import type { CompiledPolicy } from './policy.ts';
 import { EventError, type LoginEvent } from './event.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, Place, UserHistory } from './types.ts';
@@ -18,6 +19,8 @@ export interface ScoredEvent {
   id: string;
   assessment: Assessment;
   decision: Decision;
+  /** With a policy (part) in monitor mode: the outcome as if every part were enforced (assess.ts). */
+  monitor?: { assessment: Assessment; decision: Decision } | undefined;
   features?: Float64Array | undefined;
   label?: 'legit' | 'attack' | undefined;
   attackType?: string | undefined;
@@ -93,13 +96,16 @@ export class Replayer {
     }
     const ipHist = ip ?? emptyIpHistory();
     // The recorded login proved a password (the live path's state at the risk step).
-    const { assessment, decision, features } = assess({ context: ctx, user, ip: ipHist, policy, amr: PASSWORD_AMR, keepFeatures: this.#keepFeatures });
+    const { assessment, decision, monitor, features } = assess({ context: ctx, user, ip: ipHist, policy, amr: PASSWORD_AMR, keepFeatures: this.#keepFeatures });
+    // The enforced decision grows the history, as live; the templates judge by the stricter
+    // of the enforced and the monitored level (monitor.ts templateLevel), as the finish step does.
     const outcome: Outcome = this.#mode === 'mfa'
       ? { kind: 'password_ok', decision: 'step_up', mfa: e.mfa }
-      : { kind: 'password_ok', decision: decision.decision, level: assessment.level, mfa: e.mfa };
+      : { kind: 'password_ok', decision: decision.decision, level: templateLevel(assessment.level, monitor?.assessment.level), mfa: e.mfa };
     observe(user, ipHist, ctx, outcome, policy.risk);
     return {
       id: e.id, assessment, decision, label: e.label, attackType: e.attackType, scenario: e.scenario,
+      ...(monitor ? { monitor } : {}),
       ...(features ? { features } : {}),
     };
   }
@@ -123,6 +129,15 @@ export class Summary {
   readonly #scenarios = new Map<string, { n: number; flagged: number; blocked: number }>();
   changed = 0;
   readonly transitions: Record<string, number> = {};
+  /**
+   * With a policy (part) in monitor mode: the decisions and levels it would have given were
+   * every part enforced, and how many of them differ from the decision enforced.
+   */
+  monitor: {
+    scored: number; decisions: Record<'allow' | 'step_up' | 'block', number>; levels: Record<string, number>; differs: number;
+    /** Labelled events only: how many would have been challenged or blocked (`flagged`), and blocked. */
+    legit: { n: number; flagged: number; blocked: number }; attack: { n: number; flagged: number; blocked: number };
+  } | undefined;
 
   add(s: ScoredEvent | undefined, success: boolean) {
     this.events += 1;
@@ -131,6 +146,21 @@ export class Summary {
     this.scored += 1;
     this.decisions[s.decision.decision] += 1;
     this.levels[s.assessment.level] = (this.levels[s.assessment.level] ?? 0) + 1;
+    if (s.monitor) {
+      const m = this.monitor ??= {
+        scored: 0, decisions: { allow: 0, step_up: 0, block: 0 }, levels: Object.fromEntries(RISK_LEVELS.map((l) => [l, 0])), differs: 0,
+        legit: { n: 0, flagged: 0, blocked: 0 }, attack: { n: 0, flagged: 0, blocked: 0 },
+      };
+      const would = s.monitor.decision.decision;
+      m.scored += 1;
+      m.decisions[would] += 1;
+      m.levels[s.monitor.assessment.level] = (m.levels[s.monitor.assessment.level] ?? 0) + 1;
+      if (would !== s.decision.decision) m.differs += 1;
+      if (s.label) {
+        const c = m[s.label];
+        c.n += 1; c.flagged += would !== 'allow' ? 1 : 0; c.blocked += would === 'block' ? 1 : 0;
+      }
+    }
     const flagged = s.decision.decision !== 'allow' ? 1 : 0;
     const blocked = s.decision.decision === 'block' ? 1 : 0;
     if (s.label === 'legit') {
@@ -180,6 +210,7 @@ export class Summary {
     const labelled = this.#legit.n > 0 && this.#byType.size > 0;
     return {
       events: this.events, scored: this.scored, failedPasswords: this.failures, decisions: this.decisions, levels: this.levels,
+      ...(this.monitor ? { monitor: this.monitor } : {}),
       ...(labelled ? { detection: this.detection() } : {}),
       ...extra,
     };

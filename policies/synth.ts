@@ -1,8 +1,8 @@
 /**
  * `idp model synth`: a labelled synthetic login history, seeded and reproducible (given the
- * same seed, options and geolocation database). IP addresses are drawn from the geolocation
- * database itself (through the `placeOf` function the caller passes), so a synthetic
- * "home in Lyon" resolves to Lyon when replayed.
+ * same seed, options, geolocation database and keystroke file). IP addresses are drawn from
+ * the geolocation database itself (through the `placeOf` function the caller passes), so a
+ * synthetic "home in Lyon" resolves to Lyon when replayed.
  *
  * Legitimate users (behaviour models):
  * - home: one ISP in the home city; the address changes now and then (DHCP), same network.
@@ -17,32 +17,74 @@
  *   and now and then a griefer fails a handful of made-up usernames from it (attackType
  *   `griefing`), after which members log in as usual (scenario `shared_nat_griefed`).
  * - habits: each user has a login rate and preferred local hours (evening, office, early).
- * - browser updates: the major version rises every few weeks; a new browser cookie (device
- *   id) appears now and then (cleared cookies, a new laptop).
- * - travel: some users spend days in another country, arriving no faster than a plane.
+ * - browser updates: the major version rises every few weeks.
+ * - device keys: every browser that runs the page's script proves a key of its own (an RFC
+ *   7638 thumbprint; the page makes the key on its first visit), kept with its cookie. 1% of
+ *   users browse without JavaScript: no key, no behavioural sample.
+ * - lost cookie (scenario `lost_cookie`, 2% of logins): cleared site data or a new laptop: a
+ *   new device id and a new key from that login on.
+ * - storage eviction (scenario `storage_evicted`): Safari deletes a site's script-writable
+ *   storage (IndexedDB: the device key) after 7 days without a visit (WebKit's Intelligent
+ *   Tracking Prevention, "7-day cap on all script-writeable storage", 2020); the HTTP cookie
+ *   stays. The next login brings the old cookie with a new key, as a copied cookie would.
+ * - private browsing (scenario `private_browsing`): a share of the users (`privateRate`) log
+ *   in from a private window now and then (30% of their logins): the usual network, place
+ *   and browser, no cookie, and a key made for that window only (none in Firefox, whose
+ *   private windows give the script no IndexedDB).
+ * - travel (scenario `travel`): some users spend days in another country, arriving no
+ *   faster than a plane; their logins abroad carry the scenario.
  * - typos: some logins are preceded by a wrong password.
+ * - behaviour (policies/synth-behaviour.ts): everyone types their password with a rhythm of
+ *   their own (a parametric profile, or a subject of the CMU benchmark) and moves the mouse
+ *   their own way; a share (`passwordManagerRate`) let a password manager fill it in (no
+ *   timings), phones give no pointer and Android keyboards no timings.
  * Attackers (label "attack", attackType), against a share of the users (`victimRate`), one
- * attack each, the four kinds equally likely:
+ * attack each, the kinds in the proportions of `attackMix` (equal by default). Each attacker
+ * has the password; their browser runs the page's script (its own device key, their own
+ * typing and mouse; 15% paste the password) unless they turned JavaScript off (15%: no key,
+ * no behavioural sample).
  * - naive: the password from a random place in the world, a random browser, no cookie.
  * - vpn_hosting: the password through a VPN or hosting provider (datacentre ASN).
  * - targeted: knows the victim's country, city and browser family; new device, other network,
  *   at one of the victim's usual hours.
  * - impossible_travel: 5-50 minutes after one of the victim's own logins, from at least
  *   2,000 km away: over 2,400 km/h, faster than any airliner.
+ * - same_network: on the victim's home network (the same AS and city: the victim's own
+ *   address half the time, a housemate or a compromised router; another address of that
+ *   network otherwise), the exact browser and OS of the victim's computer, at one of the
+ *   victim's usual hours; no cookie.
+ * - cookie_theft: a copy of the victim's device cookie (their computer's device id as it is
+ *   at that moment) with the same user agent, from the victim's country on another network,
+ *   at one of their usual hours; never the victim's device key (it cannot be copied).
  * And, `stuffingPerDay` times a day:
  * - credential_stuffing: bursts from one address trying many accounts, mostly wrong
- *   passwords, a few right.
+ *   passwords, a few right (scripts: no device key, no behaviour).
  * `mfa` is the outcome a step-up challenge would have had: legitimate users pass (98%),
  * attackers fail (97%).
+ *
+ * A login carries one scenario, the first that applies of: private_browsing, lost_cookie,
+ * storage_evicted, shared_nat_griefed, travel, shared_nat (a browser's storage first: it
+ * changes what the engine sees most).
  *
  * Times are whole milliseconds and every event is produced at its own time from one queue,
  * so the stream is in time order without adjusting any time, and each user's events are
  * strictly ordered (a replay could not order two events of one user at the same instant).
+ * Typing and pointer draws use a generator of their own: with or without the CMU file, the
+ * same seed gives the same logins, attacks and devices; only the behavioural samples differ.
  */
+import type { AttackType } from './event.ts';
 import { distanceKm } from './signals.ts';
+import {
+  attackerBehaviour, cmuImpostor, cmuPerson, legitBehaviour, makePerson, parametricTypist, passwordShape, randomThumbprint,
+  type KeystrokeData, type Person, type Screen, type Typist,
+} from './synth-behaviour.ts';
 import type { LoginEvent, Place } from './types.ts';
 
 export type { LoginEvent };
+
+/** The account-takeover attacks: one per victim. */
+export const ATO_TYPES = ['naive', 'vpn_hosting', 'targeted', 'impossible_travel', 'same_network', 'cookie_theft'] as const satisfies readonly AttackType[];
+export type AtoType = (typeof ATO_TYPES)[number];
 
 
 export interface SynthOptions {
@@ -57,10 +99,18 @@ export interface SynthOptions {
   stuffingPerDay: number;
   /** Fraction of users who belong to a site sharing one public address (office NAT, carrier-grade NAT). */
   sharedNatRate: number;
+  /** Fraction of users whose password manager fills the password in (no keystroke timings). */
+  passwordManagerRate: number;
+  /** Fraction of users who log in from a private window now and then (30% of their logins). */
+  privateRate: number;
+  /** Relative weights of the account-takeover attacks (a victim suffers one, drawn by these). */
+  attackMix: Record<AtoType, number>;
 }
 
 export const DEFAULT_SYNTH: SynthOptions = {
   seed: 1, users: 1000, days: 30, start: '2026-01-05T00:00:00Z', victimRate: 0.15, stuffingPerDay: 2, sharedNatRate: 0.1,
+  passwordManagerRate: 0.25, privateRate: 0.05,
+  attackMix: { naive: 1, vpn_hosting: 1, targeted: 1, impossible_travel: 1, same_network: 1, cookie_theft: 1 },
 };
 
 /** Scenario names the generator gives legitimate logins, for metrics (never seen by the scorer). */
@@ -69,6 +119,14 @@ export const SCENARIOS = {
   sharedNat: 'shared_nat',
   /** Such a login minutes after a griefer failed made-up usernames from the same address. */
   sharedNatGriefed: 'shared_nat_griefed',
+  /** A login from a private window: no cookie, a key for that window only. */
+  privateBrowsing: 'private_browsing',
+  /** The first login of a browser after its cookie and storage were lost: new device id, new key. */
+  lostCookie: 'lost_cookie',
+  /** The first login of a Safari after it deleted the key (7 days unvisited): the old cookie, a new key. */
+  storageEvicted: 'storage_evicted',
+  /** A login while abroad on a trip. */
+  travel: 'travel',
 } as const;
 
 /** sfc32: small, fast, seedable. */
@@ -94,6 +152,8 @@ export class Rng {
   /** Exponential inter-arrival time with the given mean. */
   exp(mean: number): number { return -Math.log(1 - this.next()) * mean; }
   id(): string { return Math.floor(this.next() * 2 ** 52).toString(36).padStart(11, '0').slice(0, 11); }
+  /** Standard normal (Box-Muller). */
+  normal(): number { return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next()); }
 }
 
 // --- the world, sampled from the geolocation database ------------------------------------
@@ -200,14 +260,25 @@ const DESKTOPS: [Family, Platform][] = [['chrome', 'windows'], ['chrome', 'windo
 const PHONES: [Family, Platform][] = [['chrome', 'android'], ['safari', 'ios'], ['safari', 'ios']];
 const BASE_MAJOR: Record<Family, number> = { chrome: 120, edge: 120, firefox: 121, safari: 17 };
 
-function randomAgent(rng: Rng, weekIndex: number): string {
+const screenOf = (p: Platform): Screen => (p === 'android' ? 'android' : p === 'ios' ? 'ios' : 'desktop');
+
+function randomAgent(rng: Rng, weekIndex: number): { ua: string; screen: Screen } {
   const [f, p] = rng.chance(0.3) ? rng.pick(PHONES) : rng.pick(DESKTOPS);
-  return userAgent(f, p, BASE_MAJOR[f] + Math.floor(weekIndex / 6) - rng.int(8));
+  return { ua: userAgent(f, p, BASE_MAJOR[f] + Math.floor(weekIndex / 6) - rng.int(8)), screen: screenOf(p) };
 }
 
 // --- users ---------------------------------------------------------------------------------
 
-interface Device { id: string; family: Family; platform: Platform; offsetWeeks: number }
+interface Device {
+  id: string;
+  family: Family;
+  platform: Platform;
+  offsetWeeks: number;
+  /** Thumbprint of the key the browser proves; none without JavaScript. */
+  key?: string | undefined;
+  /** Its last login outside a private window (Safari's storage cap counts from there). */
+  lastUsed?: number | undefined;
+}
 
 /** Many users behind one public address. */
 interface Site {
@@ -237,11 +308,28 @@ interface User {
   site?: Site | undefined;
   /** An attack follows this user's last login until then: their next login waits. */
   hold?: number | undefined;
+  /** Share of logins from a private window (0 for most). */
+  privateShare: number;
+  /** Browses without JavaScript: no device key, no behavioural sample. */
+  noScript: boolean;
+  /** How they type and move the mouse (set after the user is made, from the behaviour generator). */
+  person?: Person | undefined;
 }
+
+/** Share of a private-browsing user's logins made from a private window. */
+const PRIVATE_SHARE = 0.3;
+/** Users who browse without JavaScript. */
+const NO_SCRIPT_USERS = 0.01;
+/** Chance that a login finds its browser's cookie and storage gone (cleared data, a new laptop). */
+const LOST_COOKIE = 0.02;
+/** Safari deletes a site's script-writable storage after this long without a visit (WebKit ITP). */
+const SAFARI_STORAGE_CAP_MS = 7 * 86_400_000;
+/** Attackers who turn JavaScript off (no device key, no behavioural sample for the engine to judge). */
+const ATTACKER_NO_SCRIPT = 0.15;
 
 const HABITS = [[18, 19, 20, 21, 22], [8, 9, 10, 11, 13, 14, 15, 16], [6, 7, 8, 12, 19], [9, 10, 20, 21, 22, 23]];
 
-function makeUser(rng: Rng, world: World, index: number, start: number, days: number, site?: Site): User {
+function makeUser(rng: Rng, world: World, index: number, start: number, days: number, privateRate: number, site?: Site): User {
   const home = site?.city ?? weightedCity(rng, world.cities);
   const nets = [...home.nets.values()].sort((a, b) => b.ips.length - a.ips.length);
   const homeNet = nets[0]!;
@@ -262,9 +350,15 @@ function makeUser(rng: Rng, world: World, index: number, start: number, days: nu
     hours: rng.pick(HABITS),
     utcOffset: Math.round(home.lon / 15),
     site,
+    privateShare: rng.chance(privateRate) ? PRIVATE_SHARE : 0,
+    noScript: rng.chance(NO_SCRIPT_USERS),
   };
+  if (!user.noScript) user.desktop.key = randomThumbprint(rng);
   if (site?.kind === 'cgnat') user.phoneNet = site.net;
-  if (user.phoneNet) user.phone = { id: rng.id() + rng.id(), family: phoneKind[0], platform: phoneKind[1], offsetWeeks: rng.int(6) };
+  if (user.phoneNet) {
+    user.phone = { id: rng.id() + rng.id(), family: phoneKind[0], platform: phoneKind[1], offsetWeeks: rng.int(6) };
+    if (!user.noScript) user.phone.key = randomThumbprint(rng);
+  }
   if (rng.chance(0.12) && days > 10) {
     const abroad = world.cities.filter((c) => c.country !== home.country);
     const city = weightedCity(rng, abroad);
@@ -360,8 +454,14 @@ const FAR_KM = 2000;
 /** Mean days between griefing episodes at one shared address (fewer happen: only in its busy hours). */
 const GRIEF_MEAN_DAYS = 2;
 
-export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts.seed)): Generator<LoginEvent> {
+/**
+ * The history, event by event. `keystrokes`: the CMU benchmark's repetitions
+ * (synth-behaviour.ts parseCmuKeystrokes) to type with instead of the parametric profiles.
+ */
+export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts.seed), keystrokes?: KeystrokeData): Generator<LoginEvent> {
   if (world.cities.length === 0) throw new Error('the geolocation sample found no cities');
+  const mix = ATO_TYPES.map((t) => opts.attackMix[t]);
+  if (mix.some((w) => !(w >= 0)) || !mix.some((w) => w > 0)) throw new Error('attackMix: weights must be 0 or more, one of them above 0');
   const start = Date.parse(opts.start);
   const end = start + opts.days * DAY;
   const sites: Site[] = [];
@@ -372,9 +472,21 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
       site = sites.at(-1);
       if (!site || site.members.length >= site.capacity) sites.push((site = newSite(rng, world)));
     }
-    const u = makeUser(rng, world, i, start, opts.days, site);
+    const u = makeUser(rng, world, i, start, opts.days, opts.privateRate, site);
     site?.members.push(u);
     users.push(u);
+  }
+  // Typing and pointer draws: a generator of their own, so the keystroke source changes
+  // nothing but the samples.
+  const brng = new Rng((opts.seed ^ 0x5bd1e995) >>> 0);
+  for (const u of users) {
+    if (keystrokes) {
+      const { subject, typist } = cmuPerson(brng, keystrokes);
+      u.person = makePerson(brng, typist, opts.passwordManagerRate, { subject });
+    } else {
+      const shape = passwordShape(brng, 8 + brng.int(9));
+      u.person = makePerson(brng, parametricTypist(brng, shape, start), opts.passwordManagerRate, { shape });
+    }
   }
   const heap = new Heap();
   let seq = 0;
@@ -391,15 +503,17 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
   };
   const agentOf = (d: Device, t: number) => userAgent(d.family, d.platform, BASE_MAJOR[d.family] + Math.floor((week(t) + d.offsetWeeks) / 6));
   const common = { clientId: 'webapp', scope: 'openid profile' };
+  /** What the page's script sends when `u` signs in on `d` at `t` (nothing without JavaScript). */
+  const sampleOf = (u: User, d: Device, t: number) => (u.noScript ? {} : { behaviour: legitBehaviour(brng, u.person!, screenOf(d.platform), t) });
 
   /** Where a legitimate login comes from. */
-  const where = (u: User, t: number): { ip: string; device: Device; shared?: boolean } => {
+  const where = (u: User, t: number): { ip: string; device: Device; shared?: boolean; abroad?: boolean } => {
     const onTrip = u.trip && t >= u.trip.from && t <= u.trip.to ? u.trip : undefined;
     const local = (new Date(t).getUTCHours() + u.utcOffset + 24) % 24;
     const weekday = new Date(t).getUTCDay() % 6 !== 0;
     if (onTrip) {
       const nets = [...onTrip.city.nets.values()];
-      return { ip: rng.pick(rng.pick(nets).ips), device: u.phone && rng.chance(0.6) ? u.phone : u.desktop };
+      return { ip: rng.pick(rng.pick(nets).ips), device: u.phone && rng.chance(0.6) ? u.phone : u.desktop, abroad: true };
     }
     if (u.site?.kind === 'office' && weekday && local >= 8 && local <= 18 && rng.chance(0.8)) return { ip: u.site.ip, device: u.desktop, shared: true };
     if (u.site?.kind === 'cgnat' && u.phone && rng.chance(0.5)) return { ip: u.site.ip, device: u.phone, shared: true };
@@ -412,15 +526,44 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
   };
 
   /**
+   * The browser's cookie and key at a login at `t`: from a private window (none, and a key for
+   * that window only), or the browser's own after whatever happened to its storage since.
+   */
+  const storageOf = (u: User, d: Device, t: number, privateWindow: boolean): { deviceId?: string; deviceKey?: string; scenario?: string } => {
+    if (privateWindow) {
+      // Firefox's private windows give the script no IndexedDB: no key at all.
+      return { ...(d.key !== undefined && d.family !== 'firefox' ? { deviceKey: randomThumbprint(rng) } : {}), scenario: SCENARIOS.privateBrowsing };
+    }
+    let scenario: string | undefined;
+    if (rng.chance(LOST_COOKIE)) {
+      d.id = rng.id() + rng.id();
+      if (d.key !== undefined) d.key = randomThumbprint(rng);
+      scenario = SCENARIOS.lostCookie;
+    } else if (d.family === 'safari' && d.key !== undefined && d.lastUsed !== undefined && t - d.lastUsed > SAFARI_STORAGE_CAP_MS) {
+      d.key = randomThumbprint(rng);
+      scenario = SCENARIOS.storageEvicted;
+    }
+    d.lastUsed = t;
+    return { deviceId: d.id, ...(d.key !== undefined ? { deviceKey: d.key } : {}), ...(scenario ? { scenario } : {}) };
+  };
+
+  /**
    * One legitimate login at `t` (runs at `t - LEAD` at the latest): a typo now and then just
    * before it, and at a shared address the coworkers' typos from the same address.
    */
   const login = (u: User, t: number, o: { anchor?: boolean; griefed?: boolean } = {}) => {
-    let { ip, device, shared } = o.griefed && u.site ? { ip: u.site.ip, device: u.site.kind === 'cgnat' && u.phone ? u.phone : u.desktop, shared: true } : where(u, t);
-    if (o.anchor && !located(ip)) ({ ip, device, shared } = { ip: u.homeIp, device: u.desktop, shared: false });
-    if (rng.chance(0.02)) device.id = rng.id() + rng.id(); // cookies cleared, new laptop
-    const scenario = shared ? (o.griefed ? SCENARIOS.sharedNatGriefed : SCENARIOS.sharedNat) : undefined;
-    const base = { user: u.id, ip, userAgent: agentOf(device, t), deviceId: device.id, ...common, label: 'legit' as const, ...(scenario ? { scenario } : {}) };
+    let { ip, device, shared, abroad } = o.griefed && u.site
+      ? { ip: u.site.ip, device: u.site.kind === 'cgnat' && u.phone ? u.phone : u.desktop, shared: true, abroad: false }
+      : where(u, t);
+    if (o.anchor && !located(ip)) ({ ip, device, shared, abroad } = { ip: u.homeIp, device: u.desktop, shared: false, abroad: false });
+    // An anchor (impossible travel) is the victim's own browser, as their history knows it.
+    const privateWindow = !o.anchor && !o.griefed && u.privateShare > 0 && rng.chance(u.privateShare);
+    const storage = storageOf(u, device, t, privateWindow);
+    const scenario = storage.scenario ?? (o.griefed && shared ? SCENARIOS.sharedNatGriefed : abroad ? SCENARIOS.travel : shared ? SCENARIOS.sharedNat : undefined);
+    const base = {
+      user: u.id, ip, userAgent: agentOf(device, t), ...(storage.deviceId ? { deviceId: storage.deviceId } : {}),
+      ...(storage.deviceKey ? { deviceKey: storage.deviceKey } : {}), ...common, label: 'legit' as const, ...(scenario ? { scenario } : {}),
+    };
     if (shared && u.site && !o.griefed && rng.chance(0.25)) {
       for (let k = 1 + rng.int(3); k > 0; k -= 1) {
         const when = t - rng.between(1, 10) * MINUTE;
@@ -428,12 +571,17 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
         const d = u.site.kind === 'cgnat' && other.phone ? other.phone : other.desktop;
         // A coworker's wrong password, or a mistyped username (recorded as an unknown account).
         const who = other !== u && rng.chance(0.7) ? other.id : `unknown:${rng.id()}`;
-        if (when >= start) emit(when, { user: who, ip, userAgent: agentOf(d, when), deviceId: d.id, ...common, label: 'legit', scenario: SCENARIOS.sharedNat, success: false });
+        if (when >= start) {
+          emit(when, {
+            user: who, ip, userAgent: agentOf(d, when), deviceId: d.id, ...(d.key !== undefined ? { deviceKey: d.key } : {}), ...common,
+            ...sampleOf(other, d, when), label: 'legit', scenario: SCENARIOS.sharedNat, success: false,
+          });
+        }
       }
     }
-    if (rng.chance(0.05)) emit(t - 20_000, { ...base, success: false });
+    if (rng.chance(0.05)) emit(t - 20_000, { ...base, ...sampleOf(u, device, t - 20_000), success: false });
     // An anchor is a login the victim confirmed: it is in their trusted history.
-    emit(t, { ...base, success: true, mfa: o.anchor ? 'pass' : mfaLegit() });
+    emit(t, { ...base, ...sampleOf(u, device, t), success: true, mfa: o.anchor ? 'pass' : mfaLegit() });
     return ip;
   };
 
@@ -467,27 +615,76 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
     return undefined;
   };
 
+  /** One of the victim's usual hours, on the day of `t`. */
+  const usualHour = (u: User, t: number) => t + ((rng.pick(u.hours) - ((new Date(t).getUTCHours() + u.utcOffset + 24) % 24) + 24) % 24) * HOUR;
+  /**
+   * The attacker's browser at `t`: its own key and the attacker's own typing of the victim's
+   * password and mouse, or nothing of either with JavaScript off.
+   */
+  const attackerSide = (u: User, screen: Screen, t: number) => {
+    if (rng.chance(ATTACKER_NO_SCRIPT)) return {};
+    const p = u.person!;
+    const typist: Typist = keystrokes && p.subject !== undefined ? cmuImpostor(brng, keystrokes, p.subject)
+      : parametricTypist(brng, p.shape ?? passwordShape(brng, p.desktop.positions), t, true);
+    return { deviceKey: randomThumbprint(rng), behaviour: attackerBehaviour(brng, typist, screen, t) };
+  };
+  const pickAttack = (): AtoType => {
+    let x = rng.next() * mix.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < ATO_TYPES.length; i += 1) {
+      x -= mix[i]!;
+      if (x < 0) return ATO_TYPES[i]!;
+    }
+    return ATO_TYPES[mix.findLastIndex((w) => w > 0)]!;
+  };
+
   // Account takeover attempts against a share of the users.
   for (const u of users) {
     if (!rng.chance(opts.victimRate)) continue;
-    const type = rng.pick(['naive', 'vpn_hosting', 'targeted', 'impossible_travel'] as const);
+    const type = pickAttack();
     const t = start + rng.between(opts.days * 0.3, opts.days * 0.9) * DAY;
     const attack = { user: u.id, success: true, ...common, label: 'attack' as const, attackType: type };
     if (type === 'naive') {
-      emit(t, { ...attack, ip: rng.pick(world.all), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() });
+      const agent = randomAgent(rng, week(t));
+      emit(t, { ...attack, ip: rng.pick(world.all), userAgent: agent.ua, ...attackerSide(u, agent.screen, t), mfa: mfaAttack() });
     } else if (type === 'vpn_hosting') {
       const net = rng.pick(world.hosting.length ? world.hosting : [{ asn: 0, org: '', ips: world.all }]);
-      emit(t, { ...attack, ip: rng.pick(net.ips), userAgent: randomAgent(rng, week(t)), mfa: mfaAttack() });
+      const agent = randomAgent(rng, week(t));
+      emit(t, { ...attack, ip: rng.pick(net.ips), userAgent: agent.ua, ...attackerSide(u, agent.screen, t), mfa: mfaAttack() });
     } else if (type === 'targeted') {
       const others = [...u.home.nets.values()].filter((x) => x.asn !== u.homeNet.asn);
       const sameCountry = (world.byCountry.get(u.home.country) ?? []).filter((c) => c !== u.home);
       const net = others.length ? rng.pick(others) : rng.pick([...(sameCountry.length ? rng.pick(sameCountry) : u.home).nets.values()]);
-      const hourShift = (rng.pick(u.hours) - ((new Date(t).getUTCHours() + u.utcOffset + 24) % 24) + 24) % 24;
-      const when = t + hourShift * HOUR;
+      const when = usualHour(u, t);
       if (when < end) {
         emit(when, {
           ...attack, ip: rng.pick(net.ips), userAgent: userAgent(u.desktop.family, u.desktop.platform, BASE_MAJOR[u.desktop.family] + Math.floor(week(when) / 6)),
-          mfa: mfaAttack(),
+          ...attackerSide(u, screenOf(u.desktop.platform), when), mfa: mfaAttack(),
+        });
+      }
+    } else if (type === 'same_network') {
+      // The victim's home network, their computer's exact browser, their usual hour: only the
+      // device (no cookie, not their key) and the person at the keyboard differ.
+      const when = usualHour(u, t);
+      if (when < end) {
+        at(when - LEAD, {
+          run: () => emit(when, {
+            ...attack, ip: rng.chance(0.5) ? u.homeIp : rng.pick(u.homeNet.ips), userAgent: agentOf(u.desktop, when),
+            ...attackerSide(u, screenOf(u.desktop.platform), when), mfa: mfaAttack(),
+          }),
+        });
+      }
+    } else if (type === 'cookie_theft') {
+      // The cookie as the victim's computer holds it at that moment (read when the attack runs).
+      const nets = (world.byCountry.get(u.home.country) ?? [u.home]).flatMap((c) => [...c.nets.values()]).filter((x) => x.asn !== u.homeNet.asn);
+      const net = nets.length ? rng.pick(nets) : rng.pick([...u.home.nets.values()]);
+      const when = usualHour(u, t);
+      if (when < end) {
+        at(when - LEAD, {
+          run: () => emit(when, {
+            ...attack, ip: rng.pick(net.ips), userAgent: agentOf(u.desktop, when), ...attackerSide(u, screenOf(u.desktop.platform), when),
+            // After attackerSide: the copied cookie, never the victim's key.
+            deviceId: u.desktop.id, mfa: mfaAttack(),
+          }),
         });
       }
     } else {
@@ -502,7 +699,8 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
           if (!ip) return;
           const when = Math.round(anchor + rng.between(5, 50) * MINUTE);
           u.hold = when;
-          emit(when, { ...attack, ip, userAgent: randomAgent(rng, week(when)), mfa: mfaAttack() });
+          const agent = randomAgent(rng, week(when));
+          emit(when, { ...attack, ip, userAgent: agent.ua, ...attackerSide(u, agent.screen, when), mfa: mfaAttack() });
         },
       });
     }
@@ -513,7 +711,7 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
   for (let b = 0; b < bursts; b += 1) {
     const t0 = start + rng.between(0, opts.days) * DAY;
     const source = world.hosting.length && rng.chance(0.6) ? rng.pick(rng.pick(world.hosting).ips) : rng.pick(world.all);
-    const ua = randomAgent(rng, week(t0));
+    const ua = randomAgent(rng, week(t0)).ua;
     const attempts = 30 + rng.int(150);
     let t = t0;
     for (let i = 0; i < attempts; i += 1) {
@@ -535,7 +733,7 @@ export function* synthesize(opts: SynthOptions, world: World, rng = new Rng(opts
       if (!busy) continue;
       at(g, {
         run: () => {
-          const ua = randomAgent(rng, week(g));
+          const ua = randomAgent(rng, week(g)).ua;
           let t = g;
           for (let k = 5 + rng.int(4); k > 0; k -= 1) {
             emit(t, { user: `unknown:${rng.id()}`, ip: site.ip, userAgent: ua, success: false, ...common, label: 'attack', attackType: 'griefing', scenario: SCENARIOS.sharedNat });

@@ -24,6 +24,8 @@ export interface Agent {
   browser?: string | undefined;
   browserMajor?: string | undefined;
   os?: string | undefined;
+  /** Rendering engine (WebKit, Blink, Gecko): what decides how long the browser keeps site storage. */
+  engine?: string | undefined;
   device: 'desktop' | 'mobile' | 'tablet' | 'other';
 }
 
@@ -68,6 +70,8 @@ export interface UserHistory {
   v: 1;
   /** Trusted logins counted. */
   trusted: number;
+  /** Of those, logins from a browser never seen before (neither its cookie nor its device key). */
+  newDevices?: number | undefined;
   /** Epoch ms of the first trusted login. */
   first?: number | undefined;
   ips: Record<string, Seen>;
@@ -110,6 +114,11 @@ export interface Reason {
   contribution: number;
   /** What the factor saw, for people reading the decision. */
   detail?: string | undefined;
+  /**
+   * The part is in monitor mode (policies/monitor.ts): it fired and is shown, but its
+   * contribution is not in this score.
+   */
+  monitor?: true | undefined;
 }
 
 /** The engine's answer (STYLE.md §3): plain data that explains itself. */
@@ -125,6 +134,11 @@ export interface Assessment {
   modelVersion: string;
   /** Non-empty when a rule or the model failed: the outcome is then the strictest. */
   errors: string[];
+  /**
+   * The behavioural scores the engine saw (0 typical … 1 unlike the user, with confidence 0
+   * while the template learns), whether or not their factors fired; absent without a sample.
+   */
+  behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
 }
 
 export type DecisionKind = 'allow' | 'step_up' | 'block';

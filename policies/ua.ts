@@ -15,6 +15,7 @@ export function parseAgent(ua: string | undefined): Agent {
     browser: r.browser.name || undefined,
     browserMajor: r.browser.major || undefined,
     os: r.os.name || undefined,
+    engine: r.engine.name || undefined,
     // ua-parser-js reports no device type for desktops.
     device: type === 'mobile' ? 'mobile' : type === 'tablet' ? 'tablet' : type ? 'other' : 'desktop',
   };

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS login_events (
   doc TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS login_events_ts ON login_events (ts, id);
+-- Only the events that still hold a behavioural sample: the hourly prune reads nothing else.
+-- CASE, not AND: json_type must never see a record that is not JSON (an insert would fail).
+CREATE INDEX IF NOT EXISTS login_events_behaviour ON login_events (ts)
+  WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL;
 CREATE TABLE IF NOT EXISTS risk_users (
   user TEXT PRIMARY KEY,
   doc TEXT NOT NULL
@@ -258,6 +262,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     eventInsert: q('INSERT INTO login_events (id, ts, user, doc) VALUES (?, ?, ?, ?)'),
     eventById: q('SELECT doc FROM login_events WHERE id = ?'),
+    // The WHERE repeats the partial index's condition word for word, so the index serves it.
+    eventPruneBehaviour: q(`UPDATE login_events SET doc = json_remove(doc, '$.behaviour')
+                            WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL AND ts < ?`),
     eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
     riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
@@ -428,6 +435,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async findById(id) {
         const r = stmt.eventById.get(id) as Row | undefined;
         return r ? (JSON.parse(r.doc as string) as LoginEventRecord) : undefined;
+      },
+      async pruneBehaviour(before) {
+        return Number(stmt.eventPruneBehaviour.run(before).changes);
       },
     },
     risk: {

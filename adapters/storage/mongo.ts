@@ -155,6 +155,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   }
   await Account.collection.createIndex({ skeleton: 1 }, { unique: true });
   await Event.collection.createIndex({ ts: 1, _id: 1 });
+  await Event.collection.createIndex({ behaviourTs: 1 }, { sparse: true });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
   await Observation.collection.createIndex({ user: 1, kind: 1, ts: -1 });
   await Observation.collection.createIndex({ ip: 1, kind: 1, ts: -1 });
@@ -377,7 +378,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     },
     events: {
       async append(e) {
-        await Event.create({ _id: e.id, ts: Date.parse(e.ts), user: e.user, doc: JSON.stringify(e) });
+        const ts = Date.parse(e.ts);
+        await Event.create({ _id: e.id, ts, user: e.user, doc: JSON.stringify(e), ...(e.behaviour ? { behaviourTs: ts } : {}) });
       },
       async *list({ since }) {
         const cursor = Event.find({ ts: { $gte: since ?? 0 } }).sort({ ts: 1, _id: 1 }).lean().cursor();
@@ -386,6 +388,29 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async findById(id) {
         const d = await Event.findById(id).lean();
         return d ? (JSON.parse(d.doc) as LoginEventRecord) : undefined;
+      },
+      async pruneBehaviour(before) {
+        let changed = 0;
+        for (;;) {
+          const batch = await Event.find({ behaviourTs: { $lt: before } }, { doc: 1 }).limit(500).lean();
+          let progress = 0;
+          for (const d of batch) {
+            let e: LoginEventRecord;
+            try {
+              e = JSON.parse(d.doc) as LoginEventRecord;
+            } catch {
+              // Not JSON (edited by hand): `idp events export` names it; the prune goes on.
+              continue;
+            }
+            delete e.behaviour;
+            // Conditional on the text read, so a concurrent writer's change is never overwritten
+            // with an older text (a concurrent prune writes the same result).
+            const r = await Event.updateOne({ _id: d._id, doc: d.doc }, { $set: { doc: JSON.stringify(e) }, $unset: { behaviourTs: 1 } });
+            progress += r.modifiedCount;
+          }
+          changed += progress;
+          if (batch.length < 500 || progress === 0) return changed;
+        }
       },
     },
     risk: {

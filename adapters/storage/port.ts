@@ -102,6 +102,12 @@ export interface EventStore {
   /** Events in time order (then id), from `since` (epoch ms) on; streamed in pages. */
   list(opts: { since?: number | undefined; batch?: number }): AsyncGenerator<LoginEventRecord>;
   findById(id: string): Promise<LoginEventRecord | undefined>;
+  /**
+   * Removes the raw behavioural sample (`behaviour`) from events older than `before` (epoch
+   * ms), keeping the rest of each event (BEHAVIOUR_RETENTION_DAYS). Idempotent; returns how
+   * many events this call changed (two instances pruning at once may both count one).
+   */
+  pruneBehaviour(before: number): Promise<number>;
 }
 
 /**

@@ -10,6 +10,7 @@ import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
 import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { DEVICE_PROOF_FIELD, provenDeviceKey } from '../device-key.ts';
+import { readBehaviour } from '../behaviour.ts';
 import { proceed } from './level.ts';
 import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction.ts';
 import { waitText } from './wait.ts';
@@ -43,7 +44,7 @@ export function login(deps: InteractionDeps): Middleware {
     ]);
     const attempt = {
       user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-      scopes: requestedScopes(details.params.scope), deviceKey,
+      scopes: requestedScopes(details.params.scope), behaviour: readBehaviour(form, password), deviceKey,
     };
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 

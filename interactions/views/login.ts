@@ -1,3 +1,4 @@
+import { assetUrl } from '../assets.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { deviceKeyScript, deviceProofField, type DeviceProofView } from './device-proof.ts';
 import { layout } from './layout.ts';
@@ -41,6 +42,7 @@ export function loginPage(v: LoginView): SafeHtml {
 ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
 <form method="post" action="${v.action}" autocomplete="on" novalidate>
   <input type="hidden" name="csrf" value="${v.csrf}">
+  <input type="hidden" name="behaviour" value="">
   <label for="username">Username</label>
   <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false"
     required maxlength="256" value="${v.username ?? ''}" ${focus === 'username' ? html`autofocus` : ''}
@@ -55,6 +57,7 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
   <button type="submit">Sign in</button>
 </form>
 ${deviceKeyScript(v.deviceProof)}
+<script src="${assetUrl('behaviour.js')}" defer></script>
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
 ${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true, deviceProof: v.deviceProof })}` : ''}
 <form method="post" action="${v.abortAction}">

@@ -87,6 +87,21 @@ for (const store of STORES) {
       assert.ok(srv.logs.some((l) => l.msg === 'risk.decided' && l.event === b!.id && l.decision === b!.assessment!.decision));
     });
 
+    it('lets a user who logs in again and again from one address, each time in a fresh browser, settle to low', async () => {
+      // What an OpenID conformance suite does: one test user, one address behind a local
+      // proxy, a new browser profile per test module, no cookie kept.
+      const suiteUser = await srv.addUser('conformance', PASSWORD);
+      for (let i = 0; i < 12; i += 1) {
+        const fresh = new Browser({ 'x-forwarded-for': '127.0.0.1', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0 Safari/537.36' });
+        const r = await loginThroughForm(config, 'conformance', PASSWORD, { scope: 'openid' }, fresh);
+        assert.ok(r.callback.searchParams.get('code'), `login ${i + 1} is let in`);
+      }
+      const mine = (await events(srv)).filter((e) => e.user === suiteUser);
+      assert.equal(mine.length, 12);
+      const late = mine.slice(3).map((e) => e.assessment!.level);
+      assert.deepEqual(late, late.map(() => 'low'), `levels: ${mine.map((e) => e.assessment!.level).join(' ')}`);
+    });
+
     it('exports the events as JSON lines in the documented format', async () => {
       const r = await promisify(execFile)(process.execPath, [CLI, 'events', 'export'], { env: { PATH: process.env.PATH ?? '', ...srv.env }, timeout: RUN_DEADLINE_MS, killSignal: 'SIGKILL' });
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as LoginEventRecord);

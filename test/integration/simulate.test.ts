@@ -9,6 +9,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import mongoose from 'mongoose';
+import { cmuCsv } from '../helpers/cmu.ts';
 import { makePolicyDir } from '../helpers/policy.ts';
 import { STORES, describeOrSkip, tempDir, testEnv } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS } from '../helpers/process.ts';
@@ -112,6 +113,40 @@ describe('idp simulate', () => {
     const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
     assert.equal(summary.baseline.changedDecisions, 1);
     assert.deepEqual(summary.baseline.transitions, { 'block->step_up': 1 });
+  });
+
+  it('replays a policy in monitor mode: what it enforces, and what it would have done', async () => {
+    const trial = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.mode = 'monitor'; });
+    const check = await idp(['policy', 'check', trial]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /^in monitor mode \(scored and recorded, not counted in the decision\): impossible_travel$/m);
+    const out = path.join(tempDir(), 'monitor');
+    const r = await idp(['simulate', '--events', eventsFile, '--policy', trial, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).monitorDecisions, { allow: 7, step_up: 1, block: 1 });
+    const lines = fs.readFileSync(path.join(out, 'decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line & { monitor?: { score: number; level: string; decision: string; requiredAcr: string | null } });
+    const attack = lines.find((l) => l.id === HISTORY[5]!.id)!;
+    // Enforced without impossible travel (as the baseline comparison above): a step-up.
+    assert.equal(attack.decision, 'step_up');
+    assert.deepEqual(attack.reasons.find((x) => x.factor === 'impossible_travel'), { factor: 'impossible_travel', contribution: 0.45, monitor: true });
+    // What the policy would have done with it enforced: the block of the first test.
+    assert.deepEqual(attack.monitor, { score: 1, level: 'critical', decision: 'block', requiredAcr: null });
+    assert.ok(lines.every((l) => l.monitor !== undefined));
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    assert.deepEqual(summary.decisions, { allow: 7, step_up: 2, block: 0 });
+    assert.deepEqual(summary.monitor.decisions, { allow: 7, step_up: 1, block: 1 });
+    assert.deepEqual(summary.monitor.levels, { low: 7, medium: 0, high: 1, critical: 1 });
+    assert.equal(summary.monitor.differs, 1);
+    assert.deepEqual(summary.monitor.attack, { n: 2, flagged: 2, blocked: 1 });
+
+    const whole = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.mode = 'monitor'; });
+    assert.match((await idp(['policy', 'check', whole])).stdout, /^the whole policy is in monitor mode: risk is assessed and recorded, never acted on/m);
+    const out2 = path.join(tempDir(), 'monitor-whole');
+    assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', whole, '--out', out2])).code, 0);
+    const s2 = JSON.parse(fs.readFileSync(path.join(out2, 'summary.json'), 'utf8'));
+    assert.deepEqual(s2.decisions, { allow: 9, step_up: 0, block: 0 });
+    assert.equal(s2.monitor.scored, 9);
+    assert.ok(s2.monitor.decisions.block + s2.monitor.decisions.step_up >= 2, JSON.stringify(s2.monitor));
   });
 
   it('never lets labels reach the scorer', async () => {
@@ -256,6 +291,47 @@ describe('idp model synth and eval', () => {
     const r = await idp(['model', 'synth', '--shared-nat-rate', '1.5', '--users', '5', '--days', '1']);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'idp: --shared-nat-rate: a fraction between 0 and 1, got 1.5\n');
+  });
+
+  it('types with a CMU keystroke file\'s subjects when given one, and says which in its summary', async () => {
+    const dir = tempDir();
+    const csv = path.join(dir, 'cmu.csv');
+    fs.writeFileSync(csv, cmuCsv(4));
+    const out = path.join(dir, 'cmu.jsonl');
+    const r = await idp(['model', 'synth', '--seed', '4', '--users', '60', '--days', '10', '--keystrokes', csv, '--keystroke-subjects', 's003-s005',
+      '--attack-mix', 'same_network=1,cookie_theft=1', '--victim-rate', '0.5', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stderr) as { keystrokes: { file: string; sha256: string; subjects: number; positions: number }; logins: Record<string, number>; legitBehaviour: Record<string, number> };
+    assert.deepEqual({ ...summary.keystrokes, sha256: summary.keystrokes.sha256.length }, { file: 'cmu.csv', sha256: 64, subjects: 3, positions: 11 });
+    assert.ok(summary.legitBehaviour.keystroke! > 0 && summary.legitBehaviour.autofill! > 0, JSON.stringify(summary.legitBehaviour));
+    assert.deepEqual(Object.keys(summary.logins).filter((k) => k.startsWith('attack:') && k !== 'attack:credential_stuffing').sort(), ['attack:cookie_theft', 'attack:same_network']);
+    const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LoginEvent);
+    const typed = lines.filter((e) => e.behaviour?.keystroke);
+    assert.ok(typed.length > 50 && typed.every((e) => e.behaviour!.keystroke!.hold.length === 11));
+  });
+
+  it('refuses a bad keystroke file, subject list or attack mix with one line', async () => {
+    const dir = tempDir();
+    const bad = path.join(dir, 'bad.csv');
+    fs.writeFileSync(bad, 'subject,rep\ns002,1\n');
+    const good = path.join(dir, 'good.csv');
+    fs.writeFileSync(good, cmuCsv(3));
+    const cases: [string[], RegExp][] = [
+      [['--keystrokes', path.join(dir, 'missing.csv')], /^idp: --keystrokes: cannot read .*missing\.csv: ENOENT\n$/],
+      [['--keystrokes', bad], /^idp: --keystrokes .*bad\.csv: line 1: not the CMU benchmark header/],
+      [['--keystrokes', good, '--keystroke-subjects', 's003'], /^idp: --keystrokes .*good\.csv: at least two subjects are needed/],
+      [['--keystroke-subjects', 's002-s004'], /^idp: --keystroke-subjects needs --keystrokes\n$/],
+      [['--attack-mix', 'phishing=1'], /^idp: --attack-mix: unknown attack "phishing" \(one of naive, vpn_hosting, targeted, impossible_travel, same_network, cookie_theft\)\n$/],
+      [['--attack-mix', 'naive=-1'], /^idp: --attack-mix: "naive=-1" needs a weight of 0 or more/],
+      [['--attack-mix', 'naive=0'], /^idp: --attack-mix: at least one attack needs a weight above 0\n$/],
+      [['--private-rate', '2'], /^idp: --private-rate: a fraction between 0 and 1, got 2\n$/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await idp(['model', 'synth', '--users', '5', '--days', '1', ...args]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.split('\n').length, 2, 'one line');
+    }
   });
 
   it('reports, for each scenario, the share of its legitimate logins challenged and blocked', async () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
+import type { LoginEventRecord } from '../../models/types.ts';
 import { mongoUriForTest, STORES, describeOrSkip, tempDir, type StoreKind } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS, startNode } from '../helpers/process.ts';
 
@@ -392,6 +393,57 @@ for (const store of STORES) {
         assert.equal(newest[0]!.country, 'FR');
         assert.equal((await s.risk.observations({ user: 'obs' }, 'password_ok', now - 3500, 10)).length, 4, 'window is exclusive; expired dropped');
         assert.equal((await s.risk.observations({ ip: '198.51.100.10' }, 'password_failed', 0, 10)).length, 1);
+      });
+    });
+
+    describe('login events', () => {
+      const DAY = 86_400_000;
+      const behaviour = { v: 1 as const, keystroke: { hold: [90, 80, 100, 85], dd: [150, 140, 170], ud: [60, 60, 70] } };
+      const event = (id: string, ts: number, extra: Partial<LoginEventRecord> = {}): LoginEventRecord => ({
+        id, ts: new Date(ts).toISOString(), user: 'ev-user', ip: '192.0.2.7', userAgent: 'UA', success: true, ...extra,
+      });
+
+      it('prunes behavioural samples older than the cut-off, keeping the rest of each event and every newer sample', async () => {
+        const now = Date.now();
+        const old = event('ev-old', now - 100 * DAY, { behaviour, clientId: 'web', assessment: {
+          score: 0.1, level: 'low', decision: 'allow', reasons: [], confidence: 0.8, policyVersion: 'p', modelVersion: 'm', errors: [],
+          behaviour: { keystroke: { score: 0.2, confidence: 0.5 } },
+        } });
+        const oldUnusable = event('ev-old-unusable', now - 95 * DAY, { behaviour: { v: 1, unusable: 'paste' } });
+        const oldPlain = event('ev-old-plain', now - 99 * DAY);
+        const recent = event('ev-recent', now - 10 * DAY, { behaviour });
+        for (const e of [old, oldUnusable, oldPlain, recent]) await s.events.append(e);
+
+        assert.equal(await s.events.pruneBehaviour(now - 90 * DAY), 2);
+        const { behaviour: _gone, ...rest } = old;
+        assert.deepEqual(await s.events.findById('ev-old'), rest, 'everything but the sample is kept, the assessment\'s scores too');
+        assert.equal((await s.events.findById('ev-old-unusable'))?.behaviour, undefined);
+        assert.deepEqual(await s.events.findById('ev-old-plain'), oldPlain);
+        assert.deepEqual(await s.events.findById('ev-recent'), recent);
+        // Listing agrees with lookups; a second prune finds nothing left to do.
+        const listed = new Map<string, LoginEventRecord>();
+        for await (const e of s.events.list({ since: now - 101 * DAY })) listed.set(e.id, e);
+        assert.deepEqual(listed.get('ev-old'), rest);
+        assert.deepEqual(listed.get('ev-recent'), recent);
+        assert.equal(await s.events.pruneBehaviour(now - 90 * DAY), 0);
+        // A retention of 0 days: every sample up to now goes.
+        assert.equal(await s.events.pruneBehaviour(now), 1);
+        assert.equal((await s.events.findById('ev-recent'))?.behaviour, undefined);
+      });
+
+      it('leaves every event whole under 20 parallel prunes (several instances on one store)', async () => {
+        const now = Date.now();
+        const events = Array.from({ length: 10 }, (_, i) => event(`ev-par-${i}`, now - (200 + i) * DAY, { behaviour, clientId: `c${i}` }));
+        for (const e of events) await s.events.append(e);
+        const counts = await Promise.all(Array.from({ length: 20 }, () => s.events.pruneBehaviour(now - 150 * DAY)));
+        // Each sample is removed by at least one of them; MongoDB servers without atomic
+        // conditional updates (FerretDB) may let two count the same event.
+        assert.ok(counts.reduce((a, b) => a + b, 0) >= 10);
+        for (const e of events) {
+          const { behaviour: _gone, ...rest } = e;
+          assert.deepEqual(await s.events.findById(e.id), rest);
+        }
+        assert.equal(await s.events.pruneBehaviour(now - 150 * DAY), 0);
       });
     });
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { assess } from '../../policies/assess.ts';
 import { decide } from '../../policies/decision.ts';
 import { compileForest, loadModel, serialiseModel, sha256Hex, trainForest } from '../../policies/forest.ts';
 import { emptyIpHistory, emptyUserHistory, hourOfWeek, observe, recordTrusted } from '../../policies/history.ts';
@@ -266,6 +267,40 @@ describe('risk engine', () => {
       live.failures = failures.filter((t) => t > live.last!.ts);
       assert.deepEqual({ ...live, recent: [] }, { ...replayed, recent: [] });
     });
+  });
+
+  describe('a user repeating ordinary logins from one place', () => {
+    // Seen against an OpenID conformance suite: one test user logging in again and again
+    // from one address behind a local TLS proxy, often from a fresh browser profile, had 23
+    // of its first 55 logins scored medium. Whatever the browser keeps, such a user must
+    // settle to low within a few logins and stay there.
+    const HEADLESS = parseAgent('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0 Safari/537.36');
+    const cases: [string, Place, 'kept' | 'fresh' | 'none'][] = [
+      ['loopback, cookie kept', { scope: 'loopback' }, 'kept'],
+      ['loopback, a fresh browser every time', { scope: 'loopback' }, 'fresh'],
+      ['private address, no cookie at all', { scope: 'private' }, 'none'],
+      ['public address, a fresh browser every time', LONDON, 'fresh'],
+    ];
+    for (const [name, place, cookie] of cases) {
+      it(`settles to low: ${name}`, () => {
+        for (const gap of [20_000, 300_000, 3_600_000]) {
+        const user = emptyUserHistory();
+        const ip = emptyIpHistory();
+        const levels: string[] = [];
+        for (let i = 0; i < 55; i += 1) {
+          const c = ctx({
+            ts: T0 + i * gap, ip: place.scope === 'public' ? '81.2.69.142' : place.scope === 'loopback' ? '127.0.0.1' : '172.17.0.2', place, agent: HEADLESS,
+            deviceId: cookie === 'kept' ? 'profile-1' : cookie === 'fresh' ? `profile-${i}` : undefined,
+          });
+          const r = assess({ context: c, user, ip, policy, amr: ['pwd'] });
+          levels.push(r.assessment.level);
+          observe(user, ip, c, { kind: 'password_ok', decision: r.decision.decision, level: r.assessment.level }, policy.risk);
+        }
+        const notLow = levels.map((l, i) => [i + 1, l] as const).filter(([, l]) => l !== 'low');
+        assert.ok(notLow.every(([n]) => n <= 3), `${gap / 1000} s apart, not low after the third login: ${JSON.stringify(notLow)}`);
+        }
+      });
+    }
   });
 
   describe('assurance decision', () => {
