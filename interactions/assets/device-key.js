@@ -120,12 +120,15 @@
   }).then(function () { settled = true; });
 
   // A submit before the signature is ready (a password manager fills and submits at once)
-  // waits for it briefly, then goes on with or without it.
+  // waits for it briefly, then goes on with or without it. The page's other scripts that hold
+  // a submit back (behaviour.js) resume it with requestSubmit too, so every listener sees the
+  // final submit; `sent` keeps this one from submitting a form that already went.
   fields.forEach(function (field) {
     var form = field.form;
     if (!form) return;
     var waiting = false;
     var released = false;
+    var sent = false;
     form.addEventListener('submit', function (event) {
       if (settled || released) return;
       event.preventDefault();
@@ -134,9 +137,14 @@
       var timeout = new Promise(function (resolve) { window.setTimeout(resolve, SUBMIT_WAIT_MS); });
       Promise.race([proofs, timeout]).then(function () {
         released = true;
+        if (sent) return;
         if (typeof form.requestSubmit === 'function') form.requestSubmit();
         else form.submit();
       });
+    });
+    // After every listener of the form: a submit nobody held back goes out.
+    window.addEventListener('submit', function (event) {
+      if (event.target === form && !event.defaultPrevented) sent = true;
     });
   });
 }());
