@@ -116,7 +116,7 @@ export function installAssuranceCheck(login: LoginPrompt, deps: AssuranceCheckDe
       const risk = await deps.risk.session({
         user: session.accountId, ip: clientIp(koa), userAgent: ctx.get('user-agent'), deviceId: readDeviceId(koa),
         clientId: ctx.oidc.client?.clientId, scopes: requestedScopes(params?.scope),
-      }, { amr, requested: req });
+      }, { amr, requested: req, sessionAuthTime: auth.authTime });
       if (risk.decision.decision === 'block') {
         // The engine would refuse this login outright: the session ends rather than keep
         // serving tokens to whoever now holds it.

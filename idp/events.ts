@@ -5,7 +5,7 @@
 import type { Logger } from './log.ts';
 
 export const EVENT_NAMES = [
-  'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided',
+  'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided', 'device.proof_refused',
   'stepup.required', 'stepup.passed', 'stepup.failed', 'stepup.refused',
   'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
   'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',

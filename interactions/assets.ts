@@ -2,7 +2,7 @@
  * Static scripts of the interaction pages, served from the provider's own origin so the
  * Content-Security-Policy can stay `script-src 'self'` (no CDN, no inline script):
  * @simplewebauthn/browser's UMD bundle, our passkey button script (assets/passkey.js) and the
- * sign-in page's behavioural capture (assets/behaviour.js).
+ * sign-in page's behavioural capture (assets/behaviour.js) and device key (assets/device-key.js).
  *
  * A fixed allow-list read once at start: a request names one of these URLs exactly or gets
  * nothing, so no path can reach another file (no directory traversal by construction). Each
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Middleware } from 'koa';
 
 /** Our own scripts, kept as plain files in interactions/assets/. */
-const OWN = ['passkey.js', 'behaviour.js'] as const;
+const OWN = ['passkey.js', 'behaviour.js', 'device-key.js'] as const;
 export type AssetName = 'webauthn-browser.js' | (typeof OWN)[number];
 
 interface Asset {

@@ -35,7 +35,8 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   const authTime = Math.floor(Date.now() / 1000);
   // Before the result: no token of this login may exist without the record its `risk` claim
   // is read from.
-  await saveLoginRecord(deps.storage, { accountId: tx.accountId, authTime, risk: tx.risk, amr }, deps.loginRecordTtl);
+  const device = tx.context.deviceKey !== undefined ? { id: tx.deviceId, key: tx.context.deviceKey } : undefined;
+  await saveLoginRecord(deps.storage, { accountId: tx.accountId, authTime, risk: tx.risk, amr, device }, deps.loginRecordTtl);
   // The result first: if the interaction can no longer be finished (expired meanwhile), the
   // login did not succeed and no trust is written.
   const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {

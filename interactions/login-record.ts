@@ -33,6 +33,12 @@ export interface LoginRecord {
   risk: RiskClaim;
   /** RFC 8176 values the login proved. */
   amr: string[];
+  /**
+   * The device key the login proved (its RFC 7638 thumbprint) and the device cookie it came
+   * with: a later authorization on the session, from the same browser, is scored with it
+   * (interactions/risk.ts `sessionDeviceKey`), since no form is posted there to prove it again.
+   */
+  device?: { id: string; key: string } | undefined;
 }
 
 /** Four decimals: enough to compare, without pretending to more precision than the engine has. */
@@ -58,7 +64,7 @@ export async function saveLoginRecord(storage: Storage, record: LoginRecord, ttl
   await storage.oidc.upsert({
     model: MODEL,
     id: recordId(record.accountId, record.authTime),
-    payload: { risk: record.risk, amr: record.amr },
+    payload: { risk: record.risk, amr: record.amr, ...(record.device ? { device: record.device } : {}) },
     expiresAt: (record.authTime + ttlSeconds) * 1000,
   });
 }
@@ -70,5 +76,7 @@ export async function findLoginRecord(storage: Storage, accountId: string, authT
   const rec = await storage.oidc.find(MODEL, recordId(accountId, authTime), Date.now());
   if (!rec || !isRiskClaim(rec.payload.risk)) return undefined;
   const amr = Array.isArray(rec.payload.amr) ? rec.payload.amr.filter((v): v is string => typeof v === 'string') : [];
-  return { accountId, authTime, risk: rec.payload.risk, amr };
+  const d = rec.payload.device as { id?: unknown; key?: unknown } | undefined;
+  const device = typeof d?.id === 'string' && typeof d.key === 'string' ? { id: d.id, key: d.key } : undefined;
+  return { accountId, authTime, risk: rec.payload.risk, amr, device };
 }

@@ -21,6 +21,7 @@ import { assess } from '../policies/assess.ts';
 import type { Behaviour } from '../policies/behaviour.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
 import { templateLevel } from '../policies/monitor.ts';
+import { findLoginRecord } from './login-record.ts';
 import type { RiskLevel } from '../policies/schema.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import type { Assessment, Decision, IpHistory, LoginContext, UserHistory } from '../policies/types.ts';
@@ -36,6 +37,8 @@ export interface AttemptInfo {
   deviceId?: string | undefined;
   clientId?: string | undefined;
   scopes: string[];
+  /** RFC 7638 thumbprint of the device key this attempt proved (interactions/device-key.ts). */
+  deviceKey?: string | undefined;
   /** How the password was typed and the pointer moved (interactions/behaviour.ts); absent without the script. */
   behaviour?: Behaviour | undefined;
 }
@@ -53,6 +56,8 @@ export interface AssessOptions {
   amr?: readonly string[] | undefined;
   /** The level the relying party's request requires (policies/assurance.ts requestedLevel). */
   requested?: { index: number; because: readonly string[] } | undefined;
+  /** With `session`: the `auth_time` of the session's login (its device key counts, see sessionDeviceKey). */
+  sessionAuthTime?: number | undefined;
 }
 
 export interface RiskResult {
@@ -106,7 +111,7 @@ export class RiskService {
     const ua = a.userAgent.slice(0, 512);
     return {
       ts, user: a.user, ip: a.ip, place: this.#geo.lookup(a.ip), agent: parseAgent(ua), deviceId: a.deviceId, clientId: a.clientId, scopes: a.scopes,
-      behaviour: a.behaviour,
+      behaviour: a.behaviour, deviceKey: a.deviceKey,
     };
   }
 
@@ -138,7 +143,7 @@ export class RiskService {
   #record(a: AttemptInfo, ctx: LoginContext, success: boolean, extra: Partial<LoginEventRecord> = {}): LoginEventRecord {
     return {
       id: crypto.randomUUID(), ts: new Date(ctx.ts).toISOString(), user: a.user, ip: a.ip, userAgent: a.userAgent.slice(0, 512),
-      deviceId: a.deviceId, success, clientId: a.clientId, scope: a.scopes.join(' ') || undefined, ...extra,
+      deviceId: a.deviceId, deviceKey: a.deviceKey, success, clientId: a.clientId, scope: a.scopes.join(' ') || undefined, ...extra,
     };
   }
 
@@ -188,11 +193,24 @@ export class RiskService {
    */
   async session(a: AttemptInfo, opts: AssessOptions, ts = Date.now()): Promise<RiskResult> {
     const policy = this.#policies.current();
-    const ctx = this.#context(a, ts);
+    const deviceKey = a.deviceKey ?? (opts.sessionAuthTime !== undefined ? await this.sessionDeviceKey(a.user, opts.sessionAuthTime, a.deviceId) : undefined);
+    const ctx = this.#context({ ...a, deviceKey }, ts);
     const h = await this.#histories(ctx, policy);
     const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
     this.#decided(a, assessment, decision, monitor, undefined);
     return { assessment, decision, monitor, policy, eventId: undefined, context: ctx };
+  }
+
+  /**
+   * The device key the session's login proved, if this request comes with the device cookie
+   * that login had. A request on a session posts no form, so its browser cannot prove the key
+   * again; without this its device cookie would look copied (`device_unproven`) at every
+   * re-authorization. Whoever holds the session cookie holds the session anyway.
+   */
+  async sessionDeviceKey(user: string, authTime: number, deviceId: string | undefined): Promise<string | undefined> {
+    if (deviceId === undefined) return undefined;
+    const device = (await findLoginRecord(this.#storage, user, authTime))?.device;
+    return device?.id === deviceId ? device.key : undefined;
   }
 
   #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string | undefined) {

@@ -95,12 +95,14 @@ function toFactor(d: FactorDoc, marks: FactorMarkDoc[]): FactorRecord {
 /**
  * oidc-provider's models, then our own short-lived records kept the same way: a login's state
  * between its steps, the per-login record behind the `risk` claim, WebAuthn challenges, the
- * account page's sign-ins and pending authenticator apps (interactions/account/). Tokens that belong to a grant are revoked with it.
+ * account page's sign-ins and pending authenticator apps (interactions/account/), device-key
+ * nonces (interactions/device-key.ts). Tokens that belong to a grant are revoked with it.
  */
 const OIDC_MODELS = [
   'Session', 'Interaction', 'Grant', 'AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'ReplayDetection', 'InitialAccessToken', 'RegistrationAccessToken',
   'LoginTransaction', 'LoginRecord', 'WebAuthnChallenge', 'AccountSignIn', 'AccountPendingTotp', 'AccountTotpClaim',
+  'DeviceNonce',
 ] as const;
 const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 

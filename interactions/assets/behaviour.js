@@ -317,7 +317,10 @@
     submitted = true;
     waiting = false;
     fill();
-    form.submit();
+    // requestSubmit, not submit(): the page's other scripts (device-key.js) see this submit
+    // and may hold it back too; they resume it the same way.
+    if (typeof form.requestSubmit === 'function') form.requestSubmit();
+    else form.submit();
   }
 
   form.addEventListener('submit', function (e) {

@@ -9,6 +9,7 @@ import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
 import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
+import { DEVICE_PROOF_FIELD, provenDeviceKey } from '../device-key.ts';
 import { readBehaviour } from '../behaviour.ts';
 import { proceed } from './level.ts';
 import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction.ts';
@@ -35,10 +36,15 @@ export function login(deps: InteractionDeps): Middleware {
     if (!password) return again({ fieldError: { field: 'password', message: ERROR_CODES.missing_password.message } }, 'missing_password');
 
     const deviceId = ensureDeviceId(ctx, deps.secure);
-    const outcome = await deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId });
+    // The device key's proof is checked for every attempt, whatever the password: its nonce
+    // is spent either way, and a failed proof only leaves the key out (device-key.ts).
+    const [outcome, deviceKey] = await Promise.all([
+      deps.authenticator.attempt({ username, password, ip: clientAddress(ctx), deviceId }),
+      provenDeviceKey(deps, details.uid, form.get(DEVICE_PROOF_FIELD), clientId),
+    ]);
     const attempt = {
       user: outcome.subject, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId,
-      scopes: requestedScopes(details.params.scope), behaviour: readBehaviour(form, password),
+      scopes: requestedScopes(details.params.scope), behaviour: readBehaviour(form, password), deviceKey,
     };
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 

@@ -12,6 +12,7 @@
 import type { Context } from 'koa';
 import { clientIp, renderPage, requestedScopes, type Details, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
+import { DEVICE_PROOF_FIELD, provenDeviceKey } from '../device-key.ts';
 import type { WebAuthnError } from '../methods/webauthn.ts';
 import { assuranceOf, firstFactorTransaction, requestedBy, type LoginTransaction } from '../transaction.ts';
 import { loginForm } from './login-view.ts';
@@ -40,7 +41,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       return { kind: 'authenticate', accountId: tx.accountId, userVerification };
     },
 
-    async onVerified(ctx, details, result) {
+    async onVerified(ctx, details, result, form) {
       const tx = await deps.transactions.get(details.uid);
       const now = Date.now();
       if (result.kind === 'register') {
@@ -56,11 +57,13 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
         deps.events.emit('stepup.passed', { account: tx.accountId, client: details.params.client_id, method: 'webauthn', event: tx.eventId });
         return proceed(deps, ctx, details, tx);
       }
-      // A passkey as the first factor: scored like a right password, then the same steps.
+      // A passkey as the first factor: scored like a right password, then the same steps. The
+      // sign-in page's passkey form carries the device key's proof like the password form.
       const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
       const deviceId = ensureDeviceId(ctx, deps.secure);
+      const deviceKey = await provenDeviceKey(deps, details.uid, form.get(DEVICE_PROOF_FIELD), clientId);
       const risk = await deps.risk.passwordSucceeded({
-        user: a.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope),
+        user: a.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope), deviceKey,
       }, { amr: a.amr, requested: requestedBy(assuranceOf(details)) });
       if (risk.decision.decision === 'block') {
         deps.events.emit('login.blocked', { account: a.accountId, client: clientId, event: risk.eventId, method: 'webauthn' }, 'warn');

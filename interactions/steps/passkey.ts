@@ -46,8 +46,8 @@ export const interactionAtLogin = (provider: Provider) => (ctx: Context): Promis
 export interface PasskeyCallbacks<S extends PasskeySubject = Details> {
   /** The ceremony the subject is at, from its server-side state; undefined: none (refused as out of date). */
   ceremony(ctx: Context, subject: S): Promise<PasskeyCeremony | undefined>;
-  /** Success: finish the step (typically a 303 redirect). */
-  onVerified(ctx: Context, subject: S, result: PasskeyResult): Promise<void>;
+  /** Success: finish the step (typically a 303 redirect). `form`: the posted form, for fields of the caller's own. */
+  onVerified(ctx: Context, subject: S, result: PasskeyResult, form: ReadonlyMap<string, string>): Promise<void>;
   /** A refused ceremony: typically the page again with `error.message` (never library internals). */
   onFailed(ctx: Context, subject: S, error: WebAuthnError): Promise<void>;
 }
@@ -100,6 +100,6 @@ export function passkeyVerify<S extends PasskeySubject>(deps: PasskeyStepDeps<S>
       if (err instanceof WebAuthnError) return cb.onFailed(ctx, subject, err);
       throw err;
     }
-    return cb.onVerified(ctx, subject, result);
+    return cb.onVerified(ctx, subject, result, form);
   };
 }

@@ -27,7 +27,9 @@ export function show(deps: InteractionDeps): Middleware {
         if (stepUp) {
           const deviceId = ensureDeviceId(ctx, deps.secure);
           const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
-          const context = deps.risk.contextOf({ user: stepUp.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope) });
+          // The session's proven device key (risk.ts sessionDeviceKey) carries over to the login the step-up makes.
+          const deviceKey = await deps.risk.sessionDeviceKey(stepUp.accountId, stepUp.session.authTime, deviceId);
+          const context = deps.risk.contextOf({ user: stepUp.accountId, ip: clientIp(ctx), userAgent: ctx.get('user-agent'), deviceId, clientId, scopes: requestedScopes(details.params.scope), deviceKey });
           return proceed(deps, ctx, details, {
             v: 1, uid: details.uid, accountId: stepUp.accountId, mode: 'stepup', carried: stepUp.carried, proven: [],
             required: stepUp.assurance.required, accepted: stepUp.assurance.accepted, risk: stepUp.risk, deviceId, context, session: stepUp.session,

@@ -1,5 +1,6 @@
 import { assetUrl } from '../assets.ts';
 import { html, type SafeHtml } from '../html.ts';
+import { deviceKeyScript, deviceProofField, type DeviceProofView } from './device-proof.ts';
 import { layout } from './layout.ts';
 import { passkeyForm } from './passkey.ts';
 
@@ -19,6 +20,8 @@ export interface LoginView {
   passkey?: { optionsAction: string; action: string } | undefined;
   /** A refused passkey sign-in, shown under its button. */
   passkeyError?: string | undefined;
+  /** The nonce and message the device-key script signs (interactions/device-key.ts). */
+  deviceProof?: DeviceProofView | undefined;
 }
 
 export function loginPage(v: LoginView): SafeHtml {
@@ -50,11 +53,13 @@ ${v.notice ? html`<p class="alert" role="alert">${v.notice}</p>` : ''}
     ${focus === 'password' ? html`autofocus` : ''} ${describedBy('password')}>
   ${fieldMessage('password')}
   ${err ? html`<p id="login-error" class="error" role="alert">${err}</p>` : ''}
+  ${deviceProofField(v.deviceProof)}
   <button type="submit">Sign in</button>
 </form>
+${deviceKeyScript(v.deviceProof)}
 <script src="${assetUrl('behaviour.js')}" defer></script>
 ${v.passkey ? html`<p class="muted">Or, without typing a password:</p>
-${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true })}` : ''}
+${passkeyForm({ ...v.passkey, csrf: v.csrf, ceremony: 'authenticate', label: 'Sign in with a passkey', error: v.passkeyError, secondary: true, deviceProof: v.deviceProof })}` : ''}
 <form method="post" action="${v.abortAction}">
   <input type="hidden" name="csrf" value="${v.csrf}">
   <button type="submit" class="secondary">Cancel</button>

@@ -130,6 +130,16 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
     await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
   }
 
+  /**
+   * The browser forgets the provider (cookies and the device key in IndexedDB: "clear site
+   * data"), so the engine sees a new device; the passkey authenticator stays.
+   */
+  async function newDevice(tab: Tab) {
+    await tab.context.clearCookies();
+    await tab.page.goto(`${srv.issuer}/.well-known/openid-configuration`);
+    await tab.page.evaluate(`new Promise((resolve) => { const r = indexedDB.deleteDatabase('adaptive-idp'); r.onsuccess = r.onerror = r.onblocked = () => resolve(); })`);
+  }
+
   async function heading(tab: Tab, name: string) {
     await tab.page.getByRole('heading', { name, level: 1 }).waitFor();
   }
@@ -240,7 +250,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
     await homeLogin(phone, 'pia');
 
     // The same phone abroad, signing in afresh.
-    await phone.context.clearCookies();
+    await newDevice(phone);
     await phone.page.setExtraHTTPHeaders({ 'x-forwarded-for': JAPAN });
     const flow = await authorize(phone);
     await password(phone, 'pia');
@@ -266,7 +276,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
   });
 
   it('uses the passkey for the step-up of a later risky login (amr hwk + user)', async () => {
-    await phone.context.clearCookies();
+    await newDevice(phone);
     await phone.page.setExtraHTTPHeaders({ 'x-forwarded-for': US });
     const flow = await authorize(phone);
     await password(phone, 'pia');
@@ -285,7 +295,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
   });
 
   it('signs in with the passkey alone from the login page: no username, no password', async () => {
-    await phone.context.clearCookies();
+    await newDevice(phone);
     await phone.page.setExtraHTTPHeaders({ 'x-forwarded-for': LONDON });
     const flow = await authorize(phone);
     await heading(phone, 'Sign in');

@@ -37,6 +37,7 @@ describe('static assets (embedded store; no storage involved)', () => {
 
   const sources = {
     'passkey.js': path.join(import.meta.dirname, '..', '..', '..', 'interactions', 'assets', 'passkey.js'),
+    'device-key.js': path.join(import.meta.dirname, '..', '..', '..', 'interactions', 'assets', 'device-key.js'),
     'behaviour.js': path.join(import.meta.dirname, '..', '..', '..', 'interactions', 'assets', 'behaviour.js'),
     'webauthn-browser.js': path.join(path.dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js'),
   } as const;

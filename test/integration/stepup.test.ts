@@ -161,11 +161,12 @@ for (const store of STORES) {
       assert.match(f.page.body, /The username or password is incorrect\./);
       assert.doesNotMatch(f.page.body, /second step|set up/i);
       // Byte for byte the page of a wrong password (the typed username kept, the same
-      // buttons), once the interaction's id and CSRF token are masked: nothing tells a
-      // password-guesser that this password was right.
+      // buttons), once the interaction's id, CSRF token and device-key nonce are masked:
+      // nothing tells a password-guesser that this password was right.
       const wrong = await authorize(config, new Browser({ 'x-forwarded-for': BRAZIL, 'user-agent': SAFARI }));
       await submit(wrong, '/login', { username: 'bob', password: 'not the password at all' });
-      const mask = (body: string) => body.replace(/\/interaction\/[^/"]+/g, '/interaction/UID').replace(/(csrf"? value=|data-csrf=)"[^"]*"/g, '$1"CSRF"');
+      const mask = (body: string) => body.replace(/\/interaction\/[^/"]+/g, '/interaction/UID').replace(/(csrf"? value=|data-csrf=)"[^"]*"/g, '$1"CSRF"')
+        .replace(/(data-device-nonce=|data-device-message=)"[^"]*"/g, '$1"NONCE"');
       assert.equal(f.page.status, wrong.page.status);
       assert.equal(mask(f.page.body), mask(wrong.page.body));
     });
