@@ -39,7 +39,7 @@ export const FACTOR_IDS = [
   'new_device', 'new_ip', 'new_asn', 'new_country', 'new_city', 'new_browser', 'new_os', 'unusual_hour',
   'impossible_travel', 'country_hopping', 'account_failures', 'ip_failures', 'credential_stuffing',
   'tor_exit', 'vpn_proxy', 'hosting_network', 'trusted_network', 'keystroke_anomaly', 'unknown_location',
-  'pointer_anomaly', 'device_proven', 'device_unproven',
+  'pointer_anomaly', 'device_proven', 'device_unproven', 'keystroke_match',
 ] as const;
 export type FactorId = (typeof FACTOR_IDS)[number];
 
@@ -176,6 +176,16 @@ export const riskSchema = z.strictObject({
     }),
     /** A public address the geolocation database cannot place. */
     unknown_location: factor({}),
+    /**
+     * The password was typed with the user's own rhythm, against a confident template: with a
+     * negative weight, evidence for the user that an attacker holding only the password can
+     * rarely produce (README "Keystroke dynamics": impostors' median score is near 1).
+     */
+    keystroke_match: factor({
+      min_confidence: z.number().min(0).max(1),
+      /** Anomaly score at or below which it fires. */
+      at_most: z.number().min(0).max(1),
+    }),
     pointer_anomaly: factor({
       /** Pointer scores below this confidence are ignored. */
       min_confidence: z.number().min(0).max(1),

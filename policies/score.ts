@@ -45,6 +45,8 @@ const RULES: Record<FactorId, Rule> = {
   keystroke_anomaly: (s, f) => s.keystroke !== undefined && s.keystroke.confidence >= f.keystroke_anomaly.min_confidence
     && s.keystroke.score > f.keystroke_anomaly.above && `keystroke timing unlike the user (${s.keystroke.score.toFixed(2)})`,
   unknown_location: (s) => s.scope === 'public' && !s.located && 'public address the geolocation database cannot place',
+  keystroke_match: (s, f) => s.keystroke !== undefined && s.keystroke.confidence >= f.keystroke_match.min_confidence
+    && s.keystroke.score <= f.keystroke_match.at_most && `keystroke timing like the user's (${s.keystroke.score.toFixed(2)})`,
   pointer_anomaly: (s, f) => s.pointer !== undefined && s.pointer.confidence >= f.pointer_anomaly.min_confidence
     && s.pointer.score > f.pointer_anomaly.above && `pointer movement unlike the user (${s.pointer.score.toFixed(2)})`,
   device_proven: (s) => s.device.proven && `browser proved its device key (seen at ${s.device.provenLogins} trusted logins)`,
