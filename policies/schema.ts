@@ -131,6 +131,8 @@ export const riskSchema = z.strictObject({
        * factor does not fire. 1 = always fires.
        */
       habitual_churn: z.number().min(0).max(1).default(0.5),
+      /** Trusted logins before that share is judged: every user's first browser is new. */
+      habitual_after: z.int().min(1).max(1000).default(5),
     }),
     new_ip: factor({}),
     new_asn: factor({}),

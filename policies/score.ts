@@ -19,7 +19,8 @@ const round = (x: number) => Math.round(x);
 /** When each factor fires, and what it saw. Gated by confidence where history matters. */
 const RULES: Record<FactorId, Rule> = {
   new_device: (s, f) => s.novel.device === true
-    && !(f.new_device.habitual_churn < 1 && s.deviceChurn !== undefined && s.deviceChurn >= f.new_device.habitual_churn)
+    && !(f.new_device.habitual_churn < 1 && s.trusted >= f.new_device.habitual_after && s.deviceChurn !== undefined
+      && s.deviceChurn >= f.new_device.habitual_churn)
     && 'first login from this browser (device cookie)',
   new_ip: novelty('ip', 'IP address'),
   new_asn: novelty('asn', 'network (AS)'),

@@ -50,7 +50,7 @@ describe('idp simulate', () => {
   let eventsFile: string;
 
   before(() => {
-    rules = makePolicyDir((f) => { f.risk.model.weight = 0; });
+    rules = makePolicyDir((f) => { f.risk.model.weight = 0; f.assurance.default.critical = 'block'; });
     eventsFile = path.join(tempDir(), 'events.jsonl');
     fs.writeFileSync(eventsFile, HISTORY.map((e) => JSON.stringify(e)).join('\n'));
   });
@@ -104,7 +104,7 @@ describe('idp simulate', () => {
   });
 
   it('lists the decisions a candidate policy changes against a baseline', async () => {
-    const candidate = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.weight = 0; });
+    const candidate = makePolicyDir((f) => { f.risk.model.weight = 0; f.assurance.default.critical = 'block'; f.risk.factors.impossible_travel.weight = 0; });
     const out = path.join(tempDir(), 'cmp');
     const r = await idp(['simulate', '--events', eventsFile, '--policy', candidate, '--baseline-policy', rules, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
@@ -116,7 +116,7 @@ describe('idp simulate', () => {
   });
 
   it('replays a policy in monitor mode: what it enforces, and what it would have done', async () => {
-    const trial = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.mode = 'monitor'; });
+    const trial = makePolicyDir((f) => { f.risk.model.weight = 0; f.assurance.default.critical = 'block'; f.risk.factors.impossible_travel.mode = 'monitor'; });
     const check = await idp(['policy', 'check', trial]);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /^in monitor mode \(scored and recorded, not counted in the decision\): impossible_travel$/m);
@@ -139,7 +139,7 @@ describe('idp simulate', () => {
     assert.equal(summary.monitor.differs, 1);
     assert.deepEqual(summary.monitor.attack, { n: 2, flagged: 2, blocked: 1 });
 
-    const whole = makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.mode = 'monitor'; });
+    const whole = makePolicyDir((f) => { f.risk.model.weight = 0; f.assurance.default.critical = 'block'; f.risk.mode = 'monitor'; });
     assert.match((await idp(['policy', 'check', whole])).stdout, /^the whole policy is in monitor mode: risk is assessed and recorded, never acted on/m);
     const out2 = path.join(tempDir(), 'monitor-whole');
     assert.equal((await idp(['simulate', '--events', eventsFile, '--policy', whole, '--out', out2])).code, 0);

@@ -37,6 +37,8 @@ function stepUpPolicy(missing: 'refuse' | 'enroll') {
     f.risk.factors.tor_exit.weight = 0.9;
     f.lists.tor_exit_addresses = [TOR];
     f.assurance.enrolment = { prompt: 'off', missing_factor: { action: missing, enroll_max_level: 'high' } };
+    // The shipped map asks a second factor at critical; these tests are about a block.
+    f.assurance.default.critical = 'block';
   });
 }
 

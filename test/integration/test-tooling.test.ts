@@ -70,12 +70,16 @@ describe('skipped suites are visible, and fail under CI=true', () => {
 });
 
 describe('a hung test', () => {
-  it('npm test gives every test a timeout and exits when the tests are done', () => {
+  it('npm test gives every test a timeout, and lets every test file report before it exits', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { test: string } };
     const timeout = /--test-timeout=(\d+)/.exec(pkg.scripts.test)?.[1];
     assert.ok(timeout && Number(timeout) > 0 && Number(timeout) <= 10 * 60_000, `a per-test timeout of at most 10 min: ${pkg.scripts.test}`);
-    // Without it, a test file whose event loop stays alive keeps the whole run waiting.
-    assert.match(pkg.scripts.test, /--test-force-exit/);
+    // --test-force-exit ended test files before all their tests had reported (a whole
+    // describe block of engine.test.js went missing in 2 runs of 6, with no failure shown).
+    // Every file exits on its own; .ci/run bounds the whole run with a timeout instead.
+    assert.doesNotMatch(pkg.scripts.test, /--test-force-exit/);
+    const ci = fs.readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8');
+    assert.match(ci, /timeout [^\n]*npm test/);
   });
 
   it('fails at its timeout instead of hanging the run, and its child process does not outlive it', async () => {

@@ -59,7 +59,8 @@ describe('device keys in the engine', () => {
     assert.deepEqual(s.device, { proven: true, provenLogins: 5, unprovenCookie: false });
     assert.ok(factors(a).includes('device_proven'));
     assert.ok(!factors(a).includes('new_device') && !factors(a).includes('device_unproven'));
-    assert.equal(a.reasons.find((r) => r.factor === 'device_proven')!.contribution, -0.1);
+    assert.equal(a.reasons.find((r) => r.factor === 'device_proven')!.contribution, policy.risk.factors.device_proven.weight);
+    assert.ok(policy.risk.factors.device_proven.weight < 0);
   });
 
   it('proven without its cookie: the key recognises the browser (no new_device)', () => {
@@ -75,9 +76,11 @@ describe('device keys in the engine', () => {
       assert.equal(s.device.unprovenCookie, true, String(deviceKey));
       assert.ok(factors(a).includes('device_unproven'), factors(a).join(', '));
       assert.ok(!factors(a).includes('device_proven') && !factors(a).includes('new_device'), factors(a).join(', '));
-      // Before clamping to [0, 1]: the proven login's −0.10 is gone and +0.30 added.
+      // Before clamping to [0, 1]: the proven login's (negative) weight is gone and device_unproven's added.
+      const f = policy.risk.factors;
       const sum = (x: { reasons: { contribution: number }[] }) => x.reasons.reduce((t, r) => t + r.contribution, 0);
-      assert.ok(Math.abs(sum(a) - sum(proven) - 0.4) < 1e-9, `${sum(a)} = ${sum(proven)} + 0.10 + 0.30`);
+      const step = f.device_unproven.weight - f.device_proven.weight;
+      assert.ok(Math.abs(sum(a) - sum(proven) - step) < 1e-9, `${sum(a)} = ${sum(proven)} + ${step}`);
       assert.ok(a.score > proven.score);
     }
   });

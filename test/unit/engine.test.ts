@@ -305,7 +305,7 @@ describe('risk engine', () => {
 
   describe('assurance decision', () => {
     it('maps the level to an assurance level and takes the strictest of default, client and operation', () => {
-      const p = loadPolicy(makePolicyDir((f) => { f.assurance.clients = { admin: { low: 'aal2' } }; }));
+      const p = loadPolicy(makePolicyDir((f) => { f.assurance.clients = { admin: { low: 'aal2' } }; f.assurance.default.critical = 'block'; }));
       assert.deepEqual(decide({ level: 'low', scopes: ['openid'], achieved: 0 }, p), { decision: 'allow', required: 'aal1', requiredAcr: 'urn:adaptive-idp:aal1', because: ['default.low'] });
       assert.equal(decide({ level: 'medium', scopes: [], achieved: 0 }, p).decision, 'step_up');
       assert.equal(decide({ level: 'medium', scopes: [], achieved: 1 }, p).decision, 'allow');
@@ -320,7 +320,7 @@ describe('risk engine', () => {
     });
 
     it('raises the requirement to what the relying party asked for, never lowers it', () => {
-      const p = loadPolicy(makePolicyDir(() => {}));
+      const p = loadPolicy(makePolicyDir((f) => { f.assurance.default.critical = 'block'; }));
       const asked = decide({ level: 'low', scopes: [], achieved: 0, requested: { index: 1, because: ['acr_values'] } }, p);
       assert.deepEqual(asked, { decision: 'step_up', required: 'aal2', requiredAcr: 'urn:adaptive-idp:aal2', because: ['acr_values'] });
       const lower = decide({ level: 'high', scopes: [], achieved: 0, requested: { index: 0, because: ['acr_values'] } }, p);

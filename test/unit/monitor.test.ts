@@ -59,6 +59,8 @@ const policyDir = (patch: (f: PolicyFiles) => void = () => {}) => makePolicyDir(
   f.lists.tor_exit_addresses = ['185.220.101.1'];
   f.lists.trusted_networks = ['81.2.69.192/26'];
   f.risk.factors.credential_stuffing.weight = 0.6;
+  // A block at critical (the shipped map asks a second factor): the clearest difference to see.
+  f.assurance.default.critical = 'block';
   patch(f);
 });
 
@@ -137,7 +139,7 @@ describe('policy monitor mode', () => {
         if (m.decision.decision !== m.monitor!.decision.decision) differing += 1;
       }
     }
-    assert.ok(differing >= 5, `monitoring changed the enforced decision in ${differing} cases: the property is not vacuous`);
+    assert.ok(differing >= 3, `monitoring changed the enforced decision in ${differing} cases: the property is not vacuous`);
   });
 
   it('an error in a monitored part does not make the enforced outcome the strictest; the monitor outcome records it', () => {
@@ -223,7 +225,7 @@ describe('policy monitor mode', () => {
       // The next login sees the Sydney one as trusted only if it was let in.
       ev({ ts: at(6, '09:00'), user: 'alice', ip: '1.1.1.1', userAgent: SAFARI_UA, success: true, label: 'attack', attackType: 'targeted' }),
     ];
-    const rules = (patch: (f: PolicyFiles) => void = () => {}) => loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; patch(f); }));
+    const rules = (patch: (f: PolicyFiles) => void = () => {}) => loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; f.assurance.default.critical = 'block'; patch(f); }));
     const replay = (p: CompiledPolicy) => {
       const r = new Replayer(p, (ip) => places[ip] ?? { scope: 'public' });
       const summary = new Summary();

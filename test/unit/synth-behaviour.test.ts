@@ -96,9 +96,11 @@ describe('parametric typing and pointer', () => {
 
   it('separates an attacker typing the same password from the user about as well as the CMU benchmark\'s people', () => {
     // Template: a user's 30 samples a day apart; then their next sample and an attacker's
-    // (someone else, new to the password). On the CMU file, with its subjects and session-1
-    // impostors in place of the profiles, the same measure gives: impostors' mean score 0.96,
-    // 50-54% scored beyond every template sample, 83-84% above 0.9; the user's own 0.53-0.56.
+    // (someone else, new to the password). On the CMU file, with its subjects and other
+    // subjects' repetitions in place of the profiles, the same measure (templateScore with
+    // scaled Manhattan, templates of 30) gives: the user's own mean score 0.17, impostors'
+    // mean 0.86, 64% of impostors above 0.9. The parametric attackers are a little harder to
+    // tell apart (mean about 0.73): the synthetic evaluation errs on the attackers' side.
     const rng = new Rng(8);
     const own: number[] = [];
     const attack: number[] = [];
@@ -112,11 +114,11 @@ describe('parametric typing and pointer', () => {
       if (a) attack.push(templateScore(DETECTORS.scaled_manhattan, template, keystrokeVector(a)));
     }
     const mean = (x: number[]) => x.reduce((s, v) => s + v, 0) / x.length;
-    const beyond = attack.filter((x) => x > 0.999).length / attack.length;
-    assert.ok(mean(own) > 0.4 && mean(own) < 0.65, `user's own mean score ${mean(own).toFixed(2)}`);
-    assert.ok(mean(attack) > 0.9 && mean(attack) < 0.99, `attackers' mean score ${mean(attack).toFixed(3)}`);
+    const above = attack.filter((x) => x > 0.9).length / attack.length;
+    assert.ok(mean(own) > 0.05 && mean(own) < 0.35, `user's own mean score ${mean(own).toFixed(2)}`);
+    assert.ok(mean(attack) > 0.65 && mean(attack) < 0.97, `attackers' mean score ${mean(attack).toFixed(3)}`);
     // Neither trivially separable nor hopeless: like real people.
-    assert.ok(beyond > 0.4 && beyond < 0.7, `${(beyond * 100).toFixed(0)}% of attackers beyond every template sample`);
+    assert.ok(above > 0.35 && above < 0.9, `${(above * 100).toFixed(0)}% of attackers above 0.9`);
   });
 
   it('keeps whole milliseconds and refuses timings beyond the accepted ranges', () => {
@@ -136,8 +138,10 @@ describe('parametric typing and pointer', () => {
       attack.push(templateScore(DETECTORS.scaled_manhattan, template, pointerVector(movePointer(rng, makeMouse(rng)))));
     }
     const mean = (x: number[]) => x.reduce((s, v) => s + v, 0) / x.length;
-    assert.ok(mean(own) > 0.4 && mean(own) < 0.6, `user's own mean score ${mean(own).toFixed(2)}`);
-    assert.ok(mean(attack) > 0.75 && mean(attack) < 0.93, `strangers' mean score ${mean(attack).toFixed(3)}`);
+    assert.ok(mean(own) > 0.02 && mean(own) < 0.3, `user's own mean score ${mean(own).toFixed(2)}`);
+    // Weaker evidence than typing (the pointer score borrows the keystroke calibration; no
+    // pointer benchmark exists to fit one on): clearly above the user, far from certain.
+    assert.ok(mean(attack) > mean(own) + 0.1 && mean(attack) < 0.7, `strangers' mean score ${mean(attack).toFixed(3)}, the user's ${mean(own).toFixed(3)}`);
   });
 
   it('summarises pointer movement within the schema\'s ranges', () => {

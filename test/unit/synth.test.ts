@@ -275,11 +275,12 @@ describe('synthetic behaviour, device keys and legitimate scenarios', () => {
       }
     }
     const mean = (x: number[]) => x.reduce((s, v) => s + v, 0) / x.length;
-    // The victim's own next sample is typical of their template (a uniform rank: about 0.5);
-    // the attacker's lies beyond most of it (typing more clearly than the pointer).
-    for (const [what, attack, own, above] of [['keystrokes', scores.attack, scores.own, 0.88], ['pointer', scores.attackPointer, scores.ownPointer, 0.75]] as const) {
+    // The victim's own next sample is typical of their template (the calibrated score of
+    // policies/keystroke.ts: well under 0.5); the attacker's is not (typing more clearly than
+    // the pointer).
+    for (const [what, attack, own, above] of [['keystrokes', scores.attack, scores.own, 0.6], ['pointer', scores.attackPointer, scores.ownPointer, 0.2]] as const) {
       assert.ok(attack.length >= 40, `${what}: ${attack.length} attacks to compare`);
-      assert.ok(mean(own) < 0.65, `${what}: the user's own mean score ${mean(own).toFixed(2)}`);
+      assert.ok(mean(own) < 0.3, `${what}: the user's own mean score ${mean(own).toFixed(2)}`);
       assert.ok(mean(attack) > above, `${what}: attackers' mean score ${mean(attack).toFixed(2)}`);
     }
   });
