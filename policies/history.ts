@@ -123,8 +123,9 @@ function pushSample(samples: readonly number[][], v: number[], keep: number): nu
 }
 
 /**
- * A login that fully succeeded joins the user's trusted history; its behavioural samples join
- * the templates only when `learn` (history.ts joinsTemplates).
+ * A login that fully succeeded joins the user's trusted history; its device key and its
+ * behavioural samples join the user's proven keys and templates only when `learn`
+ * (history.ts joinsTemplates).
  */
 export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy, learn: boolean): void {
   const max = policy.history.max_entries;
@@ -145,13 +146,18 @@ export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: Risk
   user.last = { ts: ctx.ts, lat: ctx.place.lat, lon: ctx.place.lon, country: ctx.place.country };
   // A trusted login ends the run of failures on the account.
   user.failures = [];
+  // The device key and the behavioural samples follow the same rule (`learn`): a key that
+  // joined here weighs against the risk (device_proven) and recognises the browser, so a
+  // login let in on the password alone at a higher level, or under monitor mode, must not
+  // add its key either.
+  if (!learn) return;
   if (ctx.deviceKey !== undefined) {
     const keys = (user.deviceKeys ??= {});
     touch(keys, ctx.deviceKey, ctx.ts, max);
     if (ctx.deviceId !== undefined) (keys[ctx.deviceKey] as Seen & { device?: string }).device = ctx.deviceId;
   }
   const b = ctx.behaviour;
-  if (!learn || !b) return;
+  if (!b) return;
   const cfg = policy.behaviour;
   if (b.keystroke) {
     const positions = b.keystroke.hold.length;
