@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import type crypto from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { calculateJwkThumbprint } from 'jose';
-import * as client from 'openid-client';
+import type * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { rulesOnlyPolicy, type PolicyFiles } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
