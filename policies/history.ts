@@ -7,7 +7,7 @@
  * never answered, does not: an attacker's success must not teach the engine that the
  * attacker is normal.
  */
-import { keystrokeVector, pointerVector } from './keystroke.ts';
+import { isReplayed, keystrokeVector, pointerVector } from './keystroke.ts';
 import { RISK_LEVELS, type RiskLevel, type RiskPolicy } from './schema.ts';
 import type { DecisionKind, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -163,7 +163,9 @@ export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: Risk
     const positions = b.keystroke.hold.length;
     // Another length is another password: its template starts afresh.
     const samples = user.keystroke?.positions === positions ? user.keystroke.samples : [];
-    user.keystroke = { positions, samples: pushSample(samples, keystrokeVector(b.keystroke), cfg.keystroke.keep) };
+    const v = keystrokeVector(b.keystroke);
+    // A copy of a learnt sample is a replay (keystroke.ts isReplayed): it never joins.
+    if (!isReplayed(samples, v)) user.keystroke = { positions, samples: pushSample(samples, v, cfg.keystroke.keep) };
   }
   if (b.pointer) user.pointer = { samples: pushSample(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer.keep) };
 }

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { hourOfWeek, keysOf, RECENT_MS } from './history.ts';
-import { DETECTORS, keystrokeVector, POINTER_DETECTOR, pointerVector, templateScore, type Detector, type Vector } from './keystroke.ts';
+import { DETECTORS, isReplayed, keystrokeVector, POINTER_DETECTOR, pointerVector, templateScore, type Detector, type Vector } from './keystroke.ts';
 import type { ListsPolicy, RiskPolicy } from './schema.ts';
 import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -156,9 +156,12 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   if (!keystroke && b?.keystroke) {
     const t = user.keystroke;
     // A template of another length is another password: nothing to compare with yet.
+    const x = keystrokeVector(b.keystroke);
     keystroke = t && t.positions === b.keystroke.hold.length
-      ? behaviourScore(t.samples, keystrokeVector(b.keystroke), cfg.keystroke, DETECTORS[cfg.keystroke.detector])
+      ? behaviourScore(t.samples, x, cfg.keystroke, DETECTORS[cfg.keystroke.detector])
       : { score: 0, confidence: 0 };
+    // A replay of a learnt sample is as unlike the user as typing can be: never keystroke_match.
+    if (t && keystroke.confidence > 0 && isReplayed(t.samples, x)) keystroke = { score: 1, confidence: keystroke.confidence };
   }
   const pointer = b?.pointer ? behaviourScore(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer, POINTER_DETECTOR) : undefined;
 
