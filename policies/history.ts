@@ -154,7 +154,9 @@ export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: Risk
   if (ctx.deviceKey !== undefined) {
     const keys = (user.deviceKeys ??= {});
     touch(keys, ctx.deviceKey, ctx.ts, max);
-    if (ctx.deviceId !== undefined) (keys[ctx.deviceKey] as Seen & { device?: string }).device = ctx.deviceId;
+    const key = keys[ctx.deviceKey] as Seen & { device?: string; engine?: string };
+    if (ctx.deviceId !== undefined) key.device = ctx.deviceId;
+    if (ctx.agent.engine !== undefined) key.engine = ctx.agent.engine;
   }
   const b = ctx.behaviour;
   if (!b) return;

@@ -145,10 +145,13 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   if (provenKey && deviceN.novel !== false) deviceN = novelty(deviceKeys, ctx.deviceKey, n, ctx.ts);
   // WebKit's tracking prevention deletes a site's script-writable storage (IndexedDB, so the
   // device key) after seven days of use without a visit, and keeps its HTTP cookies: there, a
-  // cookie without its key after a week away is expected, not a sign of a copy.
-  const keyMayBeEvicted = (last: number) => ctx.agent.engine === 'WebKit' && ctx.ts - last > WEBKIT_STORAGE_CAP_MS;
+  // cookie without its key after a week away is expected, not a sign of a copy. Only for a
+  // key a WebKit browser proved: the User-Agent of this request is the sender's to choose, so
+  // a cookie copied from another browser does not escape by claiming to be Safari.
+  const keyMayBeEvicted = (k: { last: number; engine?: string | undefined }) => ctx.agent.engine === 'WebKit' && k.engine === 'WebKit'
+    && ctx.ts - k.last > WEBKIT_STORAGE_CAP_MS;
   const unprovenCookie = !provenKey && ctx.deviceId !== undefined
-    && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId && !keyMayBeEvicted(k.last));
+    && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId && !keyMayBeEvicted(k));
 
   const b = ctx.behaviour;
   const cfg = policy.behaviour;
