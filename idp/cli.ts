@@ -126,6 +126,14 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
         const a = await s.accounts.findByUsername(username);
         if (!a) throw new Refused(`no user "${username}"`);
         await s.accounts.setPasswordHash(a.id, await hasher().hash(password, { words: [a.username, a.email?.split('@')[0], a.name] }));
+        // The keystroke template is the old password's typing: a new password of the same
+        // length would be scored against it as someone else's (policies/history.ts starts a
+        // template afresh only for another length).
+        const history = await s.risk.getUser(a.id);
+        if (typeof history === 'object' && history !== null && 'keystroke' in history) {
+          delete (history as { keystroke?: unknown }).keystroke;
+          await s.risk.putUser(a.id, history);
+        }
       });
       process.stdout.write(`password changed for ${username}\n`);
       return;

@@ -15,6 +15,18 @@ import { provenAmr, type LoginTransaction } from './transaction.ts';
 /** Number of recognised browsers remembered per account. */
 const TRUSTED_DEVICES_KEPT = 20;
 
+/** Methods that prove something held, beyond what is known (a password, LDAP). */
+const POSSESSION: ReadonlySet<string> = new Set(['totp', 'recovery', 'webauthn']);
+
+/**
+ * Whether this interaction proved a factor the account already had: then the person is the
+ * user, whatever the risk, and the login's behaviour and device key may join the templates.
+ * A factor enrolled in this very login does not count: whoever holds the password can bind
+ * their own authenticator where policy lets a risky login enrol (assurance.yml
+ * missing_factor: enroll), and must not teach the engine their typing or device that way.
+ */
+const steppedUp = (tx: LoginTransaction) => tx.proven.some((p) => POSSESSION.has(p.method) && !p.enrolled);
+
 export async function finishLogin(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction): Promise<void> {
   const levels = deps.risk.policy.assurance.levels;
   const methods = provenAmr(tx);
@@ -45,8 +57,7 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   await Promise.all([
     deps.throttle.succeeded(tx.ticket, tx.accountId),
     deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
-    // A second factor proven in this interaction: the person is the user, whatever the risk.
-    deps.risk.trust(tx.context, { level: tx.risk.level, monitorLevel: tx.monitorLevel, steppedUp: tx.proven.length > 1 }),
+    deps.risk.trust(tx.context, { level: tx.risk.level, monitorLevel: tx.monitorLevel, steppedUp: steppedUp(tx) }),
     deps.transactions.delete(tx.uid),
   ]);
   deps.events.emit('login.succeeded', {

@@ -47,8 +47,11 @@ export interface LoginTransaction {
   mode: 'login' | 'stepup';
   /** RFC 8176 values the session brings that still count (assurance.ts carriedAmr). */
   carried: string[];
-  /** Methods proven in this interaction, in order. */
-  proven: { method: AuthMethod['id']; amr: string[]; at: number }[];
+  /**
+   * Methods proven in this interaction, in order. `enrolled`: the factor was bound in this
+   * very login (steps/enrol.ts), so it proves only that whoever holds the password holds it.
+   */
+  proven: { method: AuthMethod['id']; amr: string[]; at: number; enrolled?: true | undefined }[];
   /** Index of the assurance level required. */
   required: number;
   /** ACR values the RP listed, for the assertion (assurance.ts assertedAcr). */

@@ -27,14 +27,20 @@ export const MIN_KEY_POSITIONS = 4;
 export const MAX_BEHAVIOUR_FIELD_BYTES = 4096;
 
 const ms = (min: number, max: number) => z.number().finite().min(min).max(max);
+/**
+ * Whole milliseconds, as the script rounds them: a fraction is no measurement, and would let
+ * a replayed sample differ from its recording by less than any typist can (keystroke.ts
+ * isReplayed).
+ */
+const wholeMs = (min: number, max: number) => z.int().min(min).max(max);
 
 export const keystrokeSchema = z.strictObject({
   /** Hold time (keydown→keyup) of each position, ms. */
-  hold: z.array(ms(0, 2000)).min(MIN_KEY_POSITIONS).max(MAX_KEY_POSITIONS),
+  hold: z.array(wholeMs(0, 2000)).min(MIN_KEY_POSITIONS).max(MAX_KEY_POSITIONS),
   /** keydown→keydown of positions i and i+1, ms (`hold.length - 1` values). */
-  dd: z.array(ms(0, 5000)).max(MAX_KEY_POSITIONS - 1),
+  dd: z.array(wholeMs(0, 5000)).max(MAX_KEY_POSITIONS - 1),
   /** keyup→keydown of positions i and i+1, ms; negative when the keys overlap. */
-  ud: z.array(ms(-2000, 5000)).max(MAX_KEY_POSITIONS - 1),
+  ud: z.array(wholeMs(-2000, 5000)).max(MAX_KEY_POSITIONS - 1),
 }).refine((k) => k.dd.length === k.hold.length - 1 && k.ud.length === k.hold.length - 1, {
   message: 'dd and ud must have one value fewer than hold',
 }).refine((k) => k.dd.every((dd, i) => Math.abs(dd - (k.hold[i]! + k.ud[i]!)) <= 2), {

@@ -7,7 +7,7 @@
  * never answered, does not: an attacker's success must not teach the engine that the
  * attacker is normal.
  */
-import { keystrokeVector, pointerVector } from './keystroke.ts';
+import { isReplayed, keystrokeVector, pointerVector } from './keystroke.ts';
 import { RISK_LEVELS, type RiskLevel, type RiskPolicy } from './schema.ts';
 import type { DecisionKind, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -123,8 +123,9 @@ function pushSample(samples: readonly number[][], v: number[], keep: number): nu
 }
 
 /**
- * A login that fully succeeded joins the user's trusted history; its behavioural samples join
- * the templates only when `learn` (history.ts joinsTemplates).
+ * A login that fully succeeded joins the user's trusted history; its device key and its
+ * behavioural samples join the user's proven keys and templates only when `learn`
+ * (history.ts joinsTemplates).
  */
 export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: RiskPolicy, learn: boolean): void {
   const max = policy.history.max_entries;
@@ -145,19 +146,28 @@ export function recordTrusted(user: UserHistory, ctx: LoginContext, policy: Risk
   user.last = { ts: ctx.ts, lat: ctx.place.lat, lon: ctx.place.lon, country: ctx.place.country };
   // A trusted login ends the run of failures on the account.
   user.failures = [];
+  // The device key and the behavioural samples follow the same rule (`learn`): a key that
+  // joined here weighs against the risk (device_proven) and recognises the browser, so a
+  // login let in on the password alone at a higher level, or under monitor mode, must not
+  // add its key either.
+  if (!learn) return;
   if (ctx.deviceKey !== undefined) {
     const keys = (user.deviceKeys ??= {});
     touch(keys, ctx.deviceKey, ctx.ts, max);
-    if (ctx.deviceId !== undefined) (keys[ctx.deviceKey] as Seen & { device?: string }).device = ctx.deviceId;
+    const key = keys[ctx.deviceKey] as Seen & { device?: string; engine?: string };
+    if (ctx.deviceId !== undefined) key.device = ctx.deviceId;
+    if (ctx.agent.engine !== undefined) key.engine = ctx.agent.engine;
   }
   const b = ctx.behaviour;
-  if (!learn || !b) return;
+  if (!b) return;
   const cfg = policy.behaviour;
   if (b.keystroke) {
     const positions = b.keystroke.hold.length;
     // Another length is another password: its template starts afresh.
     const samples = user.keystroke?.positions === positions ? user.keystroke.samples : [];
-    user.keystroke = { positions, samples: pushSample(samples, keystrokeVector(b.keystroke), cfg.keystroke.keep) };
+    const v = keystrokeVector(b.keystroke);
+    // A copy of a learnt sample is a replay (keystroke.ts isReplayed): it never joins.
+    if (!isReplayed(samples, v)) user.keystroke = { positions, samples: pushSample(samples, v, cfg.keystroke.keep) };
   }
   if (b.pointer) user.pointer = { samples: pushSample(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer.keep) };
 }

@@ -344,6 +344,16 @@ export function templateScore(detector: Detector, samples: readonly Vector[], x:
   return calibrated(anomalyRatio(detector.fit(samples))(x), samples.length, detector.calibration);
 }
 
+/**
+ * Whether keystroke vector `x` is one of the template's samples to the last digit: a person
+ * never types four keys or more to the same millisecond twice (hold, keydown→keydown and
+ * keyup→keydown of each), so an exact copy is a recording of an earlier login, replayed.
+ * Not for pointer summaries: a few mouse moves, rounded, can repeat by chance.
+ */
+export function isReplayed(samples: readonly Vector[], x: Vector): boolean {
+  return samples.some((v) => v.length === x.length && v.every((y, i) => y === x[i]));
+}
+
 /** A keystroke sample as a vector, in seconds, in the CMU column order: H1, DD1, UD1, H2, … Hn. */
 export function keystrokeVector(k: Keystroke): number[] {
   const out: number[] = [];

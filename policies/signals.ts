@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { hourOfWeek, keysOf, RECENT_MS } from './history.ts';
-import { DETECTORS, keystrokeVector, POINTER_DETECTOR, pointerVector, templateScore, type Detector, type Vector } from './keystroke.ts';
+import { DETECTORS, isReplayed, keystrokeVector, POINTER_DETECTOR, pointerVector, templateScore, type Detector, type Vector } from './keystroke.ts';
 import type { ListsPolicy, RiskPolicy } from './schema.ts';
 import type { AddressScope, IpHistory, LoginContext, Seen, UserHistory } from './types.ts';
 
@@ -145,10 +145,13 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   if (provenKey && deviceN.novel !== false) deviceN = novelty(deviceKeys, ctx.deviceKey, n, ctx.ts);
   // WebKit's tracking prevention deletes a site's script-writable storage (IndexedDB, so the
   // device key) after seven days of use without a visit, and keeps its HTTP cookies: there, a
-  // cookie without its key after a week away is expected, not a sign of a copy.
-  const keyMayBeEvicted = (last: number) => ctx.agent.engine === 'WebKit' && ctx.ts - last > WEBKIT_STORAGE_CAP_MS;
+  // cookie without its key after a week away is expected, not a sign of a copy. Only for a
+  // key a WebKit browser proved: the User-Agent of this request is the sender's to choose, so
+  // a cookie copied from another browser does not escape by claiming to be Safari.
+  const keyMayBeEvicted = (k: { last: number; engine?: string | undefined }) => ctx.agent.engine === 'WebKit' && k.engine === 'WebKit'
+    && ctx.ts - k.last > WEBKIT_STORAGE_CAP_MS;
   const unprovenCookie = !provenKey && ctx.deviceId !== undefined
-    && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId && !keyMayBeEvicted(k.last));
+    && Object.values(deviceKeys).some((k) => k.device === ctx.deviceId && !keyMayBeEvicted(k));
 
   const b = ctx.behaviour;
   const cfg = policy.behaviour;
@@ -156,9 +159,12 @@ export function computeSignals(ctx: LoginContext, user: UserHistory, ip: IpHisto
   if (!keystroke && b?.keystroke) {
     const t = user.keystroke;
     // A template of another length is another password: nothing to compare with yet.
+    const x = keystrokeVector(b.keystroke);
     keystroke = t && t.positions === b.keystroke.hold.length
-      ? behaviourScore(t.samples, keystrokeVector(b.keystroke), cfg.keystroke, DETECTORS[cfg.keystroke.detector])
+      ? behaviourScore(t.samples, x, cfg.keystroke, DETECTORS[cfg.keystroke.detector])
       : { score: 0, confidence: 0 };
+    // A replay of a learnt sample is as unlike the user as typing can be: never keystroke_match.
+    if (t && keystroke.confidence > 0 && isReplayed(t.samples, x)) keystroke = { score: 1, confidence: keystroke.confidence };
   }
   const pointer = b?.pointer ? behaviourScore(user.pointer?.samples ?? [], pointerVector(b.pointer), cfg.pointer, POINTER_DETECTOR) : undefined;
 

@@ -97,8 +97,11 @@ export interface UserHistory {
   keystroke?: { positions: number; samples: number[][] } | undefined;
   /** Pointer template: the newest pointer vectors of trusted logins. */
   pointer?: { samples: number[][] } | undefined;
-  /** Device keys proven at trusted logins, by thumbprint, with the device cookie they came with. */
-  deviceKeys?: Record<string, Seen & { device?: string | undefined }> | undefined;
+  /**
+   * Device keys proven at trusted logins, by thumbprint, with the device cookie they came with
+   * and the rendering engine of the browser that proved them (WebKit's storage cap, signals.ts).
+   */
+  deviceKeys?: Record<string, Seen & { device?: string | undefined; engine?: string | undefined }> | undefined;
 }
 
 /** Failed passwords from one IP address (credential stuffing), capped. */

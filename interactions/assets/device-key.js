@@ -22,6 +22,13 @@
   var RECORD = 'v1';
   /** Longest a submit waits for a signature still being made (first visit: a key to generate). */
   var SUBMIT_WAIT_MS = 1500;
+  /**
+   * How long after the form went out a second submit (a double click) is held back: it would
+   * post the same single-use nonce again, which the server refuses as a replay, and the
+   * browser would show the answer to that second post, scored as a copied cookie. After
+   * this, a submit goes out again (the first navigation may have been stopped).
+   */
+  var RESUBMIT_MS = 5000;
 
   var fields = Array.prototype.slice.call(document.querySelectorAll('input[data-device-message]'));
   if (fields.length === 0) return;
@@ -129,7 +136,12 @@
     var waiting = false;
     var released = false;
     var sent = false;
+    var sentAt = -Infinity;
     form.addEventListener('submit', function (event) {
+      if (sent && Date.now() - sentAt < RESUBMIT_MS) {
+        event.preventDefault();
+        return;
+      }
       if (settled || released) return;
       event.preventDefault();
       if (waiting) return;
@@ -144,7 +156,10 @@
     });
     // After every listener of the form: a submit nobody held back goes out.
     window.addEventListener('submit', function (event) {
-      if (event.target === form && !event.defaultPrevented) sent = true;
+      if (event.target === form && !event.defaultPrevented) {
+        sent = true;
+        sentAt = Date.now();
+      }
     });
   });
 }());

@@ -66,7 +66,7 @@ export async function afterEnrolment(
   // it. It counts towards this login's level only where the login needed it and policy let it
   // be enrolled (missing_factor: enroll); an optional enrolment leaves the login at what it
   // proved before (a password alone stays AAL1).
-  if (tx.enrolment === 'required') tx.proven.push({ method: enrolled.method, amr: enrolled.amr, at: enrolled.at });
+  if (tx.enrolment === 'required') tx.proven.push({ method: enrolled.method, amr: enrolled.amr, at: enrolled.at, enrolled: true });
   tx.enrolment = 'done';
   tx.pendingTotp = undefined;
 

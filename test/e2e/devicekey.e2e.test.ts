@@ -98,7 +98,11 @@ describeOrSkip(chromiumMissing, 'device keys in a real browser', () => {
       redirect_uri: REDIRECT_URI, scope: 'openid', nonce: flow.nonce, state: flow.state, prompt: 'login',
       code_challenge: await client.calculatePKCECodeChallenge(flow.verifier), code_challenge_method: 'S256',
     }).href);
-    const proofReady = () => page.waitForFunction('document.querySelector("input[name=device_proof]").value !== ""');
+    // Polled from here, not page.waitForFunction: a string predicate that is not true at
+    // once is evaluated in the page, which its CSP (script-src 'self', no eval) refuses.
+    const proofReady = async () => {
+      for (let i = 0; i < 200 && (await page.inputValue('input[name=device_proof]')) === ''; i += 1) await new Promise((r) => setTimeout(r, 25));
+    };
     if (opts.wrongFirst) {
       await proofReady();
       await page.getByLabel('Username').fill('dora');

@@ -85,6 +85,21 @@ for (const store of STORES) {
       assert.equal((await srv.storage.accounts.findByUsername('gina'))!.passwordHash, before, 'unchanged');
     });
 
+    it('starts the keystroke template afresh at user passwd, keeping the rest of the history', async () => {
+      assert.equal((await idp(srv.env, ['user', 'add', 'ivo', '--password-stdin'], PASSWORD)).code, 0);
+      const id = (await srv.storage.accounts.findByUsername('ivo'))!.id;
+      // The typing of the old password: a new one of the same length is another rhythm, which
+      // the old template would score as someone else's until it was replaced.
+      const template = { positions: 12, samples: [Array.from({ length: 34 }, () => 0.1)] };
+      await srv.storage.risk.putUser(id, { v: 1, trusted: 3, hours: [], keystroke: template, pointer: { samples: [[1, 2, 3]] } });
+      const changed = await idp(srv.env, ['user', 'passwd', 'ivo', '--password-stdin'], 'another password nobody has\n');
+      assert.equal(changed.code, 0, changed.stderr);
+      const h = (await srv.storage.risk.getUser(id)) as { trusted: number; keystroke?: unknown; pointer?: unknown };
+      assert.equal(h.keystroke, undefined, 'the old password\'s typing is forgotten');
+      assert.equal(h.trusted, 3);
+      assert.deepEqual(h.pointer, { samples: [[1, 2, 3]] }, 'the pointer is not the password\'s');
+    });
+
     it('logs in under the same normalisation user add applied', async () => {
       const added = await idp(srv.env, ['user', 'add', 'Ｈｅｌｇａ', '--password-stdin'], PASSWORD);
       assert.equal(added.code, 0, added.stderr);

@@ -110,6 +110,9 @@ describe('behavioural field parsing', () => {
     }
     // JSON has no NaN or Infinity: 1e999 parses as Infinity, which is refused.
     assert.equal(parseBehaviour(json(SAMPLE).replace('"hold":[80', '"hold":[1e999'), PASSWORD.length), undefined);
+    // The script sends whole milliseconds: a fraction is a forgery (a replay nudged below what
+    // anyone can type, keystroke.ts isReplayed).
+    assert.equal(parseBehaviour(json(withHold(0, 80.0001)), PASSWORD.length), undefined, 'a fractional millisecond');
   });
 
   it('gives no sample when dd is not hold + ud, or the arrays do not line up', () => {

@@ -92,6 +92,22 @@ describe('device keys in the engine', () => {
     assert.ok(!factors(a).includes('device_proven') && !factors(a).includes('device_unproven'), factors(a).join(', '));
   });
 
+  it("Safari's 7-day storage cap: its cookie without its key after a week away is expected; another engine's, or sooner, is not", () => {
+    const SAFARI = parseAgent('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15');
+    const DAY = 86_400_000;
+    const safariUser = emptyUserHistory();
+    for (let i = 0; i < 5; i += 1) {
+      observe(safariUser, emptyIpHistory(), ctx({ ts: T0 - (5 - i) * DAY, agent: SAFARI, deviceKey: KEY }), { kind: 'password_ok', decision: 'allow' }, policy.risk);
+    }
+    const cookieOnly = (h: UserHistory, days: number, agent = SAFARI) =>
+      computeSignals(ctx({ ts: T0 + days * DAY, agent }), structuredClone(h), emptyIpHistory(), policy.risk, policy.lists).device.unprovenCookie;
+    assert.equal(cookieOnly(safariUser, 8), false, 'WebKit deleted the key after 7 days without a visit');
+    assert.equal(cookieOnly(safariUser, 2), true, 'within the week the key should still be there');
+    // A Firefox user's key is not subject to WebKit's cap: a copied cookie sent with a Safari
+    // User-Agent (which the attacker chooses) after a week is still a cookie without its key.
+    assert.equal(cookieOnly(history, 8, SAFARI), true, 'the key was made by a browser WebKit does not govern');
+  });
+
   it('never judges devices of a user whose browsers never proved a key (no WebCrypto)', () => {
     const h = emptyUserHistory();
     for (let i = 0; i < 5; i += 1) observe(h, emptyIpHistory(), ctx({ ts: T0 - (5 - i) * 86_400_000 }), { kind: 'password_ok', decision: 'allow' }, policy.risk);

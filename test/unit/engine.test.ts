@@ -154,6 +154,21 @@ describe('risk engine', () => {
       assert.equal(a.reasons[0]!.factor, 'impossible_travel', 'largest contribution first');
     });
 
+    it('does not call travel impossible to a city the user has signed in from before (except_known_city), and does without the exception', () => {
+      // A Londoner who has signed in from Sydney before; an hour after a London login, Sydney again.
+      const h = londoner(rulesOnly);
+      observe(h, emptyIpHistory(), ctx({ ts: T0 - 20 * 86_400_000, ip: '1.1.1.1', place: SYDNEY }), { kind: 'password_ok', decision: 'allow' }, rulesOnly.risk);
+      observe(h, emptyIpHistory(), ctx({ ts: T0 - 3_600_000 }), { kind: 'password_ok', decision: 'allow' }, rulesOnly.risk);
+      const c = ctx({ ip: '1.1.1.1', place: SYDNEY });
+      const fires = (p: CompiledPolicy, user: UserHistory) => scoreLogin(c, computeSignals(c, structuredClone(user), emptyIpHistory(), p.risk, p.lists), p).reasons.some((r) => r.factor === 'impossible_travel');
+      assert.equal(fires(rulesOnly, h), false, 'a known city');
+      const homebody = londoner(rulesOnly);
+      observe(homebody, emptyIpHistory(), ctx({ ts: T0 - 3_600_000 }), { kind: 'password_ok', decision: 'allow' }, rulesOnly.risk);
+      assert.equal(fires(rulesOnly, homebody), true, 'an unknown city, as fast');
+      const strict = loadPolicy(makePolicyDir((f) => { f.risk.model.weight = 0; f.risk.factors.impossible_travel.except_known_city = false; }));
+      assert.equal(fires(strict, h), true, 'without the exception');
+    });
+
     it('does not call everything new for a user without history', () => {
       const a = scoreLogin(ctx(), computeSignals(ctx(), emptyUserHistory(), emptyIpHistory(), rulesOnly.risk, rulesOnly.lists), rulesOnly);
       assert.equal(a.reasons.filter((r) => r.factor.startsWith('new_')).length, 0);

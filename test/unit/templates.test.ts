@@ -79,6 +79,27 @@ describe('behavioural templates', () => {
     assert.deepEqual([user.keystroke!.positions, user.keystroke!.samples.length], [12, 1]);
   });
 
+  it('refuses a sample identical to one it learnt (a replay of a captured login), and does not learn it twice', () => {
+    const rng = new Rng(5);
+    const genuine = typist(rng, 100, 150);
+    const user = emptyUserHistory();
+    const ip = emptyIpHistory();
+    const learnt: Behaviour[] = [];
+    for (let i = 0; i < 8; i += 1) {
+      learnt.push(genuine());
+      observe(user, ip, ctx(T0 + i * 3_600_000, learnt[i]), { kind: 'password_ok', decision: 'allow', level: 'low' }, policy.risk);
+    }
+    const at = T0 + 9 * 3_600_000;
+    const own = computeSignals(ctx(at, genuine()), user, ip, policy.risk, policy.lists).keystroke!;
+    assert.ok(own.score <= 0.5 && own.confidence === 1, `the user's own new sample looks like them: ${JSON.stringify(own)}`);
+    // Nobody types ten keys to the same millisecond twice: an exact copy is a recording.
+    const replay = computeSignals(ctx(at, structuredClone(learnt[6])), user, ip, policy.risk, policy.lists).keystroke!;
+    assert.deepEqual(replay, { score: 1, confidence: 1 }, 'a replayed sample is as unlike the user as can be, never a match');
+    const before = structuredClone(user.keystroke);
+    observe(user, ip, ctx(at, structuredClone(learnt[7])), { kind: 'password_ok', decision: 'allow', level: 'low' }, policy.risk);
+    assert.deepEqual(user.keystroke, before, 'a copy does not join the template');
+  });
+
   it('replays recorded samples through the templates: an impostor scores higher than the user', () => {
     const rng = new Rng(11);
     const genuine = typist(rng, 100, 150);
