@@ -12,9 +12,11 @@
  *
  * Every attempt is counted before the password is checked, in one atomic step with the
  * limit and the delay check (AttemptStore.reserve). The delay is derived from the count and
- * the time of the previous counted attempt, so it applies the moment an attempt is
- * reserved, not after its password check: 100 parallel attempts get at most the free
- * allowance verified. A refused attempt is not counted: flooding cannot extend a lockout.
+ * the time of the newest counted attempt, so it applies the moment an attempt is
+ * reserved, not after its password check: of 100 parallel attempts at most the free
+ * allowance is verified, and a further one only once its delay since the newest counted
+ * attempt has passed (which a burst the server takes longer than that to read may reach).
+ * A refused attempt is not counted: flooding cannot extend a lockout.
  *
  * Counters are reset (and the IP's count refunded) only by `succeeded`, which the finish
  * step calls after the whole login succeeded, never on a right password alone.

@@ -244,8 +244,11 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
     clientList: q('SELECT * FROM clients ORDER BY client_id'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
+    // last_at never goes back: a caller's clock is read before its turn at the lock, so an
+    // attempt stamped earlier may be counted after a later one, and the delay runs from the
+    // newest counted attempt (a fresh start is always newer than the stale last_at).
     attemptUpsert: q(`INSERT INTO attempts (key, count, last_at) VALUES (?, ?, ?)
-                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = excluded.last_at`),
+                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = MAX(last_at, excluded.last_at)`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
     oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed)

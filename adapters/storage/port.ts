@@ -70,8 +70,10 @@ export function nextAttemptAt(count: number, lastAt: number, waitMs: (count: num
  * attempt in one atomic step, before the password is checked, so parallel attempts can
  * neither be lost nor slip past the limit or the delay (ARCHITECTURE.md "Storage"; also
  * across instances sharing one MongoDB). The delay is derived from the count and the time
- * of the last counted attempt, never written after the check: 100 parallel attempts see the
- * delay of each other's reservations, so at most the free allowance is ever verified.
+ * of the newest counted attempt, never written after the check: 100 parallel attempts see the
+ * delay of each other's reservations, so beyond the free allowance an attempt is admitted
+ * only once its delay since the newest counted one has passed, whichever order the
+ * callers' clocks were read and their attempts counted in.
  */
 export interface AttemptStore {
   reserve(key: string, opts: ReserveOptions): Promise<AttemptReservation>;

@@ -110,6 +110,45 @@ for (const store of STORES) {
         assert.equal((await s.attempts.get('kburst', now, Infinity)).count, admitted, 'refused attempts are not counted');
       });
 
+      it('never admits a sixth of 100 parallel attempts, burst after burst: a limit of 5, then 5 free with clocks out of order', async () => {
+        // Repeated: a race that lets one attempt too many through shows in some bursts only.
+        for (let burst = 0; burst < 5; burst += 1) {
+          const r = await Promise.all(Array.from({ length: 100 }, () => s.attempts.reserve(`klim${burst}`, opts(5))));
+          const admitted = r.filter((x) => x.allowed).length;
+          assert.ok(admitted <= 5, `burst ${burst}: ${admitted} of 100 parallel attempts admitted against a limit of 5`);
+          if (store.kind === 'embedded') assert.equal(admitted, 5);
+          assert.equal((await s.attempts.get(`klim${burst}`, Date.now(), Infinity)).count, admitted, 'refused attempts are not counted');
+        }
+        for (let burst = 0; burst < 5; burst += 1) {
+          // Each caller read its clock at a different moment (up to 300 ms apart, in no
+          // particular order), as requests do that reach the store at different speeds: all
+          // inside the 1 s the sixth must wait, so five at most.
+          const base = Date.now();
+          const r = await Promise.all(Array.from({ length: 100 }, () => s.attempts.reserve(`kjit${burst}`, {
+            now: base + crypto.randomInt(300), max: 100, windowMs: Infinity, waitMs: progressive(5),
+          })));
+          const admitted = r.filter((x) => x.allowed).length;
+          assert.ok(admitted <= 5, `burst ${burst}: ${admitted} of 100 parallel attempts admitted; the free allowance is 5`);
+          if (store.kind === 'embedded') assert.equal(admitted, 5);
+          assert.equal((await s.attempts.get(`kjit${burst}`, Date.now(), Infinity)).count, admitted, 'refused attempts are not counted');
+        }
+      });
+
+      it('runs the delay from the newest counted attempt, whichever was counted last', async () => {
+        const now = Date.now();
+        const wait = progressive(2);
+        // Two free attempts, the one stamped later counted first (its caller read its clock
+        // later but reached the store sooner).
+        assert.ok((await s.attempts.reserve('korder', { now: now + 900, max: 100, windowMs: Infinity, waitMs: wait })).allowed);
+        assert.ok((await s.attempts.reserve('korder', { now: now + 100, max: 100, windowMs: Infinity, waitMs: wait })).allowed);
+        // The third waits 1 s from the newest (now + 900), not from the one counted last.
+        const early = await s.attempts.reserve('korder', { now: now + 1150, max: 100, windowMs: Infinity, waitMs: wait });
+        assert.equal(early.allowed, false, 'admitted 250 ms after an attempt, inside its 1 s delay');
+        assert.equal(early.blockedUntil, now + 1900);
+        assert.deepEqual(await s.attempts.get('korder', now + 1150, Infinity, wait), { count: 2, blockedUntil: now + 1900 });
+        assert.ok((await s.attempts.reserve('korder', { now: now + 1900, max: 100, windowMs: Infinity, waitMs: wait })).allowed);
+      });
+
       it('never refuses a free attempt because a parallel one stamped a later time', async () => {
         const now = Date.now();
         assert.ok((await s.attempts.reserve('kskew', { now: now + 50, max: 100, windowMs: Infinity, waitMs: progressive(5) })).allowed);
