@@ -32,6 +32,7 @@ import { loadPolicy } from '../../policies/policy.ts';
 import { parseAgent } from '../../policies/ua.ts';
 import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
 import { DETECTORS, POINTER_DETECTOR, templateScore, type Detector } from '../../policies/keystroke.ts';
+import type { Behaviour } from '../../policies/behaviour.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -304,7 +305,55 @@ function behaviourBench() {
   for (const r of [
     measure(`keystroke ${detector.name} ${keep}×31`, detector, keystroke, keep),
     measure(`pointer ${POINTER_DETECTOR.name} ${policy.risk.behaviour.pointer.keep}×8`, POINTER_DETECTOR, pointer, policy.risk.behaviour.pointer.keep),
-  ]) console.log(`templateScore, ${r.name}, 20,000 runs: p50 ${us(r.p50)}, p99 ${us(r.p99)}, CPU ${us(r.cpu)} a call  (target: both together ≤ 0.2 ms p99)`);
+  ]) console.log(`templateScore, ${r.name}, 20,000 runs: p50 ${us(r.p50)}, p99 ${us(r.p99)}, CPU ${us(r.cpu)} a call`);
+  assessmentWithBehaviour(policy.dir);
+}
+
+/**
+ * What the target is about: one assessment (assess(), the shipped policy and model) of a
+ * user with full keystroke and pointer templates, with the login's samples and without them,
+ * interleaved so both see the same machine; p99 of each and the difference.
+ */
+function assessmentWithBehaviour(dir: string) {
+  const policy = loadPolicy(dir);
+  const { keep } = policy.risk.behaviour.keystroke;
+  // One typist, 11 positions (31 features, as the CMU data): whole ms around their own means.
+  const holds = Array.from({ length: 11 }, () => 70 + Math.random() * 60);
+  const gaps = Array.from({ length: 10 }, () => 60 + Math.random() * 200);
+  const noisy = (m: number) => Math.round(m * Math.exp((Math.random() - 0.5) * 0.3));
+  const sample = (): Behaviour => {
+    const hold = holds.map(noisy);
+    const ud = gaps.map(noisy);
+    return {
+      v: 1, keystroke: { hold, ud, dd: ud.map((u, i) => u + hold[i]!) },
+      pointer: { moves: 200, distance: 3000 + Math.random() * 500, duration: 4000, speedMean: 0.8 + Math.random() * 0.1, speedSd: 0.4, accelMean: 0.01, curvatureMean: 0.3, straightness: 0.8, pauses: 3, clicks: 1, clickDwellMean: 90 + Math.random() * 20 },
+    };
+  };
+  const place = { scope: 'public' as const, country: 'GB', region: 'England', city: 'London', lat: 51.5, lon: -0.12, asn: 2856 };
+  const agent = parseAgent('Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0');
+  const t0 = Date.parse('2026-03-02T09:00:00Z');
+  const ctx = (i: number, behaviour?: Behaviour) => ({ ts: t0 + i * 3_600_000, user: 'u', ip: '81.2.69.142', place, agent, deviceId: 'd', clientId: 'web', scopes: ['openid'], behaviour });
+  const user = emptyUserHistory();
+  const ip = emptyIpHistory();
+  for (let i = 0; i < keep + 5; i += 1) observe(user, ip, ctx(i, sample()), { kind: 'password_ok', decision: 'allow', level: 'low' }, policy.risk);
+  const samples = Array.from({ length: 500 }, sample);
+  const at = t0 + (keep + 10) * 3_600_000;
+  const once = (b: Behaviour | undefined) => {
+    const s0 = performance.now();
+    assess({ context: { ...ctx(0, b), ts: at }, user, ip, policy, amr: ['pwd'] });
+    return performance.now() - s0;
+  };
+  for (let i = 0; i < 2000; i += 1) once(i % 2 ? samples[i % samples.length] : undefined);
+  const withB: number[] = [];
+  const without: number[] = [];
+  for (let i = 0; i < 20_000; i += 1) {
+    withB.push(once(samples[i % samples.length]));
+    without.push(once(undefined));
+  }
+  withB.sort((a, b) => a - b);
+  without.sort((a, b) => a - b);
+  const us = (x: number) => `${(x * 1000).toFixed(1)} µs`;
+  console.log(`assess() with full keystroke (${keep}×31) and pointer templates, 20,000 runs each, interleaved: with the samples p50 ${us(pct(withB, 50))} p99 ${us(pct(withB, 99))}; without p50 ${us(pct(without, 50))} p99 ${us(pct(without, 99))}; added at p99 ${us(pct(withB, 99) - pct(without, 99))} (target ≤ 0.2 ms)`);
 }
 
 /** The simulator over BENCH_SIM_EVENTS synthetic events (default 1,000,000), one process. */

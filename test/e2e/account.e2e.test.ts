@@ -57,7 +57,7 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
     results.push(...await checkPage(page, 'account-empty'));
 
     await page.getByRole('button', { name: 'Add a passkey' }).click();
-    await page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await page.waitForSelector('button[data-passkey]:not([disabled])');
     results.push(...await checkPage(page, 'account-add-passkey'));
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await page.waitForSelector('text=Your passkey is on.');
@@ -72,7 +72,7 @@ describeOrSkip(chromiumMissing, 'account page in a real browser', () => {
     await page.getByRole('button', { name: 'Add an authenticator app' }).click();
     await page.waitForSelector('text=Confirm it is you');
     assert.equal(await page.getByLabel('Password').count(), 0);
-    await page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await page.waitForSelector('button[data-passkey]:not([disabled])');
     await page.getByRole('button', { name: 'Use a passkey' }).click();
     await page.waitForURL(/\/account\/totp\?done=confirmed$/);
     results.push(...await checkPage(page, 'account-add-app'));

@@ -37,7 +37,7 @@ async function signIn(page: Page, username: string, password: string) {
 
 /** Waits until the passkey button's script has run: the button is checked as users see it. */
 async function passkeyReady(page: Page) {
-  await page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+  await page.waitForSelector('button[data-passkey]:not([disabled])');
 }
 
 describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', () => {

@@ -71,7 +71,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
     h.ceremony = { kind: 'register', account: alice, enrolledVia: 'self' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     const button = tab.page.getByRole('button', { name: 'Create a passkey' });
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.screenshot({ path: path.join(ARTIFACTS, 'passkey-register.png') });
     await button.click();
     await tab.page.waitForURL(`${h.url}/done`);
@@ -84,7 +84,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
 
     h.ceremony = { kind: 'authenticate', userVerification: 'required' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.screenshot({ path: path.join(ARTIFACTS, 'passkey-signin.png') });
     await tab.page.getByRole('button', { name: 'Use a passkey' }).click();
     await tab.page.waitForURL(`${h.url}/done`);
@@ -101,11 +101,11 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
     const tab = await openTab(browser, { authenticator: {} });
     h.ceremony = { kind: 'register', account: { ...alice, id: crypto.randomUUID(), username: 'carol' }, enrolledVia: 'self' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Create a passkey' }).click();
     await tab.page.waitForURL(`${h.url}/done`);
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Create a passkey' }).click();
     const status = tab.page.locator('[data-passkey-status]');
     await status.waitFor({ state: 'visible' });
@@ -134,7 +134,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
     const tab = await openTab(browser, { authenticator: { hasResidentKey: false } });
     h.ceremony = { kind: 'authenticate', accountId: alice.id };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Use a passkey' }).click();
     const status = tab.page.locator('[data-passkey-status]');
     await status.waitFor({ state: 'visible', timeout: 20_000 });
@@ -150,7 +150,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
     const tab = await openTab(browser, { authenticator: { hasUserVerification: false } });
     h.ceremony = undefined; // not at a passkey step: the options request is refused
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Use a passkey' }).click();
     const status = tab.page.locator('[data-passkey-status]');
     await status.waitFor({ state: 'visible' });
@@ -159,7 +159,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
     const dave = { id: crypto.randomUUID(), username: 'dave', name: undefined };
     h.ceremony = { kind: 'register', account: dave, enrolledVia: 'self' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Create a passkey' }).click();
     await tab.page.waitForURL(`${h.url}/done`);
     assert.equal((await h.factors.list(dave.id))[0]?.webauthn?.userVerified, false);
@@ -172,7 +172,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
       return { kind: 'authenticate', accountId: dave.id, userVerification: asked <= 2 ? 'preferred' : 'required' };
     };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
-    await tab.page.waitForFunction('!document.querySelector("button[data-passkey]").disabled');
+    await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
     await tab.page.getByRole('button', { name: 'Use a passkey' }).click();
     await tab.page.locator('[data-passkey-status][role=alert]').waitFor();
     assert.equal(h.failures.length, 1);
