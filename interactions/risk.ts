@@ -193,9 +193,13 @@ export class RiskService {
    */
   async session(a: AttemptInfo, opts: AssessOptions, ts = Date.now()): Promise<RiskResult> {
     const policy = this.#policies.current();
-    const deviceKey = a.deviceKey ?? (opts.sessionAuthTime !== undefined ? await this.sessionDeviceKey(a.user, opts.sessionAuthTime, a.deviceId) : undefined);
-    const ctx = this.#context({ ...a, deviceKey }, ts);
-    const h = await this.#histories(ctx, policy);
+    // The histories are read by account and address only: in parallel with the login record.
+    const base = this.#context(a, ts);
+    const [deviceKey, h] = await Promise.all([
+      a.deviceKey ?? (opts.sessionAuthTime !== undefined ? this.sessionDeviceKey(a.user, opts.sessionAuthTime, a.deviceId) : undefined),
+      this.#histories(base, policy),
+    ]);
+    const ctx = { ...base, deviceKey };
     const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
     this.#decided(a, assessment, decision, monitor, undefined);
     return { assessment, decision, monitor, policy, eventId: undefined, context: ctx };

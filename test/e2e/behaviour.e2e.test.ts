@@ -16,7 +16,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip } from '../helpers/env.ts';
 import { makePolicyDir } from '../helpers/policy.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, stubCallback } from '../helpers/chromium.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
 
 const PASSWORD = 'Quokka-Lime-729';
@@ -113,7 +113,7 @@ describeOrSkip(chromiumMissing, 'behavioural capture in a real browser', () => {
     const page = await context.newPage();
     const csp: string[] = [];
     page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) csp.push(m.text()); });
-    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' }));
+    await stubCallback(page, REDIRECT_URI);
     await page.goto(client.buildAuthorizationUrl(config, {
       redirect_uri: REDIRECT_URI, scope: 'openid', state: client.randomState(), prompt: 'login',
       code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',

@@ -20,7 +20,7 @@ import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, reachCallback, stubCallback } from '../helpers/chromium.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -73,7 +73,7 @@ describeOrSkip(chromiumMissing, 'device keys in a real browser', () => {
     tabs.push(tab);
     page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) tab.problems.push(m.text()); });
     page.on('pageerror', (e) => tab.problems.push(e.message));
-    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' }));
+    await stubCallback(page, REDIRECT_URI);
     return tab;
   }
 
@@ -114,13 +114,7 @@ describeOrSkip(chromiumMissing, 'device keys in a real browser', () => {
     await page.getByLabel('Username').fill('dora');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByLabel('Password').press('Enter');
-    const allow = page.getByRole('button', { name: 'Allow' });
-    const reached = page.getByText('callback reached');
-    await allow.or(reached).waitFor();
-    if (await allow.isVisible()) {
-      await allow.click();
-      await reached.waitFor();
-    }
+    await reachCallback(page);
     const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
       pkceCodeVerifier: flow.verifier, expectedNonce: flow.nonce, expectedState: flow.state,
     });

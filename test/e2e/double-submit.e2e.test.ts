@@ -11,7 +11,7 @@ import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, reachCallback, stubCallback } from '../helpers/chromium.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -32,7 +32,7 @@ describeOrSkip(chromiumMissing, 'a double submit of the sign-in form in a real b
     browser = await launchChromium();
     context = await browser.newContext();
     page = await context.newPage();
-    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' }));
+    await stubCallback(page, REDIRECT_URI);
   });
   after(async () => {
     await context?.close();
@@ -66,13 +66,7 @@ describeOrSkip(chromiumMissing, 'a double submit of the sign-in form in a real b
       await new Promise((r) => setTimeout(r, 60));
       await page.mouse.click(x, y);
     }
-    const allow = page.getByRole('button', { name: 'Allow' });
-    const reached = page.getByText('callback reached');
-    await allow.or(reached).waitFor();
-    if (await allow.isVisible()) {
-      await allow.click();
-      await reached.waitFor();
-    }
+    await reachCallback(page);
     return posts;
   }
 

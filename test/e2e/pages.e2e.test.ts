@@ -16,7 +16,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
 import { makePolicyDir } from '../helpers/policy.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, stubCallback } from '../helpers/chromium.ts';
 import { checkPage, PHONE, violationsOf, type Checked } from '../helpers/axe.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -66,7 +66,7 @@ describeOrSkip(chromiumMissing, 'every page, light and dark, at phone width', ()
     browser = await launchChromium();
     context = await browser.newContext({ viewport: PHONE });
     page = await context.newPage();
-    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' }));
+    await stubCallback(page, REDIRECT_URI);
   });
   after(async () => {
     await context?.close();

@@ -23,7 +23,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
 import { rulesOnlyPolicy } from '../helpers/policy.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, reachCallback, stubCallback } from '../helpers/chromium.ts';
 import { checkPage, PHONE, violationsOf, type Checked } from '../helpers/axe.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -80,7 +80,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
     tabs.push(tab);
     page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) tab.problems.push(m.text()); });
     page.on('pageerror', (e) => tab.problems.push(e.message));
-    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'callback reached' }));
+    await stubCallback(page, REDIRECT_URI);
     if (opts.authenticator) {
       // A platform authenticator with a PIN or biometric (user verification) that keeps
       // discoverable credentials: what a phone or laptop passkey is.
@@ -109,13 +109,7 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
   /** Waits for the RP's callback (allowing the consent of a first authorization) and exchanges the code. */
   async function tokens(tab: Tab, flow: Flow) {
     const { page } = tab;
-    const allow = page.getByRole('button', { name: 'Allow' });
-    const reached = page.getByText('callback reached');
-    await allow.or(reached).waitFor();
-    if (await allow.isVisible()) {
-      await allow.click();
-      await reached.waitFor();
-    }
+    await reachCallback(page);
     const t = await client.authorizationCodeGrant(config, new URL(page.url()), {
       pkceCodeVerifier: flow.verifier, expectedNonce: flow.nonce, expectedState: flow.state,
     });
