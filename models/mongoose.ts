@@ -3,6 +3,7 @@
  * Shapes only; behaviour lives in adapters/storage/mongo.ts.
  */
 import { Schema, type Connection } from 'mongoose';
+import type { ProfileClaims } from './types.ts';
 
 export interface AccountDoc {
   _id: string;
@@ -14,6 +15,8 @@ export interface AccountDoc {
   name?: string | null;
   passwordHash: string;
   trustedDevices: string[];
+  directory?: { name: string; id: string; dn: string; syncedAt: Date } | null;
+  claims?: ProfileClaims | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -69,6 +72,8 @@ const accountSchema = new Schema<AccountDoc>(
     name: String,
     passwordHash: { type: String, required: true },
     trustedDevices: { type: [String], default: [] },
+    directory: { type: { _id: false, name: String, id: String, dn: String, syncedAt: Date }, default: undefined },
+    claims: { type: Schema.Types.Mixed, default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },

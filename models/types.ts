@@ -20,9 +20,45 @@ export interface Account {
   updatedAt: Date;
   /** Device ids (from the signed device cookie) that completed a login on this account. */
   trustedDevices: string[];
+  /**
+   * Set for an account linked to a directory entry (just-in-time, at its first sign-in). The
+   * account's id derives from (directory, id), the entry's immutable id, never from its
+   * username, so a rename keeps the same `sub`. Such an account has no local password.
+   */
+  directory?: DirectoryLink | undefined;
+  /** Claims mapped from the directory at the last sign-in (beside email and name above). */
+  claims?: ProfileClaims | undefined;
+}
+
+export interface DirectoryLink {
+  /** The directory's configured name. */
+  name: string;
+  /** entryUUID (RFC 4530) or objectGUID (as its GUID string). */
+  id: string;
+  /** DN at the last sign-in (for the log; the id is what identifies). */
+  dn: string;
+  /** Last time the entry was read at a sign-in. */
+  syncedAt: Date;
+}
+
+/** OIDC Core §5.1 claims other than email/name, and `groups`. */
+export interface ProfileClaims {
+  given_name?: string | undefined;
+  family_name?: string | undefined;
+  preferred_username?: string | undefined;
+  groups?: string[] | undefined;
 }
 
 export type NewAccount = Omit<Account, 'createdAt' | 'updatedAt' | 'trustedDevices'>;
+
+/** What a sign-in refreshes of a directory-linked account. */
+export interface DirectoryProfile {
+  directory: DirectoryLink;
+  email?: string | undefined;
+  emailVerified: boolean;
+  name?: string | undefined;
+  claims: ProfileClaims;
+}
 
 /**
  * A registered relying party, stored as OIDC Dynamic Client Registration metadata

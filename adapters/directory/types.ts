@@ -122,13 +122,13 @@ export type UnavailableKind = 'connect' | 'tls' | 'timeout' | 'service_bind' | '
 
 export class DirectoryUnavailableError extends Error {
   override name = 'DirectoryUnavailableError';
-  constructor(
-    readonly directory: string,
-    readonly kind: UnavailableKind,
-    /** Safe to log: never a password, never a bind DN's password. */
-    detail: string,
-  ) {
+  readonly directory: string;
+  readonly kind: UnavailableKind;
+  /** `detail` is safe to log: never a password, never the service account's password. */
+  constructor(directory: string, kind: UnavailableKind, detail: string) {
     super(`directory ${directory} unavailable (${kind}): ${detail}`);
+    this.directory = directory;
+    this.kind = kind;
   }
 }
 

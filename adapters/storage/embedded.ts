@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS accounts (
   password_hash TEXT NOT NULL,
   trusted_devices TEXT NOT NULL DEFAULT '[]',
   created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  directory TEXT,
+  claims TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS clients (
   client_id TEXT PRIMARY KEY,
@@ -119,6 +121,10 @@ function isUniqueViolation(err: unknown): boolean {
   return code === 2067 || code === 1555;
 }
 
+function toLink(j: Record<string, unknown>): DirectoryLink {
+  return { name: j.name as string, id: j.id as string, dn: j.dn as string, syncedAt: new Date(j.syncedAt as string) };
+}
+
 function toAccount(r: Row): Account {
   return {
     id: r.id as string,
@@ -128,6 +134,8 @@ function toAccount(r: Row): Account {
     name: (r.name as string | null) ?? undefined,
     passwordHash: r.password_hash as string,
     trustedDevices: JSON.parse(r.trusted_devices as string) as string[],
+    ...(r.directory ? { directory: toLink(JSON.parse(r.directory as string) as Record<string, unknown>) } : {}),
+    ...(r.claims ? { claims: JSON.parse(r.claims as string) as ProfileClaims } : {}),
     createdAt: new Date(r.created_at as number),
     updatedAt: new Date(r.updated_at as number),
   };
@@ -176,6 +184,14 @@ function toFactor(r: Row, used: (factorId: string) => { hash: string; at: Date }
     ...(data.webauthn ? { webauthn: data.webauthn } : {}),
     ...(data.recovery ? { recovery: { hashes: data.recovery.hashes, used: used(r.id as string) } } : {}),
   };
+}
+
+/** Files made before directory links (issue 9) get the two columns; idempotent, in one write transaction. */
+function migrateDirectoryColumns(db: DatabaseSync, immediate: <T>(fn: () => T) => T): void {
+  immediate(() => {
+    const columns = new Set((db.prepare('PRAGMA table_info(accounts)').all() as Row[]).map((c) => c.name as string));
+    for (const c of ['directory', 'claims']) if (!columns.has(c)) db.exec(`ALTER TABLE accounts ADD COLUMN ${c} TEXT`);
+  });
 }
 
 /**
@@ -230,10 +246,12 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     }
   };
   migrateSkeletons(db, immediate);
+  migrateDirectoryColumns(db, immediate);
 
   const stmt = {
-    accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    accountSync: q('UPDATE accounts SET directory = ?, email = ?, email_verified = ?, name = ?, claims = ?, updated_at = ? WHERE id = ?'),
+    accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at, directory, claims)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     accountById: q('SELECT * FROM accounts WHERE id = ?'),
     accountByName: q('SELECT * FROM accounts WHERE username = ?'),
     accountList: q('SELECT * FROM accounts ORDER BY username'),
@@ -307,7 +325,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async create(a: NewAccount) {
         const now = Date.now();
         try {
-          stmt.accountInsert.run(a.id, a.username, usernameSkeleton(a.username), a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now);
+          stmt.accountInsert.run(a.id, a.username, usernameSkeleton(a.username), a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now,
+            a.directory ? JSON.stringify(a.directory) : null, a.claims ? JSON.stringify(a.claims) : null);
         } catch (err) {
           if (isUniqueViolation(err)) {
             const taken = stmt.accountByName.get(a.username) !== undefined || stmt.accountById.get(a.id) !== undefined;
@@ -339,6 +358,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           devices.push(deviceId);
           stmt.accountSetDevices.run(JSON.stringify(devices.slice(-keep)), id);
         });
+      },
+      async syncDirectoryProfile(id, p) {
+        stmt.accountSync.run(JSON.stringify(p.directory), p.email ?? null, p.emailVerified ? 1 : 0, p.name ?? null, JSON.stringify(p.claims), Date.now(), id);
       },
     },
     clients: {

@@ -45,6 +45,8 @@ function toAccount(d: AccountDoc): Account {
     name: d.name ?? undefined,
     passwordHash: d.passwordHash,
     trustedDevices: [...(d.trustedDevices ?? [])],
+    ...(d.directory ? { directory: { ...d.directory, syncedAt: new Date(d.directory.syncedAt) } } : {}),
+    ...(d.claims ? { claims: d.claims } : {}),
     createdAt: new Date(d.createdAt),
     updatedAt: new Date(d.updatedAt),
   };
@@ -262,6 +264,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           const doc = await Account.create({
             _id: a.id, username: a.username, skeleton: usernameSkeleton(a.username), email: a.email, emailVerified: a.emailVerified, name: a.name,
             passwordHash: a.passwordHash, trustedDevices: [], createdAt: now, updatedAt: now,
+            ...(a.directory ? { directory: a.directory } : {}), ...(a.claims ? { claims: a.claims } : {}),
           });
           return toAccount(doc.toObject());
         } catch (err) {
@@ -296,6 +299,11 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         if (!d) return;
         const devices = [...(d.trustedDevices ?? []).filter((x) => x !== deviceId), deviceId].slice(-keep);
         await Account.updateOne({ _id: id }, { $set: { trustedDevices: devices } });
+      },
+      async syncDirectoryProfile(id, p) {
+        await Account.updateOne({ _id: id }, {
+          $set: { directory: p.directory, email: p.email ?? null, emailVerified: p.emailVerified, name: p.name ?? null, claims: p.claims, updatedAt: new Date() },
+        });
       },
     },
     clients: {

@@ -4,7 +4,7 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
-import type { Account, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -33,6 +33,8 @@ export interface AccountStore {
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Adds a device id to the account's recognised devices, keeping the newest `keep`. */
   addTrustedDevice(id: string, deviceId: string, keep: number): Promise<void>;
+  /** Refreshes a directory-linked account's link and claims (at each of its sign-ins). */
+  syncDirectoryProfile(id: string, profile: DirectoryProfile): Promise<void>;
 }
 
 export interface ClientStore {
