@@ -91,7 +91,7 @@ export function filterTemplateProblem(template: string, allowed: readonly string
       depth += 1;
     } else if (c === ')') {
       depth -= 1;
-      if (depth < 0) return `has an unmatched ) at character ${i + 1}`;
+      if (depth === 0 && bare[i + 1] === ')') return `has an unmatched ) at character ${i + 2}`;
       if (depth === 0 && i !== bare.length - 1) return 'must be one filter: combine several with (&…) or (|…)';
     }
   }
