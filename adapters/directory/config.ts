@@ -208,19 +208,22 @@ function checkDn(value: string, key: (string | number)[], problem: Problem, allo
   }
 }
 
-/** URL checks: scheme, host, nothing after the port (an LDAP URL's DN or filter would be ignored). */
+/**
+ * URL checks: scheme, host, nothing after the port (an LDAP URL's DN or filter would be
+ * ignored). Messages do not repeat the URL: one written with credentials would leak them.
+ */
 function checkUrl(raw: string, key: (string | number)[], problem: Problem): 'ldap' | 'ldaps' | undefined {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return void problem(key, `"${raw}" is not a URL (ldaps://host[:port] or ldap://host[:port])`);
+    return void problem(key, 'is not a URL (ldaps://host[:port] or ldap://host[:port])');
   }
   const scheme = url.protocol.slice(0, -1);
-  if (scheme !== 'ldap' && scheme !== 'ldaps') return void problem(key, `"${raw}": the scheme must be ldaps:// or ldap://`);
-  if (!url.hostname) return void problem(key, `"${raw}" has no host`);
-  if (url.username || url.password) return void problem(key, `"${scheme}://…" must not carry credentials: use bind_dn and bind_password_file`);
-  if ((url.pathname && url.pathname !== '/') || url.search || url.hash) return void problem(key, `"${raw}": give only scheme, host and port (base_dn and user_filter are separate keys)`);
+  if (scheme !== 'ldap' && scheme !== 'ldaps') return void problem(key, `the scheme must be ldaps:// or ldap://, not ${url.protocol}//`);
+  if (!url.hostname) return void problem(key, 'has no host');
+  if (url.username || url.password) return void problem(key, 'must not carry credentials: use bind_dn and bind_password_file');
+  if ((url.pathname && url.pathname !== '/') || url.search || url.hash) return void problem(key, 'give only scheme, host and port (base_dn and user_filter are separate keys)');
   return scheme;
 }
 

@@ -451,7 +451,7 @@ export function parseDn(dn: string): Ava[][] {
     if (!type) throw new DnError(`expected an attribute type at character ${i + 1}`);
     i += type.length;
     skipSpaces();
-    if (dn[i] !== '=') throw new DnError(`expected = after ${type} at character ${i + 1}`);
+    if (dn[i] !== '=') throw new DnError(`expected = after the attribute type at character ${i + 1}`);
     i += 1;
     skipSpaces();
     let value: string;
