@@ -8,20 +8,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { loadModel, sha256Hex, type Forest } from './forest.ts';
 import { POLICY_FILES, type AssurancePolicy, type RiskPolicy } from './schema.ts';
 import { compileLists, FEATURE_NAMES, type CompiledLists } from './signals.ts';
+import { formatFileError, parseYamlFile, yamlPosition, type FileError, type ParsedYaml } from './yaml-file.ts';
 
-export interface PolicyError {
-  file: string;
-  line?: number | undefined;
-  column?: number | undefined;
-  /** Dotted key path, e.g. factors.new_country.weight */
-  path: string;
-  message: string;
-}
+/** A problem in a policy file: its file, line and dotted key path (yaml-file.ts). */
+export type PolicyError = FileError;
+export const formatPolicyError = formatFileError;
 
 export class PolicyLoadError extends Error {
   override name = 'PolicyLoadError';
@@ -30,11 +25,6 @@ export class PolicyLoadError extends Error {
     super(`policy ${dir} rejected:\n${errors.map(formatPolicyError).join('\n')}`);
     this.errors = errors;
   }
-}
-
-export function formatPolicyError(e: PolicyError): string {
-  const where = e.line !== undefined ? `${e.file}:${e.line}${e.column !== undefined ? `:${e.column}` : ''}` : e.file;
-  return `${where}: ${e.path ? `${e.path}: ` : ''}${e.message}`;
 }
 
 export interface CompiledPolicy {
@@ -47,67 +37,9 @@ export interface CompiledPolicy {
   readonly forest: Forest;
 }
 
-interface Parsed<T> {
-  file: string;
-  doc: Document;
-  lines: LineCounter;
-  value?: T;
-}
-
-/** Position of the node at `keyPath` (of its key, for a map entry), or of its nearest existing ancestor. */
-function position(p: Parsed<unknown>, keyPath: (string | number)[]): { line?: number; column?: number } {
-  if (keyPath.length > 0) {
-    const parent = keyPath.length === 1 ? p.doc.contents : p.doc.getIn(keyPath.slice(0, -1), true);
-    const last = keyPath[keyPath.length - 1];
-    if (isMap(parent)) {
-      const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === last);
-      if (pair && isNode(pair.key) && pair.key.range) {
-        const { line, col } = p.lines.linePos(pair.key.range[0]);
-        return { line, column: col };
-      }
-    }
-  }
-  for (let n = keyPath.length; n >= 0; n -= 1) {
-    const node = n === 0 ? p.doc.contents : p.doc.getIn(keyPath.slice(0, n), true);
-    if (isNode(node) && node.range) {
-      const { line, col } = p.lines.linePos(node.range[0]);
-      return { line, column: col };
-    }
-  }
-  return {};
-}
-
-function parseFile<S extends z.ZodType>(dir: string, file: string, schema: S, errors: PolicyError[]): Parsed<z.infer<S>> {
-  const lines = new LineCounter();
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(dir, file), 'utf8');
-  } catch (err) {
-    errors.push({ file, path: '', message: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (err as Error).message });
-    return { file, doc: parseDocument('', { lineCounter: lines }), lines };
-  }
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const parsed: Parsed<z.infer<S>> = { file, doc, lines };
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
-      const { line, col } = lines.linePos(e.pos[0]);
-      errors.push({ file, line, column: col, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
-    }
-    return parsed;
-  }
-  const result = schema.safeParse(doc.toJS() ?? {});
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      const keyPath = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
-      // For an unknown key, point at the key itself.
-      const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
-      const at = keys.length ? [...keyPath, keys[0]!] : keyPath;
-      errors.push({ file, ...position(parsed, at), path: at.join('.'), message: issue.message });
-    }
-    return parsed;
-  }
-  parsed.value = result.data;
-  return parsed;
+/** One policy file of `dir`; its errors name it as the admin knows it (`risk.yml`). */
+function parseFile<S extends z.ZodType>(dir: string, file: string, schema: S, errors: PolicyError[]): ParsedYaml<z.infer<S>> {
+  return parseYamlFile(path.join(dir, file), file, schema, errors);
 }
 
 /** Stand-in model for training, where the policy's own model must not take part. */
@@ -123,8 +55,8 @@ export function loadPolicy(dirArg: string, opts: { withoutModel?: boolean } = {}
   const risk = parseFile(dir, 'risk.yml', POLICY_FILES['risk.yml'], errors);
   const lists = parseFile(dir, 'lists.yml', POLICY_FILES['lists.yml'], errors);
   const assurance = parseFile(dir, 'assurance.yml', POLICY_FILES['assurance.yml'], errors);
-  const err = (p: Parsed<unknown>, keyPath: (string | number)[], message: string) =>
-    errors.push({ file: p.file, ...position(p, keyPath), path: keyPath.join('.'), message });
+  const err = (p: ParsedYaml<unknown>, keyPath: (string | number)[], message: string) =>
+    errors.push({ file: p.file, ...yamlPosition(p, keyPath), path: keyPath.join('.'), message });
 
   if (risk.value) {
     const l = risk.value.levels;

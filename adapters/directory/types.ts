@@ -76,6 +76,11 @@ export interface DirectoryConfig {
   idAttribute: 'entryUUID' | 'objectGUID';
   /** Claim → attribute name. Missing claims are not mapped. */
   attributes: Partial<Record<DirectoryClaimName, string>>;
+  /**
+   * The mapped email is one the organisation administers (users cannot set it), so
+   * `email_verified` is true (OIDC Core §5.1); false when unset.
+   */
+  emailVerified?: boolean | undefined;
   groups: GroupLookup;
   timeouts: {
     /** TCP + TLS connect, per URL. */
@@ -115,6 +120,12 @@ export interface DirectoryUser {
   problem?: AccountProblem | undefined;
   /** Failed binds the directory has counted for this user (ppolicy pwdFailureTime / AD badPwdCount), when readable. */
   directoryFailures?: number | undefined;
+  /**
+   * When the directory locked the account after failed binds (ppolicy pwdAccountLockedTime,
+   * AD lockoutTime), if it still says so. Not a refusal by itself (the lock may have expired,
+   * OpenLDAP does not say), but a failed bind is then explained as 'locked' (mapping.ts bindOutcome).
+   */
+  lockedSince?: Date | undefined;
 }
 
 /** Why a directory could not answer: the user sees "temporarily unavailable", the log says which and why. */
