@@ -122,13 +122,18 @@ export type UnavailableKind = 'connect' | 'tls' | 'timeout' | 'service_bind' | '
 
 export class DirectoryUnavailableError extends Error {
   override name = 'DirectoryUnavailableError';
+  readonly directory: string;
+  readonly kind: UnavailableKind;
   constructor(
-    readonly directory: string,
-    readonly kind: UnavailableKind,
+    directory: string,
+    kind: UnavailableKind,
     /** Safe to log: never a password, never a bind DN's password. */
     detail: string,
   ) {
     super(`directory ${directory} unavailable (${kind}): ${detail}`);
+    // Assigned here, not as parameter properties: tsconfig's erasableSyntaxOnly forbids those.
+    this.directory = directory;
+    this.kind = kind;
   }
 }
 
