@@ -23,7 +23,10 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { Client, ResultCodeError } from 'ldapts';
+import {
+  AndFilter, ApproximateFilter, Client, EqualityFilter, ExtensibleFilter, type Filter, FilterParser, GreaterThanEqualsFilter,
+  LessThanEqualsFilter, NotFilter, OrFilter, ResultCodeError, SubstringFilter,
+} from 'ldapts';
 import { DirectoryUnavailableError, type DirectoryConfig, type DirectoryConnection, type RawEntry, type UnavailableKind } from './types.ts';
 
 /** How long a URL that failed to connect is skipped (unless every URL is down). */
@@ -85,6 +88,53 @@ function kindOf(err: unknown, phase: 'tcp' | 'tls' | 'op'): UnavailableKind {
 /** The server's diagnostic message of an LDAP result (ldapts appends " Code: 0x31"). */
 function diagnosticOf(err: ResultCodeError): string {
   return err.message.replace(/\s*Code: 0x[0-9a-f]+$/i, '').trim();
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * An RFC 4515 filter string → an ldapts Filter whose values are the exact octets the string
+ * denotes. ldapts' own parser turns each `\XX` escape into the character U+00XX and then
+ * writes it as UTF-8, so `\c3\ab` (ë) or an escaped objectGUID (`\a3\f0…`) would reach the
+ * server as different bytes. Here every non-ASCII character is first escaped as its UTF-8
+ * octets, ldapts parses the all-ASCII string (each value character is then one octet), and
+ * each value is rebuilt from those octets: a UTF-8 string, or a Buffer (equality only,
+ * e.g. a binary GUID) when the octets are not UTF-8.
+ */
+export function parseFilter(filter: string): Filter {
+  const ascii = filter.replace(/[\u0080-\u{10ffff}]/gu, (ch) => [...Buffer.from(ch, 'utf8')].map((b) => `\\${b.toString(16).padStart(2, '0')}`).join(''));
+  const root = FilterParser.parseString(ascii);
+  const text = (v: string): string => {
+    const octets = Buffer.from(v, 'latin1');
+    try {
+      return utf8.decode(octets);
+    } catch {
+      throw new Error('a filter value that is not UTF-8 is only supported in an equality match');
+    }
+  };
+  const octets = (v: string | Buffer): string | Buffer => {
+    if (Buffer.isBuffer(v)) return v;
+    const b = Buffer.from(v, 'latin1');
+    try {
+      return utf8.decode(b);
+    } catch {
+      return b;
+    }
+  };
+  const fix = (f: Filter): void => {
+    if (f instanceof AndFilter || f instanceof OrFilter) f.filters.forEach(fix);
+    else if (f instanceof NotFilter) fix(f.filter);
+    else if (f instanceof EqualityFilter) f.value = octets(f.value);
+    else if (f instanceof SubstringFilter) {
+      f.initial = text(f.initial);
+      f.any = f.any.map(text);
+      f.final = text(f.final);
+    } else if (f instanceof ApproximateFilter || f instanceof GreaterThanEqualsFilter || f instanceof LessThanEqualsFilter || f instanceof ExtensibleFilter) {
+      f.value = text(f.value);
+    }
+  };
+  fix(root);
+  return root;
 }
 
 function hostOf(url: URL): string {
@@ -396,10 +446,18 @@ export function createDirectoryConnection(config: DirectoryConfig, options: Clie
 
   return {
     async search(base, scope, filter, attributes, sizeLimit) {
+      let parsed: Filter;
+      try {
+        parsed = parseFilter(filter);
+      } catch {
+        // A bug of the caller (mapping.ts escapes every value). Neither the filter nor the
+        // parser's message (which quotes the value) is repeated: they carry a username.
+        throw unavailable('protocol', 'invalid search filter (RFC 4515)');
+      }
       try {
         const result = await pooled(searchPool, 'search', (c) => c.search(base, {
           scope,
-          filter,
+          filter: parsed,
           attributes,
           sizeLimit,
           derefAliases: 'never',

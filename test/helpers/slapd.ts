@@ -592,6 +592,8 @@ export async function hangingLdapServer(): Promise<{ url: string; ldapsUrl: stri
     sockets.add(s);
     s.on('error', () => {});
     s.once('close', () => sockets.delete(s));
+    // Read (and drop) what the client sends, so its close is seen: a paused socket never ends.
+    s.resume();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
