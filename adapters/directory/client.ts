@@ -137,6 +137,16 @@ export function parseFilter(filter: string): Filter {
   return root;
 }
 
+/** Resolves at `event`, rejects at the socket's first error; leaves no listener behind. */
+function connected(s: net.Socket, event: 'connect' | 'secureConnect'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ok = () => { s.off('error', fail); resolve(); };
+    const fail = (err: Error) => { s.off(event, ok); reject(err); };
+    s.once(event, ok);
+    s.once('error', fail);
+  });
+}
+
 function hostOf(url: URL): string {
   const h = url.hostname;
   return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
@@ -158,6 +168,9 @@ class Conn {
   track(s: net.Socket): void {
     this.sockets.push(s);
     s.once('close', () => { this.broken = true; });
+    // Until ldapts puts its own handler (at its first operation), an error must not be
+    // an uncaught exception: it marks the connection broken, and the close follows.
+    s.on('error', () => { this.broken = true; });
   }
 
   get alive(): boolean {
@@ -298,19 +311,12 @@ export function createDirectoryConnection(config: DirectoryConfig, options: Clie
       if (mode === 'ldaps') {
         first = tls.connect({ ...tlsOptions, port });
         conn.track(first);
-        await new Promise<void>((resolve, reject) => {
-          first.once('secureConnect', resolve);
-          first.once('error', reject);
-        });
+        await connected(first, 'secureConnect');
       } else {
         first = net.connect({ host, port });
         conn.track(first);
-        await new Promise<void>((resolve, reject) => {
-          first.once('connect', resolve);
-          first.once('error', reject);
-        });
+        await connected(first, 'connect');
       }
-      first.removeAllListeners('error');
       let given = false;
       let upgraded = false;
       const once = () => {

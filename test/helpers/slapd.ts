@@ -34,6 +34,7 @@ import { freePort } from './env.ts';
 
 export const SLAPD_PATH = process.env.SLAPD_PATH ?? '/usr/sbin/slapd';
 const MODULE_PATH = '/usr/lib/ldap';
+const SETPRIV = '/usr/bin/setpriv';
 const SCHEMA_DIR = '/etc/ldap/schema';
 
 /** Why the LDAP tests cannot run here, or false. For describeOrSkip (CI=true fails instead). */
@@ -408,8 +409,12 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   let ldapsPort = 0;
 
   const launch = async (): Promise<void> => {
-    const proc = spawn(SLAPD_PATH, ['-d', '0', '-f', conf, '-h', `ldap://127.0.0.1:${port}/ ldaps://127.0.0.1:${ldapsPort}/ ldaps://127.0.0.2:${ldapsPort}/ ${ldapi}`],
-      { stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = ['-d', '0', '-f', conf, '-h', `ldap://127.0.0.1:${port}/ ldaps://127.0.0.1:${ldapsPort}/ ldaps://127.0.0.2:${ldapsPort}/ ${ldapi}`];
+    // setpriv --pdeathsig: the kernel kills slapd when the test process dies, even when an
+    // uncaught error ends it without 'exit' handlers (node:test rethrows from its own handler).
+    const proc = fs.existsSync(SETPRIV)
+      ? spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', SLAPD_PATH, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(SLAPD_PATH, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(proc);
     proc.once('exit', () => live.delete(proc));
     proc.stderr?.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-20_000); });
