@@ -41,7 +41,8 @@ export const boundaries = [
         patterns: [
           { regex: beyondKernel, message: 'Of idp/, lower layers import only the kernel: errors.ts, log.ts, events.ts (ARCHITECTURE.md).' },
           // crypto.ts: the methods seal and open their secrets (a TOTP seed) with the data key.
-          { regex: `${into('adapters')}(?!(storage/port|geoip|crypto)\\.ts$)`, message: 'interactions/ uses the storage port (adapters/storage/port.ts), the geo lookup and secret encryption (adapters/crypto.ts), never a store directly (ARCHITECTURE.md).' },
+          // directory/index.ts: the directories' service (search, bind), never an LDAP connection directly.
+          { regex: `${into('adapters')}(?!(storage/port|geoip|crypto|directory/index)\\.ts$)`, message: 'interactions/ uses the storage port (adapters/storage/port.ts), the geo lookup, secret encryption (adapters/crypto.ts) and the directories (adapters/directory/index.ts), never a store or an LDAP connection directly (ARCHITECTURE.md).' },
         ],
       }],
     },

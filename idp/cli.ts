@@ -9,11 +9,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { openStorage, DuplicateError, type Storage } from '../adapters/storage/index.ts';
+import type { Account } from '../models/types.ts';
 import { activateKeys, deriveKey, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { clientSecretContext } from '../adapters/oidc-adapter.ts';
 import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
 import { LoginThrottle } from '../interactions/throttle.ts';
+import { signInName } from '../interactions/methods/ldap.ts';
 import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/methods/totp.ts';
 import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
 import { ACCOUNT_CLIENT_ID } from '../interactions/account/client.ts';
@@ -22,6 +24,8 @@ import { createLogger } from './log.ts';
 import { buildProvider } from './provider.ts';
 import { OIDC_SCOPES, resourceScopeNames } from './tokens.ts';
 import { checkConfiguration } from './config-check.ts';
+import { directoryTestCommand } from './cli-directory.ts';
+import { loadDirectories } from './directories.ts';
 import { keystrokeEvalCommand } from './cli-keystroke.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
@@ -47,6 +51,9 @@ const HELP = `Usage: idp <command> [options]
   idp client list [--json]
   idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
+  idp directory test [<name>] [--user <username>] [--json]
+                                              connect and bind as the service account; with --user, search
+                                              the user and print the mapped claims (README: Directories)
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
   idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
                   [--shared-nat-rate X] [--password-manager-rate X] [--private-rate X] [--attack-mix type=w,...]
@@ -100,6 +107,18 @@ async function withStorage<T>(settings: Settings, fn: (s: Storage) => Promise<T>
   }
 }
 
+/**
+ * The account a command names: a local username (PRECIS-enforced, as `user add` stored it),
+ * or a directory-linked account's key `<directory>:<id>` as `user list` shows it.
+ */
+async function findUser(s: Storage, name: string): Promise<Account> {
+  const linked = /^[a-z0-9_-]{1,32}:/.test(name);
+  const username = linked ? name.toLowerCase() : validateUsername(name);
+  const a = await s.accounts.findByUsername(username);
+  if (!a) throw new Refused(`no user "${username}"`);
+  return a;
+}
+
 async function userCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
   const hasher = () => new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
   switch (sub) {
@@ -120,11 +139,11 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
     case 'passwd': {
       const { values, positionals } = parse(args, { 'password-stdin': { type: 'boolean' } }, 1);
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required');
-      const username = validateUsername(positionals[0]!);
+      const username = positionals[0]!;
       const password = await readStdin();
       await withStorage(settings, async (s) => {
-        const a = await s.accounts.findByUsername(username);
-        if (!a) throw new Refused(`no user "${username}"`);
+        const a = await findUser(s, username);
+        if (a.directory) throw new Refused(`"${username}" signs in with the password of directory ${a.directory.name}; change it there`);
         await s.accounts.setPasswordHash(a.id, await hasher().hash(password, { words: [a.username, a.email?.split('@')[0], a.name] }));
         // The keystroke template is the old password's typing: a new password of the same
         // length would be scored against it as someone else's (policies/history.ts starts a
@@ -141,16 +160,19 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
     case 'list': {
       const { values } = parse(args, { json: { type: 'boolean' } }, 0);
       const accounts = await withStorage(settings, (s) => s.accounts.list());
-      const rows = accounts.map((a) => ({ username: a.username, id: a.id, email: a.email, name: a.name, created: a.createdAt.toISOString() }));
-      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'created'])}\n`);
+      const rows = accounts.map((a) => ({
+        username: a.username, id: a.id, email: a.email, name: a.name, created: a.createdAt.toISOString(),
+        // A linked account: its directory and the name its user signs in with.
+        directory: a.directory ? `${a.directory.name} (${a.claims?.preferred_username ?? a.directory.dn})` : '',
+      }));
+      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'directory', 'created'])}\n`);
       return;
     }
     case 'unlock': {
       const { positionals } = parse(args, {}, 1);
-      const username = validateUsername(positionals[0]!);
+      const username = positionals[0]!;
       await withStorage(settings, async (s) => {
-        const a = await s.accounts.findByUsername(username);
-        if (!a) throw new Refused(`no user "${username}"`);
+        const a = await findUser(s, username);
         await new LoginThrottle(s.attempts, settings).unlock(a.id);
       });
       process.stdout.write(`unlocked ${username}\n`);
@@ -174,12 +196,7 @@ const LABEL_MAX = 64;
  * only encrypted (TOTP seed) or hashed (recovery codes).
  */
 async function mfaCommand(settings: Settings, action: string | undefined, args: string[]): Promise<void> {
-  const account = async (s: Storage, name: string) => {
-    const username = validateUsername(name);
-    const a = await s.accounts.findByUsername(username);
-    if (!a) throw new Refused(`no user "${username}"`);
-    return a;
-  };
+  const account = findUser;
   switch (action) {
     case 'add': {
       const { values, positionals } = parse(args, { totp: { type: 'boolean' }, 'recovery-codes': { type: 'boolean' }, label: { type: 'string' } }, 1);
@@ -194,7 +211,7 @@ async function mfaCommand(settings: Settings, action: string | undefined, args: 
         if (values.totp) {
           const { factor, secret } = newTotpFactor(new SecretBox(keys.dataKey), { id: crypto.randomUUID(), accountId: a.id, label, enrolledVia: 'admin' });
           await s.factors.add(factor);
-          process.stdout.write(`${otpauthUri(secret, { issuer: totpIssuerName(settings.issuer), account: a.username })}\n`);
+          process.stdout.write(`${otpauthUri(secret, { issuer: totpIssuerName(settings.issuer), account: signInName(a) || a.username })}\n`);
           process.stderr.write(`added TOTP factor ${factor.id} ("${label}") to ${a.username}; the URI holds its secret and is not shown again: hand it over privately (e.g. as a QR code)\n`);
         } else {
           const before = (await s.factors.list(a.id)).filter((f) => f.kind === 'recovery').length;
@@ -467,6 +484,15 @@ async function main(argv: string[]): Promise<void> {
       }, 0);
       if (!values.events || !values.out) throw new UsageError('--events and --out are required');
       return simulateCommand(settings, { events: values.events, out: values.out, policy: values.policy ?? settings.policyDir, baseline: values['baseline-policy'] });
+    }
+    case 'directory': {
+      if (sub !== 'test') throw new UsageError(`unknown command "directory ${sub ?? ''}" (try: directory test)`);
+      const options = { user: { type: 'string' }, json: { type: 'boolean' } } as const;
+      // The directory's name is optional: one positional at most.
+      const given = parseArgs({ args: rest, options, allowPositionals: true, strict: false }).positionals.length;
+      const { values, positionals } = parse(rest, options, Math.min(given, 1));
+      if (!(await directoryTestCommand(loadDirectories(settings), { name: positionals[0], user: values.user, json: values.json }))) process.exitCode = 1;
+      return;
     }
     case 'config':
       throw new UsageError(`unknown command "config ${sub ?? ''}"`);

@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   // like real ones, so saying so reveals neither whether the account exists nor whether the
   // password was right (NIST 800-63B-4 §3.2.2).
   login_paused: { status: 429, message: 'Sign-in is paused after too many failed attempts.' },
+  // A directory did not answer: says so, without saying which or why (the log does).
+  directory_unavailable: { status: 503, message: 'Sign-in is temporarily unavailable. Please try again in a few minutes.' },
   missing_username: { status: 400, message: 'Enter your username.' },
   missing_password: { status: 400, message: 'Enter your password.' },
   interaction_not_found: {

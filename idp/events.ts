@@ -9,6 +9,7 @@ export const EVENT_NAMES = [
   'stepup.required', 'stepup.passed', 'stepup.failed', 'stepup.refused',
   'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
   'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',
+  'directory.unavailable', 'directory.linked', 'directory.session_ended',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
@@ -20,6 +21,10 @@ export const COUNTERS = {
   idp_risk_monitor_decisions_total: {
     help: 'Decisions the risk policy would have made with its monitor-mode parts enforced (computed and recorded, not acted on), by decision and risk level.',
     labels: ['decision', 'level'],
+  },
+  idp_directory_errors_total: {
+    help: 'Directory operations that failed for want of an answer (connect, TLS, timeout, service bind, protocol), by directory and kind.',
+    labels: ['directory', 'kind'],
   },
 } as const satisfies Record<string, { help: string; labels: readonly string[] }>;
 export type CounterName = keyof typeof COUNTERS;

@@ -13,7 +13,7 @@ import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/page
 import { ERROR_CODES } from './errors.ts';
 import { acrRequestOf, installAssuranceCheck, sessionAuthOf, type AssuranceCheckDeps } from './assurance-check.ts';
 import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
-import { tokenConfiguration } from './tokens.ts';
+import { tokenConfiguration, type TokenOptions } from './tokens.ts';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata } from '../interactions/account/client.ts';
 
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
@@ -21,6 +21,16 @@ function buildPolicy(settings: Settings, assurance: AssuranceCheckDeps | undefin
   const policy = interactionPolicy.base();
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider base policy has no login prompt');
+  // A session whose account is gone (a user removed or disabled in their directory:
+  // findAccount answers undefined, idp/tokens.ts) is no session: sign in again, or
+  // `login_required` with prompt=none (OIDC Core §3.1.2.6). oidc-provider's own no_session
+  // looks only at the session's account id. Right after no_session, before anything reads
+  // the account.
+  login.checks.add(
+    new interactionPolicy.Check('account_not_found', 'End-User authentication is required', 'login_required', (ctx: KoaContextWithOIDC) =>
+      (ctx.oidc.session?.accountId && !ctx.oidc.account ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT)),
+    login.checks.findIndex((c) => c.reason === 'no_session') + 1,
+  );
   if (assurance) installAssuranceCheck(login, assurance);
   // NIST 800-63B-4 §2.2.3: reauthentication at a fixed interval however active the user
   // is. Session TTL handles inactivity; this handles the absolute limit.
@@ -119,11 +129,11 @@ function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void
  */
 export function buildProvider(
   settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[],
-  resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps,
+  resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps, accounts: Pick<TokenOptions, 'directories' | 'events'> = {},
 ): Provider {
   const secure = settings.issuer.startsWith('https:');
   // Scopes, claims (the risk claim among them), access-token contents, resource servers.
-  const { resourceIndicators, ...tokens } = tokenConfiguration({ settings, storage, resourceScopes });
+  const { resourceIndicators, ...tokens } = tokenConfiguration({ settings, storage, resourceScopes, ...accounts });
   const configuration: Configuration = {
     ...tokens,
     adapter: createAdapterClass(storage, box),

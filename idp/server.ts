@@ -31,6 +31,8 @@ import { describeMonitor } from '../policies/monitor.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import { RiskService } from '../interactions/risk.ts';
 import { Events, renderMetrics } from './events.ts';
+import { loadDirectories } from './directories.ts';
+import { Directories } from '../adapters/directory/index.ts';
 import type { Settings } from './settings.ts';
 
 export interface RunningServer {
@@ -167,7 +169,9 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
   const throttle = new LoginThrottle(storage.attempts, settings);
   const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
-  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper);
+  const directories = new Directories(loadDirectories(settings));
+  for (const d of directories.configs) log.info('directory configured', { directory: d.name, preset: d.preset, urls: d.urls, source: d.source });
+  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper, directories);
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
@@ -190,7 +194,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported });
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events });
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
@@ -269,6 +273,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await storage.close();
+      await directories.close();
     },
   };
 }

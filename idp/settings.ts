@@ -205,6 +205,18 @@ export const SETTINGS = {
     doc: 'Directory of the risk policy (risk.yml, lists.yml, assurance.yml, the model). Default: the shipped `policies/default`. Edits are live within a second; invalid ones are rejected and the last good policy keeps serving.',
     parse: str,
   },
+  directoryConfig: {
+    env: 'DIRECTORY_CONFIG',
+    default: undefined,
+    doc: 'LDAP / Active Directory configuration file (README "Directories"). Default: `directories.yml` in `POLICY_DIR` when there is one. For one directory, the `LDAP_*` variables may replace the file.',
+    parse: str,
+  },
+  directorySessionGrace: {
+    env: 'DIRECTORY_SESSION_GRACE',
+    default: '300',
+    doc: 'Seconds a directory user\'s sessions and refresh tokens keep working while their directory does not answer, counted from the last time this instance saw their entry active (0: refused at once). New sign-ins always need the directory.',
+    parse: int(0, 24 * HOUR),
+  },
   geoipCityDb: {
     env: 'GEOIP_CITY_DB',
     default: undefined,
@@ -253,6 +265,8 @@ export type Settings = { -readonly [K in keyof Table]: ReturnType<Table[K]['pars
   keysFile: string;
   mongodbUri: string | undefined;
   policyDir: string;
+  directoryConfig: string | undefined;
+  directorySessionGrace: number;
   geoipCityDb: string | undefined;
   geoipAsnDb: string | undefined;
   metricsToken: string | undefined;
@@ -272,6 +286,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   settings.dataDir = path.resolve(settings.dataDir);
   settings.keysFile = path.resolve(settings.keysFile);
   settings.policyDir = path.resolve(settings.policyDir ?? DEFAULT_POLICY_DIR);
+  if (settings.directoryConfig !== undefined) settings.directoryConfig = path.resolve(settings.directoryConfig);
   if (settings.sessionMaxAge < settings.sessionIdleTtl) {
     throw new ConfigError('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL');
   }

@@ -20,11 +20,14 @@
  */
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Storage } from '../adapters/storage/port.ts';
+import type { Directories } from '../adapters/directory/index.ts';
+import type { Account } from '../models/types.ts';
+import type { Events } from './events.ts';
 import { findLoginRecord } from '../interactions/login-record.ts';
 import { SCOPE_TOKEN, type Settings } from './settings.ts';
 
 /** The scopes that release claims about the user or the login (OIDC Core §5.4). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'risk'] as const;
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'risk'] as const;
 
 /** The claim that carries the login's risk assessment (README "The risk claim"). */
 export const RISK_CLAIM = 'risk';
@@ -76,10 +79,43 @@ export interface TokenOptions {
   storage: Storage;
   /** resourceScopeNames(...) */
   resourceScopes: readonly string[];
+  /** Directories whose linked accounts are checked at every use (absent: none configured). */
+  directories?: Directories | undefined;
+  events?: Events | undefined;
+}
+
+/**
+ * RFC 6749 §4.1.2.1 `temporarily_unavailable`, as a 503: the directory behind the account
+ * could not say whether it may still be used. oidc-provider renders it like its own errors
+ * (an error page, or a redirect to the RP), never as a 500.
+ */
+function directoryUnavailable(): Error {
+  const err = new errors.CustomOIDCProviderError('temporarily_unavailable', 'the user directory is not answering; try again shortly');
+  Object.assign(err, { status: 503, statusCode: 503, expose: true });
+  return err;
+}
+
+/**
+ * A directory-linked account is usable while its entry exists and is not disabled or
+ * expired: checked at every use (session, code and refresh grants, userinfo), so a user
+ * removed from the directory is signed out and their refresh tokens stop at their next use.
+ */
+async function stillLinked(account: Account, o: TokenOptions): Promise<boolean> {
+  if (!account.directory) return true;
+  if (!o.directories) return false;
+  const state = await o.directories.sessionState(account.directory.name, account.directory.id, o.settings.directorySessionGrace * 1000);
+  if (state === 'unavailable') {
+    o.events?.emit('directory.unavailable', { directory: account.directory.name, during: 'account check', account: account.id }, 'warn');
+    o.events?.count('idp_directory_errors_total', { directory: account.directory.name, kind: 'account_check' });
+    throw directoryUnavailable();
+  }
+  if (state === 'ended') o.events?.emit('directory.session_ended', { directory: account.directory.name, account: account.id }, 'warn');
+  return state === 'active';
 }
 
 /** The token and claims part of the oidc-provider configuration. */
-export function tokenConfiguration({ settings, storage, resourceScopes }: TokenOptions) {
+export function tokenConfiguration(options: TokenOptions) {
+  const { settings, storage, resourceScopes } = options;
   const resourceScopeSet = new Set(resourceScopes);
   return {
     scopes: [...OIDC_SCOPES, ...resourceScopes],
@@ -93,13 +129,15 @@ export function tokenConfiguration({ settings, storage, resourceScopes }: TokenO
     claims: {
       openid: ['sub', 'acr', 'amr', 'auth_time', RISK_CLAIM],
       email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+      // Not an OIDC Core claim: the directory's group names (README "Directories").
+      groups: ['groups'],
       risk: [RISK_CLAIM],
       sid: null,
     },
     async findAccount(ctx, sub, token) {
       const account = await storage.accounts.findById(sub);
-      if (!account) return undefined;
+      if (!account || !(await stillLinked(account, options))) return undefined;
       return {
         accountId: account.id,
         async claims(use, scope, claims) {
@@ -112,7 +150,11 @@ export function tokenConfiguration({ settings, storage, resourceScopes }: TokenO
             sub: account.id,
             ...(account.email ? { email: account.email, email_verified: account.emailVerified } : {}),
             ...(account.name ? { name: account.name } : {}),
-            preferred_username: account.username,
+            ...(account.claims?.given_name ? { given_name: account.claims.given_name } : {}),
+            ...(account.claims?.family_name ? { family_name: account.claims.family_name } : {}),
+            // A linked account's stored username is an internal key: the directory's name for the user.
+            preferred_username: account.directory ? account.claims?.preferred_username : account.username,
+            ...(account.claims?.groups ? { groups: account.claims.groups } : {}),
             ...(risk ? { [RISK_CLAIM]: risk } : {}),
           };
         },

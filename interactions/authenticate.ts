@@ -1,12 +1,23 @@
 /**
- * First factor: username + local password, throttled. Unknown usernames and wrong
- * passwords both take one argon2 verification and return the same `ok: false`, so neither
- * the message nor the timing tells them apart. Throttled attempts are answered without a
- * verification (unknown usernames are throttled exactly like real ones).
+ * First factor: username + password, throttled, checked locally (argon2id) or by a
+ * directory (an LDAP bind). Unknown usernames and wrong passwords both take one argon2
+ * verification and return the same `ok: false`, so neither the message nor the timing tells
+ * them apart. Throttled attempts are answered without a verification (unknown usernames are
+ * throttled exactly like real ones).
+ *
+ * Which checks a username: a local account of that name first (local accounts take
+ * precedence, README "Directories"); otherwise the directories, in configuration order. A
+ * directory user is linked to a local account at their first successful bind (just in
+ * time), keyed by the entry's immutable id; their claims are refreshed at every sign-in.
  */
 import crypto from 'node:crypto';
 import type { Account } from '../models/types.ts';
 import type { Storage } from '../adapters/storage/port.ts';
+import { DuplicateError } from '../adapters/storage/port.ts';
+import {
+  directoryAccountId, directoryUsername, isUnavailable, type AccountProblem, type Directories, type FoundUser,
+} from '../adapters/directory/index.ts';
+import { NO_PASSWORD } from '../models/types.ts';
 import { normaliseUsername, type PasswordHasher } from './methods/password.ts';
 import { isTicket, type LoginThrottle, type Ticket } from './throttle.ts';
 
@@ -23,9 +34,15 @@ export interface PasswordAttempt {
  * finish step resets counters and recognises the browser once the whole login succeeded.
  */
 export type PasswordOutcome =
-  | { ok: true; account: Account; subject: string; ticket: Ticket }
-  | { ok: false; reason: 'invalid'; account?: Account | undefined; subject: string }
-  | { ok: false; reason: 'throttled'; until: number | undefined; account?: Account | undefined; subject: string };
+  | { ok: true; account: Account; subject: string; ticket: Ticket; method: 'password' | 'ldap' }
+  | {
+    ok: false; reason: 'invalid'; account?: Account | undefined; subject: string;
+    /** For the log and the event only (the page says "incorrect" whatever it is): why a directory refused. */
+    refused?: { directory: string; reason: AccountProblem | 'ambiguous' | 'directory_failures' } | undefined;
+  }
+  | { ok: false; reason: 'throttled'; until: number | undefined; account?: Account | undefined; subject: string }
+  /** A directory did not answer in time: nothing was decided and nothing stays counted. */
+  | { ok: false; reason: 'unavailable'; directory: string; kind: string; subject: string };
 
 export class PasswordAuthenticator {
   readonly #storage: Storage;
@@ -33,20 +50,42 @@ export class PasswordAuthenticator {
   readonly #throttle: LoginThrottle;
   readonly #pepper: Buffer;
 
+  readonly #directories: Directories | undefined;
+
   /** `pepper` keys the stand-in for unknown usernames; shared by all instances of a deployment. */
-  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer) {
+  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories) {
     this.#pepper = pepper;
     this.#storage = storage;
     this.#hasher = hasher;
     this.#throttle = throttle;
+    this.#directories = directories && directories.size > 0 ? directories : undefined;
   }
 
   async attempt(a: PasswordAttempt): Promise<PasswordOutcome> {
     const username = normaliseUsername(a.username);
-    const account = await this.#storage.accounts.findByUsername(username);
+    const local = await this.#storage.accounts.findByUsername(username);
+    // A linked account's stored username is `<directory>:<id>`; typed, it signs in nothing.
+    const account = local?.directory ? undefined : local;
+    if (!account && this.#directories) {
+      let found: Awaited<ReturnType<Directories['find']>>;
+      try {
+        found = await this.#directories.find(a.username.trim());
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        return { ok: false, reason: 'unavailable', directory: err.directory, kind: err.kind, subject: this.#unknown(username) };
+      }
+      if (found && 'user' in found) return this.#directoryAttempt(a, found);
+      if (found) {
+        // Two entries answer to one username: refused rather than guessed.
+        const ticket = await this.#throttle.begin(this.#unknown(username), a.ip, undefined);
+        if (!isTicket(ticket)) return { ok: false, reason: 'throttled', until: ticket.until, subject: this.#unknown(username) };
+        await this.#hasher.burn(a.password);
+        return { ok: false, reason: 'invalid', subject: this.#unknown(username), refused: { directory: found.ambiguous.name, reason: 'ambiguous' } };
+      }
+    }
     // Unknown usernames get a bucket too (keyed by a hash, not the name), so throttling
     // behaves the same whether or not the account exists.
-    const subject = account?.id ?? `unknown:${crypto.createHmac('sha256', this.#pepper).update(username).digest('base64url')}`;
+    const subject = account?.id ?? this.#unknown(username);
     const recognised = account && a.deviceId && account.trustedDevices.includes(a.deviceId) ? a.deviceId : undefined;
 
     const ticket = await this.#throttle.begin(subject, a.ip, recognised);
@@ -58,6 +97,76 @@ export class PasswordAuthenticator {
     // A failure stays counted in the buckets it was reserved in: nothing more to do.
     if (!account || !result.ok) return { ok: false, reason: 'invalid', account, subject };
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
-    return { ok: true, account, subject, ticket };
+    return { ok: true, account, subject, ticket, method: 'password' };
+  }
+
+  #unknown(username: string): string {
+    return `unknown:${crypto.createHmac('sha256', this.#pepper).update(username).digest('base64url')}`;
+  }
+
+  /**
+   * A directory user: counted first (in a bucket that stops below the directory's own
+   * lockout and forgets with its window, one for all browsers, since the directory counts
+   * every failed bind whatever the browser), then refused without a bind when the entry
+   * says disabled or expired or the directory has counted as many failures as we allow,
+   * then the bind. The password is never stored.
+   */
+  async #directoryAttempt(a: PasswordAttempt, found: FoundUser): Promise<PasswordOutcome> {
+    const directories = this.#directories!;
+    const { directory, user } = found;
+    const subject = directoryAccountId(directory.name, user.id);
+    const limits = { max: directory.lockout.maxFailures, windowMs: directory.lockout.windowSeconds * 1000 };
+    const ticket = await this.#throttle.begin(subject, a.ip, undefined, Date.now(), limits);
+    if (!isTicket(ticket)) return { ok: false, reason: 'throttled', until: ticket.until, subject };
+    // Every refusal also spends one argon2 verification: an unknown username does (above), so
+    // without it a directory user's wrong password would answer measurably faster and tell
+    // that the username exists.
+    const refused = async (reason?: AccountProblem | 'directory_failures') => {
+      await this.#hasher.burn(a.password);
+      return { ok: false as const, reason: 'invalid' as const, subject, ...(reason ? { refused: { directory: directory.name, reason } } : {}) };
+    };
+    // Refused before any bind: a bind would only add to the directory's count.
+    if (user.problem === 'disabled' || user.problem === 'expired') return refused(user.problem);
+    if (user.directoryFailures !== undefined && user.directoryFailures >= directory.lockout.maxFailures) return refused('directory_failures');
+    let outcome;
+    let groups;
+    try {
+      outcome = await directories.verify(found, a.password);
+      if (outcome.ok) groups = await directories.groups(found);
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      await this.#throttle.cancel(ticket);
+      return { ok: false, reason: 'unavailable', directory: err.directory, kind: err.kind, subject };
+    }
+    if (!outcome.ok) return refused(outcome.reason === 'invalid_credentials' ? undefined : outcome.reason);
+    // A right password for an entry the directory flags (must change it, expired) is still refused.
+    if (user.problem) return refused(user.problem);
+    const account = await this.#link(found, subject, groups);
+    return { ok: true, account, subject, ticket, method: 'ldap' };
+  }
+
+  /** Just-in-time link on the first sign-in; afterwards the claims are refreshed. */
+  async #link(found: FoundUser, id: string, groups: string[] | undefined): Promise<Account> {
+    const { directory, user } = found;
+    const { email, email_verified, name, given_name, family_name, preferred_username } = user.claims;
+    const profile = {
+      directory: { name: directory.name, id: user.id, dn: user.dn, syncedAt: new Date() },
+      email, emailVerified: email_verified === true, name,
+      claims: { given_name, family_name, preferred_username, ...(groups !== undefined ? { groups } : {}) },
+    };
+    const existing = await this.#storage.accounts.findById(id);
+    if (!existing) {
+      try {
+        return await this.#storage.accounts.create({
+          id, username: directoryUsername(directory.name, user.id), passwordHash: NO_PASSWORD,
+          email, emailVerified: profile.emailVerified, name, directory: profile.directory, claims: profile.claims,
+        });
+      } catch (err) {
+        // Two first sign-ins at once: the other one linked it.
+        if (!(err instanceof DuplicateError)) throw err;
+      }
+    }
+    await this.#storage.accounts.syncDirectoryProfile(id, profile);
+    return (await this.#storage.accounts.findById(id))!;
   }
 }

@@ -48,6 +48,17 @@ export interface Ticket {
   readonly ipKey: string;
   /** The IP bucket's record of this attempt, refunded when the login succeeds. */
   readonly ipAttempt: string;
+  /** The account bucket's record of this attempt, refunded when the attempt could not be decided (cancel). */
+  readonly accountAttempt?: string | undefined;
+}
+
+/**
+ * An account bucket with limits of its own: a directory account's, whose failures the
+ * directory counts too, stops below the directory's lockout and forgets with its window.
+ */
+export interface AccountLimits {
+  max: number;
+  windowMs: number;
 }
 
 /** Why an attempt was refused, and until when (epoch ms; undefined: until unlocked or the window passes). */
@@ -73,18 +84,32 @@ export class LoginThrottle {
    * `subject` is the account id, or a stand-in for an unknown username, so that unknown and
    * known usernames behave alike.
    */
-  async begin(subject: string, ip: string, recognisedDevice: string | undefined, now = Date.now()): Promise<Ticket | Refusal> {
+  async begin(subject: string, ip: string, recognisedDevice: string | undefined, now = Date.now(), limits?: AccountLimits): Promise<Ticket | Refusal> {
     const ipk = ipKey(ip);
     const ipRes = await this.#store.reserve(ipk, { now, max: this.#s.ipMaxFailures, windowMs: this.#s.ipWindow * 1000, waitMs: this.#ipWait });
     if (!ipRes.allowed || !ipRes.id) return { until: ipRes.reason === 'delayed' ? ipRes.blockedUntil : now + this.#s.ipWindow * 1000 };
     const acctk = accountKey(subject, recognisedDevice);
-    const acctRes = await this.#store.reserve(acctk, { now, max: this.#s.accountMaxFailures, windowMs: Infinity, waitMs: this.#accountWait });
+    const acctRes = await this.#store.reserve(acctk, {
+      now, max: limits?.max ?? this.#s.accountMaxFailures, windowMs: limits?.windowMs ?? Infinity, waitMs: this.#accountWait,
+    });
     if (!acctRes.allowed) {
       // The IP's attempt was not made after all.
       await this.#store.refund(ipk, ipRes.id);
-      return { until: acctRes.reason === 'delayed' ? acctRes.blockedUntil : undefined };
+      // A bucket with a window opens again once the window has passed since its newest
+      // attempt, which was made by now: now + window is the latest it can be.
+      const windowEnd = limits && Number.isFinite(limits.windowMs) ? now + limits.windowMs : undefined;
+      return { until: acctRes.reason === 'delayed' ? acctRes.blockedUntil : windowEnd };
     }
-    return { accountKey: acctk, ipKey: ipk, ipAttempt: ipRes.id };
+    return { accountKey: acctk, ipKey: ipk, ipAttempt: ipRes.id, accountAttempt: acctRes.id };
+  }
+
+  /**
+   * The attempt could not be decided (the directory did not answer the bind): it is
+   * uncounted everywhere, so an outage never adds up to a lockout.
+   */
+  async cancel(t: Ticket): Promise<void> {
+    await this.#store.refund(t.ipKey, t.ipAttempt);
+    if (t.accountAttempt) await this.#store.refund(t.accountKey, t.accountAttempt);
   }
 
   /**

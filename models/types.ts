@@ -30,6 +30,9 @@ export interface Account {
   claims?: ProfileClaims | undefined;
 }
 
+/** The password hash of an account without a local password (directory-linked): no PHC string, so no password verifies against it. */
+export const NO_PASSWORD = '!none';
+
 export interface DirectoryLink {
   /** The directory's configured name. */
   name: string;

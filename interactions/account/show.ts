@@ -3,6 +3,7 @@
  * kind, name, when and how it was added and when it was last used (recovery codes: how many
  * are left), never a secret; and what can be added. Signed out: into the sign-in (signin.ts).
  */
+import { signInName } from '../methods/ldap.ts';
 import type { Context, Middleware } from 'koa';
 import type { FactorRecord } from '../../models/types.ts';
 import { renderPage } from '../context.ts';
@@ -37,7 +38,7 @@ export function factorView(f: FactorRecord): FactorView {
 export async function renderAccount(deps: AccountDeps, ctx: Context, s: SignedIn, state: { notice?: string | undefined; error?: string | undefined; status?: number } = {}): Promise<void> {
   const factors = await deps.storage.factors.list(s.account.id);
   renderPage(ctx, accountPage({
-    username: s.account.username, name: s.account.name, csrf: deps.csrf.issue(ctx, s.uid),
+    username: signInName(s.account), name: s.account.name, csrf: deps.csrf.issue(ctx, s.uid),
     factors: factors.map(factorView), notice: state.notice, error: state.error,
     passkeys: deps.webauthn.supported,
     recovery: factors.some((f) => f.kind === 'totp' || f.kind === 'webauthn'),

@@ -6,6 +6,7 @@
  * (RFC 6238), and that code's time step is spent at once (§5.2). The pending secret is
  * claimed atomically, so two submissions of the right code add one app, not two.
  */
+import { signInName } from '../methods/ldap.ts';
 import crypto from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
@@ -59,7 +60,7 @@ async function pendingSecret(deps: AccountDeps, s: SignedIn): Promise<{ secret: 
 
 async function render(deps: AccountDeps, ctx: Context, s: SignedIn, state: { error?: string; label?: string; status?: number } = {}): Promise<void> {
   const { secret } = await pendingSecret(deps, s);
-  const uri = otpauthUri(secret, { issuer: deps.issuerName, account: s.account.username });
+  const uri = otpauthUri(secret, { issuer: deps.issuerName, account: signInName(s.account) });
   renderPage(ctx, addTotpPage({
     csrf: deps.csrf.issue(ctx, s.uid), qrSvg: await qrSvg(uri), secret, error: state.error, label: state.label, notice: doneText(ctx),
   }), state.status ?? 200);

@@ -16,6 +16,7 @@
  * - Failures are WebAuthnError with a stable code and a message fit for users; the library's
  *   own messages (which name challenges and origins) go to the debug log only.
  */
+import { signInName } from '../methods/ldap.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import {
@@ -230,8 +231,8 @@ export class WebAuthn {
     const options = await generateRegistrationOptions({
       rpName: this.#rpName,
       rpID: this.rpID,
-      userName: req.account.username,
-      userDisplayName: req.account.name ?? req.account.username,
+      userName: signInName(req.account) || req.account.username,
+      userDisplayName: req.account.name ?? (signInName(req.account) || req.account.username),
       userID: isoUint8Array.fromUTF8String(req.account.id),
       timeout: CEREMONY_TIMEOUT_MS,
       // Nothing here trusts an attestation (no metadata service): asking for one would only

@@ -9,6 +9,7 @@
  * A refusal of a first login looks exactly like a wrong password (it stays counted as a
  * failure): it must not tell a password-guesser that the password was right.
  */
+import { signInName } from '../methods/ldap.ts';
 import type { Context } from 'koa';
 import { ERROR_CODES } from '../../idp/errors.ts';
 import type { FactorRecord } from '../../models/types.ts';
@@ -109,7 +110,7 @@ async function pendingApp(deps: InteractionDeps, details: Details, tx: LoginTran
   }
   const secret = deps.box.open(tx.pendingTotp, pendingTotpContext(tx));
   const account = await deps.storage.accounts.findById(tx.accountId);
-  const uri = otpauthUri(secret, { issuer: deps.issuerName, account: account?.username ?? tx.accountId });
+  const uri = otpauthUri(secret, { issuer: deps.issuerName, account: account ? signInName(account) : tx.accountId });
   return { qrSvg: await qrSvg(uri), secret };
 }
 

@@ -16,8 +16,12 @@ import { assuranceOf, firstFactorTransaction, requestedBy } from '../transaction
 import { waitText } from './wait.ts';
 import { field, readForm } from '../form.ts';
 import { PASSWORD_MAX_LENGTH, passwordMethod } from '../methods/password.ts';
+import { ldapMethod } from '../methods/ldap.ts';
 import type { LoginView } from '../views/login.ts';
 import { loginForm } from './login-view.ts';
+
+/** What the unavailable page's Retry-After says: a directory restart or failover takes about this long. */
+const UNAVAILABLE_RETRY_SECONDS = 30;
 
 export function login(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -49,6 +53,14 @@ export function login(deps: InteractionDeps): Middleware {
     const refuse = () => again({ error: ERROR_CODES.invalid_credentials.message }, 'invalid_credentials');
 
     if (!outcome.ok) {
+      if (outcome.reason === 'unavailable') {
+        // The directory did not answer within its timeouts: nothing was decided, so neither
+        // "incorrect" nor a count. 503 + Retry-After (RFC 9110 §15.6.4, §10.2.3).
+        deps.events.emit('directory.unavailable', { directory: outcome.directory, kind: outcome.kind, during: 'sign-in', client: clientId, ip: attempt.ip }, 'warn');
+        deps.events.count('idp_directory_errors_total', { directory: outcome.directory, kind: outcome.kind });
+        ctx.set('retry-after', String(UNAVAILABLE_RETRY_SECONDS));
+        return again({ error: ERROR_CODES.directory_unavailable.message }, 'directory_unavailable');
+      }
       if (outcome.reason === 'throttled') {
         deps.events.emit('login.throttled', { client: clientId, ip: attempt.ip });
         const wait = outcome.until === undefined ? undefined : outcome.until - Date.now();
@@ -59,18 +71,23 @@ export function login(deps: InteractionDeps): Middleware {
         }, 'login_paused');
       }
       await deps.risk.passwordFailed(attempt);
-      deps.events.emit('login.failed', { client: clientId, ip: attempt.ip });
+      // The page says "incorrect" whatever the reason; the log and the event say which.
+      deps.events.emit('login.failed', {
+        client: clientId, ip: attempt.ip,
+        ...(outcome.refused ? { directory: outcome.refused.directory, reason: outcome.refused.reason } : {}),
+      }, outcome.refused ? 'warn' : 'info');
       return refuse();
     }
 
-    const risk = await deps.risk.passwordSucceeded(attempt, { amr: passwordMethod.amr, requested: requestedBy(assuranceOf(details)) });
+    const method = outcome.method === 'ldap' ? ldapMethod : passwordMethod;
+    const risk = await deps.risk.passwordSucceeded(attempt, { amr: method.amr, requested: requestedBy(assuranceOf(details)) });
     if (risk.decision.decision === 'block') {
       // The same words as a wrong password: a block must not confirm the password was
       // right. It stays counted as a failure in the throttle (nothing is reset).
       deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
       return refuse();
     }
-    const tx = firstFactorTransaction(details, { accountId: outcome.account.id, method: passwordMethod.id, amr: passwordMethod.amr, risk, ticket: outcome.ticket, deviceId });
+    const tx = firstFactorTransaction(details, { accountId: outcome.account.id, method: method.id, amr: method.amr, risk, ticket: outcome.ticket, deviceId });
     return proceed(deps, ctx, details, tx, { username });
   };
 }

@@ -7,6 +7,7 @@
  *   carriedAmr) and the password is not asked again unless they do not;
  * - otherwise the login form, or the consent page as oidc-provider prompts.
  */
+import { signInName } from '../methods/ldap.ts';
 import type { Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
 import { clientIp, clientName, loadInteraction, renderPage, requestedScopes, type InteractionDeps } from '../context.ts';
@@ -37,7 +38,7 @@ export function show(deps: InteractionDeps): Middleware {
         }
         const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
         // Signing in again to the same account (max_age, prompt=login): its name is known.
-        const again = details.session?.accountId ? (await deps.storage.accounts.findById(details.session.accountId))?.username : undefined;
+        const again = details.session?.accountId ? await deps.storage.accounts.findById(details.session.accountId).then((a) => a && signInName(a)) : undefined;
         renderPage(ctx, await loginForm(deps, ctx, details, { username: hint ?? again }));
         return;
       }

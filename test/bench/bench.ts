@@ -33,6 +33,8 @@ import { parseAgent } from '../../policies/ua.ts';
 import { DEFAULT_POLICY_DIR } from '../../idp/settings.ts';
 import { DETECTORS, POINTER_DETECTOR, templateScore, type Detector } from '../../policies/keystroke.ts';
 import type { Behaviour } from '../../policies/behaviour.ts';
+import { slapdMissing, startSlapd } from '../helpers/slapd.ts';
+import { directoryYaml } from '../helpers/directory.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -84,7 +86,7 @@ async function load(name: string, pid: number, concurrency: number, op: (worker:
   return { name, ops: latencies.length, rate: latencies.length / wall, p50: pct(latencies, 50), p99: pct(latencies, 99), serverCores: cores, errors };
 }
 
-async function startServer(kind: StoreKind) {
+async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {}) {
   const dir = tempDir('idp-bench-');
   const port = await freePort();
   const env = testEnv(kind, dir, port, {
@@ -93,6 +95,7 @@ async function startServer(kind: StoreKind) {
     POLICY_DIR: makePolicyDir((f) => { f.assurance.enrolment = { prompt: 'off' }; }),
     // The benchmark fails on purpose from one IP; keep throttling out of the way.
     THROTTLE_IP_FREE: '100000', THROTTLE_IP_MAX: '1000000', THROTTLE_ACCOUNT_FREE: '100',
+    ...extraEnv,
   });
   const settings = loadSettings(env);
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir });
@@ -380,7 +383,53 @@ function simulatorBench() {
   console.log(`simulator: ${r.events.toLocaleString('en')} events (${lines.toLocaleString('en')} lines) in ${wall.toFixed(1)} s wall incl. start-up = ${Math.round(r.events / wall).toLocaleString('en')} events/s; replay loop alone ${r.eventsPerSecond.toLocaleString('en')} events/s (one process, target ≥ 20,000/s)`);
 }
 
+/**
+ * A directory sign-in against a local one (issue 9: ≤ 2× at p50; the bind replaces the argon2
+ * verification). A real slapd on loopback (test/helpers/slapd.ts, StartTLS), the provider as a
+ * child process on the embedded store; complete logins one at a time, local and directory
+ * interleaved so that machine noise falls on both alike.
+ */
+async function directoryBench() {
+  const slapd = await startSlapd();
+  try {
+    const dir = tempDir('idp-bench-dir-');
+    const passwordFile = path.join(dir, 'bind-password');
+    fs.writeFileSync(passwordFile, slapd.servicePassword, { mode: 0o600 });
+    const configFile = path.join(dir, 'directories.yml');
+    fs.writeFileSync(configFile, directoryYaml(slapd, passwordFile));
+    const srv = await startServer('embedded', { DIRECTORY_CONFIG: configFile });
+    try {
+      const rounds = Number(process.env.BENCH_DIRECTORY_ROUNDS ?? 200);
+      const local: number[] = [];
+      const directory: number[] = [];
+      const alice = slapd.users.alice;
+      const timed = async (into: number[], fn: () => Promise<unknown>) => { const t = performance.now(); await fn(); into.push(performance.now() - t); };
+      // Warm-up: the first directory sign-in links the account and opens the pools.
+      for (let i = 0; i < 5; i += 1) { await passwordLogin(srv.issuer, 'bench0'); await passwordLogin(srv.issuer, alice.uid, alice.password); }
+      for (let i = 0; i < rounds; i += 1) {
+        await timed(local, () => passwordLogin(srv.issuer, 'bench0'));
+        await timed(directory, () => passwordLogin(srv.issuer, alice.uid, alice.password));
+      }
+      local.sort((a, b) => a - b);
+      directory.sort((a, b) => a - b);
+      const ratio = pct(directory, 50) / pct(local, 50);
+      console.log(`\n## directory sign-in (slapd on loopback, StartTLS; ${rounds} complete logins each, one at a time, interleaved)`);
+      console.log(`local password login:     p50 ${pct(local, 50).toFixed(1)} ms  p99 ${pct(local, 99).toFixed(1)} ms`);
+      console.log(`directory password login: p50 ${pct(directory, 50).toFixed(1)} ms  p99 ${pct(directory, 99).toFixed(1)} ms`);
+      console.log(`directory / local at p50 = ${ratio.toFixed(2)}× (target ≤ 2×)`);
+    } finally {
+      srv.stop();
+    }
+  } finally {
+    await slapd.close();
+  }
+}
+
 console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}`);
+if (process.env.BENCH_ONLY === 'directory') {
+  await directoryBench();
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === 'behaviour') {
   behaviourBench();
   process.exit(0);
@@ -401,4 +450,6 @@ if (process.env.MONGODB_URI) {
 } else {
   console.log('\n(MONGODB_URI not set: MongoDB not measured)');
 }
+if (slapdMissing) console.log(`\n(directory sign-in not measured: ${slapdMissing})`);
+else await directoryBench();
 process.exit(0);
