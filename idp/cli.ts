@@ -25,6 +25,7 @@ import { buildProvider } from './provider.ts';
 import { OIDC_SCOPES, resourceScopeNames } from './tokens.ts';
 import { checkConfiguration } from './config-check.ts';
 import { directoryTestCommand } from './cli-directory.ts';
+import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { loadDirectories } from './directories.ts';
 import { keystrokeEvalCommand } from './cli-keystroke.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
@@ -505,7 +506,7 @@ try {
   await main(process.argv.slice(2));
 } catch (err) {
   const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
-    || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError;
+    || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError;
   const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);
   process.exitCode = err instanceof UsageError ? 2 : 1;

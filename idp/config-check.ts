@@ -14,6 +14,8 @@ import { openGeo } from '../adapters/geoip.ts';
 import { canWrite, existingAncestor, probeStorage } from '../adapters/storage/probe.ts';
 import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError } from '../policies/policy.ts';
+import { checkDirectoryConfig, loadDirectoryConfig } from '../adapters/directory/config.ts';
+import { directoryConfigFile } from './directories.ts';
 
 export interface ConfigReport {
   /** What would be used, one line each ("label: value"), when there are no problems. */
@@ -25,7 +27,7 @@ export interface ConfigReport {
 type Env = Record<string, string | undefined>;
 
 /** The variables that name files and services: plain strings, so they always parse. */
-const LOCATIONS = ['DATA_DIR', 'MONGODB_URI', 'KEYS_FILE', 'POLICY_DIR', 'GEOIP_CITY_DB', 'GEOIP_ASN_DB'];
+const LOCATIONS = ['DATA_DIR', 'MONGODB_URI', 'KEYS_FILE', 'POLICY_DIR', 'GEOIP_CITY_DB', 'GEOIP_ASN_DB', 'DIRECTORY_CONFIG'];
 
 function checkSettings(env: Env, problems: string[]): Settings | undefined {
   const clean: Env = { ...env };
@@ -87,6 +89,20 @@ async function checkGeo(settings: Settings, problems: string[]): Promise<string 
   }
 }
 
+/**
+ * The directory configuration as a start reads it (file and LDAP_* variables), every problem
+ * with its file, line and key. Connecting is `idp directory test`'s job: a check creates
+ * nothing and contacts no directory.
+ */
+function checkDirectories(settings: Settings, env: Env, problems: string[]): string | undefined {
+  const file = directoryConfigFile(settings);
+  const found = checkDirectoryConfig({ file, env, required: settings.directoryConfig !== undefined });
+  for (const e of found) problems.push(`${file && e.file !== 'environment' ? 'DIRECTORY_CONFIG' : 'LDAP'}: ${formatPolicyError(e)}`);
+  if (found.length) return undefined;
+  const configs = loadDirectoryConfig({ file, env, required: settings.directoryConfig !== undefined });
+  return configs.length ? configs.map((c) => `${c.name} (${c.preset}, ${c.urls.join(' ')}; from ${c.source})`).join('; ') : undefined;
+}
+
 /** Reads the key file as a start would, or says whether it could be created. */
 function checkKeys(file: string, problems: string[]): string | undefined {
   const stat = fs.statSync(file, { throwIfNoEntry: false });
@@ -118,6 +134,7 @@ export async function checkConfiguration(env: Env = process.env): Promise<Config
   const store = await probeStorage({ mongodbUri: located.mongodbUri, dataDir: located.dataDir });
   problems.push(...store.problems);
   const keys = checkKeys(located.keysFile, problems);
+  const directories = checkDirectories(located, env, problems);
 
   if (settings) {
     facts.push(`issuer: ${settings.issuer}`, `listen: ${settings.host} port ${settings.port}`);
@@ -126,5 +143,6 @@ export async function checkConfiguration(env: Env = process.env): Promise<Config
   if (keys) facts.push(`keys: ${keys}`);
   if (policy) facts.push(`policy: ${policy}`);
   if (geo) facts.push(`geolocation: ${geo}`);
+  if (directories) facts.push(`directories: ${directories}`);
   return { facts, problems };
 }

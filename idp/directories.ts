@@ -18,5 +18,6 @@ export function directoryConfigFile(settings: Pick<Settings, 'directoryConfig' |
 
 /** Throws DirectoryConfigError listing every problem (the start stops, as for a policy). */
 export function loadDirectories(settings: Pick<Settings, 'directoryConfig' | 'policyDir'>, env: NodeJS.ProcessEnv = process.env): DirectoryConfig[] {
-  return loadDirectoryConfig({ file: directoryConfigFile(settings), env });
+  // A file named by DIRECTORY_CONFIG must exist; the default one beside the policy is optional.
+  return loadDirectoryConfig({ file: directoryConfigFile(settings), env, required: settings.directoryConfig !== undefined });
 }

@@ -6,6 +6,7 @@
 import { ConfigError, loadSettings } from './settings.ts';
 import { KeyFileError } from '../adapters/keys.ts';
 import { PolicyLoadError } from '../policies/policy.ts';
+import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
 
@@ -38,7 +39,7 @@ try {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof KeyFileError || err instanceof PolicyLoadError) {
+  if (err instanceof ConfigError || err instanceof KeyFileError || err instanceof PolicyLoadError || err instanceof DirectoryConfigError) {
     process.stderr.write(`configuration error: ${err.message}\n`);
     process.exit(78); // EX_CONFIG
   }

@@ -72,6 +72,9 @@ for (const store of STORES) {
         DIRECTORY_CONFIG: writeConfig(slapd, { overrides: { timeouts: { connect_seconds: 1, operation_seconds: 1 } } }),
         // Many sign-ins from one address in this file: keep the IP bucket out of the way.
         THROTTLE_IP_FREE: '10000', THROTTLE_IP_MAX: '100000',
+        // No grace: while the directory is down, a directory user's tokens are refused at once
+        // (the grace itself is unit-tested in test/unit/directory-session.test.ts).
+        DIRECTORY_SESSION_GRACE: '0',
       });
       await srv.addUser('localuser', LOCAL_PASSWORD);
       await srv.addClient('web', {
@@ -200,6 +203,7 @@ for (const store of STORES) {
     });
 
     it('the directory stopped: the unavailable page (503) within the timeout, local users still sign in; back up, directory users sign in again', async () => {
+      const before = await signIn(config, slapd.users.alice.uid, slapd.users.alice.password);
       await slapd.stop();
       try {
         const t = performance.now();
@@ -214,9 +218,25 @@ for (const store of STORES) {
         const metrics = await (await fetch(`${srv.issuer}/metrics`)).text();
         assert.match(metrics, /idp_directory_errors_total\{directory="corp",kind="[a-z_]+"\} [1-9]/);
         await signIn(config, 'localuser', LOCAL_PASSWORD, 'openid');
+        // A directory user's refresh token and session: "temporarily unavailable" (RFC 6749
+        // §4.1.2.1), a 503, never a 500, and nothing revoked.
+        const refresh = await fetch(`${srv.issuer}/token`, {
+          method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: before.tokens.refresh_token!, client_id: 'web' }),
+        });
+        assert.equal(refresh.status, 503);
+        assert.equal(((await refresh.json()) as { error: string }).error, 'temporarily_unavailable');
+        const silent = await before.browser.navigate(client.buildAuthorizationUrl(config, {
+          redirect_uri: REDIRECT_URI, scope: 'openid', prompt: 'none',
+          code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+        }), {}, REDIRECT_URI);
+        assert.ok(silent.status < 500 || silent.status === 503, `no 500 (${silent.status})`);
+        assert.ok(silent.url.searchParams.get('error') === 'temporarily_unavailable' || /temporarily/i.test(silent.body), silent.body.slice(0, 300));
       } finally {
         await slapd.restart();
       }
+      // Back up: the same refresh token works (nothing was revoked during the outage).
+      await client.refreshTokenGrant(config, before.tokens.refresh_token!);
       await signIn(config, slapd.users.alice.uid, slapd.users.alice.password);
     });
   });
