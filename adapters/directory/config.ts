@@ -340,7 +340,7 @@ function resolve(input: DirectoryEntryInput, ctx: Context, report: Problem): Dir
   };
 }
 
-function resolveAll(inputs: DirectoryEntryInput[], ctx: Context, problemAt: (keyPath: (string | number)[], message: string) => void): DirectoryConfig[] {
+function resolveAll(inputs: DirectoryEntryInput[], ctx: Context, problemAt: Problem): DirectoryConfig[] {
   const configs: DirectoryConfig[] = [];
   const names = new Set<string>();
   inputs.forEach((input, i) => {
