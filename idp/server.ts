@@ -219,6 +219,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       provider, storage, csrf: accountCsrf, events, log, box, recoveryKey, issuer: settings.issuer, issuerName, webauthn,
       levels: () => policies.current().assurance.levels,
       sessionIdleTtl: settings.sessionIdleTtl, sessionMaxAge: settings.sessionMaxAge, maxFormBytes: settings.maxBodyBytes, secure,
+      directories, directorySessionGraceMs: settings.directorySessionGrace * 1000,
     });
     provider.use(account.routes());
     return provider.callback();

@@ -135,7 +135,11 @@ export class PasswordAuthenticator {
       if (outcome.ok) groups = await directories.groups(found);
     } catch (err) {
       if (!isUnavailable(err)) throw err;
-      await this.#throttle.cancel(ticket);
+      // A bind that timed out may have reached the directory and been counted there as a
+      // failure: refunding it would let an attacker who slows the directory down bind
+      // without limit and lock the user in the directory. Only after a successful bind
+      // (the group search failed) or when the bind never left is the attempt uncounted.
+      await this.#throttle.cancel(ticket, { keepAccount: !outcome && err.kind === 'timeout' });
       return { ok: false, reason: 'unavailable', directory: err.directory, kind: err.kind, subject };
     }
     if (!outcome.ok) return refused(outcome.reason === 'invalid_credentials' ? undefined : outcome.reason);

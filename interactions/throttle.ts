@@ -105,11 +105,13 @@ export class LoginThrottle {
 
   /**
    * The attempt could not be decided (the directory did not answer the bind): it is
-   * uncounted everywhere, so an outage never adds up to a lockout.
+   * uncounted everywhere, so an outage never adds up to a lockout. `keepAccount`: the
+   * account's count stays, for an attempt that may have been counted elsewhere anyway (a
+   * bind that timed out after it was sent: the directory may have counted it).
    */
-  async cancel(t: Ticket): Promise<void> {
+  async cancel(t: Ticket, { keepAccount = false }: { keepAccount?: boolean } = {}): Promise<void> {
     await this.#store.refund(t.ipKey, t.ipAttempt);
-    if (t.accountAttempt) await this.#store.refund(t.accountKey, t.accountAttempt);
+    if (t.accountAttempt && !keepAccount) await this.#store.refund(t.accountKey, t.accountAttempt);
   }
 
   /**

@@ -14,6 +14,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { SecretBox } from '../../adapters/crypto.ts';
 import type { Storage } from '../../adapters/storage/port.ts';
+import type { Directories } from '../../adapters/directory/index.ts';
 import { UserError } from '../../idp/errors.ts';
 import type { Events } from '../../idp/events.ts';
 import type { Logger } from '../../idp/log.ts';
@@ -56,6 +57,10 @@ export interface AccountDeps {
   maxFormBytes: number;
   /** Cookies get the Secure attribute (https issuer). */
   secure: boolean;
+  /** The directories behind linked accounts (absent: none configured). */
+  directories?: Directories | undefined;
+  /** DIRECTORY_SESSION_GRACE in ms: how long a linked entry seen active rides out an outage. */
+  directorySessionGraceMs?: number | undefined;
 }
 
 export interface SignedIn {
@@ -82,6 +87,17 @@ export async function signedIn(deps: AccountDeps, ctx: Context): Promise<SignedI
   if (now - authTime > deps.sessionMaxAge) return undefined;
   const account = await deps.storage.accounts.findById(accountId);
   if (!account) return undefined;
+  // The session is read here, not through oidc-provider's findAccount (idp/tokens.ts), so a
+  // linked account's entry is checked here too: a user disabled or removed in their
+  // directory must not keep managing how the account signs in (issue 9: sessions stop at
+  // their next use).
+  if (account.directory) {
+    const state = deps.directories
+      ? await deps.directories.sessionState(account.directory.name, account.directory.id, deps.directorySessionGraceMs ?? 0)
+      : 'ended';
+    if (state === 'unavailable') throw new UserError('directory_unavailable');
+    if (state === 'ended') return undefined;
+  }
   const exp = typeof session.exp === 'number' ? session.exp : undefined;
   const level = sessionLevelIndex({ amr: session.amr ?? [], authTime, lastActive: exp ? exp - deps.sessionIdleTtl : undefined }, deps.levels(), now);
   return { uid: session.uid, account, authTime, level };
