@@ -5,9 +5,7 @@
  * run the sign-in's user search and print the mapped claims, groups and account state. No
  * user password is asked for or sent; the service password is never printed.
  */
-import { Directories, type DirectoryConfig } from '../adapters/directory/index.ts';
-import { DirectoryUnavailableError } from '../adapters/directory/types.ts';
-import { directoryAccountId } from '../adapters/directory/index.ts';
+import { directoryAccountId, Directories, DirectoryUnavailableError, type DirectoryConfig } from '../adapters/directory/index.ts';
 import { CliError } from './cli-risk.ts';
 
 export interface DirectoryTestOptions {

@@ -66,6 +66,8 @@ export class PasswordAuthenticator {
     const local = await this.#storage.accounts.findByUsername(username);
     // A linked account's stored username is `<directory>:<id>`; typed, it signs in nothing.
     const account = local?.directory ? undefined : local;
+    // A username two directory entries answer to: refused rather than guessed, like an unknown one.
+    let ambiguous: string | undefined;
     if (!account && this.#directories) {
       let found: Awaited<ReturnType<Directories['find']>>;
       try {
@@ -75,13 +77,7 @@ export class PasswordAuthenticator {
         return { ok: false, reason: 'unavailable', directory: err.directory, kind: err.kind, subject: this.#unknown(username) };
       }
       if (found && 'user' in found) return this.#directoryAttempt(a, found);
-      if (found) {
-        // Two entries answer to one username: refused rather than guessed.
-        const ticket = await this.#throttle.begin(this.#unknown(username), a.ip, undefined);
-        if (!isTicket(ticket)) return { ok: false, reason: 'throttled', until: ticket.until, subject: this.#unknown(username) };
-        await this.#hasher.burn(a.password);
-        return { ok: false, reason: 'invalid', subject: this.#unknown(username), refused: { directory: found.ambiguous.name, reason: 'ambiguous' } };
-      }
+      ambiguous = found?.ambiguous.name;
     }
     // Unknown usernames get a bucket too (keyed by a hash, not the name), so throttling
     // behaves the same whether or not the account exists.
@@ -95,7 +91,9 @@ export class PasswordAuthenticator {
     if (!isTicket(ticket)) return { ok: false, reason: 'throttled', until: ticket.until, account, subject };
     const result = account ? await this.#hasher.verify(account.passwordHash, a.password) : { ok: await this.#hasher.burn(a.password), needsRehash: false };
     // A failure stays counted in the buckets it was reserved in: nothing more to do.
-    if (!account || !result.ok) return { ok: false, reason: 'invalid', account, subject };
+    if (!account || !result.ok) {
+      return { ok: false, reason: 'invalid', account, subject, ...(ambiguous ? { refused: { directory: ambiguous, reason: 'ambiguous' as const } } : {}) };
+    }
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
     return { ok: true, account, subject, ticket, method: 'password' };
   }
@@ -171,6 +169,8 @@ export class PasswordAuthenticator {
       }
     }
     await this.#storage.accounts.syncDirectoryProfile(id, profile);
-    return (await this.#storage.accounts.findById(id))!;
+    // What the store now holds, without reading it back (the parallel first sign-in's account when it won).
+    const base = existing ?? (await this.#storage.accounts.findById(id))!;
+    return { ...base, ...profile, updatedAt: new Date() };
   }
 }

@@ -77,10 +77,7 @@ export class Directories {
    * refused rather than guessed, and logged by the caller).
    */
   async find(username: string): Promise<FoundUser | { ambiguous: DirectoryConfig } | undefined> {
-    const results = await Promise.allSettled(this.configs.map(async (c) => {
-      const entries = await this.#conn(c.name).search(c.baseDn, c.scope, userFilter(c, username), userAttributes(c), USER_SEARCH_LIMIT);
-      return entries;
-    }));
+    const results = await Promise.allSettled(this.configs.map((c) => this.#users(c, userFilter(c, username))));
     for (const [i, r] of results.entries()) {
       const c = this.configs[i]!;
       if (r.status === 'rejected') throw r.reason;
@@ -88,6 +85,11 @@ export class Directories {
       if (r.value.length === 1) return { directory: c, user: mapEntry(c, r.value[0]!, new Date()) };
     }
     return undefined;
+  }
+
+  /** The user entries a filter finds, with the attributes mapEntry reads; two at most (one, or ambiguous). */
+  #users(c: DirectoryConfig, filter: string): Promise<RawEntry[]> {
+    return this.#conn(c.name).search(c.baseDn, c.scope, filter, userAttributes(c), USER_SEARCH_LIMIT);
   }
 
   /** Binds as the user; a failed bind is explained by the entry (locked) or AD's diagnostic. */
@@ -107,7 +109,7 @@ export class Directories {
     if (c.groups.source !== 'search') return found.user.claims.groups;
     const conn = this.#conn(c.name);
     const base = c.groups.base ?? c.baseDn;
-    const found_: RawEntry[] = [];
+    const groupEntries: RawEntry[] = [];
     const seen = new Set<string>([found.user.dn.toLowerCase()]);
     let frontier = [found.user.dn];
     // One search when the server resolves nesting itself (AD's in-chain rule) or nesting is off.
@@ -120,12 +122,12 @@ export class Directories {
           if (seen.has(e.dn.toLowerCase())) continue;
           seen.add(e.dn.toLowerCase());
           next.push(e.dn);
-          found_.push(e);
+          groupEntries.push(e);
         }
       }
       frontier = next;
     }
-    return groupNames(c, found_);
+    return groupNames(c, groupEntries);
   }
 
   /** The entry behind a linked account now: active, refused (disabled, expired…) or missing. */
@@ -133,7 +135,7 @@ export class Directories {
     const c = this.config(directory);
     // A directory removed from the configuration: its accounts can no longer be vouched for.
     if (!c) return { state: 'missing' };
-    const entries = await this.#conn(c.name).search(c.baseDn, c.scope, idFilter(c, id), userAttributes(c), USER_SEARCH_LIMIT);
+    const entries = await this.#users(c, idFilter(c, id));
     if (entries.length !== 1) return { state: 'missing' };
     const user = mapEntry(c, entries[0]!, new Date());
     // The id filter matched, but compare anyway: an attribute-less match must never link.
@@ -147,7 +149,7 @@ export class Directories {
     if (!c) throw new Error(`no directory named ${name}`);
     const bind = await this.#conn(name).checkServiceBind();
     if (username === undefined) return { directory: c, bind };
-    const entries = await this.#conn(name).search(c.baseDn, c.scope, userFilter(c, username), userAttributes(c), USER_SEARCH_LIMIT);
+    const entries = await this.#users(c, userFilter(c, username));
     if (entries.length !== 1) return { directory: c, bind, matches: entries.length };
     const found = { directory: c, user: mapEntry(c, entries[0]!, new Date()) };
     const groups = await this.groups(found);
