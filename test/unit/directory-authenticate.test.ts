@@ -8,14 +8,14 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, it } from 'node:test';
-import { Directories } from '../../adapters/directory/index.ts';
+import { directoryAccountId, Directories } from '../../adapters/directory/index.ts';
 import { DirectoryUnavailableError, type DirectoryConfig, type DirectoryConnection } from '../../adapters/directory/types.ts';
 import { openStorage } from '../../adapters/storage/index.ts';
 import type { Storage } from '../../adapters/storage/port.ts';
 import { PasswordAuthenticator } from '../../interactions/authenticate.ts';
 import { PasswordHasher } from '../../interactions/methods/password.ts';
 import { LoginThrottle } from '../../interactions/throttle.ts';
-import { describeOrSkip, tempDir } from '../helpers/env.ts';
+import { describeOrSkip, mongoUriForTest, STORES, tempDir } from '../helpers/env.ts';
 
 const CONFIG: DirectoryConfig = {
   name: 'corp', preset: 'openldap', urls: ['ldaps://directory.example'], startTls: false, allowPlain: false,
@@ -70,3 +70,42 @@ describeOrSkip(false, 'a directory bind that times out', () => {
     assert.equal(conn.binds, CONFIG.lockout.maxFailures, `the directory received ${conn.binds} binds; at most ${CONFIG.lockout.maxFailures} (below its lockout at ${CONFIG.lockout.threshold})`);
   });
 });
+
+/**
+ * The just-in-time link is a check-then-act (find the account, create it if absent): 100
+ * first sign-ins of one directory user at once, on each real store, must make one account
+ * and sign every one of them into it. The LDAP side stands in (a directory whose binds all
+ * succeed); the throttle is opened wide so all 100 reach the link.
+ */
+for (const store of STORES) {
+  describeOrSkip(store.skip, `100 parallel first sign-ins of one directory user (${store.kind} store)`, () => {
+    let storage: Storage;
+    before(async () => {
+      storage = await openStorage({ dataDir: tempDir('idp-dir-link-'), ...(store.kind === 'mongodb' ? { mongodbUri: mongoUriForTest() } : {}) });
+    });
+    after(() => storage?.close());
+
+    it('link exactly one account, and every sign-in gets it', async () => {
+      const uuid = crypto.randomUUID();
+      const conn: DirectoryConnection = {
+        async search() { return [{ dn: 'uid=newbie,dc=example,dc=org', attributes: { entryUUID: [uuid], uid: ['newbie'], mail: ['newbie@example.org'] } }]; },
+        async bind() { return { ok: true }; },
+        async checkServiceBind() { return { url: CONFIG.urls[0]!, tls: 'ldaps' as const }; },
+        async close() {},
+      };
+      const wide = { ...CONFIG, lockout: { threshold: 1000, windowSeconds: 300, maxFailures: 500 } };
+      const throttle = new LoginThrottle(storage.attempts, {
+        accountFreeFailures: 500, accountMaxFailures: 500, ipFreeFailures: 10_000, ipMaxFailures: 100_000, ipWindow: 900, maxDelay: 900,
+      });
+      const auth = new PasswordAuthenticator(storage, new PasswordHasher({ memoryKib: 1024, iterations: 1 }, 8), throttle,
+        crypto.randomBytes(32), new Directories([wide], () => conn));
+      const outcomes = await Promise.all(Array.from({ length: 100 }, () =>
+        auth.attempt({ username: 'newbie', password: 'the right password', ip: '192.0.2.1', deviceId: undefined })));
+      const ids = new Set(outcomes.map((o) => (o.ok ? o.account.id : `refused: ${o.reason}`)));
+      assert.deepEqual([...ids], [directoryAccountId('corp', uuid)], 'all 100 signed in, into one account');
+      const linked = (await storage.accounts.list()).filter((a) => a.directory?.id === uuid);
+      assert.equal(linked.length, 1);
+      assert.equal(linked[0]!.email, 'newbie@example.org');
+    });
+  });
+}
