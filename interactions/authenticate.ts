@@ -34,7 +34,11 @@ export interface PasswordAttempt {
  * finish step resets counters and recognises the browser once the whole login succeeded.
  */
 export type PasswordOutcome =
-  | { ok: true; account: Account; subject: string; ticket: Ticket; method: 'password' | 'ldap' }
+  | {
+    ok: true; account: Account; subject: string; ticket: Ticket; method: 'password' | 'ldap';
+    /** This sign-in linked the directory entry to a new local account (just in time). */
+    linked?: true | undefined;
+  }
   | {
     ok: false; reason: 'invalid'; account?: Account | undefined; subject: string;
     /** For the log and the event only (the page says "incorrect" whatever it is): why a directory refused. */
@@ -143,12 +147,12 @@ export class PasswordAuthenticator {
     if (!outcome.ok) return refused(outcome.reason === 'invalid_credentials' ? undefined : outcome.reason);
     // A right password for an entry the directory flags (must change it, expired) is still refused.
     if (user.problem) return refused(user.problem);
-    const account = await this.#link(found, subject, groups);
-    return { ok: true, account, subject, ticket, method: 'ldap' };
+    const { account, linked } = await this.#link(found, subject, groups);
+    return { ok: true, account, subject, ticket, method: 'ldap', ...(linked ? { linked } : {}) };
   }
 
   /** Just-in-time link on the first sign-in; afterwards the claims are refreshed. */
-  async #link(found: FoundUser, id: string, groups: string[] | undefined): Promise<Account> {
+  async #link(found: FoundUser, id: string, groups: string[] | undefined): Promise<{ account: Account; linked?: true }> {
     const { directory, user } = found;
     const { email, email_verified, name, given_name, family_name, preferred_username } = user.claims;
     const profile = {
@@ -159,10 +163,11 @@ export class PasswordAuthenticator {
     const existing = await this.#storage.accounts.findById(id);
     if (!existing) {
       try {
-        return await this.#storage.accounts.create({
+        const account = await this.#storage.accounts.create({
           id, username: directoryUsername(directory.name, user.id), passwordHash: NO_PASSWORD,
           email, emailVerified: profile.emailVerified, name, directory: profile.directory, claims: profile.claims,
         });
+        return { account, linked: true };
       } catch (err) {
         // Two first sign-ins at once: the other one linked it.
         if (!(err instanceof DuplicateError)) throw err;
@@ -171,6 +176,6 @@ export class PasswordAuthenticator {
     await this.#storage.accounts.syncDirectoryProfile(id, profile);
     // What the store now holds, without reading it back (the parallel first sign-in's account when it won).
     const base = existing ?? (await this.#storage.accounts.findById(id))!;
-    return { ...base, ...profile, updatedAt: new Date() };
+    return { account: { ...base, ...profile, updatedAt: new Date() } };
   }
 }

@@ -79,6 +79,8 @@ export function login(deps: InteractionDeps): Middleware {
       return refuse();
     }
 
+    // Provisioning is said once, when it happens: who, from which directory entry (no password).
+    if (outcome.linked) deps.events.emit('directory.linked', { account: outcome.account.id, directory: outcome.account.directory?.name, dn: outcome.account.directory?.dn });
     const method = outcome.method === 'ldap' ? ldapMethod : passwordMethod;
     const risk = await deps.risk.passwordSucceeded(attempt, { amr: method.amr, requested: requestedBy(assuranceOf(details)) });
     if (risk.decision.decision === 'block') {

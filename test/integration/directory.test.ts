@@ -197,6 +197,7 @@ for (const store of STORES) {
       const id = directoryAccountId('corp', (await slapd.read(`uid=newbie,${slapd.peopleDn}`, ['entryUUID']))!.entryuuid![0]!);
       assert.equal(await srv.storage.accounts.findById(id), undefined, 'not linked yet');
       const results = await Promise.allSettled(Array.from({ length: 20 }, () => signIn(config, 'newbie', 'Newbie-pw-1', 'openid')));
+      assert.equal(srv.logs.filter((l) => l.msg === 'directory.linked' && l.account === id).length, 1, 'the link is logged once');
       const subs = new Set(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.claims.sub] : [])));
       assert.deepEqual([...subs], [id], 'every sign-in that got through is the same account');
       assert.equal((await srv.storage.accounts.list()).filter((a) => a.id === id).length, 1, 'one account for the entry');

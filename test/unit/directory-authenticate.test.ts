@@ -103,6 +103,7 @@ for (const store of STORES) {
         auth.attempt({ username: 'newbie', password: 'the right password', ip: '192.0.2.1', deviceId: undefined })));
       const ids = new Set(outcomes.map((o) => (o.ok ? o.account.id : `refused: ${o.reason}`)));
       assert.deepEqual([...ids], [directoryAccountId('corp', uuid)], 'all 100 signed in, into one account');
+      assert.equal(outcomes.filter((o) => o.ok && o.linked).length, 1, 'one of them made the link');
       const linked = (await storage.accounts.list()).filter((a) => a.directory?.id === uuid);
       assert.equal(linked.length, 1);
       assert.equal(linked[0]!.email, 'newbie@example.org');
