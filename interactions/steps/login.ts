@@ -59,7 +59,8 @@ export function login(deps: InteractionDeps): Middleware {
         deps.events.emit('directory.unavailable', { directory: outcome.directory, kind: outcome.kind, during: 'sign-in', client: clientId, ip: attempt.ip }, 'warn');
         deps.events.count('idp_directory_errors_total', { directory: outcome.directory, kind: outcome.kind });
         ctx.set('retry-after', String(UNAVAILABLE_RETRY_SECONDS));
-        return again({ error: ERROR_CODES.directory_unavailable.message }, 'directory_unavailable');
+        // Above the form, not as an error of the fields: what the user typed was not wrong.
+        return again({ notice: ERROR_CODES.directory_unavailable.message }, 'directory_unavailable');
       }
       if (outcome.reason === 'throttled') {
         deps.events.emit('login.throttled', { client: clientId, ip: attempt.ip });
