@@ -15,12 +15,12 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { calculateJwkThumbprint } from 'jose';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
-import { chromiumMissing, launchChromium, reachCallback, stubCallback } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, openTab as openBrowserTab, reachCallback, type Tab } from '../helpers/chromium.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -32,13 +32,6 @@ interface StoredKey {
   /** What exporting the private key gave: the error's name, or 'exported'. */
   exportPrivate: string;
   publicJwk: { kty: string; crv: string; x: string; y: string };
-}
-
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  /** Script errors and CSP violations the pages reported. */
-  problems: string[];
 }
 
 describeOrSkip(chromiumMissing, 'device keys in a real browser', () => {
@@ -66,14 +59,8 @@ describeOrSkip(chromiumMissing, 'device keys in a real browser', () => {
   });
 
   async function openTab(opts: { initScript?: string } = {}): Promise<Tab> {
-    const context = await browser.newContext();
-    if (opts.initScript) await context.addInitScript(opts.initScript);
-    const page = await context.newPage();
-    const tab: Tab = { context, page, problems: [] };
+    const tab = await openBrowserTab(browser, { initScript: opts.initScript, redirectUri: REDIRECT_URI });
     tabs.push(tab);
-    page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) tab.problems.push(m.text()); });
-    page.on('pageerror', (e) => tab.problems.push(e.message));
-    await stubCallback(page, REDIRECT_URI);
     return tab;
   }
 

@@ -11,41 +11,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, beforeEach, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { describeOrSkip } from '../helpers/env.ts';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, openTab, type Tab, type TabOptions } from '../helpers/chromium.ts';
+import { ARTIFACTS, PHONE } from '../helpers/axe.ts';
 import { startPasskeyHarness, UID, type PasskeyHarness } from '../helpers/passkey-harness.ts';
 
-const ARTIFACTS = path.join(import.meta.dirname, '..', '..', '..', 'test', 'e2e', 'artifacts');
 const alice = { id: crypto.randomUUID(), username: 'alice', name: 'Alice' };
 
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  /** CSP violations and script errors the page reported. */
-  problems: string[];
-  authenticatorId?: string;
-}
-
-async function openTab(browser: Browser, opts: { authenticator?: { hasUserVerification?: boolean; hasResidentKey?: boolean }; noWebAuthn?: boolean } = {}): Promise<Tab> {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
-  if (opts.noWebAuthn) await context.addInitScript('delete window.PublicKeyCredential');
-  const page = await context.newPage();
-  const tab: Tab = { context, page, problems: [] };
-  page.on('console', (m) => { if (m.type() === 'error') tab.problems.push(m.text()); });
-  page.on('pageerror', (e) => tab.problems.push(e.message));
-  if (opts.authenticator) {
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2', transport: 'internal', hasResidentKey: opts.authenticator.hasResidentKey ?? true,
-        hasUserVerification: opts.authenticator.hasUserVerification ?? true, isUserVerified: true, automaticPresenceSimulation: true,
-      },
-    });
-    tab.authenticatorId = authenticatorId;
-  }
-  return tab;
+/** A phone-sized tab, with a platform authenticator if asked, or without WebAuthn at all. */
+function openPhoneTab(browser: Browser, opts: { authenticator?: TabOptions['authenticator']; noWebAuthn?: boolean } = {}): Promise<Tab> {
+  return openTab(browser, {
+    context: { viewport: PHONE }, authenticator: opts.authenticator,
+    ...(opts.noWebAuthn ? { initScript: 'delete window.PublicKeyCredential' } : {}),
+  });
 }
 
 describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
@@ -67,7 +46,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
   });
 
   it('registers a passkey, then signs in with it without a username (hwk + user)', async () => {
-    const tab = await openTab(browser, { authenticator: {} });
+    const tab = await openPhoneTab(browser, { authenticator: {} });
     h.ceremony = { kind: 'register', account: alice, enrolledVia: 'self' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     const button = tab.page.getByRole('button', { name: 'Create a passkey' });
@@ -98,7 +77,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
   });
 
   it('says the passkey is already registered when the authenticator holds one for this account', async () => {
-    const tab = await openTab(browser, { authenticator: {} });
+    const tab = await openPhoneTab(browser, { authenticator: {} });
     h.ceremony = { kind: 'register', account: { ...alice, id: crypto.randomUUID(), username: 'carol' }, enrolledVia: 'self' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
@@ -117,7 +96,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
   });
 
   it('tells the user when the browser has no WebAuthn, and keeps the button disabled', async () => {
-    const tab = await openTab(browser, { noWebAuthn: true });
+    const tab = await openPhoneTab(browser, { noWebAuthn: true });
     h.ceremony = { kind: 'authenticate' };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     const status = tab.page.locator('[data-passkey-status]');
@@ -131,7 +110,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
   it('when the user cancels (no passkey on this device), says so and lets them try again', async () => {
     // An authenticator without any credential for this site: Chrome ends the request with
     // NotAllowedError, exactly as when the user dismisses the dialog.
-    const tab = await openTab(browser, { authenticator: { hasResidentKey: false } });
+    const tab = await openPhoneTab(browser, { authenticator: { hasResidentKey: false } });
     h.ceremony = { kind: 'authenticate', accountId: alice.id };
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     await tab.page.waitForSelector('button[data-passkey]:not([disabled])');
@@ -147,7 +126,7 @@ describeOrSkip(chromiumMissing, 'passkey button in a real browser', () => {
 
   it('shows the server\'s words when it refuses the options, and the refusal page when it refuses the result', async () => {
     // A security key without user verification (no PIN, no biometric).
-    const tab = await openTab(browser, { authenticator: { hasUserVerification: false } });
+    const tab = await openPhoneTab(browser, { authenticator: { hasUserVerification: false } });
     h.ceremony = undefined; // not at a passkey step: the options request is refused
     await tab.page.goto(`${h.url}/interaction/${UID}`);
     await tab.page.waitForSelector('button[data-passkey]:not([disabled])');

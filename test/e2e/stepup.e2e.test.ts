@@ -17,13 +17,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, localhostIssuer } from '../helpers/env.ts';
 import { rulesOnlyPolicy } from '../helpers/policy.ts';
-import { chromiumMissing, launchChromium, reachCallback, stubCallback } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, openTab as openBrowserTab, reachCallback, type Tab } from '../helpers/chromium.ts';
 import { checkPage, PHONE, violationsOf, type Checked } from '../helpers/axe.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -37,13 +37,6 @@ const BRAZIL = '200.160.2.3';
 const JAPAN = '202.12.27.33';
 const US = '8.8.8.8';
 
-
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  /** Script errors and CSP violations the pages reported. */
-  problems: string[];
-}
 
 interface Flow { verifier: string; nonce: string; state: string }
 
@@ -74,25 +67,12 @@ describeOrSkip(chromiumMissing, 'step-up in a real browser (TOTP, recovery codes
 
   /** A browser of its own (a new device to the engine), at `ip`; with a passkey authenticator if asked. */
   async function openTab(ip: string, opts: { authenticator?: boolean } = {}): Promise<Tab> {
-    const context = await browser.newContext({ viewport: PHONE, extraHTTPHeaders: { 'x-forwarded-for': ip } });
-    const page = await context.newPage();
-    const tab: Tab = { context, page, problems: [] };
+    const tab = await openBrowserTab(browser, {
+      context: { viewport: PHONE, extraHTTPHeaders: { 'x-forwarded-for': ip } }, redirectUri: REDIRECT_URI,
+      // A platform authenticator with user verification that keeps discoverable credentials.
+      ...(opts.authenticator ? { authenticator: {} } : {}),
+    });
     tabs.push(tab);
-    page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) tab.problems.push(m.text()); });
-    page.on('pageerror', (e) => tab.problems.push(e.message));
-    await stubCallback(page, REDIRECT_URI);
-    if (opts.authenticator) {
-      // A platform authenticator with a PIN or biometric (user verification) that keeps
-      // discoverable credentials: what a phone or laptop passkey is.
-      const cdp = await context.newCDPSession(page);
-      await cdp.send('WebAuthn.enable');
-      await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: {
-          protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      });
-    }
     return tab;
   }
 

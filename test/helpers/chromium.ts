@@ -1,6 +1,6 @@
 /** Debian's Chromium for the browser tests, through playwright-core (never a downloaded build). */
 import fs from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -35,4 +35,52 @@ export async function reachCallback(page: Page): Promise<void> {
     await allow.click();
     await reached.waitFor();
   }
+}
+
+/** A browser context of its own (a device of its own to the engine) with one page. */
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  /** Script errors and Content-Security-Policy reports the pages gave. */
+  problems: string[];
+  /** The virtual authenticator's id, with `authenticator`. */
+  authenticatorId?: string | undefined;
+}
+
+export interface TabOptions {
+  /** E.g. the viewport, or `extraHTTPHeaders` with an X-Forwarded-For address. */
+  context?: BrowserContextOptions;
+  /** Runs in every page before its own scripts (e.g. to take WebAuthn away). */
+  initScript?: string;
+  /** The relying party's redirect URI, answered inside the page (stubCallback). */
+  redirectUri?: string;
+  /**
+   * A platform authenticator through the DevTools protocol: CTAP2, internal, user presence
+   * simulated; by default with user verification (a PIN or biometric) and discoverable
+   * credentials, what a phone or laptop passkey is.
+   */
+  authenticator?: { hasUserVerification?: boolean; hasResidentKey?: boolean };
+}
+
+/** Opens a tab; the caller closes `tab.context`. */
+export async function openTab(browser: Browser, o: TabOptions = {}): Promise<Tab> {
+  const context = await browser.newContext(o.context);
+  if (o.initScript) await context.addInitScript(o.initScript);
+  const page = await context.newPage();
+  const tab: Tab = { context, page, problems: [] };
+  page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) tab.problems.push(m.text()); });
+  page.on('pageerror', (e) => tab.problems.push(e.message));
+  if (o.redirectUri) await stubCallback(page, o.redirectUri);
+  if (o.authenticator) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2', transport: 'internal', hasResidentKey: o.authenticator.hasResidentKey ?? true,
+        hasUserVerification: o.authenticator.hasUserVerification ?? true, isUserVerified: true, automaticPresenceSimulation: true,
+      },
+    });
+    tab.authenticatorId = authenticatorId;
+  }
+  return tab;
 }
