@@ -110,3 +110,45 @@ for (const store of STORES) {
     });
   });
 }
+
+/**
+ * An attempt the directory could not decide (the bind's connection failed before it was
+ * sent) is uncounted (LoginThrottle.cancel): 100 of them at once, on each real store, leave
+ * the account's bucket empty, so an outage never adds up to a lockout.
+ */
+for (const store of STORES) {
+  describeOrSkip(store.skip, `100 parallel sign-ins while binds cannot reach the directory (${store.kind} store)`, () => {
+    let storage: Storage;
+    before(async () => {
+      storage = await openStorage({ dataDir: tempDir('idp-dir-cancel-'), ...(store.kind === 'mongodb' ? { mongodbUri: mongoUriForTest() } : {}) });
+    });
+    after(() => storage?.close());
+
+    it('leave nothing counted: the right password works once the directory is back', async () => {
+      const uuid = crypto.randomUUID();
+      let up = false;
+      const conn: DirectoryConnection = {
+        async search() { return [{ dn: 'uid=olga,dc=example,dc=org', attributes: { entryUUID: [uuid], uid: ['olga'] } }]; },
+        async bind() {
+          if (!up) throw new DirectoryUnavailableError('corp', 'connect', 'ldaps://directory.example: connection refused');
+          return { ok: true };
+        },
+        async checkServiceBind() { return { url: CONFIG.urls[0]!, tls: 'ldaps' as const }; },
+        async close() {},
+      };
+      const throttle = new LoginThrottle(storage.attempts, {
+        accountFreeFailures: 100, accountMaxFailures: 100, ipFreeFailures: 10_000, ipMaxFailures: 100_000, ipWindow: 900, maxDelay: 900,
+      });
+      const auth = new PasswordAuthenticator(storage, new PasswordHasher({ memoryKib: 1024, iterations: 1 }, 8), throttle,
+        crypto.randomBytes(32), new Directories([CONFIG], () => conn));
+      const attempt = () => auth.attempt({ username: 'olga', password: 'the right password', ip: '192.0.2.7', deviceId: undefined });
+      const outcomes = await Promise.all(Array.from({ length: 100 }, attempt));
+      assert.ok(outcomes.every((o) => !o.ok && (o.reason === 'unavailable' || o.reason === 'throttled')));
+      assert.ok(outcomes.some((o) => !o.ok && o.reason === 'unavailable'), 'some reached the bind');
+      assert.equal((await throttle.failures(directoryAccountId('corp', uuid))).count, 0, 'nothing stays counted');
+      up = true;
+      const back = await attempt();
+      assert.equal(back.ok, true, 'not paused after the outage');
+    });
+  });
+}
