@@ -80,6 +80,10 @@ export function runNode(args: string[], opts: RunOptions = {}): Promise<RunResul
       });
     });
     track(child);
+    // A child that exits without reading its input (openssl, a failed command) closes the
+    // pipe first: the write's EPIPE says nothing its exit status does not, and unhandled it
+    // would surface as an uncaught exception in whatever test runs next.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.stdin ?? '');
   });
 }

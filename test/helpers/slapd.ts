@@ -179,6 +179,10 @@ function run(cmd: string, args: string[], opts: { input?: string; cwd?: string }
       if (err) reject(new Error(`${path.basename(cmd)} ${args.filter((a) => !a.includes('secret')).join(' ')} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
+    // A child that exits without reading its input (openssl, a failed command) closes the
+    // pipe first: the write's EPIPE says nothing its exit status does not, and unhandled it
+    // would surface as an uncaught exception in whatever test runs next.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }
