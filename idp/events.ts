@@ -60,7 +60,9 @@ function renderLabels(pairs: readonly (readonly [string, string])[]): string {
 }
 
 /** Prometheus text exposition (version 0.0.4). */
-export function renderMetrics(events: Events, gauges: Record<string, { help: string; value: number; labels?: Record<string, string> }>): string {
+export type Gauge = { help: string; value: number; labels?: Record<string, string> } | { help: string; samples: { labels: Record<string, string>; value: number }[] };
+
+export function renderMetrics(events: Events, gauges: Record<string, Gauge>): string {
   const lines = ['# HELP idp_events_total Events emitted, by name.', '# TYPE idp_events_total counter'];
   for (const name of EVENT_NAMES) lines.push(`idp_events_total{event="${name}"} ${events.counts.get(name) ?? 0}`);
   for (const [metric, c] of Object.entries(COUNTERS) as [CounterName, (typeof COUNTERS)[CounterName]][]) {
@@ -68,8 +70,9 @@ export function renderMetrics(events: Events, gauges: Record<string, { help: str
     for (const [labels, value] of events.counters.get(metric) ?? []) lines.push(`${metric}${labels} ${value}`);
   }
   for (const [metric, g] of Object.entries(gauges)) {
-    const labels = g.labels ? renderLabels(Object.entries(g.labels)) : '';
-    lines.push(`# HELP ${metric} ${g.help}`, `# TYPE ${metric} ${metric.endsWith('_total') ? 'counter' : 'gauge'}`, `${metric}${labels} ${g.value}`);
+    lines.push(`# HELP ${metric} ${g.help}`, `# TYPE ${metric} ${metric.endsWith('_total') ? 'counter' : 'gauge'}`);
+    const samples = 'samples' in g ? g.samples : [{ labels: g.labels ?? {}, value: g.value }];
+    for (const s of samples) lines.push(`${metric}${renderLabels(Object.entries(s.labels))} ${s.value}`);
   }
   return `${lines.join('\n')}\n`;
 }

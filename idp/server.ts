@@ -186,6 +186,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
     idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
+    idp_store_operations_total: {
+      help: 'Operations sent to the store since start: SQL statements (embedded) or commands (MongoDB), by name.',
+      samples: [...storage.stats.ops].map(([op, value]) => ({ labels: { store: storage.kind, op }, value })),
+    },
   }));
 
   /**

@@ -233,22 +233,25 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
   db.exec(SCHEMA);
 
-  const q = (sql: string) => db.prepare(sql);
+  const ops = new Map<string, number>();
+  const counted = (name: string) => ops.set(name, (ops.get(name) ?? 0) + 1);
+  const exec = (sql: 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK') => { counted(sql); db.exec(sql); };
   const immediate = <T>(fn: () => T): T => {
-    db.exec('BEGIN IMMEDIATE');
+    exec('BEGIN IMMEDIATE');
     try {
       const out = fn();
-      db.exec('COMMIT');
+      exec('COMMIT');
       return out;
     } catch (err) {
-      db.exec('ROLLBACK');
+      exec('ROLLBACK');
       throw err;
     }
   };
   migrateSkeletons(db, immediate);
   migrateDirectoryColumns(db, immediate);
 
-  const stmt = {
+  const q = (sql: string) => db.prepare(sql);
+  const raw = {
     accountSync: q('UPDATE accounts SET directory = ?, email = ?, email_verified = ?, name = ?, claims = ?, updated_at = ? WHERE id = ?'),
     accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at, directory, claims)
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -314,6 +317,12 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                       WHERE f.id = ? AND f.kind = 'recovery' AND h.value = ?`),
     factorCodesUsed: q('SELECT hash, at FROM factor_codes_used WHERE factor_id = ? ORDER BY at, rowid'),
   };
+  // Each statement counts its executions under its own name (StoreStats).
+  const stmt = Object.fromEntries(Object.entries(raw).map(([name, st]) => [name, {
+    run: (...a: SQLInputValue[]) => { counted(name); return st.run(...a); },
+    get: (...a: SQLInputValue[]) => { counted(name); return st.get(...a); },
+    all: (...a: SQLInputValue[]) => { counted(name); return st.all(...a); },
+  }])) as unknown as Record<keyof typeof raw, Pick<ReturnType<typeof q>, 'run' | 'get' | 'all'>>;
   const codesUsed = (factorId: string) =>
     (stmt.factorCodesUsed.all(factorId) as Row[]).map((u) => ({ hash: u.hash as string, at: new Date(u.at as number) }));
 
@@ -321,6 +330,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
 
   return {
     kind: 'embedded',
+    stats: { ops },
     accounts: {
       async create(a: NewAccount) {
         const now = Date.now();

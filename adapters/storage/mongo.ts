@@ -126,7 +126,14 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
 }
 
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
-  const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false });
+  // monitorCommands: every command sent is counted (StoreStats), as `command:collection`.
+  const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false, monitorCommands: true });
+  const ops = new Map<string, number>();
+  conn.getClient().on('commandStarted', (e) => {
+    const target = (e.command as Record<string, unknown>)[e.commandName];
+    const name = typeof target === 'string' ? `${e.commandName}:${target}` : e.commandName;
+    ops.set(name, (ops.get(name) ?? 0) + 1);
+  });
   await conn.asPromise();
   const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
@@ -257,6 +264,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
 
   return {
     kind: 'mongodb',
+    stats: { ops },
     accounts: {
       async create(a) {
         const now = new Date();

@@ -164,8 +164,19 @@ export interface FactorStore {
   useRecoveryCode(id: string, hash: string, at: Date): Promise<boolean>;
 }
 
+/**
+ * What the store has sent to its database since it was opened, by operation: SQL statements
+ * (embedded: the prepared statement's name, and BEGIN/COMMIT) or wire-protocol commands
+ * (MongoDB: `command:collection`). For the benchmark's statements-per-login figure and
+ * /metrics; names are a fixed set, never a value from a request.
+ */
+export interface StoreStats {
+  readonly ops: ReadonlyMap<string, number>;
+}
+
 export interface Storage {
   readonly kind: 'embedded' | 'mongodb';
+  readonly stats: StoreStats;
   readonly events: EventStore;
   readonly risk: RiskStateStore;
   readonly accounts: AccountStore;

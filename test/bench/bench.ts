@@ -160,6 +160,23 @@ async function passwordLogin(issuer: string, username: string, password = PASSWO
   return token(issuer, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, totpSecret ? 'bench-aal2' : 'bench');
 }
 
+/** The store's operation counts (StoreStats) as /metrics shows them: op → count. */
+async function storeOps(issuer: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${issuer}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^idp_store_operations_total\{store="[^"]*",op="([^"]*)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+/** Store operations per call of `fn`, over `n` calls one at a time: total and by name. */
+async function opsPer(issuer: string, n: number, fn: (i: number) => Promise<unknown>): Promise<{ total: number; by: [string, number][] }> {
+  const before = await storeOps(issuer);
+  for (let i = 0; i < n; i += 1) await fn(i);
+  const after = await storeOps(issuer);
+  const by = [...after].map(([op, c]): [string, number] => [op, (c - (before.get(op) ?? 0)) / n]).filter(([, c]) => c > 0).sort((a, b) => b[1] - a[1]);
+  return { total: by.reduce((t, [, c]) => t + c, 0), by };
+}
+
 async function failedLogin(issuer: string, username: string): Promise<number> {
   const browser = new Browser();
   const auth = new URL(`${issuer}/auth`);
@@ -213,6 +230,8 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
 
     const pl = await load('password login (full)', srv.pid, CONCURRENCY, async (w) => { await passwordLogin(srv.issuer, `bench${w}`); });
     console.log(row(pl));
+    const perLogin = await opsPer(srv.issuer, 20, (i) => passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`));
+    console.log(`store operations per password login: ${perLogin.total.toFixed(1)} (${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')})`);
     console.log(`password logins per server core = ${(pl.rate / Math.max(pl.serverCores, 0.01)).toFixed(1)}/s = ${((pl.rate / Math.max(pl.serverCores, 0.01)) / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
 
     // Each TOTP login takes a fresh account (see startServer).
