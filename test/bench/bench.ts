@@ -120,11 +120,13 @@ async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {
   }
   await storage.close();
 
-  const child: ChildProcess = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   for (let i = 0; i < 200 && !(await fetch(`${settings.issuer}/jwks`).then((r) => r.ok, () => false)); i += 1) await new Promise((r) => setTimeout(r, 50));
-  return { issuer: settings.issuer, pid: child.pid!, stop: () => { child.kill('SIGTERM'); }, out: () => out };
+  return { issuer: settings.issuer, pid: child.pid!, stop: () => { child.kill(nodeArgs.length ? 'SIGINT' : 'SIGTERM'); }, out: () => out };
 }
 
 const basic = (clientId: string) => `Basic ${Buffer.from(`${clientId}:${SECRET}`).toString('base64')}`;
@@ -134,7 +136,7 @@ async function token(issuer: string, params: Record<string, string>, clientId = 
     method: 'POST', headers: { authorization: basic(clientId), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params),
   });
   const body = (await res.json()) as Record<string, string>;
-  if (!res.ok) throw new Error(body.error);
+  if (!res.ok) throw new Error(`${body.error}: ${body.error_description}`);
   return body;
 }
 
@@ -142,10 +144,31 @@ async function token(issuer: string, params: Record<string, string>, clientId = 
  * One complete login: authorize → login form → (with `totpSecret`: the second-factor page, as
  * the client `bench-aal2` requires AAL2) → consent → code → tokens.
  */
-async function passwordLogin(issuer: string, username: string, password = PASSWORD, totpSecret?: string): Promise<Record<string, string>> {
+/** A Browser that counts its requests and may watch each one (the trace mode). */
+class CountingBrowser extends Browser {
+  requests = 0;
+  redirects = 0;
+  readonly #watch: ((method: string, url: URL | string, status: number) => Promise<void>) | undefined;
+  constructor(watch?: (method: string, url: URL | string, status: number) => Promise<void>) {
+    super();
+    this.#watch = watch;
+  }
+  override async request(url: URL | string, init: RequestInit = {}): Promise<Response> {
+    const res = await super.request(url, init);
+    this.requests += 1;
+    if (res.status >= 300 && res.status < 400) this.redirects += 1;
+    await this.#watch?.(init.method ?? 'GET', url, res.status);
+    return res;
+  }
+}
+
+let lastLogin = { requests: 0, redirects: 0 };
+
+async function passwordLogin(issuer: string, username: string, password = PASSWORD, totpSecret?: string,
+  watch?: (method: string, url: URL | string, status: number) => Promise<void>): Promise<Record<string, string>> {
   const verifier = crypto.randomBytes(32).toString('base64url');
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
-  const browser = new Browser();
+  const browser = new CountingBrowser(watch);
   const auth = new URL(`${issuer}/auth`);
   for (const [k, v] of Object.entries({
     client_id: totpSecret ? 'bench-aal2' : 'bench', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid offline_access', prompt: 'consent',
@@ -157,6 +180,7 @@ async function passwordLogin(issuer: string, username: string, password = PASSWO
   if (page.body.includes('/confirm')) page = await browser.submit(page, '/confirm', {}, REDIRECT);
   const code = page.url.searchParams.get('code');
   if (!code) throw new Error(`login failed: ${page.status}`);
+  lastLogin = { requests: browser.requests + 1, redirects: browser.redirects };
   return token(issuer, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, totpSecret ? 'bench-aal2' : 'bench');
 }
 
@@ -214,53 +238,116 @@ async function argon2Alone(): Promise<{ perCore: number; parallel: number }> {
   return { perCore, parallel: n / ((performance.now() - t1) / 1000) };
 }
 
+/** BENCH_MEASURES: which server measures to run (default all), e.g. `cc` to profile one alone. */
+const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'cc,refresh,login,totp,failed').split(','));
+
 async function benchStore(kind: StoreKind, hashPerCore: number) {
   const srv = await startServer(kind);
+  const out: { cc?: Result; rf?: Result; pl?: Result } = {};
   try {
     console.log(`\n## ${kind} store (server pid ${srv.pid}, ${CONCURRENCY} concurrent clients, ${SECONDS} s per measure)`);
-    const cc = await load('client_credentials grant', srv.pid, CONCURRENCY, async () => { await token(srv.issuer, { grant_type: 'client_credentials' }); });
-    console.log(row(cc));
-
-    const rts = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => passwordLogin(srv.issuer, `bench${i}`).then((t) => t.refresh_token!)));
-    const rf = await load('refresh_token grant', srv.pid, CONCURRENCY, async (w) => {
-      const t = await token(srv.issuer, { grant_type: 'refresh_token', refresh_token: rts[w]! });
-      rts[w] = t.refresh_token!; // rotation: each token is used once
-    });
-    console.log(row(rf));
-
-    const pl = await load('password login (full)', srv.pid, CONCURRENCY, async (w) => { await passwordLogin(srv.issuer, `bench${w}`); });
-    console.log(row(pl));
-    const perLogin = await opsPer(srv.issuer, 20, (i) => passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`));
-    console.log(`store operations per password login: ${perLogin.total.toFixed(1)} (${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')})`);
-    console.log(`password logins per server core = ${(pl.rate / Math.max(pl.serverCores, 0.01)).toFixed(1)}/s = ${((pl.rate / Math.max(pl.serverCores, 0.01)) / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
-
-    // Each TOTP login takes a fresh account (see startServer).
-    let next = 0;
-    const tl = await load('password + TOTP login (full)', srv.pid, CONCURRENCY, async () => {
-      const i = next++;
-      if (i >= TOTP_ACCOUNTS) throw new Error('out of TOTP bench accounts');
-      await passwordLogin(srv.issuer, `totp${i}`, PASSWORD, TOTP_SECRET);
-    });
-    console.log(row(tl));
-    // CPU per login = server cores × wall time / logins. The login path outside argon2 is
-    // that minus one verification (1 / the per-core rate measured alone).
+    if (MEASURES.has('cc')) {
+      out.cc = await load('client_credentials grant', srv.pid, CONCURRENCY, async () => { await token(srv.issuer, { grant_type: 'client_credentials' }); });
+      console.log(row(out.cc));
+    }
+    if (MEASURES.has('refresh')) {
+      const rts = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => passwordLogin(srv.issuer, `bench${i}`).then((t) => t.refresh_token!)));
+      out.rf = await load('refresh_token grant', srv.pid, CONCURRENCY, async (w) => {
+        const t = await token(srv.issuer, { grant_type: 'refresh_token', refresh_token: rts[w]! });
+        rts[w] = t.refresh_token!; // rotation: each token is used once
+      });
+      console.log(row(out.rf));
+    }
     const cpuMs = (r: Result) => (r.serverCores / r.rate) * 1000;
     const argonMs = 1000 / hashPerCore;
-    console.log(`server CPU per login: password ${cpuMs(pl).toFixed(1)} ms (${(cpuMs(pl) - argonMs).toFixed(1)} ms outside argon2id, target ≈ 9 ms);`
-      + ` password + TOTP ${cpuMs(tl).toFixed(1)} ms: the TOTP step-up adds ${(cpuMs(tl) - cpuMs(pl)).toFixed(1)} ms (target ≤ 5 ms)`);
-
-    const known: number[] = [];
-    const unknown: number[] = [];
-    for (let i = 0; i < 30; i += 1) {
-      known.push(await failedLogin(srv.issuer, `bench${i % CONCURRENCY}`));
-      unknown.push(await failedLogin(srv.issuer, `nobody${i}`));
+    if (MEASURES.has('login')) {
+      const pl = await load('password login (full)', srv.pid, CONCURRENCY, async (w) => { await passwordLogin(srv.issuer, `bench${w}`); });
+      out.pl = pl;
+      console.log(row(pl));
+      const perLogin = await opsPer(srv.issuer, 20, (i) => passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`));
+      console.log(`store operations per password login: ${perLogin.total.toFixed(1)} (${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')})`);
+      console.log(`password logins per server core = ${(pl.rate / Math.max(pl.serverCores, 0.01)).toFixed(1)}/s = ${((pl.rate / Math.max(pl.serverCores, 0.01)) / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
+      // CPU per login = server cores × wall time / logins. The login path outside argon2 is
+      // that minus one verification (1 / the per-core rate measured alone).
+      console.log(`server CPU per password login: ${cpuMs(pl).toFixed(1)} ms = argon2id ${argonMs.toFixed(1)} ms + the rest ${(cpuMs(pl) - argonMs).toFixed(1)} ms (target ≤ 5 ms)`);
     }
-    known.sort((a, b) => a - b);
-    unknown.sort((a, b) => a - b);
-    console.log(`failed login, wrong password: p50 ${pct(known, 50).toFixed(1)} ms; unknown user: p50 ${pct(unknown, 50).toFixed(1)} ms (should be about equal)`);
-    return { cc, rf, pl };
+    if (MEASURES.has('totp')) {
+      // Each TOTP login takes a fresh account (see startServer).
+      let next = 0;
+      const tl = await load('password + TOTP login (full)', srv.pid, CONCURRENCY, async () => {
+        const i = next++;
+        if (i >= TOTP_ACCOUNTS) throw new Error('out of TOTP bench accounts');
+        await passwordLogin(srv.issuer, `totp${i}`, PASSWORD, TOTP_SECRET);
+      });
+      console.log(row(tl));
+      if (out.pl) console.log(`server CPU per password + TOTP login ${cpuMs(tl).toFixed(1)} ms: the TOTP step-up adds ${(cpuMs(tl) - cpuMs(out.pl)).toFixed(1)} ms (target ≤ 5 ms)`);
+    }
+    if (MEASURES.has('failed')) {
+      const known: number[] = [];
+      const unknown: number[] = [];
+      for (let i = 0; i < 30; i += 1) {
+        known.push(await failedLogin(srv.issuer, `bench${i % CONCURRENCY}`));
+        unknown.push(await failedLogin(srv.issuer, `nobody${i}`));
+      }
+      known.sort((a, b) => a - b);
+      unknown.sort((a, b) => a - b);
+      console.log(`failed login, wrong password: p50 ${pct(known, 50).toFixed(1)} ms; unknown user: p50 ${pct(unknown, 50).toFixed(1)} ms (should be about equal)`);
+    }
+    return out;
   } finally {
     srv.stop();
+  }
+}
+
+/**
+ * The same client_credentials and refresh loads against a bare oidc-provider (bare-provider.ts)
+ * and ours, alternated `BENCH_ROUNDS` times (default 3) so that machine noise falls on both;
+ * per server core, medians, and the ratio (issue targets: client_credentials ≥ 0.5×, refresh ≥ 0.8×).
+ */
+async function compareWithBare(kind: StoreKind) {
+  const port = await freePort();
+  const bare = spawn(process.execPath, [path.join(import.meta.dirname, 'bare-provider.js'), String(port), SECRET, REDIRECT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    bare.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
+    bare.once('exit', (code) => reject(new Error(`bare provider exited (${code})`)));
+  });
+  const bareIssuer = `http://127.0.0.1:${port}`;
+  const srv = await startServer(kind);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  try {
+    console.log(`\n## ${kind} store against a bare oidc-provider (in memory, no hashing; pids ${srv.pid} and ${bare.pid}; ${CONCURRENCY} concurrent clients, ${rounds} alternated rounds of ${SECONDS} s)`);
+    const refreshTokens = async (issuer: string, login: (i: number) => Promise<Record<string, string>>) =>
+      Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => login(i).then((t) => t.refresh_token!)));
+    const oursRts = await refreshTokens(srv.issuer, (i) => passwordLogin(srv.issuer, `bench${i}`));
+    const bareRts = await refreshTokens(bareIssuer, async () => {
+      const auth = new URL(`${bareIssuer}/auth`);
+      for (const [k, v] of Object.entries({ client_id: 'bench', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid offline_access', prompt: 'consent' })) auth.searchParams.set(k, v);
+      const page = await new Browser().navigate(auth, {}, REDIRECT);
+      return token(bareIssuer, { grant_type: 'authorization_code', code: page.url.searchParams.get('code') ?? '', redirect_uri: REDIRECT });
+    });
+    const perCore = (r: Result) => r.rate / Math.max(r.serverCores, 0.01);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const figures = { cc: { ours: [] as number[], bare: [] as number[] }, refresh: { ours: [] as number[], bare: [] as number[] } };
+    for (let r = 0; r < rounds; r += 1) {
+      for (const [who, issuer, pid, rts] of [['bare', bareIssuer, bare.pid!, bareRts], ['ours', srv.issuer, srv.pid, oursRts]] as const) {
+        const cc = await load(`client_credentials (${who})`, pid, CONCURRENCY, async () => { await token(issuer, { grant_type: 'client_credentials' }); });
+        const rf = await load(`refresh_token (${who})`, pid, CONCURRENCY, async (w) => {
+          const t = await token(issuer, { grant_type: 'refresh_token', refresh_token: rts[w]! });
+          rts[w] = t.refresh_token!;
+        });
+        if (cc.errors || rf.errors) console.log(`  errors: ${row(cc)} / ${row(rf)}`);
+        figures.cc[who].push(perCore(cc));
+        figures.refresh[who].push(perCore(rf));
+      }
+    }
+    for (const [name, f, target] of [['client_credentials grants', figures.cc, 0.5], ['refresh_token grants', figures.refresh, 0.8]] as const) {
+      const ratio = median(f.ours) / median(f.bare);
+      console.log(`${name.padEnd(26)} per server core: bare ${median(f.bare).toFixed(0)}/s, ours ${median(f.ours).toFixed(0)}/s = ${ratio.toFixed(2)}× (target ≥ ${target}×) ${ratio >= target ? 'met' : 'NOT MET'}`
+        + `  [rounds: bare ${f.bare.map((x) => x.toFixed(0)).join(' ')}; ours ${f.ours.map((x) => x.toFixed(0)).join(' ')}]`);
+    }
+  } finally {
+    srv.stop();
+    bare.kill('SIGTERM');
   }
 }
 
@@ -379,7 +466,7 @@ function assessmentWithBehaviour(dir: string) {
 }
 
 /** The simulator over BENCH_SIM_EVENTS synthetic events (default 1,000,000), one process. */
-function simulatorBench() {
+async function simulatorBench() {
   const target = Number(process.env.BENCH_SIM_EVENTS ?? 1_000_000);
   const cli = path.join(import.meta.dirname, '..', '..', 'idp', 'cli.js');
   const dir = path.join(os.tmpdir(), 'idp-bench-sim');
@@ -393,7 +480,9 @@ function simulatorBench() {
     execFileSync(process.execPath, [cli, 'model', 'synth', '--seed', '11', '--users', String(users), '--days', String(days), '--out', file], { stdio: ['ignore', 'ignore', 'ignore'] });
     console.log(`generated ${file} in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+  // Counted in chunks: the file is larger than the longest string V8 makes.
+  let lines = 0;
+  for await (const chunk of fs.createReadStream(file)) for (const b of chunk as Buffer) if (b === 10) lines += 1;
   const out = path.join(dir, 'sim-out');
   const t = performance.now();
   const res = execFileSync(process.execPath, [cli, 'simulate', '--events', file, '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -445,8 +534,35 @@ async function directoryBench() {
 }
 
 console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}`);
+if (process.env.BENCH_ONLY === 'trace') {
+  // One login, request by request, with the store operations each one caused.
+  const srv = await startServer('embedded');
+  try {
+    await passwordLogin(srv.issuer, 'bench0');
+    let before = await storeOps(srv.issuer);
+    const diff = async (label: string) => {
+      const after = await storeOps(srv.issuer);
+      const by = [...after].map(([op, c]): [string, number] => [op, c - (before.get(op) ?? 0)]).filter(([, c]) => c > 0);
+      console.log(`${label.padEnd(60)} ${String(by.reduce((t, [, c]) => t + c, 0)).padStart(3)}  ${by.map(([op, c]) => `${op}×${c}`).join(' ')}`);
+      before = after;
+    };
+    await passwordLogin(srv.issuer, 'bench1', PASSWORD, undefined, async (method, url, status) => {
+      const u = new URL(url);
+      await diff(`${method} ${u.pathname} → ${status}`);
+    });
+    await diff('POST /token');
+    console.log(`requests ${lastLogin.requests}, redirects ${lastLogin.redirects}`);
+  } finally {
+    srv.stop();
+  }
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === 'directory') {
   await directoryBench();
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === 'bare') {
+  await compareWithBare('embedded');
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === 'behaviour') {
@@ -457,7 +573,7 @@ if (process.env.BENCH_ONLY !== 'server') {
   console.log('\n## risk engine');
   await assessmentBench();
   behaviourBench();
-  simulatorBench();
+  await simulatorBench();
   if (process.env.BENCH_ONLY === 'risk') process.exit(0);
 }
 const a2 = await argon2Alone();
