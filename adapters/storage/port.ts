@@ -42,6 +42,14 @@ export interface ClientStore {
   create(client: Omit<ClientRecord, 'createdAt'>): Promise<ClientRecord>;
   find(clientId: string): Promise<ClientRecord | undefined>;
   list(): Promise<ClientRecord[]>;
+  /**
+   * A value that changes with every change to any client (written after the change, in the
+   * same transaction where the store has them), seen by every process and instance sharing
+   * the store: a cache that read the same stamp before and after has nothing stale
+   * (adapters/client-cache.ts). Random, not a counter: two changes at once on a server
+   * without atomic increments (FerretDB v1) still leave a value nobody has seen before.
+   */
+  stamp(): Promise<string>;
 }
 
 export interface ReserveOptions {
@@ -82,6 +90,11 @@ export interface AttemptStore {
   reset(key: string): Promise<void>;
   /** Uncounts the attempt `reserve` returned (a success that should not count against a shared bucket). */
   refund(key: string, attemptId: string): Promise<void>;
+  /**
+   * A finished login's bookkeeping in one go: `reset` each of `resets`, and `refund` the one
+   * attempt given (its key is never among `resets`).
+   */
+  settle(resets: readonly string[], refund?: { key: string; attemptId: string }): Promise<void>;
   /** The bucket now: counted attempts, and until when the next attempt must wait (0 = none). */
   get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
 }
@@ -131,6 +144,18 @@ export interface RiskStateStore {
   observe(o: RiskObservation, expiresAt: number): Promise<void>;
   /** Observations of one kind for a user or an IP since `since` (exclusive), oldest first, the newest `limit`. */
   observations(by: { user: string } | { ip: string }, kind: RiskObservation['kind'], since: number, limit: number): Promise<RiskObservation[]>;
+  /**
+   * What scoring a login reads, in one go (one statement or round trip where the store can):
+   * the user's document (getUser) and the answers to `queries` (observations), in order.
+   */
+  snapshot(user: string, queries: readonly ObservationQuery[]): Promise<{ doc: unknown; observations: RiskObservation[][] }>;
+}
+
+export interface ObservationQuery {
+  by: { user: string } | { ip: string };
+  kind: RiskObservation['kind'];
+  since: number;
+  limit: number;
 }
 
 /**

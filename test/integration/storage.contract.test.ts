@@ -71,6 +71,22 @@ for (const store of STORES) {
         assert.equal((await s.clients.find('c1'))?.secretCiphertext, 'v1.x.y.z');
         assert.ok((await s.clients.list()).some((x) => x.clientId === 'c1'));
       });
+
+      it('changes the clients stamp with every client added, as another connection sees it', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const before = await s.clients.stamp();
+          assert.equal(await other.clients.stamp(), before);
+          await other.clients.create({ clientId: `stamp-${crypto.randomUUID()}`, metadata: {} });
+          const after = await s.clients.stamp();
+          assert.notEqual(after, before);
+          // A refused duplicate changes nothing.
+          await assert.rejects(other.clients.create({ clientId: 'c1', metadata: {} }), DuplicateError);
+          assert.equal(await s.clients.stamp(), after);
+        } finally {
+          await other.close();
+        }
+      });
     });
 
     describe('attempt counters', () => {
@@ -78,6 +94,28 @@ for (const store of STORES) {
       const opts = (max = 100, windowMs = Infinity) => ({ now: Date.now(), max, windowMs, waitMs: noWait });
       /** The throttle's schedule: free attempts, then 1 s, doubling. */
       const progressive = (free: number) => (count: number) => (count < free ? 0 : 1000 * 2 ** (count - free));
+
+      it('settles a finished login in one call: its resets emptied, one attempt of the refunded key uncounted', async () => {
+        for (const k of ['st-a', 'st-b', 'st-ip', 'st-other']) for (let i = 0; i < 3; i += 1) await s.attempts.reserve(k, opts());
+        const ip = await s.attempts.reserve('st-ip', opts());
+        await s.attempts.settle(['st-a', 'st-b'], { key: 'st-ip', attemptId: ip.id! });
+        const count = async (k: string) => (await s.attempts.get(k, Date.now(), Infinity)).count;
+        assert.deepEqual([await count('st-a'), await count('st-b'), await count('st-ip'), await count('st-other')], [0, 0, 3, 3]);
+        // An emptied bucket counts afresh from 1.
+        assert.equal((await s.attempts.reserve('st-a', opts())).count, 1);
+      });
+
+      it('refuses without counting when the limit is 0, and when the delay has not passed', async () => {
+        assert.deepEqual(await s.attempts.reserve('zero', opts(0)), { allowed: false, reason: 'limit', count: 0, blockedUntil: 0 });
+        const now = Date.now();
+        const wait = (c: number) => (c >= 1 ? 60_000 : 0);
+        assert.ok((await s.attempts.reserve('dl', { now, max: 10, windowMs: Infinity, waitMs: wait })).allowed);
+        const r = await s.attempts.reserve('dl', { now: now + 1000, max: 10, windowMs: Infinity, waitMs: wait });
+        assert.equal(r.allowed, false);
+        assert.equal(r.reason, 'delayed');
+        assert.equal(r.blockedUntil, now + 60_000);
+        assert.equal((await s.attempts.get('dl', now + 1000, Infinity)).count, 1);
+      });
 
       it('counts 20 parallel attempts as 20, each with its own number', async () => {
         const r = await Promise.all(Array.from({ length: 20 }, () => s.attempts.reserve('k20', opts())));
@@ -407,6 +445,30 @@ for (const store of STORES) {
         const won = outs.reduce((sum, o) => sum + Number(o.stdout.trim()), 0);
         assert.equal(won, 1, `${won} of 120 advances from 3 processes succeeded`);
         assert.equal((await s.factors.find(acct, f.id))?.counter, 59_000_000);
+      });
+    });
+
+    describe('risk snapshot', () => {
+      it('answers the user document and each query, as getUser and observations do', async () => {
+        const now = Date.now();
+        await s.risk.putUser('snap', { v: 1, marker: 'doc' });
+        for (let i = 0; i < 4; i += 1) await s.risk.observe({ kind: 'password_failed', ts: now - i * 1000, user: 'snap', ip: '198.51.100.20' }, now + 60_000);
+        await s.risk.observe({ kind: 'password_ok', ts: now, user: 'snap', ip: '198.51.100.21', country: 'DE' }, now + 60_000);
+        await s.risk.observe({ kind: 'password_failed', ts: now, user: 'other', ip: '198.51.100.20' }, now + 60_000);
+        const queries = [
+          { by: { user: 'snap' }, kind: 'password_failed' as const, since: now - 10_000, limit: 3 },
+          { by: { ip: '198.51.100.20' }, kind: 'password_failed' as const, since: now - 10_000, limit: 10 },
+          { by: { user: 'snap' }, kind: 'password_ok' as const, since: now - 10_000, limit: 10 },
+          { by: { user: 'nobody' }, kind: 'password_ok' as const, since: 0, limit: 10 },
+        ];
+        const snap = await s.risk.snapshot('snap', queries);
+        assert.deepEqual(snap.doc, await s.risk.getUser('snap'));
+        assert.deepEqual(snap.observations, await Promise.all(queries.map((q) => s.risk.observations(q.by, q.kind, q.since, q.limit))));
+        assert.equal(snap.observations[0]!.length, 3);
+        assert.equal(snap.observations[1]!.length, 5);
+        assert.equal(snap.observations[2]![0]!.country, 'DE');
+        assert.deepEqual(snap.observations[3], []);
+        assert.equal((await s.risk.snapshot('no-doc', [])).doc, undefined);
       });
     });
 
