@@ -63,6 +63,19 @@ export async function loadInteraction(ctx: Context, provider: Provider, expected
   return details;
 }
 
+/**
+ * oidc-provider's interactionResult on the interaction this request loaded already
+ * (loadInteraction), instead of reading it again: sets the result, saves it for the rest of
+ * its life, and returns where to go. An interaction that expired meanwhile is not finished.
+ */
+export async function saveInteractionResult(details: Details, result: NonNullable<Details['result']>): Promise<string> {
+  const ttl = details.exp - Math.floor(Date.now() / 1000);
+  if (ttl <= 0) throw new UserError('interaction_not_found');
+  details.result = result;
+  await details.save(ttl);
+  return details.returnTo;
+}
+
 export async function clientName(provider: Provider, clientId: unknown): Promise<string> {
   if (typeof clientId !== 'string') return 'the application';
   const client = await provider.Client.find(clientId).catch(() => undefined);

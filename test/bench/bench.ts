@@ -112,7 +112,8 @@ async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {
     await storage.accounts.create({ id: accountId, username: `totp${i}`, emailVerified: false, passwordHash });
     await storage.factors.add(newTotpFactor(box, { id: crypto.randomUUID(), accountId, label: 'bench', enrolledVia: 'admin', secret: TOTP_SECRET }).factor);
   }
-  for (const [clientId, extra] of [['bench', {}], ['bench-aal2', { min_acr: 'urn:adaptive-idp:aal2' }]] as const) {
+  // First-party clients (no consent page), as an operator's own applications are registered.
+  for (const [clientId, extra] of [['bench', { first_party: true }], ['bench-aal2', { first_party: true, min_acr: 'urn:adaptive-idp:aal2' }]] as const) {
     await storage.clients.create({
       clientId, secretCiphertext: box.seal(SECRET, clientSecretContext(clientId)),
       metadata: { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', ...extra },
@@ -142,7 +143,9 @@ async function token(issuer: string, params: Record<string, string>, clientId = 
 
 /**
  * One complete login: authorize → login form → (with `totpSecret`: the second-factor page, as
- * the client `bench-aal2` requires AAL2) → consent → code → tokens.
+ * the client `bench-aal2` requires AAL2) → code → tokens. `prompt=consent`, which a relying
+ * party sends to be given a refresh token (OIDC Core §11); the bench clients are first-party,
+ * so no consent page comes (a consent page would be answered).
  */
 /** A Browser that counts its requests and may watch each one (the trace mode). */
 class CountingBrowser extends Browser {
@@ -164,11 +167,20 @@ class CountingBrowser extends Browser {
 
 let lastLogin = { requests: 0, redirects: 0 };
 
+/**
+ * Each bench user's browser cookies that outlive a login (the device cookie and its
+ * signature): a returning user signs in from the browser they used before, as most logins
+ * are. The session and interaction cookies are not kept: every login is a new one.
+ */
+const keptCookies = new Map<string, [string, string][]>();
+const KEPT = /^idp_device/;
+
 async function passwordLogin(issuer: string, username: string, password = PASSWORD, totpSecret?: string,
   watch?: (method: string, url: URL | string, status: number) => Promise<void>): Promise<Record<string, string>> {
   const verifier = crypto.randomBytes(32).toString('base64url');
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
   const browser = new CountingBrowser(watch);
+  for (const [k, v] of keptCookies.get(username) ?? []) browser.cookies.set(k, v);
   const auth = new URL(`${issuer}/auth`);
   for (const [k, v] of Object.entries({
     client_id: totpSecret ? 'bench-aal2' : 'bench', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid offline_access', prompt: 'consent',
@@ -181,6 +193,7 @@ async function passwordLogin(issuer: string, username: string, password = PASSWO
   const code = page.url.searchParams.get('code');
   if (!code) throw new Error(`login failed: ${page.status}`);
   lastLogin = { requests: browser.requests + 1, redirects: browser.redirects };
+  keptCookies.set(username, [...browser.cookies].filter(([k]) => KEPT.test(k)));
   return token(issuer, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, totpSecret ? 'bench-aal2' : 'bench');
 }
 
@@ -546,6 +559,7 @@ if (process.env.BENCH_ONLY === 'trace') {
       console.log(`${label.padEnd(60)} ${String(by.reduce((t, [, c]) => t + c, 0)).padStart(3)}  ${by.map(([op, c]) => `${op}×${c}`).join(' ')}`);
       before = after;
     };
+    await passwordLogin(srv.issuer, 'bench1');
     await passwordLogin(srv.issuer, 'bench1', PASSWORD, undefined, async (method, url, status) => {
       const u = new URL(url);
       await diff(`${method} ${u.pathname} → ${status}`);
