@@ -228,14 +228,19 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       // A login's tokens can be minted while its session lasts and while its refresh tokens do.
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });
-    provider.use(router.routes());
+    // Only paths under a router's prefix enter it: the token endpoint and the rest of
+    // oidc-provider's routes skip matching every interaction and account route.
+    const interactionRoutes = router.routes();
+    // (Case-insensitive, as @koa/router matches by default.)
+    provider.use((ctx, next) => (ctx.path.toLowerCase().startsWith('/interaction/') ? interactionRoutes(ctx as Parameters<typeof interactionRoutes>[0], next) : next()));
     const account = accountRouter({
       provider, storage, csrf: accountCsrf, events, log, box, recoveryKey, issuer: settings.issuer, issuerName, webauthn,
       levels: () => policies.current().assurance.levels,
       sessionIdleTtl: settings.sessionIdleTtl, sessionMaxAge: settings.sessionMaxAge, maxFormBytes: settings.maxBodyBytes, secure,
       directories, directorySessionGraceMs: settings.directorySessionGrace * 1000,
     });
-    provider.use(account.routes());
+    const accountRoutes = account.routes();
+    provider.use((ctx, next) => (/^\/account(\/|$)/i.test(ctx.path) ? accountRoutes(ctx as Parameters<typeof accountRoutes>[0], next) : next()));
     return provider.callback();
   };
   const describe = (k: KeyFile) => ({

@@ -236,19 +236,27 @@ function row(r: Result): string {
   return `${r.name.padEnd(26)} ${r.rate.toFixed(1).padStart(9)}/s  p50 ${r.p50.toFixed(1).padStart(7)} ms  p99 ${r.p99.toFixed(1).padStart(7)} ms  server cores ${r.serverCores.toFixed(2)}  per core ${(r.rate / Math.max(r.serverCores, 0.01)).toFixed(1).padStart(8)}/s${r.errors ? `  errors ${r.errors}` : ''}`;
 }
 
-async function argon2Alone(): Promise<{ perCore: number; parallel: number }> {
+/**
+ * argon2id verifications in this process: CPU time per verification (process.cpuUsage counts
+ * the thread pool's threads, where argon2 runs; unlike a wall-clock rate it is not inflated
+ * by other work on a shared machine), hence verifications per core, and the rate with one per
+ * core in parallel.
+ */
+async function argon2Alone(): Promise<{ perCore: number; parallel: number; cpuMs: number }> {
   const opts = { type: argon2.argon2id as 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
   const hash = await argon2.hash(PASSWORD, opts);
   let n = 0;
   let end = Date.now() + 3000;
-  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   while (Date.now() < end) { await argon2.verify(hash, PASSWORD); n += 1; }
-  const perCore = n / ((performance.now() - t0) / 1000);
+  const used = process.cpuUsage(cpu0);
+  const cpuMs = (used.user + used.system) / 1000 / n;
+  const perCore = 1000 / cpuMs;
   n = 0;
   end = Date.now() + 3000;
   const t1 = performance.now();
   await Promise.all(Array.from({ length: os.availableParallelism() }, async () => { while (Date.now() < end) { await argon2.verify(hash, PASSWORD); n += 1; } }));
-  return { perCore, parallel: n / ((performance.now() - t1) / 1000) };
+  return { perCore, parallel: n / ((performance.now() - t1) / 1000), cpuMs };
 }
 
 /** BENCH_MEASURES: which server measures to run (default all), e.g. `cc` to profile one alone. */
@@ -319,7 +327,8 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
  */
 async function compareWithBare(kind: StoreKind) {
   const port = await freePort();
-  const bare = spawn(process.execPath, [path.join(import.meta.dirname, 'bare-provider.js'), String(port), SECRET, REDIRECT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bareArgs = (process.env.BENCH_BARE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const bare = spawn(process.execPath, [...bareArgs, path.join(import.meta.dirname, 'bare-provider.js'), String(port), SECRET, REDIRECT], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     bare.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
     bare.once('exit', (code) => reject(new Error(`bare provider exited (${code})`)));
@@ -353,6 +362,12 @@ async function compareWithBare(kind: StoreKind) {
         figures.refresh[who].push(perCore(rf));
       }
     }
+    const show = (o: Awaited<ReturnType<typeof opsPer>>) => `${o.total.toFixed(1)} (${o.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')})`;
+    console.log(`store operations per client_credentials grant: ${show(await opsPer(srv.issuer, 50, () => token(srv.issuer, { grant_type: 'client_credentials' })))}`);
+    console.log(`store operations per refresh_token grant: ${show(await opsPer(srv.issuer, 50, async (i) => {
+      const w = i % CONCURRENCY;
+      oursRts[w] = (await token(srv.issuer, { grant_type: 'refresh_token', refresh_token: oursRts[w]! })).refresh_token!;
+    }))}`);
     for (const [name, f, target] of [['client_credentials grants', figures.cc, 0.5], ['refresh_token grants', figures.refresh, 0.8]] as const) {
       const ratio = median(f.ours) / median(f.bare);
       console.log(`${name.padEnd(26)} per server core: bare ${median(f.bare).toFixed(0)}/s, ours ${median(f.ours).toFixed(0)}/s = ${ratio.toFixed(2)}× (target ≥ ${target}×) ${ratio >= target ? 'met' : 'NOT MET'}`
@@ -360,7 +375,8 @@ async function compareWithBare(kind: StoreKind) {
     }
   } finally {
     srv.stop();
-    bare.kill('SIGTERM');
+    // SIGINT lets a profiled bare provider write its profile on the way out.
+    bare.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM');
   }
 }
 
@@ -546,12 +562,19 @@ async function directoryBench() {
   }
 }
 
-console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}`);
+console.log(`# adaptive-idp benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, node ${process.version}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
+// What a reader needs to judge the figures: the machine's load before we start, and the knobs.
+console.log(`# load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min); BENCH_ONLY=${process.env.BENCH_ONLY ?? '(all)'} BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY}`
+  + ` BENCH_ROUNDS=${process.env.BENCH_ROUNDS ?? 3} BENCH_MEASURES=${[...MEASURES].join(',')}; argon2id m=19456 KiB t=2 p=1; MONGODB_URI ${process.env.MONGODB_URI ? 'set' : 'unset'}`);
 if (process.env.BENCH_ONLY === 'trace') {
-  // One login, request by request, with the store operations each one caused.
+  // Logins one at a time, request by request: the store operations each request caused
+  // (one login shown), and the server CPU each kind of request took on average (/proc ticks
+  // summed over BENCH_TRACE_LOGINS logins; the login POST includes its argon2id verification).
   const srv = await startServer('embedded');
   try {
+    const n = Number(process.env.BENCH_TRACE_LOGINS ?? 200);
     await passwordLogin(srv.issuer, 'bench0');
+    await passwordLogin(srv.issuer, 'bench1');
     let before = await storeOps(srv.issuer);
     const diff = async (label: string) => {
       const after = await storeOps(srv.issuer);
@@ -559,13 +582,21 @@ if (process.env.BENCH_ONLY === 'trace') {
       console.log(`${label.padEnd(60)} ${String(by.reduce((t, [, c]) => t + c, 0)).padStart(3)}  ${by.map(([op, c]) => `${op}×${c}`).join(' ')}`);
       before = after;
     };
-    await passwordLogin(srv.issuer, 'bench1');
-    await passwordLogin(srv.issuer, 'bench1', PASSWORD, undefined, async (method, url, status) => {
-      const u = new URL(url);
-      await diff(`${method} ${u.pathname} → ${status}`);
-    });
+    const step = (u: URL, method: string) => `${method} ${u.pathname.replace(/\/interaction\/[^/]+/, '/interaction/:uid').replace(/\/auth\/[^/]+/, '/auth/:uid')}`;
+    await passwordLogin(srv.issuer, 'bench1', PASSWORD, undefined, async (method, url, status) => diff(`${step(new URL(url), method)} → ${status}`));
     await diff('POST /token');
     console.log(`requests ${lastLogin.requests}, redirects ${lastLogin.redirects}`);
+    const cpu = new Map<string, number>();
+    let t = cpuSeconds(srv.pid);
+    const mark = (label: string) => { const now = cpuSeconds(srv.pid); cpu.set(label, (cpu.get(label) ?? 0) + now - t); t = now; };
+    for (let i = 0; i < n; i += 1) {
+      t = cpuSeconds(srv.pid);
+      await passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`, PASSWORD, undefined, async (method, url) => mark(step(new URL(url), method)));
+      mark('POST /token');
+    }
+    const total = [...cpu.values()].reduce((a, b) => a + b, 0);
+    console.log(`server CPU per login, ${n} logins one at a time: ${(total / n * 1000).toFixed(1)} ms`);
+    for (const [label, sec] of cpu) console.log(`  ${label.padEnd(34)} ${(sec / n * 1000).toFixed(2).padStart(6)} ms`);
   } finally {
     srv.stop();
   }
@@ -591,7 +622,7 @@ if (process.env.BENCH_ONLY !== 'server') {
   if (process.env.BENCH_ONLY === 'risk') process.exit(0);
 }
 const a2 = await argon2Alone();
-console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.perCore.toFixed(1)}/s on one core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
+console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.cpuMs.toFixed(1)} ms CPU each = ${a2.perCore.toFixed(1)}/s per core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
 await benchStore('embedded', a2.perCore);
 if (process.env.MONGODB_URI) {
   mongoUriForTest(); // fails early if malformed
