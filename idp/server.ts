@@ -181,6 +181,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const accountCsrf = new Csrf(deriveKey(keys.dataKey, 'csrf-account'), secure, { name: 'idp_account_csrf', path: '/account' });
   // The same derivation as `idp user mfa add --recovery-codes` (interactions/methods/recovery.ts).
   const recoveryKey = deriveKey(keys.dataKey, 'recovery');
+  const deviceNonceKey = deriveKey(keys.dataKey, 'device-nonce');
   const transactions = new Transactions(storage);
   const issuerName = totpIssuerName(settings.issuer);
   const webauthn = new WebAuthn(storage, { issuer: settings.issuer, log });
@@ -224,7 +225,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     provider.use(assetRoutes());
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
-      transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
+      transactions, box, recoveryKey, deviceNonceKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
       // A login's tokens can be minted while its session lasts and while its refresh tokens do.
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });

@@ -34,6 +34,8 @@ export interface InteractionDeps {
   box: SecretBox;
   /** Keys the hashes of recovery codes (HKDF of the data key). */
   recoveryKey: Buffer;
+  /** Keys the MAC of device-key nonces (HKDF of the data key; interactions/device-key.ts). */
+  deviceNonceKey: Buffer;
   /** The issuer label authenticator apps show (otpauth:// `issuer`). */
   issuerName: string;
   /** Session TTL (s): the session's last use is its expiry minus this. */

@@ -332,6 +332,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
     oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
     oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
+    oidcClaim: q(`INSERT INTO oidc (model, id, payload, expires_at) VALUES (?, ?, '{}', ?) ON CONFLICT (model, id) DO NOTHING`),
     oidcConsume: q('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
     oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
     oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
@@ -550,6 +551,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       },
       async findByUserCode(model, userCode, now) {
         return toOidc(stmt.oidcByUserCode.get(model, userCode) as Row | undefined, now);
+      },
+      async claim(model, id, expiresAt) {
+        return Number(stmt.oidcClaim.run(model, id, expiresAt).changes) === 1;
       },
       async consume(model, id, at) {
         return Number(stmt.oidcConsume.run(at, model, id).changes) === 1;

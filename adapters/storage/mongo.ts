@@ -377,6 +377,16 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async findByUserCode(model, userCode, now) {
         return toOidc(model, await oidcModel(model).findOne({ userCode }).lean(), now);
       },
+      async claim(model, id, expiresAt) {
+        // The same unique-_id marker as consume: exactly one caller inserts it.
+        try {
+          await Consumed.create({ _id: `${model}:${id}`, at: Math.floor(Date.now() / 1000), expiresAt: new Date(expiresAt) });
+          return true;
+        } catch (err) {
+          if (isDuplicateKey(err)) return false;
+          throw err;
+        }
+      },
       async consume(model, id, at) {
         // The marker's unique _id decides who consumed it: exactly one caller inserts it.
         const rec = await oidcModel(model).findById(id).lean();

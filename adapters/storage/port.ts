@@ -105,6 +105,13 @@ export interface OidcStore {
   find(model: string, id: string, now: number): Promise<OidcRecord | undefined>;
   findByUid(model: string, uid: string, now: number): Promise<OidcRecord | undefined>;
   findByUserCode(model: string, userCode: string, now: number): Promise<OidcRecord | undefined>;
+  /**
+   * Records `id` under `model` as used, once: true for the one call that recorded it (a
+   * unique-key insert on every store), false when it was recorded already. For values that
+   * carry their own proof and expiry (a stateless nonce): the record only stops a second use,
+   * and lives until `expiresAt` (epoch ms), when the value has expired anyway.
+   */
+  claim(model: string, id: string, expiresAt: number): Promise<boolean>;
   /** Marks consumed (epoch seconds) if not yet consumed; returns whether this call consumed it. */
   consume(model: string, id: string, at: number): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;

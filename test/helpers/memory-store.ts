@@ -105,6 +105,14 @@ export class MemoryOidcStore implements OidcStore {
     return this.#live([...this.records.values()].find((r) => r.model === model && r.userCode === userCode), now);
   }
 
+  async claim(model: string, id: string, expiresAt: number): Promise<boolean> {
+    await tick();
+    const key = this.#key(model, id);
+    if (this.records.has(key)) return false;
+    this.records.set(key, { model, id, payload: {}, expiresAt });
+    return true;
+  }
+
   async consume(model: string, id: string, at: number): Promise<boolean> {
     await tick();
     const r = this.records.get(this.#key(model, id));
