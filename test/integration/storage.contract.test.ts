@@ -559,6 +559,15 @@ for (const store of STORES) {
       }
     });
 
+    it('fails only the write that failed among parallel writes: 20 appends, one with an id already taken', async () => {
+      const ev = (id: string) => ({ id, ts: new Date().toISOString(), user: 'batch-user', ip: '192.0.2.9', userAgent: 'ua', success: false });
+      await s.events.append(ev('batch-taken'));
+      const ids = Array.from({ length: 20 }, (_, i) => (i === 7 ? 'batch-taken' : `batch-${i}`));
+      const results = await Promise.allSettled(ids.map((id) => s.events.append(ev(id))));
+      assert.deepEqual(results.map((r) => r.status), ids.map((id) => (id === 'batch-taken' ? 'rejected' : 'fulfilled')));
+      for (const id of ids) assert.equal((await s.events.findById(id))?.id, id);
+    });
+
     it('keeps everything across a close and reopen', async () => {
       const a = await s.accounts.create(account('persist'));
       await s.close();
@@ -569,6 +578,43 @@ for (const store of STORES) {
 }
 
 describe('embedded store durability', () => {
+  it('commits writes still queued when the store is closed, and answers each of them', async () => {
+    const dataDir = tempDir('idp-close-');
+    let s = await openStorage({ mongodbUri: undefined, dataDir });
+    const writes = Array.from({ length: 10 }, (_, i) => s.oidc.upsert({ model: 'Session', id: `queued${i}`, payload: { i }, expiresAt: Date.now() + 60_000 }));
+    await s.close();
+    await Promise.all(writes);
+    // Nothing is taken once closed: the caller is told, not left waiting.
+    await assert.rejects(s.oidc.upsert({ model: 'Session', id: 'after', payload: {}, expiresAt: Date.now() + 60_000 }), /closed/);
+    s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      for (let i = 0; i < 10; i += 1) assert.deepEqual((await s.oidc.find('Session', `queued${i}`, Date.now()))?.payload, { i });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('keeps every write it answered, written 10 at a time in shared commits, when its process is killed with SIGKILL', async () => {
+    const dataDir = tempDir('idp-kill-batch-');
+    const worker = startNode([WORKER, 'records', '1000000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
+    const answered = () => worker.stdout.split('\n').slice(0, -1).filter(Boolean);
+    try {
+      await worker.waitFor(() => answered().length >= 500, '500 answered writes');
+    } finally {
+      await worker.stop('SIGKILL');
+    }
+    const ids = answered();
+    const s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      const missing: string[] = [];
+      for (const id of ids) if (!(await s.oidc.find('Session', id, Date.now()))) missing.push(id);
+      assert.deepEqual(missing, [], `${missing.length} of ${ids.length} answered writes lost`);
+    } finally {
+      await s.close();
+    }
+  });
+
+
   it('keeps every committed account when its process is killed with SIGKILL', async () => {
     const dataDir = tempDir('idp-kill-');
     const worker = startNode([WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
