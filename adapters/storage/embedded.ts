@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
@@ -335,7 +335,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     oidcClaim: q(`INSERT INTO oidc (model, id, payload, expires_at) VALUES (?, ?, '{}', ?) ON CONFLICT (model, id) DO NOTHING`),
     oidcConsume: q('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
     oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
-    oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
+    // The grant's tokens only (port.ts revokeByGrantId): not the interaction that names it.
+    oidcRevokeGrant: q(`DELETE FROM oidc WHERE grant_id = ? AND model IN (${GRANT_BOUND_MODELS.map((m) => `'${m}'`).join(', ')})`),
     oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     eventInsert: q('INSERT INTO login_events (id, ts, user, doc) VALUES (?, ?, ?, ?)'),
     eventById: q('SELECT doc FROM login_events WHERE id = ?'),

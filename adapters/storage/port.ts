@@ -99,6 +99,9 @@ export interface AttemptStore {
   get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
 }
 
+/** The oidc-provider models revoked with their grant (oidc-provider lib/helpers/revoke.js). */
+export const GRANT_BOUND_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
+
 /** oidc-provider's artefacts (see adapters/oidc-adapter.ts), keyed by model and id. */
 export interface OidcStore {
   upsert(record: OidcRecord): Promise<void>;
@@ -115,6 +118,12 @@ export interface OidcStore {
   /** Marks consumed (epoch seconds) if not yet consumed; returns whether this call consumed it. */
   consume(model: string, id: string, at: number): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
+  /**
+   * Removes the tokens of a grant (GRANT_BOUND_MODELS), not every record that names it: an
+   * Interaction carries the grantId of the authorization it serves, and must outlive the
+   * revocation a logout makes of the grants of the session it ends (oidc-provider's resume
+   * logs the previous account out when another one signs in, then resumes that interaction).
+   */
   revokeByGrantId(grantId: string): Promise<void>;
   /** Deletes expired records; returns how many. Correctness never depends on it. */
   sweep(now: number): Promise<number>;

@@ -283,7 +283,10 @@ for (const store of STORES) {
         await s.oidc.upsert({ model: 'AccessToken', id: 'at1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'RefreshToken', id: 'rt1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'AccessToken', id: 'at2', payload: {}, grantId: 'g3', expiresAt: now + 60_000 });
+        // An interaction names the grant of the authorization it serves; it is no token of it.
+        await s.oidc.upsert({ model: 'Interaction', id: 'i1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.revokeByGrantId('g2');
+        assert.ok(await s.oidc.find('Interaction', 'i1', now), 'the interaction outlives the revocation of its grant');
         assert.equal(await s.oidc.find('AccessToken', 'at1', now), undefined);
         assert.equal(await s.oidc.find('RefreshToken', 'rt1', now), undefined);
         assert.ok(await s.oidc.find('AccessToken', 'at2', now));
