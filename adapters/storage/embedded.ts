@@ -329,6 +329,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                    ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
                    uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
                    consumed = excluded.consumed`),
+    oidcReplace: q(`UPDATE oidc SET payload = ?, grant_id = ?, uid = ?, user_code = ?, expires_at = ?
+                    WHERE model = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)`),
     oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
     oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
     oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
@@ -543,6 +545,12 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           rec.model, rec.id, payload, rec.grantId ?? null, rec.uid ?? null,
           rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null,
         ));
+      },
+      async replace(rec, now) {
+        // At once, not queued: the caller acts on the answer.
+        return Number(stmt.oidcReplace.run(
+          JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null, rec.userCode ?? null, rec.expiresAt ?? null, rec.model, rec.id, now,
+        ).changes) === 1;
       },
       async find(model, id, now) {
         return toOidc(stmt.oidcFind.get(model, id) as Row | undefined, now);

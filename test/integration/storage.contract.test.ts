@@ -278,6 +278,25 @@ for (const store of STORES) {
         assert.equal(await s.oidc.consume('AuthorizationCode', 'code1', 124), false);
       });
 
+      it('replaces a record only while it is stored: never one destroyed, expired or never made; consumed stays', async () => {
+        const now = Date.now();
+        const rec = (id: string, payload: Record<string, unknown>, expiresAt = now + 60_000) => ({ model: 'Interaction', id, payload, expiresAt });
+        await s.oidc.upsert(rec('rp1', { v: 1 }));
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 2 }), now), true);
+        assert.deepEqual((await s.oidc.find('Interaction', 'rp1', now))?.payload, { v: 2 });
+        await s.oidc.destroy('Interaction', 'rp1');
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 3 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp1', now), undefined, 'a destroyed record is not made again');
+        assert.equal(await s.oidc.replace(rec('rp-never', { v: 1 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp-never', now), undefined);
+        await s.oidc.upsert(rec('rp-old', { v: 1 }, now - 1));
+        assert.equal(await s.oidc.replace(rec('rp-old', { v: 2 }), now), false);
+        await s.oidc.upsert({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 1 }, expiresAt: now + 60_000 });
+        assert.equal(await s.oidc.consume('AuthorizationCode', 'rp-code', 7), true);
+        assert.equal(await s.oidc.replace({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 2 }, expiresAt: now + 60_000 }, now), true);
+        assert.equal((await s.oidc.find('AuthorizationCode', 'rp-code', now))?.consumed, 7);
+      });
+
       it('revokes by grant id, destroys, and sweeps expired records', async () => {
         const now = Date.now();
         await s.oidc.upsert({ model: 'AccessToken', id: 'at1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
