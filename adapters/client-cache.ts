@@ -6,9 +6,14 @@
  * one small read per instance, not per request); a new stamp empties it. An entry is served
  * only while the last successful check is younger than `verifyMs`: if the store stops
  * answering, the cache stops answering too, rather than serving what it can no longer check.
- * So a client changed or removed in any process or instance sharing the store (`idp client`,
- * another instance) is served as it was for at most about `verifyMs` (plus a check under
- * way), and `verifyMs = 0` turns the cache off.
+ * So a client changed in any process or instance sharing the store (`idp client`, another
+ * instance) is served as it was for at most about `verifyMs` (plus a check under way), and
+ * `verifyMs = 0` turns the cache off.
+ *
+ * Each entry also lives at most `verifyMs` from the moment its read began, stamp or no stamp:
+ * there is no `idp client remove`, so a client is revoked (or its secret replaced) by
+ * editing its record in the database, which writes no stamp. That costs one read per client
+ * and interval (not per request), and bounds every change, however made, by `verifyMs`.
  *
  * What it holds: the record as oidc-provider gets it, the client secret decrypted. Held in
  * memory no longer than the process holds it anyway: oidc-provider keeps every Client
@@ -26,7 +31,8 @@ export interface ClientCacheStats {
 export class ClientCache<T> {
   readonly #store: Pick<ClientStore, 'stamp'>;
   readonly #verifyMs: number;
-  readonly #entries = new Map<string, T>();
+  /** `at`: when the read that produced the value began (its life runs from there). */
+  readonly #entries = new Map<string, { value: T; at: number }>();
   #stamp: string | undefined;
   #verifiedAt = 0;
   /** Bumped at each emptying: a load that began before it does not store its result. */
@@ -80,18 +86,19 @@ export class ClientCache<T> {
   }
 
   async get(id: string, load: (id: string) => Promise<T | undefined>): Promise<T | undefined> {
-    const fresh = this.#verifyMs > 0 && Date.now() - this.#verifiedAt < this.#verifyMs;
+    const now = Date.now();
+    const fresh = this.#verifyMs > 0 && now - this.#verifiedAt < this.#verifyMs;
     if (fresh) {
       const hit = this.#entries.get(id);
-      if (hit !== undefined) {
+      if (hit !== undefined && now - hit.at < this.#verifyMs) {
         this.stats.hits += 1;
-        return hit;
+        return hit.value;
       }
     }
     this.stats.misses += 1;
     const generation = this.#generation;
     const value = await load(id);
-    if (fresh && value !== undefined && generation === this.#generation) this.#entries.set(id, value);
+    if (fresh && value !== undefined && generation === this.#generation) this.#entries.set(id, { value, at: now });
     return value;
   }
 }

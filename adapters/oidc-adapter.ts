@@ -10,7 +10,7 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from './crypto.ts';
 import type { ClientCache } from './client-cache.ts';
-import type { Storage } from './storage/port.ts';
+import { RecordGoneError, storedOnly, type Storage } from './storage/port.ts';
 
 export function clientSecretContext(clientId: string): string {
   return `client_secret:${clientId}`;
@@ -36,15 +36,22 @@ export function createAdapterClass(storage: Storage, box: SecretBox, clients?: C
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with `idp client add`');
-      await storage.oidc.upsert({
+      const now = Date.now();
+      const rec = {
         model: this.model,
         id,
         payload: payload as Record<string, unknown>,
         grantId: payload.grantId,
         uid: payload.uid,
         userCode: payload.userCode,
-        expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined,
-      });
+        expiresAt: expiresIn ? now + expiresIn * 1000 : undefined,
+      };
+      // Inside savingStoredOnly (port.ts): an update of a record still there, never a re-creation.
+      if (storedOnly.getStore()) {
+        if (!(await storage.oidc.replace(rec, now))) throw new RecordGoneError(`${this.model} is gone`);
+        return;
+      }
+      await storage.oidc.upsert(rec);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

@@ -214,7 +214,7 @@ export const SETTINGS = {
   clientCacheMs: {
     env: 'CLIENT_CACHE_MS',
     default: '1000',
-    doc: 'Clients are cached in memory and served as they were for at most this many milliseconds after a change made elsewhere (`idp client`, another instance): the cache checks the store\'s change stamp this often (0: no cache, every request reads its client).',
+    doc: 'Clients are cached in memory and served as they were for at most this many milliseconds after a change made elsewhere (`idp client`, another instance, or an edit of the client\'s record in the database, such as deleting it to revoke it): the cache checks the store\'s change stamp this often and reads each client in use again once per interval (0: no cache, every request reads its client).',
     parse: int(0, 60_000),
   },
   directorySessionGrace: {

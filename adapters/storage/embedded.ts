@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
@@ -329,13 +329,16 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                    ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
                    uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
                    consumed = excluded.consumed`),
+    oidcReplace: q(`UPDATE oidc SET payload = ?, grant_id = ?, uid = ?, user_code = ?, expires_at = ?
+                    WHERE model = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)`),
     oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
     oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
     oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
     oidcClaim: q(`INSERT INTO oidc (model, id, payload, expires_at) VALUES (?, ?, '{}', ?) ON CONFLICT (model, id) DO NOTHING`),
     oidcConsume: q('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
     oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
-    oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
+    // The grant's tokens only (port.ts revokeByGrantId): not the interaction that names it.
+    oidcRevokeGrant: q(`DELETE FROM oidc WHERE grant_id = ? AND model IN (${GRANT_BOUND_MODELS.map((m) => `'${m}'`).join(', ')})`),
     oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     eventInsert: q('INSERT INTO login_events (id, ts, user, doc) VALUES (?, ?, ?, ?)'),
     eventById: q('SELECT doc FROM login_events WHERE id = ?'),
@@ -542,6 +545,12 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           rec.model, rec.id, payload, rec.grantId ?? null, rec.uid ?? null,
           rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null,
         ));
+      },
+      async replace(rec, now) {
+        // At once, not queued: the caller acts on the answer.
+        return Number(stmt.oidcReplace.run(
+          JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null, rec.userCode ?? null, rec.expiresAt ?? null, rec.model, rec.id, now,
+        ).changes) === 1;
       },
       async find(model, id, now) {
         return toOidc(stmt.oidcFind.get(model, id) as Row | undefined, now);

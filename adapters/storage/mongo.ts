@@ -368,6 +368,16 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         };
         await replaceById(oidcModel(rec.model), rec.id, doc);
       },
+      async replace(rec, now) {
+        const res = await oidcModel(rec.model).updateOne(
+          { _id: rec.id, $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(now) } }] },
+          { $set: {
+            payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
+            expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt),
+          } },
+        );
+        return res.matchedCount === 1;
+      },
       async find(model, id, now) {
         return toOidc(model, await oidcModel(model).findById(id).lean(), now);
       },

@@ -4,6 +4,7 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
@@ -99,6 +100,24 @@ export interface AttemptStore {
   get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
 }
 
+/**
+ * oidc-provider saves a record by upserting it. Saves made while `fn` runs only update a record
+ * that is still stored (OidcStore.replace), and throw RecordGoneError when it is not, rather
+ * than write it back: for an interaction loaded earlier in a request, which a parallel request
+ * may have finished and resumed (destroying it) meanwhile (adapters/oidc-adapter.ts upsert).
+ */
+export const storedOnly = new AsyncLocalStorage<true>();
+export function savingStoredOnly<T>(fn: () => Promise<T>): Promise<T> {
+  return storedOnly.run(true, fn);
+}
+
+export class RecordGoneError extends Error {
+  override name = 'RecordGoneError';
+}
+
+/** The oidc-provider models revoked with their grant (oidc-provider lib/helpers/revoke.js). */
+export const GRANT_BOUND_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
+
 /** oidc-provider's artefacts (see adapters/oidc-adapter.ts), keyed by model and id. */
 export interface OidcStore {
   upsert(record: OidcRecord): Promise<void>;
@@ -115,6 +134,17 @@ export interface OidcStore {
   /** Marks consumed (epoch seconds) if not yet consumed; returns whether this call consumed it. */
   consume(model: string, id: string, at: number): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
+  /**
+   * Updates a record that is still there (stored, not destroyed, not expired at `now`), in one
+   * atomic step, and never creates one; `consumed` is left as it is. Returns whether it was there.
+   */
+  replace(record: OidcRecord, now: number): Promise<boolean>;
+  /**
+   * Removes the tokens of a grant (GRANT_BOUND_MODELS), not every record that names it: an
+   * Interaction carries the grantId of the authorization it serves, and must outlive the
+   * revocation a logout makes of the grants of the session it ends (oidc-provider's resume
+   * logs the previous account out when another one signs in, then resumes that interaction).
+   */
   revokeByGrantId(grantId: string): Promise<void>;
   /** Deletes expired records; returns how many. Correctness never depends on it. */
   sweep(now: number): Promise<number>;

@@ -90,6 +90,14 @@ export class MemoryOidcStore implements OidcStore {
     this.records.set(this.#key(record.model, record.id), structuredClone(record));
   }
 
+  async replace(record: OidcRecord, now: number): Promise<boolean> {
+    await tick();
+    const had = this.#live(this.records.get(this.#key(record.model, record.id)), now);
+    if (!had) return false;
+    this.records.set(this.#key(record.model, record.id), { ...structuredClone(record), ...(had.consumed !== undefined ? { consumed: had.consumed } : {}) });
+    return true;
+  }
+
   async find(model: string, id: string, now: number): Promise<OidcRecord | undefined> {
     await tick();
     return this.#live(this.records.get(this.#key(model, id)), now);

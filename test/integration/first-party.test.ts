@@ -77,14 +77,17 @@ for (const { kind, skip } of STORES) {
       const before = await metric(srv.issuer, /^idp_client_lookups_total\{source="store"\} (\d+)$/m);
       const hits0 = await metric(srv.issuer, /^idp_client_lookups_total\{source="cache"\} (\d+)$/m);
       const basic = `Basic ${Buffer.from(`first:${SECRET}`).toString('base64')}`;
+      const started = Date.now();
       for (let i = 0; i < 50; i += 1) {
         const res = await fetch(`${srv.issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
         assert.equal(res.status, 200);
       }
       const storeReads = (await metric(srv.issuer, /^idp_client_lookups_total\{source="store"\} (\d+)$/m)) - before;
       const hits = (await metric(srv.issuer, /^idp_client_lookups_total\{source="cache"\} (\d+)$/m)) - hits0;
-      // A read after each verification that emptied it at most (none here: nothing changed).
-      assert.ok(storeReads <= 2, `store reads ${storeReads}`);
+      // A read after each verification that emptied it at most (none here: nothing changed),
+      // and one per CLIENT_CACHE_MS that passed (an entry lives that long: client-cache.ts).
+      const lives = Math.ceil((Date.now() - started) / 1000);
+      assert.ok(storeReads <= 2 + lives, `store reads ${storeReads} in ${lives} s`);
       assert.ok(hits >= 48, `cache hits ${hits}`);
     });
 

@@ -278,12 +278,34 @@ for (const store of STORES) {
         assert.equal(await s.oidc.consume('AuthorizationCode', 'code1', 124), false);
       });
 
+      it('replaces a record only while it is stored: never one destroyed, expired or never made; consumed stays', async () => {
+        const now = Date.now();
+        const rec = (id: string, payload: Record<string, unknown>, expiresAt = now + 60_000) => ({ model: 'Interaction', id, payload, expiresAt });
+        await s.oidc.upsert(rec('rp1', { v: 1 }));
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 2 }), now), true);
+        assert.deepEqual((await s.oidc.find('Interaction', 'rp1', now))?.payload, { v: 2 });
+        await s.oidc.destroy('Interaction', 'rp1');
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 3 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp1', now), undefined, 'a destroyed record is not made again');
+        assert.equal(await s.oidc.replace(rec('rp-never', { v: 1 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp-never', now), undefined);
+        await s.oidc.upsert(rec('rp-old', { v: 1 }, now - 1));
+        assert.equal(await s.oidc.replace(rec('rp-old', { v: 2 }), now), false);
+        await s.oidc.upsert({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 1 }, expiresAt: now + 60_000 });
+        assert.equal(await s.oidc.consume('AuthorizationCode', 'rp-code', 7), true);
+        assert.equal(await s.oidc.replace({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 2 }, expiresAt: now + 60_000 }, now), true);
+        assert.equal((await s.oidc.find('AuthorizationCode', 'rp-code', now))?.consumed, 7);
+      });
+
       it('revokes by grant id, destroys, and sweeps expired records', async () => {
         const now = Date.now();
         await s.oidc.upsert({ model: 'AccessToken', id: 'at1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'RefreshToken', id: 'rt1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'AccessToken', id: 'at2', payload: {}, grantId: 'g3', expiresAt: now + 60_000 });
+        // An interaction names the grant of the authorization it serves; it is no token of it.
+        await s.oidc.upsert({ model: 'Interaction', id: 'i1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.revokeByGrantId('g2');
+        assert.ok(await s.oidc.find('Interaction', 'i1', now), 'the interaction outlives the revocation of its grant');
         assert.equal(await s.oidc.find('AccessToken', 'at1', now), undefined);
         assert.equal(await s.oidc.find('RefreshToken', 'rt1', now), undefined);
         assert.ok(await s.oidc.find('AccessToken', 'at2', now));
@@ -559,6 +581,15 @@ for (const store of STORES) {
       }
     });
 
+    it('fails only the write that failed among parallel writes: 20 appends, one with an id already taken', async () => {
+      const ev = (id: string) => ({ id, ts: new Date().toISOString(), user: 'batch-user', ip: '192.0.2.9', userAgent: 'ua', success: false });
+      await s.events.append(ev('batch-taken'));
+      const ids = Array.from({ length: 20 }, (_, i) => (i === 7 ? 'batch-taken' : `batch-${i}`));
+      const results = await Promise.allSettled(ids.map((id) => s.events.append(ev(id))));
+      assert.deepEqual(results.map((r) => r.status), ids.map((id) => (id === 'batch-taken' ? 'rejected' : 'fulfilled')));
+      for (const id of ids) assert.equal((await s.events.findById(id))?.id, id);
+    });
+
     it('keeps everything across a close and reopen', async () => {
       const a = await s.accounts.create(account('persist'));
       await s.close();
@@ -569,6 +600,43 @@ for (const store of STORES) {
 }
 
 describe('embedded store durability', () => {
+  it('commits writes still queued when the store is closed, and answers each of them', async () => {
+    const dataDir = tempDir('idp-close-');
+    let s = await openStorage({ mongodbUri: undefined, dataDir });
+    const writes = Array.from({ length: 10 }, (_, i) => s.oidc.upsert({ model: 'Session', id: `queued${i}`, payload: { i }, expiresAt: Date.now() + 60_000 }));
+    await s.close();
+    await Promise.all(writes);
+    // Nothing is taken once closed: the caller is told, not left waiting.
+    await assert.rejects(s.oidc.upsert({ model: 'Session', id: 'after', payload: {}, expiresAt: Date.now() + 60_000 }), /closed/);
+    s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      for (let i = 0; i < 10; i += 1) assert.deepEqual((await s.oidc.find('Session', `queued${i}`, Date.now()))?.payload, { i });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('keeps every write it answered, written 10 at a time in shared commits, when its process is killed with SIGKILL', async () => {
+    const dataDir = tempDir('idp-kill-batch-');
+    const worker = startNode([WORKER, 'records', '1000000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
+    const answered = () => worker.stdout.split('\n').slice(0, -1).filter(Boolean);
+    try {
+      await worker.waitFor(() => answered().length >= 500, '500 answered writes');
+    } finally {
+      await worker.stop('SIGKILL');
+    }
+    const ids = answered();
+    const s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      const missing: string[] = [];
+      for (const id of ids) if (!(await s.oidc.find('Session', id, Date.now()))) missing.push(id);
+      assert.deepEqual(missing, [], `${missing.length} of ${ids.length} answered writes lost`);
+    } finally {
+      await s.close();
+    }
+  });
+
+
   it('keeps every committed account when its process is killed with SIGKILL', async () => {
     const dataDir = tempDir('idp-kill-');
     const worker = startNode([WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });

@@ -60,6 +60,25 @@ describe('client cache', () => {
     assert.equal(loads, 5, 'a failed check verifies nothing');
   });
 
+  it('reloads an entry older than the interval though the stamp never changed (a record edited in the database writes none)', async () => {
+    const { store } = source();
+    const cache = new ClientCache<number>(store, 80);
+    let loads = 0;
+    const load = async () => ++loads;
+    cache.start();
+    try {
+      await cache.check();
+      assert.equal(await cache.get('c', load), 1);
+      assert.equal(await cache.get('c', load), 1);
+      // Checks keep succeeding with the same stamp meanwhile (every 40 ms).
+      await new Promise((r) => setTimeout(r, 120));
+      assert.equal(await cache.get('c', load), 2, 'an entry lives at most the interval');
+      assert.equal(await cache.get('c', load), 2);
+    } finally {
+      cache.stop();
+    }
+  });
+
   it('does not keep a value loaded while the cache was emptied', async () => {
     const { s, store } = source();
     const cache = new ClientCache<string>(store, 60_000);
