@@ -18,7 +18,12 @@ import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 export interface MongoOptions {
   /** Called with a message when the server refuses an optional feature (TTL index). */
   warn?: (msg: string) => void;
+  /** Sees every command sent, as sent (test/bench/explain.ts explains the queries among them). */
+  onCommand?: (commandName: string, command: Readonly<Record<string, unknown>>) => void;
 }
+
+/** Lower counter marks a factor may gather before advance() clears them (see there). */
+const KEEP_COUNTER_MARKS = 8;
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
 
@@ -106,6 +111,13 @@ const OIDC_MODELS = [
   'LoginTransaction', 'LoginRecord', 'WebAuthnChallenge', 'AccountSignIn', 'AccountPendingTotp', 'AccountTotpClaim',
   'DeviceNonce',
 ] as const;
+/**
+ * Models oidc-provider saves once, under a new id (tokens, codes; changed later only by
+ * consume()): inserted, which a server checks against the unique `_id` index, where an upsert
+ * is a lookup first (on FerretDB v1 a scan of the collection, which grows with every token).
+ * One round trip either way; an id that exists after all is replaced, as an upsert would.
+ */
+const WRITE_ONCE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'ReplayDetection', 'PushedAuthorizationRequest']);
 const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
 function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | undefined {
@@ -133,6 +145,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     const target = (e.command as Record<string, unknown>)[e.commandName];
     const name = typeof target === 'string' ? `${e.commandName}:${target}` : e.commandName;
     ops.set(name, (ops.get(name) ?? 0) + 1);
+    options.onCommand?.(e.commandName, e.command as Record<string, unknown>);
   });
   await conn.asPromise();
   const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark } = registerModels(conn);
@@ -177,7 +190,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   await Factor.collection.createIndex({ 'webauthn.credentialId': 1 }, { unique: true, sparse: true });
   await FactorMark.collection.createIndex({ factorId: 1, kind: 1, value: -1 });
   let ttlRefused = false;
-  for (const [name, m] of oidcModels) {
+  // The consumed markers expire with their records: the sweep looks them up by expiry too.
+  for (const [name, m] of [...oidcModels, ['Consumed', Consumed] as const]) {
     if (GRANTABLE.includes(name)) await m.collection.createIndex({ grantId: 1 });
     if (name === 'Session') await m.collection.createIndex({ uid: 1 });
     if (name === 'DeviceCode') await m.collection.createIndex({ userCode: 1 });
@@ -201,38 +215,51 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   }
 
   /**
-   * Insert-then-count: the attempt is counted by inserting its own document, then it counts
-   * the bucket and looks at the newest other attempt. If the count is over the limit, or the
-   * progressive delay for the attempts before it has not passed since the newest other one,
-   * it withdraws and is refused.
+   * The bucket's attempts, newest first, in one round trip (a count and a look at the newest
+   * would be two): at most `max + 1`, which is all of them whenever the limit is not passed;
+   * beyond that only "over the limit" matters. A bucket holds at most `max` counted attempts
+   * (and, for a moment, the attempts of parallel callers about to withdraw).
+   */
+  async function attemptsOf(key: string, max: number): Promise<{ _id: string; at: number }[]> {
+    return Attempt.find({ key, kind: 'attempt' }, { at: 1 }).sort({ at: -1 }).limit(max + 1).lean();
+  }
+
+  /**
+   * Check, insert, then count: the attempt is counted by inserting its own document, then it
+   * reads the bucket (its count and the newest other attempt, in one read). If the count is
+   * over the limit, or the progressive delay for the attempts before it has not passed since
+   * the newest other one, it withdraws and is refused.
    * - Limit: any two attempts both admitted would each have counted the other's document,
    *   so no more than `max` are ever admitted.
-   * - Delay: of two attempts inside each other's delay, the one that counts second sees the
+   * - Delay: of two attempts inside each other's delay, the one that reads second sees the
    *   first's document, so it is refused; a burst of parallel attempts therefore gets at most
    *   the free allowance verified.
    * No count is lost, whatever the server's update atomicity. Under contention an attempt
-   * may be refused early (a withdrawn document still counted): the strict side.
+   * may be refused early (a withdrawn document still counted): the strict side. The check
+   * before the insert refuses an attempt over the limit or inside its delay without writing,
+   * so a flood of refused attempts leaves no documents that could hold up a later one.
    */
   async function reserve(key: string, { now, max, windowMs, waitMs }: ReserveOptions): Promise<AttemptReservation> {
-    const b = await bucket(key, now, windowMs);
-    if (b.stale) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
-    if (b.count >= max) return { allowed: false, reason: 'limit', count: b.count, blockedUntil: 0 };
-    const waitUntil = nextAttemptAt(b.count, b.lastAt, waitMs);
-    if (now < waitUntil) return { allowed: false, reason: 'delayed', count: b.count, blockedUntil: waitUntil };
+    const before = await attemptsOf(key, max);
+    const stale = before.length > 0 && before[0]!.at + windowMs <= now;
+    if (stale) await Attempt.deleteMany({ key, at: { $lte: now - windowMs } });
+    const counted = stale ? 0 : before.length;
+    if (counted >= max) return { allowed: false, reason: 'limit', count: max, blockedUntil: 0 };
+    const waitUntil = nextAttemptAt(counted, before[0]?.at ?? 0, waitMs);
+    if (now < waitUntil) return { allowed: false, reason: 'delayed', count: counted, blockedUntil: waitUntil };
     const _id = `${key}#${crypto.randomUUID()}`;
     await Attempt.create({ _id, key, kind: 'attempt', at: now });
-    const count = await Attempt.countDocuments({ key, kind: 'attempt' });
+    const after = await attemptsOf(key, max);
+    const count = after.length;
     if (count > max) {
       await Attempt.deleteOne({ _id });
       return { allowed: false, reason: 'limit', count: max, blockedUntil: 0 };
     }
     const wait = waitMs(count - 1);
-    if (wait > 0) {
-      const other = await Attempt.findOne({ key, kind: 'attempt', _id: { $ne: _id } }).sort({ at: -1 }).lean();
-      if (other && now < other.at + wait) {
-        await Attempt.deleteOne({ _id });
-        return { allowed: false, reason: 'delayed', count: count - 1, blockedUntil: other.at + wait };
-      }
+    const other = after.find((d) => d._id !== _id);
+    if (wait > 0 && other && now < other.at + wait) {
+      await Attempt.deleteOne({ _id });
+      return { allowed: false, reason: 'delayed', count: count - 1, blockedUntil: other.at + wait };
     }
     return { allowed: true, id: _id, count, blockedUntil: now + waitMs(count) };
   }
@@ -240,7 +267,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   /** The factors with their marks (see toFactor). */
   async function withMarks(docs: FactorDoc[]): Promise<FactorRecord[]> {
     if (docs.length === 0) return [];
-    const marks = await FactorMark.find({ factorId: { $in: docs.map((d) => d._id) } }).lean();
+    // One factor (the usual case) by equality: FerretDB v1 pushes `$in` down to neither backend.
+    const marks = await FactorMark.find({ factorId: docs.length === 1 ? docs[0]!._id : { $in: docs.map((d) => d._id) } }).lean();
     return docs.map((d) => toFactor(d, marks));
   }
 
@@ -366,7 +394,16 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
           expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), consumed: rec.consumed ?? null,
         };
-        await replaceById(oidcModel(rec.model), rec.id, doc);
+        const m = oidcModel(rec.model);
+        if (WRITE_ONCE.has(rec.model)) {
+          try {
+            await m.collection.insertOne({ _id: rec.id, ...doc } as never); // the driver types `_id` as an ObjectId; ours are strings
+            return;
+          } catch (err) {
+            if (!isDuplicateKey(err)) throw err;
+          }
+        }
+        await replaceById(m, rec.id, doc);
       },
       async replace(rec, now) {
         const res = await oidcModel(rec.model).updateOne(
@@ -398,8 +435,15 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         }
       },
       async consume(model, id, at) {
-        // The marker's unique _id decides who consumed it: exactly one caller inserts it.
-        const rec = await oidcModel(model).findById(id).lean();
+        // The marker's unique _id decides who consumed it: exactly one caller inserts it. The
+        // record is stamped first, in the round trip that also reads what the marker needs (that
+        // the record exists, whether it was stamped before, its expiry so both are swept
+        // together): two round trips, not three. Whoever finds a stamp already there refuses;
+        // a stamp whose marker insert failed leaves the record unusable: the safe side. A
+        // refused caller's stamp may replace the first one's time with its own: the record is a
+        // replayed one then, revoked with its grant (adapters/oidc-adapter.ts consume()).
+        // (No projection: FerretDB v1 refuses one in findAndModify.)
+        const rec = await oidcModel(model).findOneAndUpdate({ _id: id }, { $set: { consumed: at } }).lean();
         if (!rec || rec.consumed) return false;
         try {
           await Consumed.create({ _id: `${model}:${id}`, at, expiresAt: rec.expiresAt ?? null });
@@ -407,7 +451,6 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           if (isDuplicateKey(err)) return false;
           throw err;
         }
-        await oidcModel(model).updateOne({ _id: id }, { $set: { consumed: at } });
         return true;
       },
       async destroy(model, id) {
@@ -505,11 +548,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         return withMarks(await Factor.find({ accountId }).sort({ createdAt: 1, _id: 1 }).lean());
       },
       async find(accountId, id) {
-        const d = await Factor.findOne({ _id: id, accountId }).lean();
-        return d ? (await withMarks([d]))[0] : undefined;
+        // By `_id` alone and the owner checked here: FerretDB v1 on SQLite evaluates no other filter in SQL.
+        const d = await Factor.findById(id).lean();
+        return d && d.accountId === accountId ? (await withMarks([d]))[0] : undefined;
       },
       async findByCredentialId(credentialId) {
-        const d = await Factor.findOne({ 'webauthn.credentialId': credentialId }).lean();
+        // `kind` as well: FerretDB v1 pushes no dotted path down, but that equality, so only passkeys are read.
+        const d = await Factor.findOne({ kind: 'webauthn', 'webauthn.credentialId': credentialId }).lean();
         return d ? (await withMarks([d]))[0] : undefined;
       },
       async remove(accountId, id) {
@@ -525,29 +570,37 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         return deletedCount;
       },
       async advance(id, value, at) {
-        // Mark-then-check, never a conditional update (see mark()). Of two calls with the same
-        // value, the unique marker admits one. Of two with different values, a call that finds a
-        // higher value marked refuses: both can succeed only when the lower one checked before
-        // the higher one marked, i.e. in increasing order. So the accepted values only grow.
-        const d = await Factor.findById(id, { counter: 1 }).lean();
-        if (!d || d.counter >= value) return false;
-        if (!(await mark({ _id: `${id}:counter:${value}`, factorId: id, kind: 'counter', value, at }))) return false;
-        if (await FactorMark.exists({ factorId: id, kind: 'counter', value: { $gt: value } })) return false;
-        if (!(await touched(id, at))) {
-          await FactorMark.deleteMany({ factorId: id });
+        // Mark-then-check, never a conditional update alone (see mark()). Of two calls with the
+        // same value, the unique marker admits one. Of two with different values, a call that
+        // finds a higher value marked refuses: both can succeed only when the lower one checked
+        // before the higher one marked, i.e. in increasing order. So the accepted values only grow.
+        const markId = `${id}:counter:${value}`;
+        if (!(await mark({ _id: markId, factorId: id, kind: 'counter', value, at }))) return false;
+        const marks = await FactorMark.find({ factorId: id, kind: 'counter' }, { value: 1 }).lean();
+        if (marks.some((m) => (m.value ?? 0) > value)) return false;
+        // The stored counter is raised and lastUsedAt stamped in one update, only while the
+        // counter is below `value`: that refuses a value at or below the counter a factor was
+        // enrolled with (no mark holds it), and a factor removed meanwhile (its marks are
+        // removed with it; this call's own goes too). The marks stay authoritative for the
+        // counter read back: a lost update here (FerretDB v1) cannot lower it.
+        if ((await Factor.updateOne({ _id: id, counter: { $lt: value } }, { $set: { counter: value, lastUsedAt: at } })).matchedCount !== 1) {
+          await FactorMark.deleteOne({ _id: markId });
           return false;
         }
-        // The stored counter follows for readers of the raw document; the marks stay authoritative
-        // (a lost update here cannot lower the counter read back). Lower marks are no longer needed.
-        await Factor.updateOne({ _id: id, counter: { $lt: value } }, { $set: { counter: value } });
-        await FactorMark.deleteMany({ factorId: id, kind: 'counter', value: { $lt: value } });
+        // Lower marks are no longer needed: cleared once a few have gathered, not at every use
+        // (a round trip saved per sign-in; readers take the highest mark anyway).
+        if (marks.filter((m) => (m.value ?? 0) < value).length >= KEEP_COUNTER_MARKS) {
+          await FactorMark.deleteMany({ factorId: id, kind: 'counter', value: { $lt: value } });
+        }
         return true;
       },
       async touch(id, at) {
         await touched(id, at);
       },
       async useRecoveryCode(id, hash, at) {
-        if (!(await Factor.exists({ _id: id, kind: 'recovery', 'recovery.hashes': hash }))) return false;
+        // By `_id` alone, checked here: the one filter FerretDB v1 evaluates in SQL on both backends.
+        const f = await Factor.findById(id, { kind: 1, recovery: 1 }).lean();
+        if (f?.kind !== 'recovery' || !f.recovery?.hashes.includes(hash)) return false;
         const _id = `${id}:recovery:${hash}`;
         if (!(await mark({ _id, factorId: id, kind: 'recovery', hash, at }))) return false;
         // Replaced (removed) while being used: the old set's code does not count.
