@@ -5,7 +5,8 @@
  * and (with MONGODB_URI set) MongoDB; plus argon2id alone, and the timing of failed logins
  * for unknown vs known users.
  *
- * Options (env): BENCH_SECONDS (default 6), BENCH_CONCURRENCY (default 16).
+ * Options (env): BENCH_SECONDS (default 6), BENCH_CONCURRENCY (default 16); BENCH_MONGO and
+ * BENCH_ONLY=mongo|explain for the MongoDB store (test/bench/mongo.ts, test/bench/explain.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -19,7 +20,7 @@ import { SecretBox } from '../../adapters/crypto.ts';
 import { clientSecretContext } from '../../adapters/oidc-adapter.ts';
 import { PasswordHasher } from '../../interactions/methods/password.ts';
 import { loadSettings } from '../../idp/settings.ts';
-import { freePort, mongoUriForTest, tempDir, testEnv, type StoreKind } from '../helpers/env.ts';
+import { freePort, tempDir, testEnv, type StoreKind } from '../helpers/env.ts';
 import { Browser, findForm } from '../helpers/browser.ts';
 import { execFileSync } from 'node:child_process';
 import { openGeo } from '../../adapters/geoip.ts';
@@ -35,6 +36,8 @@ import { DETECTORS, POINTER_DETECTOR, templateScore, type Detector } from '../..
 import type { Behaviour } from '../../policies/behaviour.ts';
 import { slapdMissing, startSlapd } from '../helpers/slapd.ts';
 import { directoryYaml } from '../helpers/directory.ts';
+import { mongoTargets, printMongoSummary, type MongoFigures, type MongoTarget } from './mongo.ts';
+import { explainReport } from './explain.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -214,6 +217,8 @@ async function opsPer(issuer: string, n: number, fn: (i: number) => Promise<unkn
   return { total: by.reduce((t, [, c]) => t + c, 0), by };
 }
 
+const fmtOps = (o: { total: number; by: [string, number][] }) => `${o.total.toFixed(1)} (${o.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')})`;
+
 async function failedLogin(issuer: string, username: string): Promise<number> {
   const browser = new Browser();
   const auth = new URL(`${issuer}/auth`);
@@ -264,12 +269,14 @@ const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'cc,refresh,login,totp,f
 
 async function benchStore(kind: StoreKind, hashPerCore: number) {
   const srv = await startServer(kind);
-  const out: { cc?: Result; rf?: Result; pl?: Result } = {};
+  const out: MongoFigures & { cc?: Result; rf?: Result; pl?: Result } = {};
   try {
     console.log(`\n## ${kind} store (server pid ${srv.pid}, ${CONCURRENCY} concurrent clients, ${SECONDS} s per measure)`);
     if (MEASURES.has('cc')) {
       out.cc = await load('client_credentials grant', srv.pid, CONCURRENCY, async () => { await token(srv.issuer, { grant_type: 'client_credentials' }); });
       console.log(row(out.cc));
+      out.perCc = await opsPer(srv.issuer, 50, () => token(srv.issuer, { grant_type: 'client_credentials' }));
+      console.log(`store operations per client_credentials grant: ${fmtOps(out.perCc)}`);
     }
     if (MEASURES.has('refresh')) {
       const rts = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => passwordLogin(srv.issuer, `bench${i}`).then((t) => t.refresh_token!)));
@@ -278,6 +285,8 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
         rts[w] = t.refresh_token!; // rotation: each token is used once
       });
       console.log(row(out.rf));
+      out.perRefresh = await opsPer(srv.issuer, 50, async (i) => { const t = await token(srv.issuer, { grant_type: 'refresh_token', refresh_token: rts[i % CONCURRENCY]! }); rts[i % CONCURRENCY] = t.refresh_token!; });
+      console.log(`store operations per refresh_token grant: ${fmtOps(out.perRefresh)}`);
     }
     const cpuMs = (r: Result) => (r.serverCores / r.rate) * 1000;
     const argonMs = 1000 / hashPerCore;
@@ -286,6 +295,7 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
       out.pl = pl;
       console.log(row(pl));
       const perLogin = await opsPer(srv.issuer, 20, (i) => passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`));
+      out.perLogin = perLogin;
       // BEGIN/COMMIT frame writes that would each commit alone otherwise (group commit): they
       // are counted, and shown apart from the statements that read or write data.
       const framing = perLogin.by.filter(([op]) => /^(BEGIN|COMMIT|ROLLBACK)/.test(op)).reduce((t, [, c]) => t + c, 0);
@@ -305,6 +315,8 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
         await passwordLogin(srv.issuer, `totp${i}`, PASSWORD, TOTP_SECRET);
       });
       console.log(row(tl));
+      out.perTotpLogin = await opsPer(srv.issuer, 10, () => passwordLogin(srv.issuer, `totp${next++}`, PASSWORD, TOTP_SECRET));
+      console.log(`store operations per password + TOTP login: ${fmtOps(out.perTotpLogin)}`);
       if (out.pl) console.log(`server CPU per password + TOTP login ${cpuMs(tl).toFixed(1)} ms: the TOTP step-up adds ${(cpuMs(tl) - cpuMs(out.pl)).toFixed(1)} ms (target ≤ 5 ms)`);
     }
     if (MEASURES.has('failed')) {
@@ -620,7 +632,11 @@ if (process.env.BENCH_ONLY === 'behaviour') {
   behaviourBench();
   process.exit(0);
 }
-if (process.env.BENCH_ONLY !== 'server') {
+if (process.env.BENCH_ONLY === 'explain') {
+  await explainReport();
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY !== 'server' && process.env.BENCH_ONLY !== 'mongo') {
   console.log('\n## risk engine');
   await assessmentBench();
   behaviourBench();
@@ -629,13 +645,11 @@ if (process.env.BENCH_ONLY !== 'server') {
 }
 const a2 = await argon2Alone();
 console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.cpuMs.toFixed(1)} ms CPU each = ${a2.perCore.toFixed(1)}/s per core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
-await benchStore('embedded', a2.perCore);
-if (process.env.MONGODB_URI) {
-  mongoUriForTest(); // fails early if malformed
-  await benchStore('mongodb', a2.perCore);
-} else {
-  console.log('\n(MONGODB_URI not set: MongoDB not measured)');
-}
+if (process.env.BENCH_ONLY !== 'mongo') await benchStore('embedded', a2.perCore);
+const mongo: { target: MongoTarget; figures: MongoFigures }[] = [];
+for await (const target of mongoTargets()) mongo.push({ target, figures: await benchStore('mongodb', a2.perCore) });
+printMongoSummary(mongo);
+if (process.env.BENCH_ONLY === 'mongo') process.exit(0);
 if (slapdMissing) console.log(`\n(directory sign-in not measured: ${slapdMissing})`);
 else await directoryBench();
 process.exit(0);
