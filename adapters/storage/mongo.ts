@@ -335,7 +335,10 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         // bucket, until its next full login.
         const d = await Account.findById(id, { trustedDevices: 1 }).lean();
         if (!d) return;
-        const devices = [...(d.trustedDevices ?? []).filter((x) => x !== deviceId), deviceId].slice(-keep);
+        const current = d.trustedDevices ?? [];
+        const devices = [...current.filter((x) => x !== deviceId), deviceId].slice(-keep);
+        // A returning browser is usually the newest already: nothing to write.
+        if (devices.length === current.length && devices.every((x, i) => x === current[i])) return;
         await Account.updateOne({ _id: id }, { $set: { trustedDevices: devices } });
       },
       async syncDirectoryProfile(id, p) {
