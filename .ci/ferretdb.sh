@@ -49,6 +49,8 @@ wait_for_port() { # PORT PID LOG
 start() { # BACKEND DIR PORT
   local backend=$1 dir=$2 port=$3
   [ -x "$FERRETDB" ] || die "no FerretDB binary at $FERRETDB (.ci/run builds it)"
+  # Another server there would answer for the one started here.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "127.0.0.1:$port is in use"; fi
   mkdir -p "$dir"
   [ -z "$(ls -A "$dir")" ] || die "$dir is not empty"
   dir=$(cd "$dir" && pwd)

@@ -15,11 +15,22 @@ export const IN_CI = process.env.CI === 'true';
 /**
  * The embedded store always; MongoDB whenever MONGODB_URI is set (.ci/run sets it).
  * `skip`: why the store cannot be tested here, or false. Declare suites with describeOrSkip.
+ * TEST_STORES (a comma-separated list, e.g. `mongodb`) keeps only those: `npm run test:mongo`
+ * runs the MongoDB suites again on a second server without repeating the embedded ones.
  */
-export const STORES: { kind: StoreKind; skip: string | false }[] = [
+export const STORES: { kind: StoreKind; skip: string | false }[] = selectStores([
   { kind: 'embedded', skip: false },
   { kind: 'mongodb', skip: process.env.MONGODB_URI ? false : 'MONGODB_URI is not set' },
-];
+], process.env.TEST_STORES);
+
+export function selectStores<T extends { kind: StoreKind }>(all: T[], list: string | undefined): T[] {
+  if (!list) return all;
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !all.some((s) => s.kind === n));
+  // A misspelt name must not quietly run nothing.
+  if (unknown.length > 0 || names.length === 0) throw new Error(`TEST_STORES: unknown store "${unknown.join(', ')}" (${all.map((s) => s.kind).join(', ')})`);
+  return all.filter((s) => names.includes(s.kind));
+}
 
 /**
  * describe() for a suite that needs what the machine may lack; `missing` says what, or is false.

@@ -42,7 +42,13 @@ export async function startFerretDB(backend: FerretBackend): Promise<FerretServe
     stopped = true;
     execFileSync(SCRIPT, ['stop', dir], { stdio: 'inherit' });
   };
-  // Never leave a server behind when the process ends early.
+  // Never leave a server behind when the process ends early, or is interrupted.
   process.once('exit', stop);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      stop();
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    });
+  }
   return { backend, uri, stop };
 }

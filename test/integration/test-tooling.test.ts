@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers/env.ts';
 import { runNode } from '../helpers/process.ts';
+import { mongoTestFiles } from '../run-mongo.ts';
 
 const HELPERS = path.join(import.meta.dirname, '..', 'helpers');
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
@@ -66,6 +67,29 @@ describe('skipped suites are visible, and fail under CI=true', () => {
     });
     assert.equal(r.code, 0, r.stdout);
     assert.deepEqual([summary(r.stdout).pass, summary(r.stdout).skipped, summary(r.stdout).fail], [3, 0, 0]);
+  });
+});
+
+describe('npm run test:mongo: the MongoDB suites again, on a second server', () => {
+  it('TEST_STORES=mongodb keeps only the MongoDB suites; an unknown store name fails the file', async () => {
+    const r = await runNode(['--test', '--test-reporter=spec', SUITES], {
+      env: env({ CI: 'true', TEST_STORES: 'mongodb', MONGODB_URI: 'mongodb://127.0.0.1:27017/', CHROMIUM_PATH: process.execPath }),
+    });
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual([summary(r.stdout).pass, summary(r.stdout).skipped, summary(r.stdout).fail], [2, 0, 0]);
+    assert.match(r.stdout, /fixture suite \(mongodb store\)/);
+    assert.doesNotMatch(r.stdout, /fixture suite \(embedded store\)/);
+    const bad = await runNode(['--test', '--test-reporter=spec', SUITES], { env: env({ TEST_STORES: 'mongo', CHROMIUM_PATH: process.execPath }) });
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(bad.stdout + bad.stderr, /TEST_STORES: unknown store "mongo"/);
+  });
+
+  it('runs the test files that use the MongoDB store, and no others', () => {
+    const files = mongoTestFiles(path.join(ROOT, 'dist', 'test')).map((f) => path.relative(path.join(ROOT, 'dist', 'test'), f));
+    for (const f of ['integration/storage.contract.test.js', 'integration/oidc-flow.test.js', 'unit/totp.test.js']) assert.ok(files.includes(f), `${f} missing: ${files.join(' ')}`);
+    for (const f of ['unit/assurance.test.js', 'e2e/login.e2e.test.js']) assert.ok(!files.includes(f), `${f} does not use MongoDB`);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.match(pkg.scripts['test:mongo'] ?? '', /run-mongo\.js/);
   });
 });
 
