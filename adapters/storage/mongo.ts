@@ -382,7 +382,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async settle(resets, refund) {
         await Promise.all([
-          resets.length ? Attempt.deleteMany({ key: { $in: [...resets] } }) : undefined,
+          // One key by equality: FerretDB v1 pushes `$in` down to neither backend.
+          resets.length ? Attempt.deleteMany({ key: resets.length === 1 ? resets[0]! : { $in: [...resets] } }) : undefined,
           refund ? Attempt.deleteOne({ _id: refund.attemptId }) : undefined,
         ]);
       },

@@ -166,6 +166,8 @@ async function workload(s: Storage, step: (method: string) => void): Promise<voi
   await s.clients.find('web');
   step('clients.list');
   await s.clients.list();
+  step('clients.stamp');
+  await s.clients.stamp();
 
   const opts = { now, max: 10, windowMs: hour, waitMs: (n: number) => (n >= 2 ? 1000 : 0) };
   step('attempts.reserve (empty bucket)');
@@ -181,6 +183,9 @@ async function workload(s: Storage, step: (method: string) => void): Promise<voi
   if (r1.id) await s.attempts.refund('acct:amy', r1.id);
   step('attempts.reset');
   await s.attempts.reset('acct:amy');
+  const r2 = await s.attempts.reserve('ip:192.0.2.9', opts);
+  step('attempts.settle');
+  await s.attempts.settle(['acct:amy', 'factor:amy'], r2.id ? { key: 'ip:192.0.2.9', attemptId: r2.id } : undefined);
 
   const grantId = id();
   const uid = id();
@@ -198,6 +203,8 @@ async function workload(s: Storage, step: (method: string) => void): Promise<voi
   await s.oidc.findByUserCode('DeviceCode', 'ABCD-EFGH', now);
   step('oidc.consume');
   await s.oidc.consume('AuthorizationCode', 'code', Math.floor(now / 1000));
+  step('oidc.claim');
+  await s.oidc.claim('DeviceNonce', 'nonce-1', now + hour);
   step('oidc.destroy');
   await s.oidc.destroy('Session', 'sess');
   step('oidc.revokeByGrantId');
@@ -225,6 +232,8 @@ async function workload(s: Storage, step: (method: string) => void): Promise<voi
   await s.risk.observations({ user }, 'password_ok', now - hour, 50);
   step('risk.observations (ip)');
   await s.risk.observations({ ip: '198.51.100.1' }, 'password_failed', now - hour, 50);
+  step('risk.snapshot');
+  await s.risk.snapshot(user, [{ by: { user }, kind: 'password_ok', since: now - hour, limit: 50 }, { by: { ip: '198.51.100.1' }, kind: 'password_failed', since: now - hour, limit: 50 }]);
 
   step('factors.add');
   const passkey = await s.factors.add({
@@ -285,7 +294,7 @@ async function explainOn(uri: string): Promise<{ queries: Query[]; plans: Map<Qu
 }
 
 /** Methods a sign-in, a token request or a refresh calls (the bench's round trips per request show them). */
-const HOT = /^(accounts\.(findById|findByUsername|addTrustedDevice)|clients\.find|attempts\.(reserve|refund|reset)|oidc\.(upsert|find|findByUid|consume|destroy)|events\.append|risk\.|factors\.(list|find|findByCredentialId|advance|touch|useRecoveryCode))\b/;
+const HOT = /^(accounts\.(findById|findByUsername|addTrustedDevice)|clients\.(find|stamp)|attempts\.(reserve|refund|reset|settle)|oidc\.(upsert|find|findByUid|claim|consume|destroy)|events\.append|risk\.|factors\.(list|find|findByCredentialId|advance|touch|useRecoveryCode))\b/;
 
 export async function explainReport(): Promise<void> {
   console.log(`# explain of every query of the MongoDB store (adapters/storage/mongo.ts), ${VOLUME} records of each kind seeded; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
