@@ -195,6 +195,8 @@ async function workload(s: Storage, step: (method: string) => void): Promise<voi
   await s.oidc.upsert({ model: 'DeviceCode', id: 'dc', payload: { a: 1 }, userCode: 'ABCD-EFGH', grantId, expiresAt: now + hour });
   step('oidc.upsert (existing)');
   await s.oidc.upsert({ model: 'Session', id: 'sess', payload: { a: 2 }, uid, expiresAt: now + hour });
+  step('oidc.replace');
+  await s.oidc.replace({ model: 'Session', id: 'sess', payload: { a: 3 }, uid, expiresAt: now + hour }, now);
   step('oidc.find');
   await s.oidc.find('AuthorizationCode', 'code', now);
   step('oidc.findByUid');
@@ -294,7 +296,7 @@ async function explainOn(uri: string): Promise<{ queries: Query[]; plans: Map<Qu
 }
 
 /** Methods a sign-in, a token request or a refresh calls (the bench's round trips per request show them). */
-const HOT = /^(accounts\.(findById|findByUsername|addTrustedDevice)|clients\.(find|stamp)|attempts\.(reserve|refund|reset|settle)|oidc\.(upsert|find|findByUid|claim|consume|destroy)|events\.append|risk\.|factors\.(list|find|findByCredentialId|advance|touch|useRecoveryCode))\b/;
+const HOT = /^(accounts\.(findById|findByUsername|addTrustedDevice)|clients\.(find|stamp)|attempts\.(reserve|refund|reset|settle)|oidc\.(upsert|replace|find|findByUid|claim|consume|destroy)|events\.append|risk\.|factors\.(list|find|findByCredentialId|advance|touch|useRecoveryCode))\b/;
 
 export async function explainReport(): Promise<void> {
   console.log(`# explain of every query of the MongoDB store (adapters/storage/mongo.ts), ${VOLUME} records of each kind seeded; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
