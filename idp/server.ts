@@ -148,7 +148,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
   });
   announceMonitor(policies.current());
-  const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
+  const geo = await openGeo({
+    cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir,
+    onAsnBuilt: (b) => log.info('ASN database converted', { file: b.file, rows: b.rows, networks: b.networks, bytes: b.bytes, ms: Math.round(b.ms) }),
+  });
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
