@@ -24,6 +24,7 @@ import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
+import { collectWhenIdle } from './idle-gc.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
@@ -131,6 +132,17 @@ function metricsRoute(settings: Settings, render: () => string) {
   };
 }
 
+/** The process's memory, under the names Prometheus' Node.js client uses (prom-client). */
+function memoryGauges() {
+  const m = process.memoryUsage();
+  return {
+    process_resident_memory_bytes: { help: 'Resident memory size in bytes.', value: m.rss },
+    nodejs_heap_size_total_bytes: { help: 'Process heap size from Node.js in bytes.', value: m.heapTotal },
+    nodejs_heap_size_used_bytes: { help: 'Process heap size used from Node.js in bytes.', value: m.heapUsed },
+    nodejs_external_memory_bytes: { help: 'Node.js external memory size in bytes.', value: m.external },
+  };
+}
+
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
   const events = new Events(log);
   // A policy (or part) in monitor mode is said at every load: a whole policy in monitor mode
@@ -193,6 +205,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       help: 'Operations sent to the store since start: SQL statements (embedded) or commands (MongoDB), by name.',
       samples: [...storage.stats.ops].map(([op, value]) => ({ labels: { store: storage.kind, op }, value })),
     },
+    ...memoryGauges(),
   }));
 
   /**
@@ -248,6 +261,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
   const server = http.createServer((req, res) => handler(req, res));
+  const idleGc = collectWhenIdle(server);
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -276,6 +290,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     async close() {
       clearInterval(sweeper);
       clearInterval(pruner);
+      idleGc.stop();
       keyWatch.close();
       await policies.close();
       server.closeAllConnections();

@@ -35,6 +35,7 @@ import { DETECTORS, POINTER_DETECTOR, templateScore, type Detector } from '../..
 import type { Behaviour } from '../../policies/behaviour.ts';
 import { slapdMissing, startSlapd } from '../helpers/slapd.ts';
 import { directoryYaml } from '../helpers/directory.ts';
+import { memoryBench } from './memory.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -449,6 +450,11 @@ if (process.env.BENCH_ONLY === 'directory') {
   await directoryBench();
   process.exit(0);
 }
+const memory = () => memoryBench({ start: () => startServer('embedded'), login: (issuer, i) => passwordLogin(issuer, `bench${i % CONCURRENCY}`) });
+if (process.env.BENCH_ONLY === 'memory') {
+  await memory();
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === 'behaviour') {
   behaviourBench();
   process.exit(0);
@@ -462,6 +468,7 @@ if (process.env.BENCH_ONLY !== 'server') {
 }
 const a2 = await argon2Alone();
 console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.perCore.toFixed(1)}/s on one core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
+await memory();
 await benchStore('embedded', a2.perCore);
 if (process.env.MONGODB_URI) {
   mongoUriForTest(); // fails early if malformed
