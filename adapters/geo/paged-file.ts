@@ -1,8 +1,9 @@
 /**
- * A read-only MMDB file seen as the `Buffer` that `maxmind`'s Reader (mmdb-lib) expects,
- * without holding the file in the process: bytes are read on demand (`fs.readSync` at an
- * offset) in fixed-size blocks kept in a small LRU; the operating system's page cache keeps
- * the file's hot pages, shared by every process on the machine and dropped under pressure.
+ * A read-only MMDB file read without holding it in the process: bytes are read on demand
+ * (`fs.readSync` at an offset) in fixed-size blocks kept in a small cache; the operating
+ * system's page cache keeps the file's hot pages, shared by every process on the machine and
+ * dropped under pressure. Lookups read it directly (mmdb-reader.ts); `asBuffer()` shows it
+ * as the `Buffer` that `maxmind`'s Reader (mmdb-lib) expects, which parses the metadata.
  *
  * Why not the alternatives:
  * - `maxmind.open` reads the whole file into one Buffer: the two DB-IP City files alone are
@@ -11,8 +12,6 @@
  * - mmap (a native addon; Node has none built in) costs a compiled dependency, and every
  *   page a lookup touched stays in the process's resident set (RssFile): after enough
  *   distinct addresses, RSS is back to the file's size.
- * - Our own tree walker and decoder would drop the Proxy below but duplicate mmdb-lib,
- *   which MaxMind's GeoLite2/GeoIP2 files (GEOIP_CITY_DB, GEOIP_ASN_DB) are read with too.
  *
  * mmdb-lib checks `Buffer.isBuffer(db)` (an `instanceof Buffer`), then reads `db[i]`,
  * `length`, readUIntBE, readUInt32BE, readUInt16BE, readInt32BE, readUInt8, readDoubleBE,
@@ -27,7 +26,11 @@ import fs from 'node:fs';
 export interface PagedFileOptions {
   /** Bytes per block read from the file (default 4 KiB: one page). A power of two. */
   blockSize?: number;
-  /** Blocks kept in the process (default 256: 1 MiB per file). Rounded up to a power of two. */
+  /**
+   * Blocks kept in the process (default 1024: at most 4 MiB per file, resident only as
+   * used). Rounded up to a power of two. Random City + ASN lookups read 6.1 blocks from the
+   * file with 256, 3.4 with 1024, 1.6 with 4096, each read about 1.5 µs (measured).
+   */
   maxBlocks?: number;
 }
 
@@ -67,7 +70,7 @@ export class PagedFile {
     this.#blockSize = blockSize;
     this.#shift = Math.log2(blockSize);
     this.#mask = blockSize - 1;
-    this.#sets = 2 ** Math.ceil(Math.log2(Math.max(2, opts.maxBlocks ?? 256) / 2));
+    this.#sets = 2 ** Math.ceil(Math.log2(Math.max(2, opts.maxBlocks ?? 1024) / 2));
     // Kept open for the life of the reader: a database replaced on disk (renamed over) keeps
     // answering from the file that was opened, never from a mix of the two.
     this.#fd = fs.openSync(file, 'r');
@@ -114,6 +117,40 @@ export class PagedFile {
     if (within + n <= this.#blockSize) return [this.#slab, this.#slot(Math.floor(offset / this.#blockSize)) + within];
     for (let k = 0; k < n; k += 1) this.#scratch[k] = this.byte(offset + k)!;
     return [this.#scratch, 0];
+  }
+
+  /** Whether `n` bytes at `offset` lie in one block (and in the file): the fast path. */
+  #inBlock(offset: number, n: number): boolean {
+    return offset >= 0 && offset + n <= this.length && (offset & this.#mask) + n <= this.#blockSize;
+  }
+
+  #at(offset: number): number {
+    return this.#slot(Math.floor(offset / this.#blockSize)) + (offset & this.#mask);
+  }
+
+  /** Unsigned big-endian integer of `n` (1..6) bytes at `offset`. */
+  uint(offset: number, n: number): number {
+    if (this.#inBlock(offset, n)) return this.#slab.readUIntBE(this.#at(offset), n);
+    const [b, i] = this.#span(offset, n);
+    return b.readUIntBE(i, n);
+  }
+
+  int32(offset: number): number {
+    if (this.#inBlock(offset, 4)) return this.#slab.readInt32BE(this.#at(offset));
+    const [b, i] = this.#span(offset, 4);
+    return b.readInt32BE(i);
+  }
+
+  double(offset: number): number {
+    if (this.#inBlock(offset, 8)) return this.#slab.readDoubleBE(this.#at(offset));
+    const [b, i] = this.#span(offset, 8);
+    return b.readDoubleBE(i);
+  }
+
+  float(offset: number): number {
+    if (this.#inBlock(offset, 4)) return this.#slab.readFloatBE(this.#at(offset));
+    const [b, i] = this.#span(offset, 4);
+    return b.readFloatBE(i);
   }
 
   /** A copy of bytes [start, end). */

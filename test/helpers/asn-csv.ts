@@ -108,7 +108,7 @@ export function csvAnswer(t: AsnTable, ip: string): AsnAnswer {
 }
 
 /** An ASN MMDB's answer in the same shape. */
-export function mmdbAnswer(r: Reader<AsnResponse>, ip: string): AsnAnswer {
+export function mmdbAnswer(r: { get(ip: string): AsnResponse | null }, ip: string): AsnAnswer {
   const a = r.get(ip);
   return a ? { asn: a.autonomous_system_number, org: a.autonomous_system_organization } : undefined;
 }

@@ -104,6 +104,11 @@ describe('the @ip-location-db/asn ranges converted to MMDB', () => {
       if (!isDeepStrictEqual(mmdbAnswer(paged, ip), want) || !isDeepStrictEqual(mmdbAnswer(whole, ip), want)) differ.push(ip);
     }
     assert.deepEqual(differ.slice(0, 5), [], `${differ.length} addresses differ`);
+    // Address forms the reader parses itself: as maxmind does.
+    for (const ip of ['1.1.1.1', '::ffff:1.1.1.1', '::1.1.1.1', '64:ff9b::1.1.1.1', '2001:4860:4860::8888', '2a00:1450:4001:80b::200e', '::', '255.255.255.255', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']) {
+      assert.deepEqual(paged.get(ip), whole.get(ip), ip);
+    }
+    assert.equal(paged.get('not an address'), null);
     // IPv4-mapped IPv6 reads as IPv4 (the provider unwraps it first; other readers need the alias).
     assert.deepEqual(mmdbAnswer(paged, '::ffff:1.1.1.1'), mmdbAnswer(paged, '1.1.1.1'));
     assert.equal(mmdbAnswer(paged, '1.1.1.1')?.asn, 13335);
