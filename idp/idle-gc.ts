@@ -13,6 +13,9 @@
  * that long. Node gives no API for it but `gc()`, which only `--expose-gc` makes available:
  * the flag is set for the moment of fetching the function from a fresh context and unset
  * again, so no code sees a global `gc`. If a future Node refuses that, nothing runs.
+ *
+ * One server per process: `npm start` (start.ts) runs it, tests' in-process servers do not,
+ * since a collection would pause every other server and test of their process.
  */
 import type http from 'node:http';
 import v8 from 'node:v8';

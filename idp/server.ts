@@ -24,7 +24,6 @@ import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
-import { collectWhenIdle } from './idle-gc.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
 import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
@@ -261,7 +260,6 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
   const server = http.createServer((req, res) => handler(req, res));
-  const idleGc = collectWhenIdle(server);
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -290,7 +288,6 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     async close() {
       clearInterval(sweeper);
       clearInterval(pruner);
-      idleGc.stop();
       keyWatch.close();
       await policies.close();
       server.closeAllConnections();
