@@ -2,19 +2,31 @@
  * oidc-provider's Adapter interface over the storage port. oidc-provider owns the payloads;
  * we store them with their expiry and the secondary keys it looks them up by.
  *
- * Clients are read from the client store on every lookup (there is no registration
- * through this adapter), so a client added with `idp client add` works at once, in every
- * instance, without a restart.
+ * Clients are read from the client store (there is no registration through this adapter),
+ * through the verified cache when one is given (client-cache.ts), so a client added or changed
+ * with `idp client add` works in every instance within the cache's verification interval,
+ * without a restart.
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from './crypto.ts';
-import type { Storage } from './storage/port.ts';
+import type { ClientCache } from './client-cache.ts';
+import { RecordGoneError, storedOnly, type Storage } from './storage/port.ts';
 
 export function clientSecretContext(clientId: string): string {
   return `client_secret:${clientId}`;
 }
 
-export function createAdapterClass(storage: Storage, box: SecretBox) {
+export function createAdapterClass(storage: Storage, box: SecretBox, clients?: ClientCache<AdapterPayload>) {
+  const loadClient = async (id: string): Promise<AdapterPayload | undefined> => {
+    const c = await storage.clients.find(id);
+    if (!c) return undefined;
+    return {
+      ...c.metadata,
+      client_id: c.clientId,
+      ...(c.secretCiphertext ? { client_secret: box.open(c.secretCiphertext, clientSecretContext(c.clientId)) } : {}),
+    } as AdapterPayload;
+  };
+
   return class StorageAdapter implements Adapter {
     readonly model: string;
 
@@ -24,26 +36,30 @@ export function createAdapterClass(storage: Storage, box: SecretBox) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with `idp client add`');
-      await storage.oidc.upsert({
+      const now = Date.now();
+      const rec = {
         model: this.model,
         id,
         payload: payload as Record<string, unknown>,
         grantId: payload.grantId,
         uid: payload.uid,
         userCode: payload.userCode,
-        expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined,
-      });
+        expiresAt: expiresIn ? now + expiresIn * 1000 : undefined,
+      };
+      // Inside savingStoredOnly (port.ts): an update of a record still there, never a re-creation.
+      if (storedOnly.getStore()) {
+        if (!(await storage.oidc.replace(rec, now))) throw new RecordGoneError(`${this.model} is gone`);
+        return;
+      }
+      await storage.oidc.upsert(rec);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') {
-        const c = await storage.clients.find(id);
-        if (!c) return undefined;
-        return {
-          ...c.metadata,
-          client_id: c.clientId,
-          ...(c.secretCiphertext ? { client_secret: box.open(c.secretCiphertext, clientSecretContext(c.clientId)) } : {}),
-        } as AdapterPayload;
+        if (!clients) return loadClient(id);
+        // A copy: the cached record is never handed out to be changed.
+        const cached = await clients.get(id, loadClient);
+        return cached && structuredClone(cached);
       }
       return this.#out(await storage.oidc.find(this.model, id, Date.now()));
     }

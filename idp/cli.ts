@@ -49,7 +49,7 @@ const HELP = `Usage: idp <command> [options]
   idp user mfa reset <username>                    remove all second factors of an account
   idp client add --id <id> [--secret <s> | --public] --redirect-uri <uri>...
                  [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>]
-                 [--scope "<scopes>"] [--name <name>] [--grant-type <type>]... [--min-acr <acr>]
+                 [--scope "<scopes>"] [--name <name>] [--grant-type <type>]... [--min-acr <acr>] [--first-party]
   idp client list [--json]
   idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
@@ -266,7 +266,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         id: { type: 'string' }, secret: { type: 'string' }, public: { type: 'boolean' },
         'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
         'backchannel-logout-uri': { type: 'string' }, scope: { type: 'string' }, name: { type: 'string' },
-        'grant-type': { type: 'string', multiple: true }, 'min-acr': { type: 'string' },
+        'grant-type': { type: 'string', multiple: true }, 'min-acr': { type: 'string' }, 'first-party': { type: 'boolean' },
       }, 0);
       const clientId = values.id;
       if (!clientId) throw new UsageError('--id is required');
@@ -298,6 +298,8 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         ...(values['post-logout-redirect-uri'] ? { post_logout_redirect_uris: values['post-logout-redirect-uri'] } : {}),
         ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'], backchannel_logout_session_required: true } : {}),
         ...(values['min-acr'] ? { min_acr: values['min-acr'] } : {}),
+        // The operator's own application: no consent page (idp/provider.ts loadExistingGrant).
+        ...(values['first-party'] ? { first_party: true } : {}),
       };
       const acrValues = policy.assurance.levels.map((l) => l.acr);
       const keys = loadOrCreateKeys(settings.keysFile);

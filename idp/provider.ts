@@ -2,7 +2,8 @@
  * oidc-provider configuration: what the OP offers, and nothing more. Protocol behaviour is
  * oidc-provider's; this file only chooses.
  */
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientCache } from '../adapters/client-cache.ts';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 import { createAdapterClass } from '../adapters/oidc-adapter.ts';
@@ -16,9 +17,48 @@ import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assu
 import { tokenConfiguration, type TokenOptions } from './tokens.ts';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata } from '../interactions/account/client.ts';
 
+/** A client registered with `first_party: true` (`idp client add --first-party`). */
+const isFirstParty = (client: { metadata(): Record<string, unknown> }) => client.metadata().first_party === true;
+
+type GrantInstance = InstanceType<Provider['Grant']>;
+
+/**
+ * The grant of a client that needs no consent: the session's grant for it, or a new one,
+ * given whatever this request asks for that it lacks (OIDC scopes, claims of the claims
+ * parameter, resource scopes); saved only when something was added.
+ */
+async function firstPartyGrant(ctx: KoaContextWithOIDC, existing: GrantInstance | undefined, accountId: string): Promise<GrantInstance> {
+  const clientId = ctx.oidc.client!.clientId;
+  const grant = existing && existing.accountId === accountId && existing.clientId === clientId ? existing : new ctx.oidc.provider.Grant({ clientId, accountId });
+  let changed = grant !== existing;
+  const scopes = new Set(grant.getOIDCScopeEncountered().split(' '));
+  const missingScopes = [...ctx.oidc.requestParamOIDCScopes].filter((s) => !scopes.has(s));
+  if (missingScopes.length) { grant.addOIDCScope(missingScopes.join(' ')); changed = true; }
+  const claims = new Set(grant.getOIDCClaimsEncountered());
+  const missingClaims = [...ctx.oidc.requestParamClaims].filter((c) => !claims.has(c));
+  if (missingClaims.length) { grant.addOIDCClaims(missingClaims); changed = true; }
+  for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+    const had = new Set(grant.getResourceScopeEncountered(indicator).split(' '));
+    const missing = (server.scope ?? '').split(' ').filter((s) => s && !had.has(s));
+    if (missing.length) { grant.addResourceScope(indicator, missing.join(' ')); changed = true; }
+  }
+  if (changed) await grant.save();
+  return grant;
+}
+
 /** Adds our checks to the login prompt (STYLE.md §2: extend oidc-provider's own machinery). */
 function buildPolicy(settings: Settings, assurance: AssuranceCheckDeps | undefined) {
   const policy = interactionPolicy.base();
+  // prompt=consent asks for the consent page (OIDC Core §3.1.2.1: the server SHOULD prompt),
+  // and relying parties must send it to be given offline_access (§11). A first-party client
+  // has its consent by registration, which §11 allows as "other conditions": no page for it.
+  // A native first-party client still gets oidc-provider's native_client_prompt (a custom-
+  // scheme redirect can be claimed by another app; the page shows the user what they sign into).
+  const consent = policy.get('consent');
+  const requested = consent?.checks.get('consent_prompt');
+  if (!consent || !requested) throw new Error('oidc-provider base policy has no consent prompt check');
+  const asked = requested.check.bind(requested);
+  requested.check = (ctx: KoaContextWithOIDC) => (ctx.oidc.client && isFirstParty(ctx.oidc.client) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : asked(ctx));
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider base policy has no login prompt');
   // A session whose account is gone (a user removed or disabled in their directory:
@@ -129,27 +169,32 @@ function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void
  */
 export function buildProvider(
   settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[],
-  resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps, accounts: Pick<TokenOptions, 'directories' | 'events'> = {},
+  resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps,
+  { clientCache, ...accounts }: Pick<TokenOptions, 'directories' | 'events'> & { clientCache?: ClientCache<AdapterPayload> | undefined } = {},
 ): Provider {
   const secure = settings.issuer.startsWith('https:');
   // Scopes, claims (the risk claim among them), access-token contents, resource servers.
   const { resourceIndicators, ...tokens } = tokenConfiguration({ settings, storage, resourceScopes, ...accounts });
   const configuration: Configuration = {
     ...tokens,
-    adapter: createAdapterClass(storage, box),
+    adapter: createAdapterClass(storage, box, clientCache),
     // The account page's own client (interactions/account/client.ts): configuration, not a
     // stored client, so no `idp client add` can replace it.
     clients: [accountClientMetadata(settings.issuer)],
     async loadExistingGrant(ctx) {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      const client = ctx.oidc.client!;
+      const accountId = ctx.oidc.session?.accountId;
+      // The provider's own account page asks the user nothing about themselves, and a
+      // first-party client (`first_party`, README "Clients") is the operator's own
+      // application: no consent page for either, as for a first-party client in
+      // oidc-provider's docs. Their grant is what the request asks for (already cut down to
+      // the client's allowed scopes by oidc-provider), added to at each authorization.
+      if (accountId && (client.clientId === ACCOUNT_CLIENT_ID || isFirstParty(client))) {
+        return firstPartyGrant(ctx, grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined, accountId);
+      }
       if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      // The provider's own account page asks the user nothing about themselves: no consent
-      // page for it (`openid` only), as for a first-party client in oidc-provider's docs.
-      if (ctx.oidc.client?.clientId !== ACCOUNT_CLIENT_ID || !ctx.oidc.session?.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: ACCOUNT_CLIENT_ID, accountId: ctx.oidc.session.accountId });
-      grant.addOIDCScope('openid');
-      await grant.save();
-      return grant;
+      return undefined;
     },
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
@@ -160,11 +205,15 @@ export function buildProvider(
     acrValues,
     // `min_acr`: the weakest ACR a client accepts (`idp client add --min-acr`); every
     // authorization of the client requires at least that level (idp/assurance-check.ts).
+    // `first_party`: the operator's own application, which gets no consent page (above).
     extraClientMetadata: {
-      properties: ['min_acr'],
+      properties: ['min_acr', 'first_party'],
       validator(_ctx, key, value) {
         if (key === 'min_acr' && value !== undefined && (typeof value !== 'string' || !acrValues.includes(value))) {
           throw new errors.InvalidClientMetadata(`min_acr must be one of ${acrValues.join(', ')}`);
+        }
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('first_party must be true or false');
         }
       },
     },

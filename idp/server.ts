@@ -33,6 +33,8 @@ import { RiskService } from '../interactions/risk.ts';
 import { Events, renderMetrics } from './events.ts';
 import { loadDirectories } from './directories.ts';
 import { Directories } from '../adapters/directory/index.ts';
+import { ClientCache } from '../adapters/client-cache.ts';
+import type { AdapterPayload } from 'oidc-provider';
 import type { Settings } from './settings.ts';
 
 export interface RunningServer {
@@ -193,13 +195,22 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const accountCsrf = new Csrf(deriveKey(keys.dataKey, 'csrf-account'), secure, { name: 'idp_account_csrf', path: '/account' });
   // The same derivation as `idp user mfa add --recovery-codes` (interactions/methods/recovery.ts).
   const recoveryKey = deriveKey(keys.dataKey, 'recovery');
+  const deviceNonceKey = deriveKey(keys.dataKey, 'device-nonce');
   const transactions = new Transactions(storage);
   const issuerName = totpIssuerName(settings.issuer);
   const webauthn = new WebAuthn(storage, { issuer: settings.issuer, log });
+  // Clients as oidc-provider reads them, checked against the store's change stamp (client-cache.ts).
+  const clientCache = new ClientCache<AdapterPayload>(storage.clients, settings.clientCacheMs);
+  await clientCache.check();
+  clientCache.start();
   const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
     idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
+    idp_client_lookups_total: {
+      help: 'Client look-ups by oidc-provider: answered from the verified cache, or read from the store.',
+      samples: [{ labels: { source: 'cache' }, value: clientCache.stats.hits }, { labels: { source: 'store' }, value: clientCache.stats.misses }],
+    },
     idp_store_operations_total: {
       help: 'Operations sent to the store since start: SQL statements (embedded) or commands (MongoDB), by name.',
       samples: [...storage.stats.ops].map(([op, value]) => ({ labels: { store: storage.kind, op }, value })),
@@ -213,7 +224,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events });
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events, clientCache });
     provider.use(metrics);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
@@ -229,18 +240,23 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     provider.use(assetRoutes());
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,
-      transactions, box, recoveryKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
+      transactions, box, recoveryKey, deviceNonceKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
       // A login's tokens can be minted while its session lasts and while its refresh tokens do.
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
     });
-    provider.use(router.routes());
+    // Only paths under a router's prefix enter it: the token endpoint and the rest of
+    // oidc-provider's routes skip matching every interaction and account route.
+    const interactionRoutes = router.routes();
+    // (Case-insensitive, as @koa/router matches by default.)
+    provider.use((ctx, next) => (ctx.path.toLowerCase().startsWith('/interaction/') ? interactionRoutes(ctx as Parameters<typeof interactionRoutes>[0], next) : next()));
     const account = accountRouter({
       provider, storage, csrf: accountCsrf, events, log, box, recoveryKey, issuer: settings.issuer, issuerName, webauthn,
       levels: () => policies.current().assurance.levels,
       sessionIdleTtl: settings.sessionIdleTtl, sessionMaxAge: settings.sessionMaxAge, maxFormBytes: settings.maxBodyBytes, secure,
       directories, directorySessionGraceMs: settings.directorySessionGrace * 1000,
     });
-    provider.use(account.routes());
+    const accountRoutes = account.routes();
+    provider.use((ctx, next) => (/^\/account(\/|$)/i.test(ctx.path) ? accountRoutes(ctx as Parameters<typeof accountRoutes>[0], next) : next()));
     return provider.callback();
   };
   const describe = (k: KeyFile) => ({
@@ -289,6 +305,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       clearInterval(sweeper);
       clearInterval(pruner);
       keyWatch.close();
+      clientCache.stop();
       await policies.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

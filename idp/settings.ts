@@ -211,6 +211,12 @@ export const SETTINGS = {
     doc: 'LDAP / Active Directory configuration file (README "Directories"). Default: `directories.yml` in `POLICY_DIR` when there is one. For one directory, the `LDAP_*` variables may replace the file.',
     parse: str,
   },
+  clientCacheMs: {
+    env: 'CLIENT_CACHE_MS',
+    default: '1000',
+    doc: 'Clients are cached in memory and served as they were for at most this many milliseconds after a change made elsewhere (`idp client`, another instance, or an edit of the client\'s record in the database, such as deleting it to revoke it): the cache checks the store\'s change stamp this often and reads each client in use again once per interval (0: no cache, every request reads its client).',
+    parse: int(0, 60_000),
+  },
   directorySessionGrace: {
     env: 'DIRECTORY_SESSION_GRACE',
     default: '300',

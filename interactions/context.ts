@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Storage } from '../adapters/storage/port.ts';
+import { RecordGoneError, savingStoredOnly, type Storage } from '../adapters/storage/port.ts';
 import { classifyAddress, ipv6Groups } from '../adapters/geoip.ts';
 import { UserError } from '../idp/errors.ts';
 import type { Logger } from '../idp/log.ts';
@@ -34,6 +34,8 @@ export interface InteractionDeps {
   box: SecretBox;
   /** Keys the hashes of recovery codes (HKDF of the data key). */
   recoveryKey: Buffer;
+  /** Keys the MAC of device-key nonces (HKDF of the data key; interactions/device-key.ts). */
+  deviceNonceKey: Buffer;
   /** The issuer label authenticator apps show (otpauth:// `issuer`). */
   issuerName: string;
   /** Session TTL (s): the session's last use is its expiry minus this. */
@@ -61,6 +63,28 @@ export async function loadInteraction(ctx: Context, provider: Provider, expected
   if (details.uid !== ctx.params.uid) throw new UserError('interaction_not_found');
   if (expectedPrompt && details.prompt.name !== expectedPrompt) throw new UserError('interaction_out_of_date');
   return details;
+}
+
+/**
+ * oidc-provider's interactionResult on the interaction this request loaded already
+ * (loadInteraction), instead of reading it again: sets the result, saves it for the rest of
+ * its life, and returns where to go. An interaction that expired meanwhile is not finished,
+ * nor one that is gone: a parallel request may have finished it and its browser resumed it
+ * (which destroys it) since this request loaded it. Saving it back would let it be resumed
+ * again, for a second authorization code; so the save only updates a stored interaction, in
+ * one atomic step (port.ts savingStoredOnly).
+ */
+export async function saveInteractionResult(details: Details, result: NonNullable<Details['result']>): Promise<string> {
+  const ttl = details.exp - Math.floor(Date.now() / 1000);
+  if (ttl <= 0) throw new UserError('interaction_not_found');
+  details.result = result;
+  try {
+    await savingStoredOnly(() => details.save(ttl));
+  } catch (err) {
+    if (err instanceof RecordGoneError) throw new UserError('interaction_not_found');
+    throw err;
+  }
+  return details.returnTo;
 }
 
 export async function clientName(provider: Provider, clientId: unknown): Promise<string> {

@@ -7,8 +7,8 @@
  * rendering of the password form; the form posts `{ nonce, jwk, sig }` in `device_proof`.
  * The server checks, in this order: the field's shape (strict, ≤ 1 KB, a P-256 public JWK with
  * 32-byte coordinates, a 64-byte IEEE P1363 signature), that the nonce was issued for this
- * interaction and has not expired, consumes it (exactly once, also across instances:
- * OidcStore.consume), then the signature. Consumed before the signature is checked, so a
+ * interaction (its MAC) and has not expired, spends it (exactly once, also across instances:
+ * OidcStore.claim), then the signature. Consumed before the signature is checked, so a
  * failed proof burns the nonce too and nobody gets a second try at it; a replayed signature
  * is refused because its nonce is spent. The result is the key's RFC 7638 thumbprint, which
  * the risk engine knows the device by (policies/signals.ts `device`).
@@ -65,20 +65,32 @@ const proofSchema = z.strictObject({
   sig: b64u(64),
 });
 
-interface NoncePayload {
-  v: 1;
-  uid: string;
-}
+/**
+ * A nonce carries its own expiry and proof, so issuing one writes nothing (a login page costs
+ * no store write, and loading it in a loop fills nothing): 32 bytes =
+ * expiry (4, epoch seconds) ‖ interaction tag (4: the first bytes of SHA-256 of its uid, to tell
+ * another interaction's nonce from a made-up one) ‖ random (8) ‖ MAC (16: HMAC-SHA-256 under
+ * a key derived from the data key, over purpose, uid and the first 16 bytes). Its single use
+ * is a unique record written when it is answered (OidcStore.claim), living until its expiry.
+ */
+const MAC_BYTES = 16;
 
 export class DeviceKeys {
   readonly #oidc: OidcStore;
   readonly #issuer: string;
+  readonly #key: Buffer;
   readonly #now: () => number;
 
-  constructor(oidc: OidcStore, issuer: string, now: () => number = Date.now) {
+  /** `key`: the MAC key (adapters/keys.ts deriveKey of the data key, 'device-nonce'). */
+  constructor(oidc: OidcStore, issuer: string, key: Buffer, now: () => number = Date.now) {
     this.#oidc = oidc;
     this.#issuer = issuer;
+    this.#key = key;
     this.#now = now;
+  }
+
+  #mac(uid: string, head: Buffer): Buffer {
+    return crypto.createHmac('sha256', this.#key).update('device-nonce v1\n').update(uid).update('\n').update(head).digest().subarray(0, MAC_BYTES);
   }
 
   /**
@@ -86,13 +98,12 @@ export class DeviceKeys {
    * page's script is to sign. `interactionExpiresAt` (epoch ms) caps the nonce's life.
    */
   async issue(uid: string, interactionExpiresAt?: number): Promise<{ nonce: string; message: string }> {
-    const nonce = crypto.randomBytes(NONCE_BYTES).toString('base64url');
-    const now = this.#now();
-    const payload: NoncePayload = { v: 1, uid };
-    await this.#oidc.upsert({
-      model: DEVICE_NONCE_MODEL, id: nonce, uid, payload: { ...payload },
-      expiresAt: Math.min(now + NONCE_TTL_MS, interactionExpiresAt ?? Number.POSITIVE_INFINITY),
-    });
+    const expiresAt = Math.min(this.#now() + NONCE_TTL_MS, interactionExpiresAt ?? Number.POSITIVE_INFINITY);
+    const head = Buffer.alloc(NONCE_BYTES - MAC_BYTES);
+    head.writeUInt32BE(Math.floor(expiresAt / 1000), 0);
+    uidTag(uid).copy(head, 4);
+    crypto.randomFillSync(head, 8, 8);
+    const nonce = Buffer.concat([head, this.#mac(uid, head)]).toString('base64url');
     return { nonce, message: deviceProofMessage(this.#issuer, uid, nonce) };
   }
 
@@ -121,14 +132,17 @@ export class DeviceKeys {
     }
 
     const now = this.#now();
-    const rec = await this.#oidc.find(DEVICE_NONCE_MODEL, nonce, now);
-    // Never issued, or expired (the store filters expired records on read).
-    if (!rec) return { ok: false, reason: 'unknown_nonce', thumbprint };
-    const p = rec.payload as Partial<NoncePayload>;
-    // Another interaction's nonce is left alone: it is that page's to use.
-    if (p.v !== 1 || p.uid !== uid || rec.uid !== uid) return { ok: false, reason: 'wrong_interaction', thumbprint };
-    if (rec.consumed !== undefined) return { ok: false, reason: 'replayed', thumbprint };
-    if (!(await this.#oidc.consume(DEVICE_NONCE_MODEL, nonce, Math.floor(now / 1000)))) return { ok: false, reason: 'replayed', thumbprint };
+    const bytes = Buffer.from(nonce, 'base64url');
+    const head = bytes.subarray(0, NONCE_BYTES - MAC_BYTES);
+    // Another interaction's nonce is left alone: it is that page's to use (its MAC can only be
+    // checked with its own uid, so a forged one is told apart from it only by its tag).
+    if (!head.subarray(4, 8).equals(uidTag(uid))) return { ok: false, reason: 'wrong_interaction', thumbprint };
+    // Never issued (its MAC is not ours), or expired.
+    const expiresAt = head.readUInt32BE(0) * 1000;
+    if (!crypto.timingSafeEqual(bytes.subarray(NONCE_BYTES - MAC_BYTES), this.#mac(uid, head)) || expiresAt <= now) {
+      return { ok: false, reason: 'unknown_nonce', thumbprint };
+    }
+    if (!(await this.#oidc.claim(DEVICE_NONCE_MODEL, nonce, expiresAt))) return { ok: false, reason: 'replayed', thumbprint };
 
     const message = Buffer.from(deviceProofMessage(this.#issuer, uid, nonce), 'utf8');
     // WebCrypto's ECDSA signatures are IEEE P1363 (r || s), not DER (W3C WebCrypto §23.4 "ECDSA").
@@ -137,14 +151,16 @@ export class DeviceKeys {
   }
 }
 
+const uidTag = (uid: string) => crypto.createHash('sha256').update(uid).digest().subarray(0, 4);
+
 /**
  * The device key a sign-in form's post proves for interaction `uid` (its thumbprint), or
  * undefined; a proof that was sent and refused is logged as `device.proof_refused` with its
  * reason and at most the thumbprint (an expired page or a garbled field at `info`; a replay,
  * another interaction's nonce or a bad signature at `warn`).
  */
-export async function provenDeviceKey(deps: Pick<InteractionDeps, 'storage' | 'provider' | 'events'>, uid: string, raw: string | undefined, clientId: string | undefined): Promise<string | undefined> {
-  const proof = await new DeviceKeys(deps.storage.oidc, deps.provider.issuer).verify(uid, raw);
+export async function provenDeviceKey(deps: Pick<InteractionDeps, 'storage' | 'provider' | 'events' | 'deviceNonceKey'>, uid: string, raw: string | undefined, clientId: string | undefined): Promise<string | undefined> {
+  const proof = await new DeviceKeys(deps.storage.oidc, deps.provider.issuer, deps.deviceNonceKey).verify(uid, raw);
   if (proof.ok) return proof.thumbprint;
   if (proof.reason !== 'absent') {
     const quiet = proof.reason === 'unknown_nonce' || proof.reason === 'malformed';

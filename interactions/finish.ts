@@ -8,7 +8,7 @@
 import type { Context } from 'koa';
 import { assertedAmr, levelIndexOf } from '../policies/assurance.ts';
 import { UserError } from '../idp/errors.ts';
-import type { Details, InteractionDeps } from './context.ts';
+import { saveInteractionResult, type Details, type InteractionDeps } from './context.ts';
 import { saveLoginRecord } from './login-record.ts';
 import { provenAmr, type LoginTransaction } from './transaction.ts';
 
@@ -51,14 +51,15 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
   await saveLoginRecord(deps.storage, { accountId: tx.accountId, authTime, risk: tx.risk, amr, device }, deps.loginRecordTtl);
   // The result first: if the interaction can no longer be finished (expired meanwhile), the
   // login did not succeed and no trust is written.
-  const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
+  const redirectTo = await saveInteractionResult(details, {
     login: { accountId: tx.accountId, acr: levels[level]!.acr, amr, ts: authTime },
-  }, { mergeWithLastSubmission: false });
+  });
   await Promise.all([
     deps.throttle.succeeded(tx.ticket, tx.accountId),
-    deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
+    // A browser that is the account's newest recognised one already needs no write.
+    tx.deviceNewest ? undefined : deps.storage.accounts.addTrustedDevice(tx.accountId, tx.deviceId, TRUSTED_DEVICES_KEPT),
     deps.risk.trust(tx.context, { level: tx.risk.level, monitorLevel: tx.monitorLevel, steppedUp: steppedUp(tx) }),
-    deps.transactions.delete(tx.uid),
+    deps.transactions.discard(tx),
   ]);
   deps.events.emit('login.succeeded', {
     account: tx.accountId, client: details.params.client_id, acr: levels[level]!.name, amr: amr.join(' '), mode: tx.mode, event: tx.eventId,

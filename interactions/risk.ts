@@ -89,6 +89,8 @@ export class RiskService {
   readonly #policies: PolicyRuntime;
   readonly #events: Events;
   readonly #recordBehaviour: boolean;
+  /** The history document each scored context was read with, while that context lives. */
+  readonly #read = new WeakMap<LoginContext, { doc: unknown }>();
 
   constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events, opts: RiskOptions = {}) {
     this.#storage = storage;
@@ -124,14 +126,15 @@ export class RiskService {
   async #histories(ctx: LoginContext, policy: CompiledPolicy): Promise<{ user: UserHistory; ip: IpHistory }> {
     const { failure_window_minutes: windowMin, max_failures: maxFailures, max_entries: maxEntries } = policy.risk.history;
     const since = ctx.ts - windowMin * 60_000;
-    const risk = this.#storage.risk;
-    const [doc, userFailures, ipFailures, recent] = await Promise.all([
-      risk.getUser(ctx.user),
-      risk.observations({ user: ctx.user }, 'password_failed', since, maxFailures),
-      risk.observations({ ip: ctx.ip }, 'password_failed', since, maxFailures),
+    const { doc, observations: [userFailures = [], ipFailures = [], recent = []] } = await this.#storage.risk.snapshot(ctx.user, [
+      { by: { user: ctx.user }, kind: 'password_failed', since, limit: maxFailures },
+      { by: { ip: ctx.ip }, kind: 'password_failed', since, limit: maxFailures },
       // observe() keeps the last `max` entries of the hour, then adds one.
-      risk.observations({ user: ctx.user }, 'password_ok', ctx.ts - RECENT_MS, maxEntries + 1),
+      { by: { user: ctx.user }, kind: 'password_ok', since: ctx.ts - RECENT_MS, limit: maxEntries + 1 },
     ]);
+    // The document as read, for trust() when this login finishes in this very request (the
+    // two fields filled in below are the ones trust() empties again; assess() reads only).
+    this.#read.set(ctx, { doc });
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
     // A trusted login ends the run of failures on the account (policies/history.ts).
     const lastTrusted = user.last?.ts ?? Number.NEGATIVE_INFINITY;
@@ -232,12 +235,15 @@ export class RiskService {
   /**
    * The login fully succeeded: its context joins the user's trusted history, and its
    * behavioural samples the templates when it was low risk or `steppedUp` (a second factor
-   * was proven in it). Read fresh, so a concurrent finish of the same user loses at most its
-   * own entry (port.ts RiskStateStore).
+   * was proven in it). Read fresh (or in this request), so a concurrent finish of the same user
+   * loses at most its own entry (port.ts RiskStateStore).
    */
   async trust(context: LoginContext, how: { level: RiskLevel; monitorLevel?: RiskLevel | undefined; steppedUp: boolean }): Promise<void> {
     const policy = this.#policies.current();
-    const doc = await this.#storage.risk.getUser(context.user);
+    // Scored and finished in one request: the document read to score it, milliseconds ago.
+    // A login that took a second step reads it again (its context was stored and reloaded).
+    const read = this.#read.get(context);
+    const doc = read ? read.doc : await this.#storage.risk.getUser(context.user);
     const user = isUserHistory(doc) ? doc : emptyUserHistory();
     const level = templateLevel(how.level, how.monitorLevel);
     const learn = joinsTemplates(how.steppedUp ? { decision: 'step_up', mfa: 'pass' } : { decision: 'allow', level }, policy.risk);

@@ -133,14 +133,11 @@ export class LoginThrottle {
    * challenged stays counted (a block counts as a failure).
    */
   async succeeded(t: Ticket | undefined, subject: string): Promise<void> {
-    await this.#store.reset(factorKey(subject));
     // A step-up of an existing session presented no password: only the factor bucket.
-    if (!t) return;
-    await this.#store.reset(t.accountKey);
-    if (t.accountKey !== accountKey(subject)) await this.#store.reset(accountKey(subject));
+    if (!t) return this.#store.settle([factorKey(subject)]);
     // A success does not clear the IP bucket (one valid account must not launder an IP's
-    // failures) but is not held against it either.
-    await this.#store.refund(t.ipKey, t.ipAttempt);
+    // failures) but is not held against it either: its attempt is refunded.
+    await this.#store.settle([...new Set([factorKey(subject), t.accountKey, accountKey(subject)])], { key: t.ipKey, attemptId: t.ipAttempt });
   }
 
   /** Admin unlock: clears the account's unrecognised-browser and second-factor counters. */

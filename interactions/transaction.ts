@@ -81,10 +81,14 @@ export interface LoginTransaction {
   session?: { uid: string; authTime: number } | undefined;
   /** A TOTP secret shown on the enrolment page, sealed (SecretBox) until confirmed by a code. */
   pendingTotp?: string | undefined;
+  /** The browser was the account's newest recognised one when the login began: finish writes nothing for it. */
+  deviceNewest?: true | undefined;
 }
 
 export class Transactions {
   readonly #storage: Storage;
+  /** The states read from or written to the store by this process (the others were never stored). */
+  readonly #stored = new WeakSet<LoginTransaction>();
 
   constructor(storage: Storage) {
     this.#storage = storage;
@@ -93,16 +97,29 @@ export class Transactions {
   async get(uid: string): Promise<LoginTransaction | undefined> {
     const rec = await this.#storage.oidc.find(MODEL, uid, Date.now());
     const tx = rec?.payload as LoginTransaction | undefined;
-    return tx?.v === 1 && tx.uid === uid ? tx : undefined;
+    if (tx?.v !== 1 || tx.uid !== uid) return undefined;
+    this.#stored.add(tx);
+    return tx;
   }
 
   /** `expiresAt`: the interaction's own expiry (epoch ms): the state never outlives it. */
   async put(tx: LoginTransaction, expiresAt: number): Promise<void> {
     await this.#storage.oidc.upsert({ model: MODEL, id: tx.uid, payload: tx as unknown as Record<string, unknown>, expiresAt });
+    this.#stored.add(tx);
   }
 
   async delete(uid: string): Promise<void> {
     await this.#storage.oidc.destroy(MODEL, uid);
+  }
+
+  /**
+   * The finished login's state is removed, if it was ever stored: a login that finishes in
+   * the request that began it (no second step) wrote none. (A state an earlier attempt of the
+   * same interaction stored is left to expire with the interaction: the interaction is
+   * finished, so nothing can reach it.)
+   */
+  async discard(tx: LoginTransaction): Promise<void> {
+    if (this.#stored.has(tx)) await this.delete(tx.uid);
   }
 }
 
@@ -129,6 +146,8 @@ export const requestedBy = (a: AssuranceDetails | undefined) => (a && a.required
  */
 export function firstFactorTransaction(details: Details, f: {
   accountId: string; method: AuthMethod['id']; amr: readonly string[]; risk: RiskResult; ticket?: Ticket | undefined; deviceId: string;
+  /** The account's recognised browsers as read at the start of this login, newest last. */
+  trustedDevices?: readonly string[] | undefined;
 }): LoginTransaction {
   const levels = f.risk.policy.assurance.levels;
   return {
@@ -136,5 +155,6 @@ export function firstFactorTransaction(details: Details, f: {
     proven: [{ method: f.method, amr: [...f.amr], at: Date.now() }],
     required: levels.findIndex((l) => l.name === f.risk.decision.required), accepted: assuranceOf(details)?.accepted,
     risk: riskClaim(f.risk.assessment), monitorLevel: f.risk.monitor?.assessment.level, eventId: f.risk.eventId, ticket: f.ticket, deviceId: f.deviceId, context: f.risk.context,
+    ...(f.trustedDevices?.at(-1) === f.deviceId ? { deviceNewest: true } : {}),
   };
 }

@@ -10,11 +10,12 @@
  * Atomicity: statements that must not interleave across processes run in
  * `BEGIN IMMEDIATE` transactions, which take SQLite's single write lock up front.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
@@ -37,6 +38,11 @@ CREATE TABLE IF NOT EXISTS clients (
   secret_ct TEXT,
   metadata TEXT NOT NULL,
   created_at INTEGER NOT NULL
+) STRICT;
+-- Change stamps: a random value rewritten with every change of a kind of record (clients).
+CREATE TABLE IF NOT EXISTS stamps (
+  name TEXT PRIMARY KEY,
+  stamp TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS attempts (
   key TEXT PRIMARY KEY,
@@ -150,6 +156,28 @@ function toClient(r: Row): ClientRecord {
   };
 }
 
+function toObservation(r: Row): RiskObservation {
+  return {
+    kind: r.kind as RiskObservation['kind'], ts: r.ts as number, user: r.user as string, ip: r.ip as string,
+    ...(r.country !== null ? { country: r.country as string } : {}),
+  };
+}
+
+/**
+ * RiskStateStore.snapshot's one statement for a shape of queries (`u`: by user, `i`: by IP,
+ * in order): the user's document (q = 0), then each query's newest `limit` rows (q = 1, 2, …),
+ * each oldest first, as riskByUser / riskByIp answer them.
+ */
+function snapshotSql(shape: string): string {
+  const parts = ['SELECT 0 AS q, NULL AS kind, NULL AS ts, NULL AS user, NULL AS ip, NULL AS country, NULL AS id, doc FROM risk_users WHERE user = ?'];
+  [...shape].forEach((by, i) => {
+    const col = by === 'u' ? 'user' : 'ip';
+    parts.push(`SELECT * FROM (SELECT ${i + 1} AS q, kind, ts, user, ip, country, id, NULL AS doc FROM risk_observations
+                WHERE ${col} = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?)`);
+  });
+  return `SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY q, ts, id`;
+}
+
 function toOidc(r: Row | undefined, now: number): OidcRecord | undefined {
   if (!r) return undefined;
   // Expired records are filtered on read; the sweep only reclaims space.
@@ -233,6 +261,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
   db.exec(SCHEMA);
 
+  // The progressive delay of the reservation being made (attempts.reserve sets it just before).
+  let currentWait: (count: number) => number = () => 0;
+  db.function('idp_next_attempt_at', { deterministic: false, directOnly: true }, (count, lastAt) => nextAttemptAt(Number(count), Number(lastAt), currentWait));
   const ops = new Map<string, number>();
   const counted = (name: string) => ops.set(name, (ops.get(name) ?? 0) + 1);
   const exec = (sql: 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK') => { counted(sql); db.exec(sql); };
@@ -259,17 +290,38 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     accountByName: q('SELECT * FROM accounts WHERE username = ?'),
     accountList: q('SELECT * FROM accounts ORDER BY username'),
     accountSetHash: q('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE id = ?'),
-    accountDevices: q('SELECT trusted_devices FROM accounts WHERE id = ?'),
-    accountSetDevices: q('UPDATE accounts SET trusted_devices = ? WHERE id = ?'),
+    // One statement: the device moves to (or joins at) the end, the newest ?2 are kept, in
+    // order; nothing is written when it is the newest already.
+    accountAddDevice: q(`UPDATE accounts SET trusted_devices = (
+                           SELECT json_group_array(value ORDER BY k) FROM (
+                             SELECT value, k FROM (
+                               SELECT value, CAST(key AS INTEGER) AS k FROM json_each(accounts.trusted_devices) WHERE value <> ?1
+                               UNION ALL SELECT ?1, 1e15
+                             ) ORDER BY k DESC LIMIT ?2))
+                         WHERE id = ?3 AND json_extract(trusted_devices, '$[#-1]') IS NOT ?1`),
     clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at) VALUES (?, ?, ?, ?)'),
     clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
     clientList: q('SELECT * FROM clients ORDER BY client_id'),
+    stampGet: q('SELECT stamp FROM stamps WHERE name = ?'),
+    stampSet: q('INSERT INTO stamps (name, stamp) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET stamp = excluded.stamp'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
-    // last_at never goes back: a caller's clock is read before its turn at the lock, so an
-    // attempt stamped earlier may be counted after a later one, and the delay runs from the
-    // newest counted attempt (a fresh start is always newer than the stale last_at).
-    attemptUpsert: q(`INSERT INTO attempts (key, count, last_at) VALUES (?, ?, ?)
-                      ON CONFLICT (key) DO UPDATE SET count = excluded.count, last_at = MAX(last_at, excluded.last_at)`),
+    // The check and the count in one statement (SQLite runs one write at a time, across
+    // processes too): the row is counted only where the WHERE allows it, else nothing is
+    // returned. A bucket whose window has passed starts afresh; otherwise the attempt must be
+    // under the limit and past the delay since the newest counted attempt (idp_next_attempt_at,
+    // port.ts nextAttemptAt). last_at never goes back: a caller's clock is read before its turn
+    // at the lock, so an attempt stamped earlier may be counted after a later one, and the
+    // delay runs from the newest counted attempt.
+    attemptReserve: q(`INSERT INTO attempts (key, count, last_at) VALUES (?1, 1, ?2)
+                       ON CONFLICT (key) DO UPDATE SET
+                         count = CASE WHEN attempts.last_at + ?3 <= ?2 THEN 1 ELSE attempts.count + 1 END,
+                         last_at = CASE WHEN attempts.last_at + ?3 <= ?2 THEN ?2 ELSE MAX(attempts.last_at, ?2) END
+                       WHERE attempts.last_at + ?3 <= ?2 OR (attempts.count < ?4 AND ?2 >= idp_next_attempt_at(attempts.count, attempts.last_at))
+                       RETURNING count`),
+    // A count of 0 is an empty bucket (reserve and get read it so), and one statement covers
+    // every key: the finished login's resets and its IP refund.
+    attemptSettle: q(`UPDATE attempts SET count = CASE WHEN key = ?2 THEN MAX(count - 1, 0) ELSE 0 END
+                      WHERE key IN (SELECT value FROM json_each(?1)) OR key = ?2`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
     oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed)
@@ -277,12 +329,16 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                    ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
                    uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
                    consumed = excluded.consumed`),
+    oidcReplace: q(`UPDATE oidc SET payload = ?, grant_id = ?, uid = ?, user_code = ?, expires_at = ?
+                    WHERE model = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)`),
     oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
     oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
     oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
+    oidcClaim: q(`INSERT INTO oidc (model, id, payload, expires_at) VALUES (?, ?, '{}', ?) ON CONFLICT (model, id) DO NOTHING`),
     oidcConsume: q('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
     oidcDestroy: q('DELETE FROM oidc WHERE model = ? AND id = ?'),
-    oidcRevokeGrant: q('DELETE FROM oidc WHERE grant_id = ?'),
+    // The grant's tokens only (port.ts revokeByGrantId): not the interaction that names it.
+    oidcRevokeGrant: q(`DELETE FROM oidc WHERE grant_id = ? AND model IN (${GRANT_BOUND_MODELS.map((m) => `'${m}'`).join(', ')})`),
     oidcSweep: q('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     eventInsert: q('INSERT INTO login_events (id, ts, user, doc) VALUES (?, ?, ?, ?)'),
     eventById: q('SELECT doc FROM login_events WHERE id = ?'),
@@ -294,10 +350,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
     riskObserve: q('INSERT INTO risk_observations (kind, ts, user, ip, country, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
     // The newest `limit`, returned oldest first.
-    riskByUser: q(`SELECT * FROM (SELECT kind, ts, user, ip, country FROM risk_observations
-                   WHERE user = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts`),
-    riskByIp: q(`SELECT * FROM (SELECT kind, ts, user, ip, country FROM risk_observations
-                 WHERE ip = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts`),
+    riskByUser: q(`SELECT * FROM (SELECT kind, ts, user, ip, country, id FROM risk_observations
+                   WHERE user = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`),
+    riskByIp: q(`SELECT * FROM (SELECT kind, ts, user, ip, country, id FROM risk_observations
+                 WHERE ip = ? AND kind = ? AND ts > ? AND expires_at > ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`),
     riskSweep: q('DELETE FROM risk_observations WHERE expires_at <= ?'),
     factorInsert: q(`INSERT INTO factors (id, account_id, kind, label, created_at, last_used_at, counter, enrolled_via, credential_id, data)
                      VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
@@ -323,6 +379,59 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     get: (...a: SQLInputValue[]) => { counted(name); return st.get(...a); },
     all: (...a: SQLInputValue[]) => { counted(name); return st.all(...a); },
   }])) as unknown as Record<keyof typeof raw, Pick<ReturnType<typeof q>, 'run' | 'get' | 'all'>>;
+  /**
+   * Group commit: writes that need no answer before the caller's next step (an upsert, an
+   * append, a delete) are queued and run together at the next turn of the event loop, in one
+   * transaction when more than one is waiting. Each caller's promise settles only after the
+   * COMMIT, so a write is durable (in the WAL) before anyone is told it happened, as before;
+   * what changes is that concurrent requests share one commit (one lock, one WAL write)
+   * instead of one each: about 35 µs of CPU per autocommit write here, 9-16 µs batched.
+   * Checks that decide something (attempts.reserve, consume, creations that may be refused)
+   * are not queued: they run at once, each its own atomic statement.
+   */
+  let queue: { run: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    if (!batch.length) return;
+    if (closed) {
+      for (const w of batch) w.reject(new Error('store closed'));
+      return;
+    }
+    if (batch.length === 1) {
+      const [w] = batch;
+      try { w!.run(); w!.resolve(); } catch (err) { w!.reject(err); }
+      return;
+    }
+    const failed = new Map<number, unknown>();
+    try {
+      exec('BEGIN IMMEDIATE');
+      // A statement that fails is undone alone (SQLite's statement journal); the others stand.
+      batch.forEach((w, i) => { try { w.run(); } catch (err) { failed.set(i, err); } });
+      exec('COMMIT');
+    } catch (err) {
+      try { if (db.isTransaction) exec('ROLLBACK'); } catch { /* reported to the callers below */ }
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    batch.forEach((w, i) => (failed.has(i) ? w.reject(failed.get(i)) : w.resolve()));
+  };
+  const write = (run: () => void): Promise<void> => new Promise((resolve, reject) => {
+    queue.push({ run, resolve, reject });
+    if (queue.length === 1) setImmediate(flush);
+  });
+
+  type AllOnly = { all: (...a: SQLInputValue[]) => Row[] };
+  const snapshots = new Map<string, AllOnly>();
+  const snapshotStatement = (shape: string): AllOnly => {
+    const known = snapshots.get(shape);
+    if (known) return known;
+    const prepared = q(snapshotSql(shape));
+    const name = `riskSnapshot_${shape}`;
+    const st: AllOnly = { all: (...a) => { counted(name); return prepared.all(...a) as Row[]; } };
+    snapshots.set(shape, st);
+    return st;
+  };
   const codesUsed = (factorId: string) =>
     (stmt.factorCodesUsed.all(factorId) as Row[]).map((u) => ({ hash: u.hash as string, at: new Date(u.at as number) }));
 
@@ -361,13 +470,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         stmt.accountSetHash.run(hash, Date.now(), id);
       },
       async addTrustedDevice(id, deviceId, keep) {
-        immediate(() => {
-          const r = stmt.accountDevices.get(id) as Row | undefined;
-          if (!r) return;
-          const devices = (JSON.parse(r.trusted_devices as string) as string[]).filter((d) => d !== deviceId);
-          devices.push(deviceId);
-          stmt.accountSetDevices.run(JSON.stringify(devices.slice(-keep)), id);
-        });
+        await write(() => stmt.accountAddDevice.run(deviceId, keep, id));
       },
       async syncDirectoryProfile(id, p) {
         stmt.accountSync.run(JSON.stringify(p.directory), p.email ?? null, p.emailVerified ? 1 : 0, p.name ?? null, JSON.stringify(p.claims), Date.now(), id);
@@ -377,7 +480,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async create(c) {
         const now = Date.now();
         try {
-          stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now);
+          immediate(() => {
+            stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now);
+            stmt.stampSet.run('clients', crypto.randomUUID());
+          });
         } catch (err) {
           if (isUniqueViolation(err)) throw new DuplicateError('client', c.clientId);
           throw err;
@@ -391,21 +497,32 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async list() {
         return (stmt.clientList.all() as Row[]).map(toClient);
       },
+      async stamp() {
+        return ((stmt.stampGet.get('clients') as Row | undefined)?.stamp as string | undefined) ?? '';
+      },
     },
     attempts: {
       async reserve(key: string, { now, max, windowMs, waitMs }: ReserveOptions): Promise<AttemptReservation> {
-        // One write transaction: the check and the count cannot interleave with another
-        // process's, so the n-th parallel attempt sees the n-1 before it and their delay.
-        return immediate(() => {
-          const r = stmt.attemptGet.get(key) as Row | undefined;
-          const fresh = !r || (r.last_at as number) + windowMs <= now;
-          const count = fresh ? 0 : (r.count as number);
-          const waitUntil = fresh ? 0 : nextAttemptAt(count, r.last_at as number, waitMs);
-          if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
-          if (now < waitUntil) return { allowed: false, reason: 'delayed', count, blockedUntil: waitUntil };
-          stmt.attemptUpsert.run(key, count + 1, now);
-          return { allowed: true, id: `${key}#${count + 1}`, count: count + 1, blockedUntil: now + waitMs(count + 1) };
-        });
+        // SQLite takes no Infinity: "never" is a window no clock reaches.
+        const window = Number.isFinite(windowMs) ? windowMs : Number.MAX_SAFE_INTEGER;
+        if (max > 0) {
+          // The statement calls back into waitMs (synchronously, within this run).
+          currentWait = waitMs;
+          const row = stmt.attemptReserve.get(key, now, window, max) as Row | undefined;
+          if (row) {
+            const count = row.count as number;
+            return { allowed: true, id: `${key}#${count}`, count, blockedUntil: now + waitMs(count) };
+          }
+        }
+        // Refused: why, from the bucket as it stands (nothing was written).
+        const r = stmt.attemptGet.get(key) as Row | undefined;
+        const fresh = !r || (r.last_at as number) + window <= now;
+        const count = fresh ? 0 : (r.count as number);
+        if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
+        return { allowed: false, reason: 'delayed', count, blockedUntil: nextAttemptAt(count, r!.last_at as number, waitMs) };
+      },
+      async settle(resets, refund) {
+        await write(() => stmt.attemptSettle.run(JSON.stringify(resets), refund?.key ?? null));
       },
       async reset(key) {
         stmt.attemptReset.run(key);
@@ -423,10 +540,17 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     },
     oidc: {
       async upsert(rec) {
-        stmt.oidcUpsert.run(
-          rec.model, rec.id, JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null,
+        const payload = JSON.stringify(rec.payload);
+        await write(() => stmt.oidcUpsert.run(
+          rec.model, rec.id, payload, rec.grantId ?? null, rec.uid ?? null,
           rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null,
-        );
+        ));
+      },
+      async replace(rec, now) {
+        // At once, not queued: the caller acts on the answer.
+        return Number(stmt.oidcReplace.run(
+          JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null, rec.userCode ?? null, rec.expiresAt ?? null, rec.model, rec.id, now,
+        ).changes) === 1;
       },
       async find(model, id, now) {
         return toOidc(stmt.oidcFind.get(model, id) as Row | undefined, now);
@@ -437,14 +561,17 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async findByUserCode(model, userCode, now) {
         return toOidc(stmt.oidcByUserCode.get(model, userCode) as Row | undefined, now);
       },
+      async claim(model, id, expiresAt) {
+        return Number(stmt.oidcClaim.run(model, id, expiresAt).changes) === 1;
+      },
       async consume(model, id, at) {
         return Number(stmt.oidcConsume.run(at, model, id).changes) === 1;
       },
       async destroy(model, id) {
-        stmt.oidcDestroy.run(model, id);
+        await write(() => stmt.oidcDestroy.run(model, id));
       },
       async revokeByGrantId(grantId) {
-        stmt.oidcRevokeGrant.run(grantId);
+        await write(() => stmt.oidcRevokeGrant.run(grantId));
       },
       async sweep(now) {
         stmt.riskSweep.run(now);
@@ -453,7 +580,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     },
     events: {
       async append(e) {
-        stmt.eventInsert.run(e.id, Date.parse(e.ts), e.user, JSON.stringify(e));
+        const doc = JSON.stringify(e);
+        await write(() => stmt.eventInsert.run(e.id, Date.parse(e.ts), e.user, doc));
       },
       async *list({ since, batch = 1000 }) {
         let ts = (since ?? 0) - 1;
@@ -481,18 +609,30 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         return r ? JSON.parse(r.doc as string) : undefined;
       },
       async putUser(user, history) {
-        stmt.riskUserPut.run(user, JSON.stringify(history));
+        const doc = JSON.stringify(history);
+        await write(() => stmt.riskUserPut.run(user, doc));
       },
       async observe(o, expiresAt) {
-        stmt.riskObserve.run(o.kind, o.ts, o.user, o.ip, o.country ?? null, expiresAt);
+        await write(() => stmt.riskObserve.run(o.kind, o.ts, o.user, o.ip, o.country ?? null, expiresAt));
       },
       async observations(by, kind, since, limit) {
         const rows = ('user' in by ? stmt.riskByUser.all(by.user, kind, since, Date.now(), limit)
           : stmt.riskByIp.all(by.ip, kind, since, Date.now(), limit)) as Row[];
-        return rows.map((r): RiskObservation => ({
-          kind: r.kind as RiskObservation['kind'], ts: r.ts as number, user: r.user as string, ip: r.ip as string,
-          ...(r.country !== null ? { country: r.country as string } : {}),
-        }));
+        return rows.map(toObservation);
+      },
+      async snapshot(user, queries) {
+        const shape = queries.map((qy) => ('user' in qy.by ? 'u' : 'i')).join('');
+        const now = Date.now();
+        const params: SQLInputValue[] = [user];
+        for (const qy of queries) params.push('user' in qy.by ? qy.by.user : qy.by.ip, qy.kind, qy.since, now, qy.limit);
+        const rows = snapshotStatement(shape).all(...params);
+        const observations: RiskObservation[][] = queries.map(() => []);
+        let doc: unknown;
+        for (const r of rows) {
+          if (r.q === 0) doc = JSON.parse(r.doc as string);
+          else observations[(r.q as number) - 1]!.push(toObservation(r));
+        }
+        return { doc, observations };
       },
     },
     factors: {
@@ -548,6 +688,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     },
     async close() {
       if (closed) return;
+      // Writes already queued are committed first: their callers were not told otherwise.
+      if (queue.length) flush();
       closed = true;
       db.close();
     },

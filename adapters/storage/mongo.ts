@@ -138,6 +138,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
+  // Change stamps (StoreStats' ClientStore.stamp): one small document per kind of record.
+  const stamps = conn.collection<{ _id: string; stamp: string }>('stamps');
   const oidcModels = new Map<string, Model<OidcDoc>>();
   for (const name of OIDC_MODELS) {
     oidcModels.set(name, conn.model<OidcDoc>(`Oidc${name}`, oidcSchema.clone().set('collection', `oidc_${name.toLowerCase()}`)));
@@ -323,6 +325,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           if (isDuplicateKey(err)) throw new DuplicateError('client', c.clientId);
           throw err;
         }
+        // After the change: a cache that sees the new stamp reads the new client (no transactions).
+        await stamps.replaceOne({ _id: 'clients' }, { stamp: crypto.randomUUID() }, { upsert: true });
         return { ...c, createdAt };
       },
       async find(clientId) {
@@ -331,6 +335,9 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async list() {
         return (await Client.find().sort({ _id: 1 }).lean()).map(toClient);
+      },
+      async stamp() {
+        return (await stamps.findOne({ _id: 'clients' }))?.stamp ?? '';
       },
     },
     attempts: {
@@ -341,6 +348,12 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async refund(_key, attemptId) {
         // Its own document: a refund can neither uncount another attempt nor be lost.
         await Attempt.deleteOne({ _id: attemptId });
+      },
+      async settle(resets, refund) {
+        await Promise.all([
+          resets.length ? Attempt.deleteMany({ key: { $in: [...resets] } }) : undefined,
+          refund ? Attempt.deleteOne({ _id: refund.attemptId }) : undefined,
+        ]);
       },
       async get(key, now, windowMs, waitMs = () => 0) {
         const b = await bucket(key, now, windowMs);
@@ -355,6 +368,16 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         };
         await replaceById(oidcModel(rec.model), rec.id, doc);
       },
+      async replace(rec, now) {
+        const res = await oidcModel(rec.model).updateOne(
+          { _id: rec.id, $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(now) } }] },
+          { $set: {
+            payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
+            expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt),
+          } },
+        );
+        return res.matchedCount === 1;
+      },
       async find(model, id, now) {
         return toOidc(model, await oidcModel(model).findById(id).lean(), now);
       },
@@ -363,6 +386,16 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async findByUserCode(model, userCode, now) {
         return toOidc(model, await oidcModel(model).findOne({ userCode }).lean(), now);
+      },
+      async claim(model, id, expiresAt) {
+        // The same unique-_id marker as consume: exactly one caller inserts it.
+        try {
+          await Consumed.create({ _id: `${model}:${id}`, at: Math.floor(Date.now() / 1000), expiresAt: new Date(expiresAt) });
+          return true;
+        } catch (err) {
+          if (isDuplicateKey(err)) return false;
+          throw err;
+        }
       },
       async consume(model, id, at) {
         // The marker's unique _id decides who consumed it: exactly one caller inserts it.
@@ -444,6 +477,10 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         // Expired records are filtered on read: a TTL index may be missing or late.
         const docs = await Observation.find({ ...by, kind, ts: { $gt: since }, expiresAt: { $gt: new Date() } }).sort({ ts: -1 }).limit(limit).lean();
         return docs.reverse().map((d): RiskObservation => ({ kind: d.kind, ts: d.ts, user: d.user, ip: d.ip, ...(d.country ? { country: d.country } : {}) }));
+      },
+      async snapshot(user, queries) {
+        const [doc, ...observations] = await Promise.all([this.getUser(user), ...queries.map((qy) => this.observations(qy.by, qy.kind, qy.since, qy.limit))]);
+        return { doc, observations: observations as RiskObservation[][] };
       },
     },
     factors: {

@@ -4,6 +4,7 @@
  * the embedded store (adapters/storage/embedded.ts) and MongoDB (adapters/storage/mongo.ts).
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
@@ -42,6 +43,14 @@ export interface ClientStore {
   create(client: Omit<ClientRecord, 'createdAt'>): Promise<ClientRecord>;
   find(clientId: string): Promise<ClientRecord | undefined>;
   list(): Promise<ClientRecord[]>;
+  /**
+   * A value that changes with every change to any client (written after the change, in the
+   * same transaction where the store has them), seen by every process and instance sharing
+   * the store: a cache that read the same stamp before and after has nothing stale
+   * (adapters/client-cache.ts). Random, not a counter: two changes at once on a server
+   * without atomic increments (FerretDB v1) still leave a value nobody has seen before.
+   */
+  stamp(): Promise<string>;
 }
 
 export interface ReserveOptions {
@@ -82,9 +91,32 @@ export interface AttemptStore {
   reset(key: string): Promise<void>;
   /** Uncounts the attempt `reserve` returned (a success that should not count against a shared bucket). */
   refund(key: string, attemptId: string): Promise<void>;
+  /**
+   * A finished login's bookkeeping in one go: `reset` each of `resets`, and `refund` the one
+   * attempt given (its key is never among `resets`).
+   */
+  settle(resets: readonly string[], refund?: { key: string; attemptId: string }): Promise<void>;
   /** The bucket now: counted attempts, and until when the next attempt must wait (0 = none). */
   get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
 }
+
+/**
+ * oidc-provider saves a record by upserting it. Saves made while `fn` runs only update a record
+ * that is still stored (OidcStore.replace), and throw RecordGoneError when it is not, rather
+ * than write it back: for an interaction loaded earlier in a request, which a parallel request
+ * may have finished and resumed (destroying it) meanwhile (adapters/oidc-adapter.ts upsert).
+ */
+export const storedOnly = new AsyncLocalStorage<true>();
+export function savingStoredOnly<T>(fn: () => Promise<T>): Promise<T> {
+  return storedOnly.run(true, fn);
+}
+
+export class RecordGoneError extends Error {
+  override name = 'RecordGoneError';
+}
+
+/** The oidc-provider models revoked with their grant (oidc-provider lib/helpers/revoke.js). */
+export const GRANT_BOUND_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
 
 /** oidc-provider's artefacts (see adapters/oidc-adapter.ts), keyed by model and id. */
 export interface OidcStore {
@@ -92,9 +124,27 @@ export interface OidcStore {
   find(model: string, id: string, now: number): Promise<OidcRecord | undefined>;
   findByUid(model: string, uid: string, now: number): Promise<OidcRecord | undefined>;
   findByUserCode(model: string, userCode: string, now: number): Promise<OidcRecord | undefined>;
+  /**
+   * Records `id` under `model` as used, once: true for the one call that recorded it (a
+   * unique-key insert on every store), false when it was recorded already. For values that
+   * carry their own proof and expiry (a stateless nonce): the record only stops a second use,
+   * and lives until `expiresAt` (epoch ms), when the value has expired anyway.
+   */
+  claim(model: string, id: string, expiresAt: number): Promise<boolean>;
   /** Marks consumed (epoch seconds) if not yet consumed; returns whether this call consumed it. */
   consume(model: string, id: string, at: number): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
+  /**
+   * Updates a record that is still there (stored, not destroyed, not expired at `now`), in one
+   * atomic step, and never creates one; `consumed` is left as it is. Returns whether it was there.
+   */
+  replace(record: OidcRecord, now: number): Promise<boolean>;
+  /**
+   * Removes the tokens of a grant (GRANT_BOUND_MODELS), not every record that names it: an
+   * Interaction carries the grantId of the authorization it serves, and must outlive the
+   * revocation a logout makes of the grants of the session it ends (oidc-provider's resume
+   * logs the previous account out when another one signs in, then resumes that interaction).
+   */
   revokeByGrantId(grantId: string): Promise<void>;
   /** Deletes expired records; returns how many. Correctness never depends on it. */
   sweep(now: number): Promise<number>;
@@ -131,6 +181,18 @@ export interface RiskStateStore {
   observe(o: RiskObservation, expiresAt: number): Promise<void>;
   /** Observations of one kind for a user or an IP since `since` (exclusive), oldest first, the newest `limit`. */
   observations(by: { user: string } | { ip: string }, kind: RiskObservation['kind'], since: number, limit: number): Promise<RiskObservation[]>;
+  /**
+   * What scoring a login reads, in one go (one statement or round trip where the store can):
+   * the user's document (getUser) and the answers to `queries` (observations), in order.
+   */
+  snapshot(user: string, queries: readonly ObservationQuery[]): Promise<{ doc: unknown; observations: RiskObservation[][] }>;
+}
+
+export interface ObservationQuery {
+  by: { user: string } | { ip: string };
+  kind: RiskObservation['kind'];
+  since: number;
+  limit: number;
 }
 
 /**

@@ -14,7 +14,7 @@ import { loginPage, type LoginView } from '../views/login.ts';
 
 export async function loginForm(deps: InteractionDeps, ctx: Context, details: Details, v: Partial<LoginView>): Promise<ReturnType<typeof loginPage>> {
   const base = `/interaction/${details.uid}`;
-  const deviceProof = await new DeviceKeys(deps.storage.oidc, deps.provider.issuer)
+  const deviceProof = await new DeviceKeys(deps.storage.oidc, deps.provider.issuer, deps.deviceNonceKey)
     .issue(details.uid, typeof details.exp === 'number' ? details.exp * 1000 : undefined);
   return loginPage({
     action: `${base}/login`, abortAction: `${base}/abort`, csrf: deps.csrf.issue(ctx, details.uid),

@@ -90,7 +90,9 @@ export function login(deps: InteractionDeps): Middleware {
       deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
       return refuse();
     }
-    const tx = firstFactorTransaction(details, { accountId: outcome.account.id, method: method.id, amr: method.amr, risk, ticket: outcome.ticket, deviceId });
+    const tx = firstFactorTransaction(details, {
+      accountId: outcome.account.id, method: method.id, amr: method.amr, risk, ticket: outcome.ticket, deviceId, trustedDevices: outcome.account.trustedDevices,
+    });
     return proceed(deps, ctx, details, tx, { username });
   };
 }

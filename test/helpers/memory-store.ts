@@ -90,6 +90,14 @@ export class MemoryOidcStore implements OidcStore {
     this.records.set(this.#key(record.model, record.id), structuredClone(record));
   }
 
+  async replace(record: OidcRecord, now: number): Promise<boolean> {
+    await tick();
+    const had = this.#live(this.records.get(this.#key(record.model, record.id)), now);
+    if (!had) return false;
+    this.records.set(this.#key(record.model, record.id), { ...structuredClone(record), ...(had.consumed !== undefined ? { consumed: had.consumed } : {}) });
+    return true;
+  }
+
   async find(model: string, id: string, now: number): Promise<OidcRecord | undefined> {
     await tick();
     return this.#live(this.records.get(this.#key(model, id)), now);
@@ -103,6 +111,14 @@ export class MemoryOidcStore implements OidcStore {
   async findByUserCode(model: string, userCode: string, now: number): Promise<OidcRecord | undefined> {
     await tick();
     return this.#live([...this.records.values()].find((r) => r.model === model && r.userCode === userCode), now);
+  }
+
+  async claim(model: string, id: string, expiresAt: number): Promise<boolean> {
+    await tick();
+    const key = this.#key(model, id);
+    if (this.records.has(key)) return false;
+    this.records.set(key, { model, id, payload: {}, expiresAt });
+    return true;
   }
 
   async consume(model: string, id: string, at: number): Promise<boolean> {

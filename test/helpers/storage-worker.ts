@@ -4,6 +4,8 @@
  *                                    with `free`, attempts after that many wait a minute
  *   advance <factor> <n> <value>     advance a factor's counter to value n times in parallel, print how many won
  *   accounts <n>              create n accounts, printing each id as it commits, forever-ish
+ *   records <n>               upsert oidc records 10 at a time (queued writes that share a
+ *                             commit), printing each id once its write was answered
  */
 import crypto from 'node:crypto';
 import { openStorage } from '../../adapters/storage/index.ts';
@@ -27,6 +29,16 @@ if (cmd === 'reserve') {
     await storage.accounts.create({ id, username: `user${i}`, emailVerified: false, passwordHash: '$argon2id$fake' });
     // Printed only after the commit returned: the parent kills us at a random point.
     process.stdout.write(`${id}\n`);
+  }
+  await storage.close();
+} else if (cmd === 'records') {
+  for (let i = 0; i < Number(a); i += 10) {
+    await Promise.all(Array.from({ length: 10 }, async (_, j) => {
+      const id = `rec${i + j}`;
+      await storage.oidc.upsert({ model: 'Session', id, payload: { n: i + j }, expiresAt: Date.now() + 3_600_000 });
+      // Printed only once the store answered: the parent kills us at a random point.
+      process.stdout.write(`${id}\n`);
+    }));
   }
   await storage.close();
 }

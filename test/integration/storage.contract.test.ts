@@ -71,6 +71,22 @@ for (const store of STORES) {
         assert.equal((await s.clients.find('c1'))?.secretCiphertext, 'v1.x.y.z');
         assert.ok((await s.clients.list()).some((x) => x.clientId === 'c1'));
       });
+
+      it('changes the clients stamp with every client added, as another connection sees it', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const before = await s.clients.stamp();
+          assert.equal(await other.clients.stamp(), before);
+          await other.clients.create({ clientId: `stamp-${crypto.randomUUID()}`, metadata: {} });
+          const after = await s.clients.stamp();
+          assert.notEqual(after, before);
+          // A refused duplicate changes nothing.
+          await assert.rejects(other.clients.create({ clientId: 'c1', metadata: {} }), DuplicateError);
+          assert.equal(await s.clients.stamp(), after);
+        } finally {
+          await other.close();
+        }
+      });
     });
 
     describe('attempt counters', () => {
@@ -78,6 +94,28 @@ for (const store of STORES) {
       const opts = (max = 100, windowMs = Infinity) => ({ now: Date.now(), max, windowMs, waitMs: noWait });
       /** The throttle's schedule: free attempts, then 1 s, doubling. */
       const progressive = (free: number) => (count: number) => (count < free ? 0 : 1000 * 2 ** (count - free));
+
+      it('settles a finished login in one call: its resets emptied, one attempt of the refunded key uncounted', async () => {
+        for (const k of ['st-a', 'st-b', 'st-ip', 'st-other']) for (let i = 0; i < 3; i += 1) await s.attempts.reserve(k, opts());
+        const ip = await s.attempts.reserve('st-ip', opts());
+        await s.attempts.settle(['st-a', 'st-b'], { key: 'st-ip', attemptId: ip.id! });
+        const count = async (k: string) => (await s.attempts.get(k, Date.now(), Infinity)).count;
+        assert.deepEqual([await count('st-a'), await count('st-b'), await count('st-ip'), await count('st-other')], [0, 0, 3, 3]);
+        // An emptied bucket counts afresh from 1.
+        assert.equal((await s.attempts.reserve('st-a', opts())).count, 1);
+      });
+
+      it('refuses without counting when the limit is 0, and when the delay has not passed', async () => {
+        assert.deepEqual(await s.attempts.reserve('zero', opts(0)), { allowed: false, reason: 'limit', count: 0, blockedUntil: 0 });
+        const now = Date.now();
+        const wait = (c: number) => (c >= 1 ? 60_000 : 0);
+        assert.ok((await s.attempts.reserve('dl', { now, max: 10, windowMs: Infinity, waitMs: wait })).allowed);
+        const r = await s.attempts.reserve('dl', { now: now + 1000, max: 10, windowMs: Infinity, waitMs: wait });
+        assert.equal(r.allowed, false);
+        assert.equal(r.reason, 'delayed');
+        assert.equal(r.blockedUntil, now + 60_000);
+        assert.equal((await s.attempts.get('dl', now + 1000, Infinity)).count, 1);
+      });
 
       it('counts 20 parallel attempts as 20, each with its own number', async () => {
         const r = await Promise.all(Array.from({ length: 20 }, () => s.attempts.reserve('k20', opts())));
@@ -240,12 +278,34 @@ for (const store of STORES) {
         assert.equal(await s.oidc.consume('AuthorizationCode', 'code1', 124), false);
       });
 
+      it('replaces a record only while it is stored: never one destroyed, expired or never made; consumed stays', async () => {
+        const now = Date.now();
+        const rec = (id: string, payload: Record<string, unknown>, expiresAt = now + 60_000) => ({ model: 'Interaction', id, payload, expiresAt });
+        await s.oidc.upsert(rec('rp1', { v: 1 }));
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 2 }), now), true);
+        assert.deepEqual((await s.oidc.find('Interaction', 'rp1', now))?.payload, { v: 2 });
+        await s.oidc.destroy('Interaction', 'rp1');
+        assert.equal(await s.oidc.replace(rec('rp1', { v: 3 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp1', now), undefined, 'a destroyed record is not made again');
+        assert.equal(await s.oidc.replace(rec('rp-never', { v: 1 }), now), false);
+        assert.equal(await s.oidc.find('Interaction', 'rp-never', now), undefined);
+        await s.oidc.upsert(rec('rp-old', { v: 1 }, now - 1));
+        assert.equal(await s.oidc.replace(rec('rp-old', { v: 2 }), now), false);
+        await s.oidc.upsert({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 1 }, expiresAt: now + 60_000 });
+        assert.equal(await s.oidc.consume('AuthorizationCode', 'rp-code', 7), true);
+        assert.equal(await s.oidc.replace({ model: 'AuthorizationCode', id: 'rp-code', payload: { v: 2 }, expiresAt: now + 60_000 }, now), true);
+        assert.equal((await s.oidc.find('AuthorizationCode', 'rp-code', now))?.consumed, 7);
+      });
+
       it('revokes by grant id, destroys, and sweeps expired records', async () => {
         const now = Date.now();
         await s.oidc.upsert({ model: 'AccessToken', id: 'at1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'RefreshToken', id: 'rt1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.upsert({ model: 'AccessToken', id: 'at2', payload: {}, grantId: 'g3', expiresAt: now + 60_000 });
+        // An interaction names the grant of the authorization it serves; it is no token of it.
+        await s.oidc.upsert({ model: 'Interaction', id: 'i1', payload: {}, grantId: 'g2', expiresAt: now + 60_000 });
         await s.oidc.revokeByGrantId('g2');
+        assert.ok(await s.oidc.find('Interaction', 'i1', now), 'the interaction outlives the revocation of its grant');
         assert.equal(await s.oidc.find('AccessToken', 'at1', now), undefined);
         assert.equal(await s.oidc.find('RefreshToken', 'rt1', now), undefined);
         assert.ok(await s.oidc.find('AccessToken', 'at2', now));
@@ -410,6 +470,30 @@ for (const store of STORES) {
       });
     });
 
+    describe('risk snapshot', () => {
+      it('answers the user document and each query, as getUser and observations do', async () => {
+        const now = Date.now();
+        await s.risk.putUser('snap', { v: 1, marker: 'doc' });
+        for (let i = 0; i < 4; i += 1) await s.risk.observe({ kind: 'password_failed', ts: now - i * 1000, user: 'snap', ip: '198.51.100.20' }, now + 60_000);
+        await s.risk.observe({ kind: 'password_ok', ts: now, user: 'snap', ip: '198.51.100.21', country: 'DE' }, now + 60_000);
+        await s.risk.observe({ kind: 'password_failed', ts: now, user: 'other', ip: '198.51.100.20' }, now + 60_000);
+        const queries = [
+          { by: { user: 'snap' }, kind: 'password_failed' as const, since: now - 10_000, limit: 3 },
+          { by: { ip: '198.51.100.20' }, kind: 'password_failed' as const, since: now - 10_000, limit: 10 },
+          { by: { user: 'snap' }, kind: 'password_ok' as const, since: now - 10_000, limit: 10 },
+          { by: { user: 'nobody' }, kind: 'password_ok' as const, since: 0, limit: 10 },
+        ];
+        const snap = await s.risk.snapshot('snap', queries);
+        assert.deepEqual(snap.doc, await s.risk.getUser('snap'));
+        assert.deepEqual(snap.observations, await Promise.all(queries.map((q) => s.risk.observations(q.by, q.kind, q.since, q.limit))));
+        assert.equal(snap.observations[0]!.length, 3);
+        assert.equal(snap.observations[1]!.length, 5);
+        assert.equal(snap.observations[2]![0]!.country, 'DE');
+        assert.deepEqual(snap.observations[3], []);
+        assert.equal((await s.risk.snapshot('no-doc', [])).doc, undefined);
+      });
+    });
+
     describe('risk observations', () => {
       it('keeps 100 parallel failures from one IP as 100 (no read-modify-write to lose them)', async () => {
         const now = Date.now();
@@ -497,6 +581,15 @@ for (const store of STORES) {
       }
     });
 
+    it('fails only the write that failed among parallel writes: 20 appends, one with an id already taken', async () => {
+      const ev = (id: string) => ({ id, ts: new Date().toISOString(), user: 'batch-user', ip: '192.0.2.9', userAgent: 'ua', success: false });
+      await s.events.append(ev('batch-taken'));
+      const ids = Array.from({ length: 20 }, (_, i) => (i === 7 ? 'batch-taken' : `batch-${i}`));
+      const results = await Promise.allSettled(ids.map((id) => s.events.append(ev(id))));
+      assert.deepEqual(results.map((r) => r.status), ids.map((id) => (id === 'batch-taken' ? 'rejected' : 'fulfilled')));
+      for (const id of ids) assert.equal((await s.events.findById(id))?.id, id);
+    });
+
     it('keeps everything across a close and reopen', async () => {
       const a = await s.accounts.create(account('persist'));
       await s.close();
@@ -507,6 +600,43 @@ for (const store of STORES) {
 }
 
 describe('embedded store durability', () => {
+  it('commits writes still queued when the store is closed, and answers each of them', async () => {
+    const dataDir = tempDir('idp-close-');
+    let s = await openStorage({ mongodbUri: undefined, dataDir });
+    const writes = Array.from({ length: 10 }, (_, i) => s.oidc.upsert({ model: 'Session', id: `queued${i}`, payload: { i }, expiresAt: Date.now() + 60_000 }));
+    await s.close();
+    await Promise.all(writes);
+    // Nothing is taken once closed: the caller is told, not left waiting.
+    await assert.rejects(s.oidc.upsert({ model: 'Session', id: 'after', payload: {}, expiresAt: Date.now() + 60_000 }), /closed/);
+    s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      for (let i = 0; i < 10; i += 1) assert.deepEqual((await s.oidc.find('Session', `queued${i}`, Date.now()))?.payload, { i });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('keeps every write it answered, written 10 at a time in shared commits, when its process is killed with SIGKILL', async () => {
+    const dataDir = tempDir('idp-kill-batch-');
+    const worker = startNode([WORKER, 'records', '1000000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });
+    const answered = () => worker.stdout.split('\n').slice(0, -1).filter(Boolean);
+    try {
+      await worker.waitFor(() => answered().length >= 500, '500 answered writes');
+    } finally {
+      await worker.stop('SIGKILL');
+    }
+    const ids = answered();
+    const s = await openStorage({ mongodbUri: undefined, dataDir });
+    try {
+      const missing: string[] = [];
+      for (const id of ids) if (!(await s.oidc.find('Session', id, Date.now()))) missing.push(id);
+      assert.deepEqual(missing, [], `${missing.length} of ${ids.length} answered writes lost`);
+    } finally {
+      await s.close();
+    }
+  });
+
+
   it('keeps every committed account when its process is killed with SIGKILL', async () => {
     const dataDir = tempDir('idp-kill-');
     const worker = startNode([WORKER, 'accounts', '100000'], { env: { ...process.env, DATA_DIR: dataDir, MONGODB_URI: '' } });

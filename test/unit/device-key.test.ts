@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { calculateJwkThumbprint } from 'jose';
 import { openStorage, type Storage } from '../../adapters/storage/index.ts';
-import { DEVICE_NONCE_MODEL, deviceProofMessage, DeviceKeys, MAX_PROOF_CHARS } from '../../interactions/device-key.ts';
+import { deviceProofMessage, DeviceKeys, MAX_PROOF_CHARS } from '../../interactions/device-key.ts';
 import { describeOrSkip, mongoUriForTest, STORES, tempDir } from '../helpers/env.ts';
 
 const ISSUER = 'https://idp.example.com';
@@ -46,7 +46,7 @@ for (const store of STORES) {
     let alice: BrowserKey;
     before(async () => {
       s = await openStorage(store.kind === 'mongodb' ? { mongodbUri: mongoUriForTest(), dataDir: '' } : { mongodbUri: undefined, dataDir: tempDir('idp-devkey-') });
-      keys = new DeviceKeys(s.oidc, ISSUER, () => now);
+      keys = new DeviceKeys(s.oidc, ISSUER, crypto.randomBytes(32), () => now);
       alice = await browserKey();
     });
     after(() => s?.close());
@@ -82,11 +82,26 @@ for (const store of STORES) {
       assert.ok(results.every((r) => r.ok || r.reason === 'replayed'));
     });
 
-    it('refuses a nonce the server never issued', async () => {
+    it('refuses a nonce the server never issued: made up, another key\'s, or one with its expiry moved', async () => {
       const uid = uidOf();
-      await keys.issue(uid);
+      const { nonce } = await keys.issue(uid);
       const made = crypto.randomBytes(32).toString('base64url');
-      assert.equal((await keys.verify(uid, await proofOf(alice, uid, made))).ok === false && 'unknown_nonce', 'unknown_nonce');
+      assert.equal((await keys.verify(uid, await proofOf(alice, uid, made))).ok === false, true);
+      // Well formed for this interaction (its tag), but under another server's key.
+      const other = await new DeviceKeys(s.oidc, ISSUER, crypto.randomBytes(32), () => now).issue(uid);
+      assert.deepEqual(await keys.verify(uid, await proofOf(alice, uid, other.nonce)), { ok: false, reason: 'unknown_nonce', thumbprint: await calculateJwkThumbprint(alice.jwk) });
+      // Its own nonce with a later expiry written in: the MAC no longer matches.
+      const bytes = Buffer.from(nonce, 'base64url');
+      bytes.writeUInt32BE(bytes.readUInt32BE(0) + 3600, 0);
+      assert.deepEqual(await keys.verify(uid, await proofOf(alice, uid, bytes.toString('base64url'))), { ok: false, reason: 'unknown_nonce', thumbprint: await calculateJwkThumbprint(alice.jwk) });
+      assert.equal((await keys.verify(uid, await proofOf(alice, uid, nonce))).ok, true, 'the real one still works');
+    });
+
+    it('writes nothing to the store to issue a nonce', async () => {
+      const uid = uidOf();
+      const before = [...s.stats.ops.values()].reduce((a, b) => a + b, 0);
+      for (let i = 0; i < 50; i += 1) await keys.issue(uid);
+      assert.equal([...s.stats.ops.values()].reduce((a, b) => a + b, 0), before);
     });
 
     it("refuses another interaction's nonce, and leaves it usable by its own page", async () => {
@@ -108,10 +123,13 @@ for (const store of STORES) {
       assert.deepEqual(await keys.verify(uid, proof), { ok: false, reason: 'unknown_nonce', thumbprint: await calculateJwkThumbprint(alice.jwk) });
 
       const short = await keys.issue(uid, now + 30_000);
+      const shortProof = await proofOf(alice, uid, short.nonce);
       now += 30_000;
-      assert.equal((await keys.verify(uid, await proofOf(alice, uid, short.nonce))).ok, false, 'past the interaction');
-      const rec = await s.oidc.find(DEVICE_NONCE_MODEL, short.nonce, now - 1);
-      assert.equal(rec?.expiresAt, now, 'the nonce lives no longer than its interaction');
+      assert.deepEqual(await keys.verify(uid, shortProof), { ok: false, reason: 'unknown_nonce', thumbprint: await calculateJwkThumbprint(alice.jwk) },
+        'the nonce lives no longer than its interaction');
+      const edge = await keys.issue(uid, now + 30_000);
+      now += 29_000;
+      assert.equal((await keys.verify(uid, await proofOf(alice, uid, edge.nonce))).ok, true, 'within the interaction');
     });
 
     it('refuses a signature of another message, and burns the nonce with it', async () => {
