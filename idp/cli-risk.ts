@@ -22,10 +22,15 @@ export class CliError extends Error {}
 export interface GeoSettings {
   geoipCityDb?: string | undefined;
   geoipAsnDb?: string | undefined;
+  geoipCacheDir?: string | undefined;
+  dataDir?: string | undefined;
 }
 
 async function geo(s: GeoSettings): Promise<GeoLookup> {
-  return openGeo({ cityDb: s.geoipCityDb, asnDb: s.geoipAsnDb });
+  return openGeo({
+    cityDb: s.geoipCityDb, asnDb: s.geoipAsnDb, cacheDir: s.geoipCacheDir, dataDir: s.dataDir,
+    onAsnBuilt: (b) => process.stderr.write(`converted the ASN ranges into ${b.file} in ${(b.ms / 1000).toFixed(1)} s\n`),
+  });
 }
 
 /** Loads a policy once; an invalid one becomes a CLI error listing every problem. */

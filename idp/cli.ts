@@ -24,6 +24,7 @@ import { createLogger } from './log.ts';
 import { buildProvider } from './provider.ts';
 import { OIDC_SCOPES, resourceScopeNames } from './tokens.ts';
 import { checkConfiguration } from './config-check.ts';
+import { ensureAsnMmdb, type AsnBuild } from '../adapters/geo/asn-mmdb.ts';
 import { directoryTestCommand } from './cli-directory.ts';
 import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { loadDirectories } from './directories.ts';
@@ -52,6 +53,8 @@ const HELP = `Usage: idp <command> [options]
   idp client list [--json]
   idp keys list | rotate | activate | retire [--kid <kid>]
   idp config docs | check
+  idp geo build [--force]                     convert the @ip-location-db/asn ranges into the ASN MMDB file a start
+                                              would otherwise convert (README: Geolocation data)
   idp directory test [<name>] [--user <username>] [--json]
                                               connect and bind as the service account; with --user, search
                                               the user and print the mapped claims (README: Directories)
@@ -495,6 +498,18 @@ async function main(argv: string[]): Promise<void> {
       const given = parseArgs({ args: rest, options, allowPositionals: true, strict: false }).positionals.length;
       const { values, positionals } = parse(rest, options, Math.min(given, 1));
       if (!(await directoryTestCommand(loadDirectories(settings), { name: positionals[0], user: values.user, json: values.json }))) process.exitCode = 1;
+      return;
+    }
+    case 'geo': {
+      if (sub !== 'build') throw new UsageError(`unknown command "geo ${sub ?? ''}" (try: geo build)`);
+      const { values } = parse(rest, { force: { type: 'boolean' } }, 0);
+      if (settings.geoipAsnDb) process.stderr.write(`note: GEOIP_ASN_DB is set (${settings.geoipAsnDb}): the provider reads that file, not this one\n`);
+      let built: AsnBuild | undefined;
+      const file = await ensureAsnMmdb({ cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir }, (b) => { built = b; }, values.force === true);
+      const b = built as AsnBuild | undefined;
+      process.stdout.write(b
+        ? `converted ${b.rows.toLocaleString('en')} ranges into ${b.file} (${b.networks.toLocaleString('en')} networks, ${(b.bytes / 2 ** 20).toFixed(1)} MiB) in ${(b.ms / 1000).toFixed(1)} s\n`
+        : `${file} is up to date (--force converts again)\n`);
       return;
     }
     case 'config':

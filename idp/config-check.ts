@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadSettings, SETTINGS, type Settings } from './settings.ts';
 import { KeyFileError, readKeyFile } from '../adapters/keys.ts';
-import { openGeo } from '../adapters/geoip.ts';
+import { checkMmdb, openGeo } from '../adapters/geoip.ts';
+import { planAsnMmdb } from '../adapters/geo/asn-mmdb.ts';
 import { canWrite, existingAncestor, probeStorage } from '../adapters/storage/probe.ts';
 import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError } from '../policies/policy.ts';
@@ -27,7 +28,7 @@ export interface ConfigReport {
 type Env = Record<string, string | undefined>;
 
 /** The variables that name files and services: plain strings, so they always parse. */
-const LOCATIONS = ['DATA_DIR', 'MONGODB_URI', 'KEYS_FILE', 'POLICY_DIR', 'GEOIP_CITY_DB', 'GEOIP_ASN_DB', 'DIRECTORY_CONFIG'];
+const LOCATIONS = ['DATA_DIR', 'MONGODB_URI', 'KEYS_FILE', 'POLICY_DIR', 'GEOIP_CITY_DB', 'GEOIP_ASN_DB', 'GEOIP_CACHE_DIR', 'DIRECTORY_CONFIG'];
 
 function checkSettings(env: Env, problems: string[]): Settings | undefined {
   const clean: Env = { ...env };
@@ -81,8 +82,18 @@ async function checkGeo(settings: Settings, problems: string[]): Promise<string 
   }
   if (!ok) return undefined;
   try {
-    const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
-    return `city: ${geo.sources.city}; ASN: ${geo.sources.asn}`;
+    // The converted ASN file is made at first start; a check only says where (and whether it can be).
+    const plan = settings.geoipAsnDb ? undefined : planAsnMmdb({ cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir });
+    if (plan && !plan.existing) {
+      if (!plan.buildAt) {
+        problems.push(`GEOIP_CACHE_DIR: none of ${plan.dirs.join(', ')} is writable, so a start cannot convert the ASN ranges; run \`idp geo build\` where one is, or set GEOIP_CACHE_DIR`);
+        return undefined;
+      }
+      if (settings.geoipCityDb) checkMmdb(settings.geoipCityDb);
+      return `city: ${settings.geoipCityDb ?? 'DB-IP City Lite'}; ASN: @ip-location-db/asn, converted at first start into ${plan.buildAt} (or now: idp geo build)`;
+    }
+    const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir });
+    return `city: ${geo.sources.city}; ASN: ${geo.sources.asn}${plan?.existing ? ` (${plan.existing})` : ''}`;
   } catch (err) {
     problems.push(`GEOIP_CITY_DB/GEOIP_ASN_DB: cannot open the geolocation databases: ${(err as Error).message.split('\n')[0]}`);
     return undefined;

@@ -133,6 +133,17 @@ function metricsRoute(settings: Settings, render: () => string) {
   };
 }
 
+/** The process's memory, under the names Prometheus' Node.js client uses (prom-client). */
+function memoryGauges() {
+  const m = process.memoryUsage();
+  return {
+    process_resident_memory_bytes: { help: 'Resident memory size in bytes.', value: m.rss },
+    nodejs_heap_size_total_bytes: { help: 'Process heap size from Node.js in bytes.', value: m.heapTotal },
+    nodejs_heap_size_used_bytes: { help: 'Process heap size used from Node.js in bytes.', value: m.heapUsed },
+    nodejs_external_memory_bytes: { help: 'Node.js external memory size in bytes.', value: m.external },
+  };
+}
+
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
   const events = new Events(log);
   // A policy (or part) in monitor mode is said at every load: a whole policy in monitor mode
@@ -150,7 +161,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
   });
   announceMonitor(policies.current());
-  const geo = await openGeo({ cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb });
+  const geo = await openGeo({
+    cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir,
+    onAsnBuilt: (b) => log.info('ASN database converted', { file: b.file, rows: b.rows, networks: b.networks, bytes: b.bytes, ms: Math.round(b.ms) }),
+  });
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
@@ -201,6 +215,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       help: 'Operations sent to the store since start: SQL statements (embedded) or commands (MongoDB), by name.',
       samples: [...storage.stats.ops].map(([op, value]) => ({ labels: { store: storage.kind, op }, value })),
     },
+    ...memoryGauges(),
   }));
 
   /**

@@ -232,7 +232,13 @@ export const SETTINGS = {
   geoipAsnDb: {
     env: 'GEOIP_ASN_DB',
     default: undefined,
-    doc: 'MaxMind GeoLite2/GeoIP2 ASN MMDB file. Default: the `@ip-location-db/asn` ranges (its README warns of known inaccuracies).',
+    doc: 'MaxMind GeoLite2/GeoIP2 ASN MMDB file. Default: the `@ip-location-db/asn` ranges (its README warns of known inaccuracies), converted once into an MMDB file (see `GEOIP_CACHE_DIR`).',
+    parse: str,
+  },
+  geoipCacheDir: {
+    env: 'GEOIP_CACHE_DIR',
+    default: undefined,
+    doc: 'Directory of the ASN MMDB file converted from the `@ip-location-db/asn` ranges (about 10 MB, built in a few seconds at the first start that lacks it, or by `idp geo build`; named after the package version, so an upgrade builds a new one). Default: `node_modules/.cache/adaptive-idp/` when writable, else `DATA_DIR/cache/`. Not used with `GEOIP_ASN_DB`.',
     parse: str,
   },
   metricsToken: {
@@ -275,6 +281,7 @@ export type Settings = { -readonly [K in keyof Table]: ReturnType<Table[K]['pars
   directorySessionGrace: number;
   geoipCityDb: string | undefined;
   geoipAsnDb: string | undefined;
+  geoipCacheDir: string | undefined;
   metricsToken: string | undefined;
 };
 
@@ -293,6 +300,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   settings.keysFile = path.resolve(settings.keysFile);
   settings.policyDir = path.resolve(settings.policyDir ?? DEFAULT_POLICY_DIR);
   if (settings.directoryConfig !== undefined) settings.directoryConfig = path.resolve(settings.directoryConfig);
+  if (settings.geoipCacheDir !== undefined) settings.geoipCacheDir = path.resolve(settings.geoipCacheDir);
   if (settings.sessionMaxAge < settings.sessionIdleTtl) {
     throw new ConfigError('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL');
   }

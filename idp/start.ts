@@ -9,6 +9,7 @@ import { PolicyLoadError } from '../policies/policy.ts';
 import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
+import { collectWhenIdle } from './idle-gc.ts';
 
 /** One line for an error of `server.listen`, or undefined when it is not one. */
 function listenProblem(err: unknown): string | undefined {
@@ -31,6 +32,9 @@ try {
   const settings = loadSettings();
   const log = createLogger(settings.logLevel);
   const running = await startServer(settings, log);
+  // Here, not in startServer: a collection pauses the whole process, and tests run many
+  // servers in one process (idle-gc.ts).
+  collectWhenIdle(running.server);
   const stop = async (signal: string) => {
     log.info('stopping', { signal });
     await running.close();

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import mongoose from 'mongoose';
+import type { Connection } from 'mongoose';
 
 export interface StoreProbe {
   kind: 'embedded' | 'mongodb';
@@ -86,8 +86,10 @@ async function probeMongo(uri: string, timeoutMs: number): Promise<StoreProbe> {
   const out: StoreProbe = { kind: 'mongodb', where: masked, state: '', problems: [] };
   // Nothing is written: no models are registered and a database only comes into being on
   // its first write, so connecting and pinging leaves the server as it was.
-  let conn: mongoose.Connection | undefined;
+  let conn: Connection | undefined;
   try {
+    // Imported here: the embedded store's checks need none of mongoose (storage/index.ts).
+    const { default: mongoose } = await import('mongoose');
     conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: timeoutMs, autoIndex: false, autoCreate: false });
     await conn.asPromise();
     await conn.db!.command({ ping: 1 });

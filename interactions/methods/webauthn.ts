@@ -19,12 +19,9 @@
 import { signInName } from '../methods/ldap.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { COSEALG, isoBase64URL, isoUint8Array } from '@simplewebauthn/server/helpers';
 import { DuplicateError, type FactorStore, type OidcStore } from '../../adapters/storage/port.ts';
 import type { Logger } from '../../idp/log.ts';
 import type { Account, FactorRecord } from '../../models/types.ts';
@@ -42,7 +39,15 @@ const CEREMONY_TIMEOUT_MS = 3 * 60_000;
  * offers by default, named here so it is not probed at run time for post-quantum support
  * (an experimental Web Crypto call that prints a warning on every start).
  */
-const ALGORITHMS = [COSEALG.EdDSA, COSEALG.ES256, COSEALG.RS256];
+const ALGORITHMS = [-8, -7, -257]; // COSE algorithm ids (IANA registry): EdDSA, ES256, RS256
+
+/**
+ * The library, imported at the first ceremony: with its ASN.1 and CBOR dependencies it is
+ * about 9 MiB of a server's resident memory (measured, issue 10), which a deployment whose
+ * users never use passkeys need not carry. The first ceremony pays the import (tens of ms).
+ */
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const simpleWebAuthn = () => (library ??= import('@simplewebauthn/server'));
 /** Longest credential id in base64url (WebAuthn L3 §4, Credential ID: at most 1023 bytes). */
 const MAX_CREDENTIAL_ID = 1364;
 
@@ -182,7 +187,7 @@ function readResponse(response: unknown, fields: readonly string[]): { id: strin
   }
   let challenge: unknown;
   try {
-    challenge = (JSON.parse(isoBase64URL.toUTF8String(inner.clientDataJSON as string)) as Record<string, unknown>).challenge;
+    challenge = (JSON.parse(Buffer.from(inner.clientDataJSON as string, 'base64url').toString('utf8')) as Record<string, unknown>).challenge;
   } catch {
     throw new WebAuthnError('verification_failed');
   }
@@ -222,18 +227,19 @@ export class WebAuthn {
 
   /** The WebAuthn user handle: the account id, random and opaque, so never PII (WebAuthn L3 §14.6.1). */
   static userHandle(accountId: string): string {
-    return isoBase64URL.fromUTF8String(accountId);
+    return Buffer.from(accountId, 'utf8').toString('base64url');
   }
 
   async registrationOptions(req: RegistrationRequest): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const userVerification = req.userVerification ?? 'preferred';
     const existing = (await this.#factors.list(req.account.id)).flatMap((f) => (f.webauthn ? [f.webauthn] : []));
+    const { generateRegistrationOptions } = await simpleWebAuthn();
     const options = await generateRegistrationOptions({
       rpName: this.#rpName,
       rpID: this.rpID,
       userName: signInName(req.account) || req.account.username,
       userDisplayName: req.account.name ?? (signInName(req.account) || req.account.username),
-      userID: isoUint8Array.fromUTF8String(req.account.id),
+      userID: new TextEncoder().encode(req.account.id),
       timeout: CEREMONY_TIMEOUT_MS,
       // Nothing here trusts an attestation (no metadata service): asking for one would only
       // collect identifying data about the device (WebAuthn L3 §14.4.1).
@@ -253,6 +259,7 @@ export class WebAuthn {
     const payload = await this.#consumeChallenge(req.binding, 'register', challenge);
     if (payload.accountId !== req.account.id) throw new WebAuthnError('wrong_account');
     let info;
+    const { verifyRegistrationResponse } = await simpleWebAuthn();
     try {
       const result = await verifyRegistrationResponse({
         response: req.response as RegistrationResponseJSON,
@@ -280,7 +287,7 @@ export class WebAuthn {
         counter: info.credential.counter,
         webauthn: {
           credentialId: info.credential.id,
-          publicKey: isoBase64URL.fromBuffer(info.credential.publicKey),
+          publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
           transports: info.credential.transports ?? [],
           deviceType: info.credentialDeviceType,
           backedUp: info.credentialBackedUp,
@@ -299,6 +306,7 @@ export class WebAuthn {
     const allow = req.accountId === undefined
       ? undefined
       : (await this.#factors.list(req.accountId)).flatMap((f) => (f.webauthn ? [{ id: f.webauthn.credentialId, transports: f.webauthn.transports }] : []));
+    const { generateAuthenticationOptions } = await simpleWebAuthn();
     const options = await generateAuthenticationOptions({
       rpID: this.rpID,
       // Empty for a username-less sign-in: the authenticator offers its discoverable
@@ -329,6 +337,7 @@ export class WebAuthn {
     }
 
     let info;
+    const { verifyAuthenticationResponse } = await simpleWebAuthn();
     try {
       const result = await verifyAuthenticationResponse({
         response: req.response as AuthenticationResponseJSON,
@@ -336,7 +345,7 @@ export class WebAuthn {
         expectedOrigin: this.origin,
         expectedRPID: this.rpID,
         // Counter 0: the library compares counters non-atomically; the store does it below.
-        credential: { id: factor.webauthn.credentialId, publicKey: isoBase64URL.toBuffer(factor.webauthn.publicKey), counter: 0, transports: factor.webauthn.transports },
+        credential: { id: factor.webauthn.credentialId, publicKey: new Uint8Array(Buffer.from(factor.webauthn.publicKey, 'base64url')), counter: 0, transports: factor.webauthn.transports },
         // User presence is still required (§7.2); verification is checked below.
         requireUserVerification: false,
       });

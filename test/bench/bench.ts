@@ -38,6 +38,7 @@ import { slapdMissing, startSlapd } from '../helpers/slapd.ts';
 import { directoryYaml } from '../helpers/directory.ts';
 import { mongoTargets, printMongoSummary, type MongoFigures, type MongoTarget } from './mongo.ts';
 import { explainReport } from './explain.ts';
+import { memoryBench } from './memory.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -624,6 +625,11 @@ if (process.env.BENCH_ONLY === 'directory') {
   await directoryBench();
   process.exit(0);
 }
+const memory = () => memoryBench({ start: () => startServer('embedded'), login: (issuer, i) => passwordLogin(issuer, `bench${i % CONCURRENCY}`) });
+if (process.env.BENCH_ONLY === 'memory') {
+  await memory();
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === 'bare') {
   await compareWithBare('embedded');
   process.exit(0);
@@ -645,7 +651,12 @@ if (process.env.BENCH_ONLY !== 'server' && process.env.BENCH_ONLY !== 'mongo') {
 }
 const a2 = await argon2Alone();
 console.log(`argon2id verify alone (m=19 MiB, t=2, p=1): ${a2.cpuMs.toFixed(1)} ms CPU each = ${a2.perCore.toFixed(1)}/s per core; ${a2.parallel.toFixed(1)}/s with ${os.availableParallelism()} in parallel`);
-if (process.env.BENCH_ONLY !== 'mongo') await benchStore('embedded', a2.perCore);
+if (process.env.BENCH_ONLY !== 'mongo') {
+  await memory();
+  await benchStore('embedded', a2.perCore);
+  // Where the embedded store is measured, so is the provider against a bare oidc-provider.
+  await compareWithBare('embedded');
+}
 const mongo: { target: MongoTarget; figures: MongoFigures }[] = [];
 for await (const target of mongoTargets()) mongo.push({ target, figures: await benchStore('mongodb', a2.perCore) });
 printMongoSummary(mongo);
