@@ -99,10 +99,10 @@ describe('key rotation across two instances on one key file', () => {
     assert.deepEqual((await published(first)).sort(), (await published(second)).sort(), 'both publish the same set');
 
     // 3. Retire: never a current key; the previous ones only after they can no longer sign anywhere.
-    const refused = await idp(first.env, ['keys', 'retire', '--kid', kid]);
+    const refused = await idp(first.env, ['keys', 'retire', `--kid=${kid}`]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /current signing key/);
-    const tooEarly = await idp(first.env, ['keys', 'retire', '--kid', originalRs]);
+    const tooEarly = await idp(first.env, ['keys', 'retire', `--kid=${originalRs}`]);
     assert.equal(tooEarly.code, 1);
     assert.match(tooEarly.stderr, /may still be signing.*retire after/);
     const plain = await idp(first.env, ['keys', 'retire']);
