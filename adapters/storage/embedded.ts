@@ -505,21 +505,25 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async reserve(key: string, { now, max, windowMs, waitMs }: ReserveOptions): Promise<AttemptReservation> {
         // SQLite takes no Infinity: "never" is a window no clock reaches.
         const window = Number.isFinite(windowMs) ? windowMs : Number.MAX_SAFE_INTEGER;
-        if (max > 0) {
-          // The statement calls back into waitMs (synchronously, within this run).
-          currentWait = waitMs;
-          const row = stmt.attemptReserve.get(key, now, window, max) as Row | undefined;
-          if (row) {
-            const count = row.count as number;
-            return { allowed: true, id: `${key}#${count}`, count, blockedUntil: now + waitMs(count) };
+        // Twice at most: a bucket emptied between the refusing statement and the read of why
+        // (an unlock or a reset in another process) is tried again, now that nothing stands in the way.
+        for (let tries = 0; ; tries += 1) {
+          if (max > 0) {
+            // The statement calls back into waitMs (synchronously, within this run).
+            currentWait = waitMs;
+            const row = stmt.attemptReserve.get(key, now, window, max) as Row | undefined;
+            if (row) {
+              const count = row.count as number;
+              return { allowed: true, id: `${key}#${count}`, count, blockedUntil: now + waitMs(count) };
+            }
           }
+          // Refused: why, from the bucket as it stands (nothing was written).
+          const r = stmt.attemptGet.get(key) as Row | undefined;
+          const count = r && (r.last_at as number) + window > now ? (r.count as number) : 0;
+          if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
+          if (r && count > 0) return { allowed: false, reason: 'delayed', count, blockedUntil: nextAttemptAt(count, r.last_at as number, waitMs) };
+          if (tries > 0) return { allowed: false, reason: 'delayed', count, blockedUntil: now };
         }
-        // Refused: why, from the bucket as it stands (nothing was written).
-        const r = stmt.attemptGet.get(key) as Row | undefined;
-        const fresh = !r || (r.last_at as number) + window <= now;
-        const count = fresh ? 0 : (r.count as number);
-        if (count >= max) return { allowed: false, reason: 'limit', count, blockedUntil: 0 };
-        return { allowed: false, reason: 'delayed', count, blockedUntil: nextAttemptAt(count, r!.last_at as number, waitMs) };
       },
       async settle(resets, refund) {
         await write(() => stmt.attemptSettle.run(JSON.stringify(resets), refund?.key ?? null));

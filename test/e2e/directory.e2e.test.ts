@@ -9,19 +9,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import * as client from 'openid-client';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { describeOrSkip, tempDir } from '../helpers/env.ts';
-import { chromiumMissing, launchChromium, stubCallback } from '../helpers/chromium.ts';
+import { chromiumMissing, launchChromium, openTab, type Tab } from '../helpers/chromium.ts';
 import { checkPage, PHONE, violationsOf } from '../helpers/axe.ts';
 import { refusedPort } from '../helpers/slapd.ts';
 
 describeOrSkip(chromiumMissing, 'the sign-in page when the directory does not answer', () => {
   let srv: TestServer;
   let browser: Browser;
-  let context: BrowserContext;
+  let tab: Tab;
   let page: Page;
 
   before(async () => {
@@ -41,12 +41,11 @@ describeOrSkip(chromiumMissing, 'the sign-in page when the directory does not an
     srv = await startTestServer('embedded', { DIRECTORY_CONFIG: file });
     await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
     browser = await launchChromium();
-    context = await browser.newContext({ viewport: PHONE });
-    page = await context.newPage();
-    await stubCallback(page, REDIRECT_URI);
+    tab = await openTab(browser, { context: { viewport: PHONE }, redirectUri: REDIRECT_URI });
+    page = tab.page;
   });
   after(async () => {
-    await context?.close();
+    await tab?.context.close();
     await browser?.close();
     await srv?.close();
   });
