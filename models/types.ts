@@ -204,3 +204,33 @@ export interface LoginEventRecord extends Omit<LoginEvent, EvaluationField> {
     behaviour?: { keystroke?: { score: number; confidence: number } | undefined; pointer?: { score: number; confidence: number } | undefined } | undefined;
   } | undefined;
 }
+
+/**
+ * Who did something, for the audit trail and the admin API: an administrator signed in
+ * through this provider (`user`, the account id), a client using its own credentials
+ * (`client`, the client id), the `idp` CLI on the server's disk (`cli`, the OS user), or the
+ * provider itself (`system`: a login decision, a policy file reload).
+ */
+export interface Actor {
+  kind: 'user' | 'client' | 'cli' | 'system';
+  id: string;
+  /** The client address of the request, when there was one. */
+  ip?: string | undefined;
+}
+
+/**
+ * One thing to put on the audit trail. `before` / `after` hold the changed record as plain
+ * JSON with secrets already masked by whoever records it (never a password, seed, key or
+ * token); the trail adds the time, the sequence number and the hash chain.
+ */
+export interface AuditInput {
+  actor: Actor;
+  /** Dotted verb, e.g. `user.disable`, `policy.publish`, `auth.decision`, `factor.enrol`. */
+  action: string;
+  outcome: 'success' | 'failure';
+  target?: { type: string; id: string } | undefined;
+  before?: unknown;
+  after?: unknown;
+  /** Anything else worth keeping (reason, message, decision summary). */
+  detail?: Record<string, unknown> | undefined;
+}

@@ -21,6 +21,37 @@ export class DuplicateError extends Error {
   }
 }
 
+/**
+ * Thrown by a versioned update (`ifVersion`) when the record's version is no longer the one
+ * the caller read: someone else changed it meanwhile (the admin API answers 412, RFC 9110
+ * §13.1.1 If-Match). `current` is the version now, undefined when the record is gone.
+ */
+export class VersionConflictError extends Error {
+  override name = 'VersionConflictError';
+  readonly current: number | undefined;
+  constructor(what: string, current: number | undefined) {
+    super(current === undefined ? `${what} no longer exists` : `${what} was changed meanwhile (now version ${current})`);
+    this.current = current;
+  }
+}
+
+/**
+ * One page of a listing, in a stable order (usually by id): `next` is an opaque cursor to
+ * pass as `after` for the following page, absent on the last one. Cursors, not offsets, so a
+ * record added or removed meanwhile neither repeats nor skips another one.
+ */
+export interface Page<T> {
+  items: T[];
+  next?: string | undefined;
+}
+
+export interface PageRequest {
+  /** The `next` of the previous page. */
+  after?: string | undefined;
+  /** At most this many items (the store may cap it). */
+  limit: number;
+}
+
 export interface AccountStore {
   /**
    * Throws DuplicateError when the username, or one with the same UTS #39 skeleton

@@ -56,8 +56,28 @@ export function describeOrSkip(missing: string | false, title: string, fn: () =>
   }
 }
 
+const madeDirs: string[] = [];
+
+/**
+ * A fresh directory under the system temp dir, removed when the test process exits (every
+ * test file runs in a process of its own), so a full run leaves nothing behind in /tmp.
+ * KEEP_TEST_DIRS=1 keeps them to look at after a failure.
+ */
 export function tempDir(prefix = 'idp-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (madeDirs.length === 0 && process.env.KEEP_TEST_DIRS !== '1') {
+    process.once('exit', () => {
+      for (const d of madeDirs) {
+        try {
+          fs.rmSync(d, { recursive: true, force: true });
+        } catch {
+          // Best effort: a directory a child process still holds open is left behind.
+        }
+      }
+    });
+  }
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** A fresh database name on the configured MongoDB server. */
