@@ -7,7 +7,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context, Next } from 'koa';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
-import { deriveKey, loadOrCreateKeys, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
+import * as jose from 'jose';
+import { deriveKey, loadOrCreateKeys, publicJwks, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
@@ -34,7 +35,11 @@ import { Events, renderMetrics } from './events.ts';
 import { loadDirectories } from './directories.ts';
 import { Directories } from '../adapters/directory/index.ts';
 import { ClientCache } from '../adapters/client-cache.ts';
+import type Provider from 'oidc-provider';
 import type { AdapterPayload } from 'oidc-provider';
+import { clientIp } from '../interactions/context.ts';
+import { createAdminApi } from './admin/index.ts';
+import { ConfigError } from './settings.ts';
 import type { Settings } from './settings.ts';
 
 export interface RunningServer {
@@ -218,6 +223,25 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     ...memoryGauges(),
   }));
 
+  // The admin API reads what changes with the keys through these (assemble sets them).
+  let verificationKeys = jose.createLocalJWKSet(publicJwks(keys) as jose.JSONWebKeySet);
+  let currentProvider: Provider | undefined;
+  for (const [name, acr] of [['ADMIN_ACR', settings.adminAcr], ['ADMIN_SENSITIVE_ACR', settings.adminSensitiveAcr]] as const) {
+    if (settings.adminApi && !acrValues.includes(acr)) throw new ConfigError(`${name}: "${acr}" is not one of the policy's ACR values (${acrValues.join(', ')})`);
+  }
+  const admin = settings.adminApi
+    ? createAdminApi({
+      settings, storage, box, log, resourceScopes,
+      levels: () => policies.current().assurance.levels.map((l) => l.acr),
+      verificationKeys: () => verificationKeys,
+      validateClient: async (metadata) => { await currentProvider!.Client.validate(metadata as never); },
+      clientsChanged: () => clientCache.clear(),
+      // Until the audit trail is wired: admin actions go to the log (never secrets: the services mask them).
+      audit: async (e) => { events.emit('admin.action', { actor: `${e.actor.kind}:${e.actor.id}`, action: e.action, outcome: e.outcome, target: e.target ? `${e.target.type}:${e.target.id}` : undefined }); },
+      clientIp,
+    })
+    : undefined;
+
   /**
    * The whole app for one key set. oidc-provider takes its keys at construction, so a
    * changed key file gets a new provider (all its state lives in the store); requests
@@ -237,6 +261,9 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       }
       await next();
     });
+    verificationKeys = jose.createLocalJWKSet(publicJwks(k) as jose.JSONWebKeySet);
+    currentProvider = provider;
+    if (admin) provider.use(admin);
     provider.use(assetRoutes());
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,

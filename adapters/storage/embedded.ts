@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 
 const SCHEMA = `
@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS login_events (
   doc TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS login_events_ts ON login_events (ts, id);
+-- The admin API's events of one user, newest first.
+CREATE INDEX IF NOT EXISTS login_events_user ON login_events (user, ts, id);
 -- Only the events that still hold a behavioural sample: the hourly prune reads nothing else.
 -- CASE, not AND: json_type must never see a record that is not JSON (an insert would fail).
 CREATE INDEX IF NOT EXISTS login_events_behaviour ON login_events (ts)
@@ -153,6 +155,8 @@ function toClient(r: Row): ClientRecord {
     secretCiphertext: (r.secret_ct as string | null) ?? undefined,
     metadata: JSON.parse(r.metadata as string) as Record<string, unknown>,
     createdAt: new Date(r.created_at as number),
+    updatedAt: new Date((r.updated_at as number | null) ?? (r.created_at as number)),
+    version: r.version as number,
   };
 }
 
@@ -212,6 +216,15 @@ function toFactor(r: Row, used: (factorId: string) => { hash: string; at: Date }
     ...(data.webauthn ? { webauthn: data.webauthn } : {}),
     ...(data.recovery ? { recovery: { hashes: data.recovery.hashes, used: used(r.id as string) } } : {}),
   };
+}
+
+/** Files made before client versions (issue 11) get their columns; idempotent, in one write transaction. */
+function migrateClientVersions(db: DatabaseSync, immediate: <T>(fn: () => T) => T): void {
+  immediate(() => {
+    const columns = new Set((db.prepare('PRAGMA table_info(clients)').all() as Row[]).map((c) => c.name as string));
+    if (!columns.has('version')) db.exec('ALTER TABLE clients ADD COLUMN version INTEGER NOT NULL DEFAULT 1');
+    if (!columns.has('updated_at')) db.exec('ALTER TABLE clients ADD COLUMN updated_at INTEGER');
+  });
 }
 
 /** Files made before directory links (issue 9) get the two columns; idempotent, in one write transaction. */
@@ -280,6 +293,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   };
   migrateSkeletons(db, immediate);
   migrateDirectoryColumns(db, immediate);
+  migrateClientVersions(db, immediate);
 
   const q = (sql: string) => db.prepare(sql);
   const raw = {
@@ -299,9 +313,13 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                                UNION ALL SELECT ?1, 1e15
                              ) ORDER BY k DESC LIMIT ?2))
                          WHERE id = ?3 AND json_extract(trusted_devices, '$[#-1]') IS NOT ?1`),
-    clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at) VALUES (?, ?, ?, ?)'),
+    clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)'),
     clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
     clientList: q('SELECT * FROM clients ORDER BY client_id'),
+    clientPage: q('SELECT * FROM clients WHERE client_id > ? ORDER BY client_id LIMIT ?'),
+    clientUpdate: q('UPDATE clients SET secret_ct = ?, metadata = ?, updated_at = ?, version = version + 1 WHERE client_id = ? AND version = ? RETURNING *'),
+    clientDelete: q('DELETE FROM clients WHERE client_id = ? AND version = ?'),
+    clientVersion: q('SELECT version FROM clients WHERE client_id = ?'),
     stampGet: q('SELECT stamp FROM stamps WHERE name = ?'),
     stampSet: q('INSERT INTO stamps (name, stamp) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET stamp = excluded.stamp'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
@@ -345,6 +363,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     // The WHERE repeats the partial index's condition word for word, so the index serves it.
     eventPruneBehaviour: q(`UPDATE login_events SET doc = json_remove(doc, '$.behaviour')
                             WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL AND ts < ?`),
+    eventQuery: q(`SELECT doc FROM login_events WHERE ts >= ?1 AND ts < ?2 AND (ts < ?3 OR (ts = ?3 AND id < ?4))
+                   ORDER BY ts DESC, id DESC LIMIT ?5`),
+    eventQueryUser: q(`SELECT doc FROM login_events WHERE user = ?6 AND ts >= ?1 AND ts < ?2 AND (ts < ?3 OR (ts = ?3 AND id < ?4))
+                   ORDER BY ts DESC, id DESC LIMIT ?5`),
     eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
     riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
@@ -481,14 +503,38 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const now = Date.now();
         try {
           immediate(() => {
-            stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now);
+            stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now, now);
             stmt.stampSet.run('clients', crypto.randomUUID());
           });
         } catch (err) {
           if (isUniqueViolation(err)) throw new DuplicateError('client', c.clientId);
           throw err;
         }
-        return { ...c, createdAt: new Date(now) };
+        return { ...c, createdAt: new Date(now), updatedAt: new Date(now), version: 1 };
+      },
+      async page({ after, limit }) {
+        const from = after === undefined ? '' : String(decodeCursor(after, 1)[0]);
+        const rows = (stmt.clientPage.all(from, limit + 1) as Row[]).map(toClient);
+        const items = rows.slice(0, limit);
+        return { items, next: rows.length > limit ? encodeCursor([items.at(-1)!.clientId]) : undefined };
+      },
+      async update(clientId, change, ifVersion) {
+        // The version check and the write are one statement, and the stamp changes in the same transaction.
+        const row = immediate(() => {
+          const r = stmt.clientUpdate.get(change.secretCiphertext ?? null, JSON.stringify(change.metadata), Date.now(), clientId, ifVersion) as Row | undefined;
+          if (r) stmt.stampSet.run('clients', crypto.randomUUID());
+          return r;
+        });
+        if (!row) throw new VersionConflictError(`client "${clientId}"`, (stmt.clientVersion.get(clientId) as Row | undefined)?.version as number | undefined);
+        return toClient(row);
+      },
+      async remove(clientId, ifVersion) {
+        const removed = immediate(() => {
+          const n = Number(stmt.clientDelete.run(clientId, ifVersion).changes);
+          if (n) stmt.stampSet.run('clients', crypto.randomUUID());
+          return n;
+        });
+        if (!removed) throw new VersionConflictError(`client "${clientId}"`, (stmt.clientVersion.get(clientId) as Row | undefined)?.version as number | undefined);
       },
       async find(clientId) {
         const r = stmt.clientFind.get(clientId) as Row | undefined;
@@ -602,6 +648,15 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async findById(id) {
         const r = stmt.eventById.get(id) as Row | undefined;
         return r ? (JSON.parse(r.doc as string) as LoginEventRecord) : undefined;
+      },
+      async query(f, { after, limit }) {
+        const [cts, cid] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : decodeCursor(after, 2);
+        const args = [f.from ?? 0, f.to ?? Number.MAX_SAFE_INTEGER, Number(cts), String(cid), limit + 1] as const;
+        const rows = (f.user === undefined ? stmt.eventQuery.all(...args) : stmt.eventQueryUser.all(...args, f.user)) as Row[];
+        const docs = rows.map((r) => JSON.parse(r.doc as string) as LoginEventRecord);
+        const items = docs.slice(0, limit);
+        const last = items.at(-1);
+        return { items, next: docs.length > limit && last ? encodeCursor([Date.parse(last.ts), last.id]) : undefined };
       },
       async pruneBehaviour(before) {
         return Number(stmt.eventPruneBehaviour.run(before).changes);

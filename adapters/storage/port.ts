@@ -45,6 +45,32 @@ export interface Page<T> {
   next?: string | undefined;
 }
 
+/** An opaque cursor for the position after `key` (the sort key of the last item of a page). */
+export function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/** A cursor that is not one this store handed out (the admin API answers 400 invalid_request). */
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+  readonly code = 'invalid_request';
+  constructor() {
+    super('the cursor is not one a previous page returned');
+  }
+}
+
+/** The key encodeCursor packed, of `length` elements; InvalidCursorError for anything else. */
+export function decodeCursor(cursor: string, length: number): (string | number)[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  if (!Array.isArray(v) || v.length !== length || !v.every((x) => typeof x === 'string' || typeof x === 'number')) throw new InvalidCursorError();
+  return v as (string | number)[];
+}
+
 export interface PageRequest {
   /** The `next` of the previous page. */
   after?: string | undefined;
@@ -69,11 +95,27 @@ export interface AccountStore {
   syncDirectoryProfile(id: string, profile: DirectoryProfile): Promise<void>;
 }
 
+/** What a change of a client sets: its secret (absent: a public client) and its metadata. */
+export interface ClientChange {
+  secretCiphertext?: string | undefined;
+  metadata: Record<string, unknown>;
+}
+
 export interface ClientStore {
   /** Throws DuplicateError when the client id is taken; never overwrites. */
-  create(client: Omit<ClientRecord, 'createdAt'>): Promise<ClientRecord>;
+  create(client: Pick<ClientRecord, 'clientId' | 'secretCiphertext' | 'metadata'>): Promise<ClientRecord>;
   find(clientId: string): Promise<ClientRecord | undefined>;
   list(): Promise<ClientRecord[]>;
+  /** Clients in client id order, a page at a time. */
+  page(req: PageRequest): Promise<Page<ClientRecord>>;
+  /**
+   * Replaces the secret and metadata of version `ifVersion`, making it version `ifVersion + 1`;
+   * VersionConflictError when the client is at another version or gone. One winner among any
+   * number of parallel changes of one version, also across instances. Changes the stamp.
+   */
+  update(clientId: string, change: ClientChange, ifVersion: number): Promise<ClientRecord>;
+  /** Removes version `ifVersion` of the client; VersionConflictError otherwise. Changes the stamp. */
+  remove(clientId: string, ifVersion: number): Promise<void>;
   /**
    * A value that changes with every change to any client (written after the change, in the
    * same transaction where the store has them), seen by every process and instance sharing
@@ -181,12 +223,23 @@ export interface OidcStore {
   sweep(now: number): Promise<number>;
 }
 
+export interface EventFilter {
+  user?: string | undefined;
+  from?: number | undefined;
+  to?: number | undefined;
+}
+
 /** Login events: the audit trail, the input of the simulator (README: event format). */
 export interface EventStore {
   append(e: LoginEventRecord): Promise<void>;
   /** Events in time order (then id), from `since` (epoch ms) on; streamed in pages. */
   list(opts: { since?: number | undefined; batch?: number }): AsyncGenerator<LoginEventRecord>;
   findById(id: string): Promise<LoginEventRecord | undefined>;
+  /**
+   * Events newest first (time, then id, descending), of one user when `user` is given, with
+   * `from` <= time < `to` (epoch ms). Other filters are the caller's: it pages through these.
+   */
+  query(filter: EventFilter, req: PageRequest): Promise<Page<LoginEventRecord>>;
   /**
    * Removes the raw behavioural sample (`behaviour`) from events older than `before` (epoch
    * ms), keeping the rest of each event (BEHAVIOUR_RETENTION_DAYS). Idempotent; returns how
