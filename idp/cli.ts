@@ -310,7 +310,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         // Validated with oidc-provider's own client schema too, so what is stored is what it accepts.
         const provider = buildProvider(settings, s, keys, box, createLogger('silent'), acrValues, resourceScopes);
         const clients = new ClientAdmin({
-          storage: s, box, supportedScopes: new Set<string>([...OIDC_SCOPES, ...resourceScopes]),
+          storage: s, box, supportedScopes: new Set<string>([...OIDC_SCOPES, ...resourceScopes]), acrValues,
           validate: async (m) => { await provider.Client.validate(m as never); },
           audit: cliAudit,
         });

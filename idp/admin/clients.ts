@@ -17,29 +17,42 @@ import { ACCOUNT_CLIENT_ID } from '../../interactions/account/client.ts';
 export const CLIENT_ID = z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, '1-128 characters of A-Z a-z 0-9 . _ ~ -')
   .meta({ description: 'The client identifier (RFC 6749 §2.2).', example: 'orders-web' });
 
-const uri = z.string().max(2000).refine((u) => URL.canParse(u), 'not an absolute URI');
-/** `admin:*` and the other scope names are checked against what the server accepts in ClientAdmin. */
-const SCOPE = z.string().max(2000).regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'space-separated scope tokens (RFC 6749 §3.3)');
+const uri = z.url({ protocol: /^https?$/ }).max(2000);
 
-/** What an administrator says about a client (RFC 7591 §2 names). */
-export const ClientInput = z.strictObject({
-  client_name: z.string().min(1).max(200).optional().describe('Shown to users on the consent and sign-in pages.'),
-  redirect_uris: z.array(uri).max(50).default([]).describe('Exact redirect URIs (required for authorization_code).'),
-  post_logout_redirect_uris: z.array(uri).max(50).optional().describe('Where RP-initiated logout may return (OIDC RP-Initiated Logout 1.0).'),
-  backchannel_logout_uri: uri.optional().describe('Told when a session of its users ends (OIDC Back-Channel Logout 1.0).'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).min(1).max(3)
-    .default(['authorization_code', 'refresh_token']).describe('Grant types it may use.'),
-  token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic')
-    .describe('`none`: a public client (no secret; PKCE required).'),
-  scope: SCOPE.optional().describe('The scopes it may ask for (the allow-list). Admin scopes (admin:*) must be listed to be granted.'),
-  min_acr: z.string().max(200).optional().describe('The weakest ACR it accepts: every authorization needs at least this level.'),
-  first_party: z.boolean().optional().describe('The operator\'s own application: no consent page.'),
-}).meta({ id: 'ClientInput' });
-export type ClientInput = z.input<typeof ClientInput>;
+const alternation = (names: Iterable<string>) => [...names].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
 
-export const ClientCreate = ClientInput.extend({
-  client_id: CLIENT_ID.optional().describe('Chosen by the administrator; random when absent.'),
-}).meta({ id: 'ClientCreate' });
+/**
+ * What an administrator says about a client (RFC 7591 §2 names). Built per server: the
+ * scopes and ACR values it accepts are the server's (OIDC, resource and admin scopes; the
+ * policy's levels), so the published schema says exactly what will be accepted.
+ */
+export function clientSchemas(scopes: ReadonlySet<string>, acrValues: readonly string[]) {
+  const scopeName = `(?:${alternation(scopes)})`;
+  const input = z.strictObject({
+    client_name: z.string().min(1).max(200).optional().describe('Shown to users on the consent and sign-in pages.'),
+    redirect_uris: z.array(uri).max(50).default([]).describe('Exact redirect URIs (at least one for authorization_code).'),
+    post_logout_redirect_uris: z.array(uri).max(50).optional().describe('Where RP-initiated logout may return (OIDC RP-Initiated Logout 1.0).'),
+    backchannel_logout_uri: uri.optional().describe('Told when a session of its users ends (OIDC Back-Channel Logout 1.0).'),
+    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).min(1).max(3)
+      .default(['authorization_code', 'refresh_token']).describe('Grant types it may use.'),
+    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic')
+      .describe('`none`: a public client (no secret; PKCE required).'),
+    scope: z.string().max(2000).regex(new RegExp(`^${scopeName}( ${scopeName})*$`), {
+      error: (iss) => {
+        const unknown = String(iss.input).split(' ').filter((x) => !scopes.has(x));
+        return `unsupported scope(s): ${unknown.join(', ') || '(empty, or not single-space separated)'} (supported: ${[...scopes].join(' ')}; add API scopes to RESOURCE_SCOPES)`;
+      },
+    }).optional()
+      .describe(`The scopes it may ask for (the allow-list), space-separated, of: ${[...scopes].join(' ')}. Admin scopes must be listed to be granted.`),
+    min_acr: z.enum(acrValues as [string, ...string[]]).optional().describe('The weakest ACR it accepts: every authorization needs at least this level.'),
+    first_party: z.boolean().optional().describe('The operator\'s own application: no consent page.'),
+  }).meta({ id: 'ClientInput' });
+  const create = input.extend({
+    client_id: CLIENT_ID.optional().describe('Chosen by the administrator; random when absent.'),
+  }).meta({ id: 'ClientCreate' });
+  return { input, create };
+}
+type ClientInputOut = z.output<ReturnType<typeof clientSchemas>['input']>;
 
 export const ClientView = z.object({
   client_id: z.string(),
@@ -80,6 +93,8 @@ export interface ClientAdminDeps {
   box: SecretBox;
   /** Scopes the server accepts (OIDC, resource and admin scopes). */
   supportedScopes: ReadonlySet<string>;
+  /** The policy's ACR values (min_acr must be one). */
+  acrValues: readonly string[];
   /** oidc-provider's own validation of the full metadata (Client.validate); throws with a description. */
   validate(metadata: Record<string, unknown>): Promise<void>;
   audit(e: AuditInput): Promise<void>;
@@ -110,12 +125,14 @@ export function clientView(c: ClientRecord): ClientView {
 
 export class ClientAdmin {
   readonly #d: ClientAdminDeps;
+  readonly schemas: ReturnType<typeof clientSchemas>;
   constructor(deps: ClientAdminDeps) {
     this.#d = deps;
+    this.schemas = clientSchemas(deps.supportedScopes, deps.acrValues);
   }
 
   /** Stored metadata from the input: defaults filled, response types derived. */
-  async #metadata(clientId: string, input: z.output<typeof ClientInput>, secret: string | undefined): Promise<Record<string, unknown>> {
+  async #metadata(clientId: string, input: ClientInputOut, secret: string | undefined): Promise<Record<string, unknown>> {
     const grantTypes = input.grant_types;
     if (grantTypes.includes('authorization_code') && input.redirect_uris.length === 0) throw new ClientAdminError('invalid_request', 'redirect_uris: required for the authorization_code grant');
     if (grantTypes.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw new ClientAdminError('invalid_request', 'a public client (token_endpoint_auth_method none) cannot use client_credentials');
@@ -145,7 +162,7 @@ export class ClientAdmin {
   }
 
   async create(raw: unknown, actor: Actor, opts: { secret?: string | undefined } = {}): Promise<{ client: ClientView; secret: string | undefined; metadata: Record<string, unknown> }> {
-    const input = ClientCreate.parse(raw);
+    const input = this.schemas.create.parse(raw);
     const clientId = input.client_id ?? crypto.randomBytes(12).toString('base64url');
     // The account page's built-in client: a stored one of that id would never be used.
     if (clientId === ACCOUNT_CLIENT_ID) throw new ClientAdminError('conflict', `client "${clientId}" is reserved for the provider's own account page (/account)`);
@@ -173,7 +190,7 @@ export class ClientAdmin {
 
   /** Replaces the client's metadata (the secret stays; a client cannot change between public and confidential here). */
   async update(clientId: string, raw: unknown, ifVersion: number, actor: Actor): Promise<ClientView> {
-    const input = ClientInput.parse(raw);
+    const input = this.schemas.input.parse(raw);
     const before = await this.#d.storage.clients.find(clientId);
     if (!before) throw new ClientAdminError('not_found', `no client "${clientId}"`);
     const wasPublic = !before.secretCiphertext;

@@ -45,6 +45,7 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
   const clients = new ClientAdmin({
     storage: d.storage, box: d.box,
     supportedScopes: new Set<string>([...OIDC_SCOPES, ...d.resourceScopes]),
+    acrValues: d.levels(),
     validate: d.validateClient,
     audit: async (e) => {
       d.clientsChanged();

@@ -1,6 +1,6 @@
 /** Admin API: clients (idp/admin/clients.ts does the work; the `idp client` CLI too). */
 import * as z from 'zod';
-import { CLIENT_ID, ClientCreate, ClientInput, ClientView, ClientWithSecret, type ClientAdmin } from '../clients.ts';
+import { CLIENT_ID, ClientView, ClientWithSecret, type ClientAdmin } from '../clients.ts';
 import { defineRoute, PageQuery, pageOf, pageReply, type AdminRoute } from '../route.ts';
 
 const Params = z.object({ clientId: CLIENT_ID });
@@ -18,7 +18,7 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
     defineRoute({
       method: 'post', path: '/clients', operationId: 'createClient', tag: 'clients', scope: 'admin:write',
       summary: 'Register a client; its secret is in this answer only.',
-      body: ClientCreate,
+      body: clients.schemas.create,
       responses: { 201: { description: 'The client and, for a confidential one, its secret (shown once).', schema: ClientWithSecret, etag: true } },
       handler: async ({ body, principal, url }) => {
         const { client, secret } = await clients.create(body, principal.actor);
@@ -38,7 +38,7 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
     defineRoute({
       method: 'put', path: '/clients/{clientId}', operationId: 'replaceClient', tag: 'clients', scope: 'admin:write',
       summary: 'Replace a client\'s metadata (its secret stays).',
-      params: Params, body: ClientInput, ifMatch: true,
+      params: Params, body: clients.schemas.input, ifMatch: true,
       responses: { 200: { description: 'The client as changed.', schema: ClientView, etag: true } },
       handler: async ({ params, body, ifMatch, principal }) => {
         const client = await clients.update(params.clientId, body, ifMatch!, principal.actor);
