@@ -30,6 +30,8 @@ import { keystrokeEvalCommand } from './cli-keystroke.ts';
 import * as z from 'zod';
 import os from 'node:os';
 import { ClientAdmin, ClientAdminError } from './admin/clients.ts';
+import { RoleAdmin } from './admin/roles.ts';
+import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
 import type { Actor, AuditInput } from '../models/types.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
@@ -58,6 +60,7 @@ const HELP = `Usage: idp <command> [options]
   idp user passwd <username> --password-stdin set a new password
   idp user list [--json]
   idp user unlock <username>                  clear the failed-login lock of an account
+  idp user roles <username> [--set "<admin scopes>"]  show or set the admin API roles of an account
   idp user mfa add <username> --totp [--label L]   add an authenticator app; prints its otpauth:// URI
   idp user mfa add <username> --recovery-codes     replace the recovery codes; prints the 10 new codes
   idp user mfa list <username> [--json]            second factors (no secrets)
@@ -185,6 +188,21 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
         directory: a.directory ? `${a.directory.name} (${a.claims?.preferred_username ?? a.directory.dn})` : '',
       }));
       process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'directory', 'created'])}\n`);
+      return;
+    }
+    case 'roles': {
+      const { positionals, values } = parse(args, { set: { type: 'string' } }, 1);
+      const result = await withStorage(settings, async (s) => {
+        const a = await findUser(s, positionals[0]!);
+        const roles = new RoleAdmin(s, cliAudit);
+        if (values.set === undefined) return roles.get(a.id);
+        const scopes = values.set.split(/[\s,]+/).filter(Boolean);
+        const unknown = scopes.filter((x) => !(ADMIN_SCOPE_NAMES as string[]).includes(x));
+        if (unknown.length) throw new UsageError(`--set: not admin scopes: ${unknown.join(', ')} (admin scopes: ${ADMIN_SCOPE_NAMES.join(' ')})`);
+        // The CLI runs on the server's disk with its keys: it may grant every role (how the first administrator is made).
+        return roles.set(a.id, { scopes }, (await s.roles.get(a.id)).version, cliActor(), 'all');
+      });
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return;
     }
     case 'unlock': {

@@ -32,6 +32,13 @@ export interface ClientDoc {
   version?: number | null;
 }
 
+export interface RoleDoc {
+  /** The account id. */
+  _id: string;
+  scopes: string[];
+  version: number;
+}
+
 /**
  * Who won version `n` of a record (`_id`: `<kind>:<id>:<n>`): the one change of a versioned
  * record that inserted this marker first (adapters/storage/mongo.ts claimVersion).
@@ -102,6 +109,15 @@ const clientSchema = new Schema<ClientDoc>(
     version: Number,
   },
   { ...opts, collection: 'clients' },
+);
+
+const roleSchema = new Schema<RoleDoc>(
+  {
+    _id: { type: String, required: true },
+    scopes: { type: [String], required: true },
+    version: { type: Number, required: true },
+  },
+  { ...opts, collection: 'admin_roles' },
 );
 
 const versionMarkSchema = new Schema<VersionMarkDoc>(
@@ -295,5 +311,6 @@ export function registerModels(conn: Connection) {
     Factor: conn.model<FactorDoc>('Factor', factorSchema),
     FactorMark: conn.model<FactorMarkDoc>('FactorMark', factorMarkSchema),
     VersionMark: conn.model<VersionMarkDoc>('VersionMark', versionMarkSchema),
+    Role: conn.model<RoleDoc>('Role', roleSchema),
   };
 }

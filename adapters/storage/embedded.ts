@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS stamps (
   name TEXT PRIMARY KEY,
   stamp TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS admin_roles (
+  account_id TEXT PRIMARY KEY,
+  scopes TEXT NOT NULL,
+  version INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS attempts (
   key TEXT PRIMARY KEY,
   count INTEGER NOT NULL,
@@ -320,6 +325,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     clientUpdate: q('UPDATE clients SET secret_ct = ?, metadata = ?, updated_at = ?, version = version + 1 WHERE client_id = ? AND version = ? RETURNING *'),
     clientDelete: q('DELETE FROM clients WHERE client_id = ? AND version = ?'),
     clientVersion: q('SELECT version FROM clients WHERE client_id = ?'),
+    rolesGet: q('SELECT scopes, version FROM admin_roles WHERE account_id = ?'),
+    rolesInsert: q('INSERT INTO admin_roles (account_id, scopes, version) VALUES (?, ?, 1) ON CONFLICT (account_id) DO NOTHING'),
+    rolesUpdate: q('UPDATE admin_roles SET scopes = ?, version = version + 1 WHERE account_id = ? AND version = ? RETURNING version'),
+    rolesList: q("SELECT account_id, scopes, version FROM admin_roles WHERE scopes <> '[]' ORDER BY account_id"),
     stampGet: q('SELECT stamp FROM stamps WHERE name = ?'),
     stampSet: q('INSERT INTO stamps (name, stamp) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET stamp = excluded.stamp'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
@@ -692,6 +701,22 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           else observations[(r.q as number) - 1]!.push(toObservation(r));
         }
         return { doc, observations };
+      },
+    },
+    roles: {
+      async get(accountId) {
+        const r = stmt.rolesGet.get(accountId) as Row | undefined;
+        return r ? { scopes: JSON.parse(r.scopes as string) as string[], version: r.version as number } : { scopes: [], version: 0 };
+      },
+      async set(accountId, scopes, ifVersion) {
+        const doc = JSON.stringify([...new Set(scopes)].sort());
+        // One statement decides: the insert of version 1, or the update of exactly `ifVersion`.
+        const ok = ifVersion === 0 ? Number(stmt.rolesInsert.run(accountId, doc).changes) === 1 : stmt.rolesUpdate.get(doc, accountId, ifVersion) !== undefined;
+        if (!ok) throw new VersionConflictError(`the roles of account "${accountId}"`, ((stmt.rolesGet.get(accountId) as Row | undefined)?.version as number | undefined) ?? 0);
+        return { scopes: JSON.parse(doc) as string[], version: ifVersion + 1 };
+      },
+      async list() {
+        return (stmt.rolesList.all() as Row[]).map((r) => ({ accountId: r.account_id as string, scopes: JSON.parse(r.scopes as string) as string[], version: r.version as number }));
       },
     },
     factors: {

@@ -154,7 +154,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     options.onCommand?.(e.commandName, e.command as Record<string, unknown>);
   });
   await conn.asPromise();
-  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark, VersionMark } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark, VersionMark, Role } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   // Change stamps (StoreStats' ClientStore.stamp): one small document per kind of record.
@@ -615,6 +615,35 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async snapshot(user, queries) {
         const [doc, ...observations] = await Promise.all([this.getUser(user), ...queries.map((qy) => this.observations(qy.by, qy.kind, qy.since, qy.limit))]);
         return { doc, observations: observations as RiskObservation[][] };
+      },
+    },
+    roles: {
+      async get(accountId) {
+        const d = await Role.findById(accountId).lean();
+        return d ? { scopes: [...d.scopes], version: d.version } : { scopes: [], version: 0 };
+      },
+      async set(accountId, scopes, ifVersion) {
+        const sorted = [...new Set(scopes)].sort();
+        const versionNow = async () => (await Role.findById(accountId, { version: 1 }).lean())?.version ?? 0;
+        if (ifVersion === 0) {
+          // The first set is an insert: the unique _id lets one of parallel firsts in.
+          try {
+            await Role.create({ _id: accountId, scopes: sorted, version: 1 });
+            return { scopes: sorted, version: 1 };
+          } catch (err) {
+            if (!isDuplicateKey(err)) throw err;
+            throw new VersionConflictError(`the roles of account "${accountId}"`, await versionNow());
+          }
+        }
+        const seen = await versionNow();
+        if (seen !== ifVersion || !(await claimVersion('roles', accountId, ifVersion, versionNow))) {
+          throw new VersionConflictError(`the roles of account "${accountId}"`, seen === ifVersion ? ifVersion + 1 : seen);
+        }
+        await Role.updateOne({ _id: accountId, version: ifVersion }, { $set: { scopes: sorted, version: ifVersion + 1 } });
+        return { scopes: sorted, version: ifVersion + 1 };
+      },
+      async list() {
+        return (await Role.find({ 'scopes.0': { $exists: true } }).sort({ _id: 1 }).lean()).map((d) => ({ accountId: d._id, scopes: [...d.scopes], version: d.version }));
       },
     },
     factors: {

@@ -310,6 +310,29 @@ export interface FactorStore {
   useRecoveryCode(id: string, hash: string, at: Date): Promise<boolean>;
 }
 
+/** The admin roles of an account: the admin scopes it holds, versioned (0 = none ever set). */
+export interface AdminRoles {
+  scopes: string[];
+  version: number;
+}
+
+/**
+ * Admin roles (idp/admin/auth.ts cuts an administrator's token to them), kept apart from the
+ * account so that what an administrator may do changes only through its own audited,
+ * versioned operation, never with a profile edit.
+ */
+export interface RoleStore {
+  /** The account's roles; `{ scopes: [], version: 0 }` when none were ever set. */
+  get(accountId: string): Promise<AdminRoles>;
+  /**
+   * Sets the account's roles if they are at `ifVersion` (0: never set); VersionConflictError
+   * otherwise. One winner among parallel changes of one version, also across instances.
+   */
+  set(accountId: string, scopes: readonly string[], ifVersion: number): Promise<AdminRoles>;
+  /** Every account holding at least one role. */
+  list(): Promise<(AdminRoles & { accountId: string })[]>;
+}
+
 /**
  * What the store has sent to its database since it was opened, by operation: SQL statements
  * (embedded: the prepared statement's name, and BEGIN/COMMIT) or wire-protocol commands
@@ -330,5 +353,6 @@ export interface Storage {
   readonly attempts: AttemptStore;
   readonly oidc: OidcStore;
   readonly factors: FactorStore;
+  readonly roles: RoleStore;
   close(): Promise<void>;
 }

@@ -18,6 +18,8 @@ import { EventAdmin } from './events.ts';
 import { clientRoutes } from './routes/clients.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { roleRoutes } from './routes/roles.ts';
+import { RoleAdmin } from './roles.ts';
 import { ADMIN_SCOPE_NAMES, type AdminRoute } from './route.ts';
 
 export interface AdminDeps {
@@ -55,6 +57,7 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
   return [
     ...clientRoutes(clients),
     ...eventRoutes(new EventAdmin(d.storage)),
+    ...roleRoutes(new RoleAdmin(d.storage, d.audit)),
     ...keyRoutes({ keysFile: d.settings.keysFile, reloadSeconds: d.settings.keysReloadInterval, idTokenTtl: d.settings.idTokenTtl, audit: d.audit }),
   ];
 }
@@ -84,10 +87,8 @@ export function createAdminApi(d: AdminDeps) {
         return new Set(scope.split(' ').filter((s) => (ADMIN_SCOPE_NAMES as string[]).includes(s)));
       },
       async accountScopes(accountId) {
-        const a = await storage.accounts.findById(accountId);
-        if (!a) return undefined;
-        const roles = (a as { adminScopes?: string[] }).adminScopes ?? [];
-        return new Set(roles);
+        const [a, roles] = await Promise.all([storage.accounts.findById(accountId), storage.roles.get(accountId)]);
+        return a ? new Set(roles.scopes) : undefined;
       },
     },
   });

@@ -17,11 +17,18 @@ import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { STORES, describeOrSkip } from '../helpers/env.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover } from '../helpers/rp.ts';
+import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
+import { runNode } from '../helpers/process.ts';
+import { totpCode } from '../helpers/totp.ts';
+import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
 
 const SECRET = 'an-admin-client-secret-long-enough-0123456789';
 const ALL = 'admin:read admin:write admin:policy admin:keys';
+const PASSWORD = 'correct horse battery staple';
+const AAL2 = 'urn:adaptive-idp:aal2';
+const AAL3 = 'urn:adaptive-idp:aal3';
+const BIN = path.join(import.meta.dirname, '..', '..', 'idp', 'bin.js');
 
 interface Problem { type: string; title: string; status: number; detail: string; code: string; instance: string; errors?: { path: string; message: string }[] }
 interface OpenApi { openapi: string; paths: Record<string, Record<string, { operationId: string; 'x-required-scope': string; security: unknown[]; responses: Record<string, unknown> }>> }
@@ -284,6 +291,71 @@ for (const store of STORES) {
       const lines = exp.text.trim().split('\n').map((l) => JSON.parse(l) as { id: string });
       assert.deepEqual(lines.map((e) => e.id), ['adm-ev-1', 'adm-ev-2', 'adm-ev-3'], 'newest first');
       assert.equal((await call('GET', '/events?level=extreme', { token })).status, 400);
+    });
+
+    it('serves an administrator by the roles their account holds, at AAL2, and asks AAL3 for the sensitive operations (RFC 9470)', async () => {
+      const accountId = await srv.addUser('root-admin', PASSWORD);
+      const totp = await srv.addTotp(accountId);
+      // The first administrator is made on the server's disk.
+      const env = { PATH: process.env.PATH ?? '', ...srv.env };
+      const made = await runNode([BIN, 'user', 'roles', 'root-admin', '--set', 'admin:read admin:write'], { env });
+      assert.equal(made.code, 0, made.stderr);
+      assert.deepEqual((JSON.parse(made.stdout) as { scopes: string[] }).scopes, ['admin:read', 'admin:write']);
+      await srv.addClient('console', {
+        redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+        scope: `openid ${ALL}`, first_party: true,
+      }, SECRET);
+      const config = await discover(srv.issuer, 'console', SECRET);
+      const params = { scope: `openid ${ALL}`, resource: audience };
+      const l = await loginThroughForm(config, 'root-admin', PASSWORD, params);
+      const aal1 = await client.authorizationCodeGrant(config, l.callback, { pkceCodeVerifier: l.verifier, expectedNonce: l.nonce, expectedState: l.state }, { resource: audience });
+      const weak = await call('GET', '/clients', { token: aal1.access_token });
+      assert.equal(weak.status, 401, weak.text);
+      assert.equal(problem(weak).code, 'insufficient_user_authentication');
+      assert.match(weak.headers.get('www-authenticate') ?? '', new RegExp(`error="insufficient_user_authentication".*acr_values="${AAL2} ${AAL3}"`));
+
+      // The console sends the administrator back with the acr_values of the challenge: only the second factor is asked.
+      const verifier = client.randomPKCECodeVerifier();
+      const retry = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, ...params, acr_values: `${AAL2} ${AAL3}`, code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const second = await l.browser.navigate(retry, {}, REDIRECT_URI);
+      const back = await l.browser.submit(second, '/totp', { code: totpCode(totp) }, REDIRECT_URI);
+      assert.ok(back.url.href.startsWith(REDIRECT_URI), back.body.slice(0, 300));
+      const aal2 = await client.authorizationCodeGrant(config, back.url, { pkceCodeVerifier: verifier }, { resource: audience });
+      const token = aal2.access_token;
+      assert.equal((await call('GET', '/clients', { token })).status, 200);
+      assert.equal((await call('GET', `/users/${accountId}/roles`, { token })).status, 200);
+      // Registered for admin:keys and granted it in the token, but the account does not hold it.
+      const keys = await call('POST', '/keys/rotate', { token, headers: { 'if-match': '"0"' } });
+      assert.equal(keys.status, 403);
+      assert.equal(problem(keys).code, 'insufficient_scope');
+      // Sensitive: AAL3 (a passkey) within ADMIN_SENSITIVE_MAX_AGE.
+      const id = `by-admin-${crypto.randomUUID().slice(0, 6)}`;
+      const created = await call('POST', '/clients', { token, body: { client_id: id, grant_types: ['client_credentials'], scope: 'openid' } });
+      assert.equal(created.status, 201, created.text);
+      const rotate = await call('POST', `/clients/${id}/secret`, { token, headers: { 'if-match': '"1"' } });
+      assert.equal(rotate.status, 401);
+      assert.match(rotate.headers.get('www-authenticate') ?? '', new RegExp(`acr_values="${AAL3}"`));
+      // Roles cannot grant what the caller does not hold.
+      const other = await srv.addUser('helper-admin', PASSWORD);
+      const grant = await call('PUT', `/users/${other}/roles`, { token, body: { scopes: ['admin:keys'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(grant.status, 401, 'setting roles is sensitive: AAL3 first');
+      // A role taken away counts at the next request.
+      const roles = await srv.storage.roles.get(accountId);
+      await srv.storage.roles.set(accountId, ['admin:write'], roles.version);
+      assert.equal((await call('GET', '/clients', { token })).status, 403);
+    });
+
+    it('lets a client holding admin:write grant only the roles it holds itself', async () => {
+      const writer = await tokenFor('role-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const user = await srv.addUser(`role-target-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      const refused = await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: ['admin:read', 'admin:keys'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(refused.status, 403);
+      assert.match(problem(refused).detail, /admin:keys/);
+      const ok = await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: ['admin:read'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.headers.get('etag'), '"1"');
+      assert.equal((await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: [] }, headers: { 'if-match': '"0"' } })).status, 412);
+      assert.equal((await call('GET', '/users/nobody/roles', { token: writer })).status, 404);
     });
 
     it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {

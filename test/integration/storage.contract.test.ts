@@ -152,6 +152,33 @@ for (const store of STORES) {
       });
     });
 
+    describe('admin roles', () => {
+      it('are versioned from 0 (none), and one of 100 parallel changes of a version wins, across two store objects', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const id = crypto.randomUUID();
+          assert.deepEqual(await s.roles.get(id), { scopes: [], version: 0 });
+          const first = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).roles.set(id, [i % 3 ? 'admin:read' : 'admin:keys'], 0)));
+          assert.equal(first.filter((r) => r.status === 'fulfilled').length, 1, 'one creation');
+          assert.ok(first.every((r) => r.status === 'fulfilled' || (r.reason as Error) instanceof VersionConflictError));
+          const v1 = await other.roles.get(id);
+          assert.equal(v1.version, 1);
+          const next = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).roles.set(id, ['admin:read', 'admin:write', `admin:${i % 2 ? 'policy' : 'keys'}`], 1)));
+          const won = next.filter((r) => r.status === 'fulfilled');
+          assert.equal(won.length, 1, 'one change of version 1');
+          const v2 = await s.roles.get(id);
+          assert.equal(v2.version, 2);
+          assert.deepEqual(v2.scopes, (won[0] as PromiseFulfilledResult<{ scopes: string[] }>).value.scopes);
+          await assert.rejects(s.roles.set(id, [], 1), (e: VersionConflictError) => e instanceof VersionConflictError && e.current === 2);
+          assert.ok((await s.roles.list()).some((r) => r.accountId === id));
+          await s.roles.set(id, [], 2);
+          assert.ok(!(await other.roles.list()).some((r) => r.accountId === id), 'an account with no roles is not listed');
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     describe('event queries', () => {
       it('pages newest first, by user and time range', async () => {
         const user = `q-${crypto.randomUUID()}`;
