@@ -190,16 +190,24 @@ export function tokenConfiguration(options: TokenOptions) {
        * resource scopes the client is registered for (its `scope` metadata; all of them when
        * it has none, as oidc-provider treats static scopes).
        */
-      async getResourceServerInfo(_ctx, indicator, client) {
+      async getResourceServerInfo(ctx, indicator, client) {
         const admin = adminAudience(settings.issuer);
         const audience = matchResource([admin, ...settings.resourceServers], indicator);
         if (!audience) throw new errors.InvalidTarget('unknown resource server');
         const registered = client.scope?.split(' ');
         // Admin scopes only ever for the admin API, and only to a client registered for them
         // by name: never by default, and never in a token for another resource server.
-        const allowed = audience === admin
+        let allowed = audience === admin
           ? (registered ?? []).filter((s) => adminScopes.has(s))
           : (registered ?? resourceScopes).filter((s) => resourceScopeSet.has(s) && !adminScopes.has(s));
+        // An administrator's token carries only the admin roles their account holds (the admin
+        // API cuts to them again at every request, when a role may have been taken away since).
+        const entities = ctx.oidc?.entities;
+        const accountId = entities?.AuthorizationCode?.accountId ?? entities?.RefreshToken?.accountId ?? entities?.DeviceCode?.accountId;
+        if (audience === admin && accountId) {
+          const roles = new Set((await storage.roles.get(accountId)).scopes);
+          allowed = allowed.filter((s) => roles.has(s));
+        }
         return {
           audience,
           scope: allowed.join(' '),

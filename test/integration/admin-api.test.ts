@@ -322,9 +322,10 @@ for (const store of STORES) {
       assert.ok(back.url.href.startsWith(REDIRECT_URI), back.body.slice(0, 300));
       const aal2 = await client.authorizationCodeGrant(config, back.url, { pkceCodeVerifier: verifier }, { resource: audience });
       const token = aal2.access_token;
+      assert.equal(aal2.scope?.split(' ').filter((x) => x.startsWith('admin:')).sort().join(' '), 'admin:read admin:write', 'the token carries only the roles the account holds');
       assert.equal((await call('GET', '/clients', { token })).status, 200);
       assert.equal((await call('GET', `/users/${accountId}/roles`, { token })).status, 200);
-      // Registered for admin:keys and granted it in the token, but the account does not hold it.
+      // The client is registered for admin:keys, but the account does not hold it.
       const keys = await call('POST', '/keys/rotate', { token, headers: { 'if-match': '"0"' } });
       assert.equal(keys.status, 403);
       assert.equal(problem(keys).code, 'insufficient_scope');
