@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { auditHash, canonicalJson, GENESIS_HASH, hmacSealer, type AuditSealer } from '../adapters/storage/audit-chain.ts';
 import { deriveKey } from '../adapters/keys.ts';
 import type { AuditFilter, Page, Storage } from '../adapters/storage/port.ts';
-import type { AuditInput, AuditRecord } from '../models/types.ts';
+import type { Actor, AuditInput, AuditRecord } from '../models/types.ts';
 import { toEcs, type EcsAuditEvent } from './audit-ecs.ts';
 import { maskSecrets } from './audit-mask.ts';
 
@@ -173,6 +173,20 @@ function safeEqual(a: string, b: unknown): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && crypto.timingSafeEqual(x, y);
+}
+
+/**
+ * The record of a policy change made through the store (the policy lifecycle: publish, rollback),
+ * in the same shape as the file reloads idp/server.ts records (`policy.reload`): the versions
+ * before and after, the message, whether it went live. For the policy service's `audit` call.
+ */
+export function policyChange(actor: Actor, action: 'policy.publish' | 'policy.rollback', change: {
+  from?: string | undefined; to: string; message?: string | undefined; outcome?: 'success' | 'failure'; detail?: Record<string, unknown>;
+}): AuditInput {
+  return {
+    actor, action, outcome: change.outcome ?? 'success', target: { type: 'policy', id: change.to },
+    before: { version: change.from }, after: { version: change.to }, detail: { ...(change.message !== undefined ? { message: change.message } : {}), ...change.detail },
+  };
 }
 
 export interface AuditTrailOptions {

@@ -1,6 +1,7 @@
 /**
  * Named events, emitted from one place (STYLE.md §11): each goes to the log and is counted
- * for /metrics. The audit trail of logins is the login-event store (see interactions/risk.ts).
+ * for /metrics. The audit trail (idp/audit.ts) is written beside them, durably, where the
+ * action happens: a log line may be lost, an audit record the user was answered after may not.
  */
 import type { Logger } from './log.ts';
 

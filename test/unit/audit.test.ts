@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import { auditHash, canonicalJson, chainRecord, GENESIS_HASH, hmacSealer, type AuditEntry } from '../../adapters/storage/audit-chain.ts';
-import { MASKED, maskSecrets, verifyChain } from '../../idp/audit.ts';
+import { MASKED, maskSecrets, policyChange, verifyChain } from '../../idp/audit.ts';
 import { isSecretKey } from '../../idp/audit-mask.ts';
 import { recordOfEcs, toEcs } from '../../idp/audit-ecs.ts';
 import type { AuditRecord } from '../../models/types.ts';
@@ -165,5 +165,14 @@ describe('ECS shape', () => {
     const edited = JSON.parse(lines[1]!);
     edited.idp.audit.after.username = 'eve';
     assert.equal((await verifyChain([back[0]!, recordOfEcs(edited)], KEY)).broken?.problem, 'hash_mismatch');
+  });
+});
+
+describe('policy changes through the store', () => {
+  it('are recorded in the shape of a file reload: versions before and after, the message', () => {
+    assert.deepEqual(policyChange({ kind: 'user', id: 'admin', ip: '192.0.2.1' }, 'policy.publish', { from: 'aaaaaaaaaaaa', to: 'bbbbbbbbbbbb', message: 'raise new_country' }), {
+      actor: { kind: 'user', id: 'admin', ip: '192.0.2.1' }, action: 'policy.publish', outcome: 'success', target: { type: 'policy', id: 'bbbbbbbbbbbb' },
+      before: { version: 'aaaaaaaaaaaa' }, after: { version: 'bbbbbbbbbbbb' }, detail: { message: 'raise new_country' },
+    });
   });
 });
