@@ -4,6 +4,7 @@
  * (idp/audit.ts), the same the admin API calls.
  */
 import { once } from 'node:events';
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Writable } from 'node:stream';
 import { loadOrCreateKeys } from '../adapters/keys.ts';
@@ -11,6 +12,7 @@ import type { Storage } from '../adapters/storage/port.ts';
 import type { Actor, AuditInput, AuditRecord } from '../models/types.ts';
 import { AuditTrail, type AuditQuery } from './audit.ts';
 import type { Settings } from './settings.ts';
+import { CliError } from './cli-risk.ts';
 
 /** Who runs this command: the OS user (`cli`, README "Audit trail"). */
 export function cliActor(): Actor {
@@ -23,14 +25,18 @@ export function cliActor(): Actor {
   return { kind: 'cli', id: name || process.env.USER || `uid:${process.getuid?.() ?? 'unknown'}` };
 }
 
-/** The trail on an open store, sealed with the key file's data key. */
-export function cliTrail(settings: Settings, storage: Storage): AuditTrail {
+/**
+ * The trail on an open store, sealed with the key file's data key. Reading it (`verify`,
+ * `export`, `list`) never creates a key file: a new key would call every seal forged.
+ */
+export function cliTrail(settings: Settings, storage: Storage, opts: { create?: boolean } = {}): AuditTrail {
+  if (!opts.create && !fs.existsSync(settings.keysFile)) throw new CliError(`no key file at ${settings.keysFile} (KEYS_FILE): the audit trail's seals are checked with its data key`);
   return new AuditTrail({ storage, dataKey: loadOrCreateKeys(settings.keysFile).dataKey });
 }
 
 /** Records something this command did (secrets masked by the trail). */
 export async function recordCli(settings: Settings, storage: Storage, e: Omit<AuditInput, 'actor'>): Promise<void> {
-  await cliTrail(settings, storage).record({ actor: cliActor(), ...e });
+  await cliTrail(settings, storage, { create: true }).record({ actor: cliActor(), ...e });
 }
 
 /** `idp audit verify`: true when the whole chain is intact. */

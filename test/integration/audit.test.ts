@@ -225,6 +225,9 @@ for (const store of STORES) {
       await assert.rejects(srv.audit.query({ limit: 2, order: 'asc', after: first.next }), (e: unknown) => e instanceof AuditError && e.code === 'invalid_cursor');
       await assert.rejects(srv.audit.query({ since: 'yesterday' }), (e: unknown) => e instanceof AuditError && e.code === 'invalid_query' && /since/.test(e.message));
       await assert.rejects(srv.audit.query({ limit: 5000 }), (e: unknown) => e instanceof AuditError && e.code === 'invalid_query');
+      const noKeys = await runNode([BIN, 'audit', 'verify'], { env: { PATH: process.env.PATH ?? '', ...srv.env, KEYS_FILE: path.join(tempDir('idp-nokeys-'), 'keys.json') } });
+      assert.equal(noKeys.code, 1);
+      assert.match(noKeys.stderr, /^idp: no key file at .*keys\.json \(KEYS_FILE\)/);
       const bad = await idp(srv, ['audit', 'list', '--outcome', 'maybe']);
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /^idp: outcome: /);
