@@ -28,27 +28,16 @@ import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { loadDirectories } from './directories.ts';
 import { keystrokeEvalCommand } from './cli-keystroke.ts';
 import * as z from 'zod';
-import os from 'node:os';
 import { ClientAdmin, ClientAdminError } from './admin/clients.ts';
 import { RoleAdmin } from './admin/roles.ts';
 import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
-import type { Actor, AuditInput } from '../models/types.ts';
+import { auditExportCommand, auditListCommand, auditVerifyCommand, cliActor, cliTrail, recordCli } from './cli-audit.ts';
+import { AuditError } from './audit.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 
 class UsageError extends Error {}
 
-/** Who runs the CLI, for the audit trail: the OS user on the server's disk. */
-function cliActor(): Actor {
-  try {
-    return { kind: 'cli', id: os.userInfo().username };
-  } catch {
-    // No passwd entry for the uid (a container): the uid is still someone.
-    return { kind: 'cli', id: `uid:${process.getuid?.() ?? '?'}` };
-  }
-}
 
-/** Until the audit trail is wired, CLI actions are recorded by their own output and the store. */
-const cliAudit = async (e: AuditInput): Promise<void> => { void e; };
 /** `risk` is left out: an operator opts a client into seeing risk assessments. */
 const DEFAULT_CLIENT_SCOPE = 'openid offline_access profile email';
 class Refused extends Error {}
@@ -86,6 +75,10 @@ const HELP = `Usage: idp <command> [options]
                   keystroke detectors on the CMU benchmark (README: Keystroke dynamics)
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
   idp simulate --events <jsonl> [--policy <dir>] [--baseline-policy <dir>] --out <dir>
+  idp audit verify [--json]                   check the audit trail's hash chain and seals; names the first broken record
+  idp audit export [--since ISO] [--until ISO] [--out <file>]   the audit trail as ECS JSON lines (README: Audit trail)
+  idp audit list [--actor ID] [--actor-kind K] [--action PREFIX] [--target ID] [--target-type T] [--outcome O]
+                 [--since ISO] [--until ISO] [--order asc|desc] [--limit N] [--after CURSOR] [--json]
 
 Configuration comes from the environment (see README, or: idp config docs).`;
 
@@ -152,9 +145,16 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       const username = validateUsername(positionals[0]!);
       if (values.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError(`--email: not an email address: "${values.email}"`);
       const passwordHash = await hasher().hash(await readStdin(), { words: [username, values.email?.split('@')[0], values.name] });
-      const account = await withStorage(settings, (s) => s.accounts.create({
-        id: crypto.randomUUID(), username, email: values.email, emailVerified: Boolean(values['email-verified']), name: values.name, passwordHash,
-      }));
+      const account = await withStorage(settings, async (s) => {
+        const a = await s.accounts.create({
+          id: crypto.randomUUID(), username, email: values.email, emailVerified: Boolean(values['email-verified']), name: values.name, passwordHash,
+        });
+        await recordCli(settings, s, {
+          action: 'user.create', outcome: 'success', target: { type: 'user', id: a.id },
+          after: { id: a.id, username: a.username, email: a.email, emailVerified: a.emailVerified, name: a.name },
+        });
+        return a;
+      });
       process.stdout.write(`${JSON.stringify({ id: account.id, username: account.username, email: account.email, name: account.name })}\n`);
       return;
     }
@@ -175,6 +175,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
           delete (history as { keystroke?: unknown }).keystroke;
           await s.risk.putUser(a.id, history);
         }
+        await recordCli(settings, s, { action: 'user.password', outcome: 'success', target: { type: 'user', id: a.id }, detail: { username: a.username } });
       });
       process.stdout.write(`password changed for ${username}\n`);
       return;
@@ -194,7 +195,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       const { positionals, values } = parse(args, { set: { type: 'string' } }, 1);
       const result = await withStorage(settings, async (s) => {
         const a = await findUser(s, positionals[0]!);
-        const roles = new RoleAdmin(s, cliAudit);
+        const roles = new RoleAdmin(s, cliTrail(settings, s, { create: true }).audit);
         if (values.set === undefined) return roles.get(a.id);
         const scopes = values.set.split(/[\s,]+/).filter(Boolean);
         const unknown = scopes.filter((x) => !(ADMIN_SCOPE_NAMES as string[]).includes(x));
@@ -211,6 +212,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       await withStorage(settings, async (s) => {
         const a = await findUser(s, username);
         await new LoginThrottle(s.attempts, settings).unlock(a.id);
+        await recordCli(settings, s, { action: 'user.unlock', outcome: 'success', target: { type: 'user', id: a.id }, detail: { username: a.username } });
       });
       process.stdout.write(`unlocked ${username}\n`);
       return;
@@ -248,11 +250,19 @@ async function mfaCommand(settings: Settings, action: string | undefined, args: 
         if (values.totp) {
           const { factor, secret } = newTotpFactor(new SecretBox(keys.dataKey), { id: crypto.randomUUID(), accountId: a.id, label, enrolledVia: 'admin' });
           await s.factors.add(factor);
+          await recordCli(settings, s, {
+            action: 'factor.enrol', outcome: 'success', target: { type: 'user', id: a.id },
+            after: { id: factor.id, kind: factor.kind, label: factor.label, enrolledVia: factor.enrolledVia }, detail: { via: 'admin' },
+          });
           process.stdout.write(`${otpauthUri(secret, { issuer: totpIssuerName(settings.issuer), account: signInName(a) || a.username })}\n`);
           process.stderr.write(`added TOTP factor ${factor.id} ("${label}") to ${a.username}; the URI holds its secret and is not shown again: hand it over privately (e.g. as a QR code)\n`);
         } else {
           const before = (await s.factors.list(a.id)).filter((f) => f.kind === 'recovery').length;
-          const { codes } = await replaceRecoveryCodes(s.factors, deriveKey(keys.dataKey, 'recovery'), { id: crypto.randomUUID(), accountId: a.id, enrolledVia: 'admin' });
+          const { factor, codes } = await replaceRecoveryCodes(s.factors, deriveKey(keys.dataKey, 'recovery'), { id: crypto.randomUUID(), accountId: a.id, enrolledVia: 'admin' });
+          await recordCli(settings, s, {
+            action: 'factor.enrol', outcome: 'success', target: { type: 'user', id: a.id },
+            after: { id: factor.id, kind: factor.kind, label: factor.label, enrolledVia: factor.enrolledVia }, detail: { via: 'admin', replaced: before > 0 },
+          });
           process.stdout.write(`${codes.join('\n')}\n`);
           process.stderr.write(`${codes.length} recovery codes for ${a.username}, each usable once and not shown again${before ? '; the earlier codes no longer work' : ''}\n`);
         }
@@ -282,7 +292,13 @@ async function mfaCommand(settings: Settings, action: string | undefined, args: 
       const { positionals } = parse(args, {}, 1);
       const { username, removed } = await withStorage(settings, async (s) => {
         const a = await account(s, positionals[0]!);
-        return { username: a.username, removed: await s.factors.removeAll(a.id) };
+        const had = await s.factors.list(a.id);
+        const removed = await s.factors.removeAll(a.id);
+        await recordCli(settings, s, {
+          action: 'factor.reset', outcome: 'success', target: { type: 'user', id: a.id },
+          before: had.map((f) => ({ id: f.id, kind: f.kind, label: f.label, enrolledVia: f.enrolledVia })), after: [], detail: { username: a.username, removed },
+        });
+        return { username: a.username, removed };
       });
       process.stdout.write(`removed ${removed} second factor${removed === 1 ? '' : 's'} of ${username}\n`);
       return;
@@ -330,7 +346,8 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         const clients = new ClientAdmin({
           storage: s, box, supportedScopes: new Set<string>([...OIDC_SCOPES, ...resourceScopes]), acrValues,
           validate: async (m) => { await provider.Client.validate(m as never); },
-          audit: cliAudit,
+          // The client view it records has no secret (nor its ciphertext): only the client type.
+          audit: cliTrail(settings, s, { create: true }).audit,
         });
         try {
           return await clients.create(input, cliActor(), { secret: values.secret });
@@ -365,8 +382,11 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
   }
 }
 
-function keysCommand(settings: Settings, sub: string | undefined, args: string[]): void {
+async function keysCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
   const timings = keyTimings(settings.keysReloadInterval, settings.idTokenTtl);
+  // The key file is changed first: the trail records what was done (kids only, never a key).
+  const record = (action: string, detail: Record<string, unknown>) =>
+    withStorage(settings, (s) => recordCli(settings, s, { action, outcome: 'success', target: { type: 'keys', id: 'signing' }, detail }));
   switch (sub) {
     case 'list':
       parse(args, {}, 0);
@@ -375,18 +395,22 @@ function keysCommand(settings: Settings, sub: string | undefined, args: string[]
     case 'rotate': {
       parse(args, {}, 0);
       const r = rotateKeys(settings.keysFile, timings);
+      await record('keys.rotate', r);
       process.stdout.write(`${JSON.stringify({ ...r, note: 'staged: every instance publishes them within KEYS_RELOAD_INTERVAL; run `idp keys activate` after activateAfter to make them sign' }, null, 2)}\n`);
       return;
     }
     case 'activate': {
       parse(args, {}, 0);
       const r = activateKeys(settings.keysFile, timings);
+      await record('keys.activate', r);
       process.stdout.write(`${JSON.stringify({ ...r, note: 'instances sign with the activated keys within KEYS_RELOAD_INTERVAL; previous keys stay published until `idp keys retire` after retireAfter' }, null, 2)}\n`);
       return;
     }
     case 'retire': {
       const { values } = parse(args, { kid: { type: 'string' } }, 0);
-      process.stdout.write(`${JSON.stringify(retireKeys(settings.keysFile, timings, { kid: values.kid }), null, 2)}\n`);
+      const r = retireKeys(settings.keysFile, timings, { kid: values.kid });
+      await record('keys.retire', r);
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return;
     }
     default:
@@ -437,6 +461,51 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
     }
     default:
       throw new UsageError(`unknown command "model ${sub ?? ''}"`);
+  }
+}
+
+/** `idp audit …` (idp/cli-audit.ts). */
+async function auditCommand(settings: Settings, sub: string | undefined, args: string[]): Promise<void> {
+  const time = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const t = Date.parse(v);
+    if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}/.test(v)) throw new UsageError(`--${name}: not an ISO 8601 time: "${v}"`);
+    return t;
+  };
+  switch (sub) {
+    case 'verify': {
+      const { values } = parse(args, { json: { type: 'boolean' } }, 0);
+      if (!(await withStorage(settings, (s) => auditVerifyCommand(cliTrail(settings, s), Boolean(values.json), process.stdout)))) process.exitCode = 1;
+      return;
+    }
+    case 'export': {
+      const { values } = parse(args, { since: { type: 'string' }, until: { type: 'string' }, out: { type: 'string' } }, 0);
+      const range = { since: time('since', values.since), until: time('until', values.until) };
+      const out = values.out ? fs.createWriteStream(values.out, { mode: 0o600 }) : process.stdout;
+      const n = await withStorage(settings, (s) => auditExportCommand(cliTrail(settings, s), range, out));
+      if (values.out) {
+        await new Promise<void>((r) => (out as fs.WriteStream).end(() => r()));
+        process.stderr.write(`${n} audit record${n === 1 ? '' : 's'} written to ${values.out}\n`);
+      }
+      return;
+    }
+    case 'list': {
+      const { values } = parse(args, {
+        actor: { type: 'string' }, 'actor-kind': { type: 'string' }, action: { type: 'string' }, target: { type: 'string' }, 'target-type': { type: 'string' },
+        outcome: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, order: { type: 'string' }, limit: { type: 'string' },
+        after: { type: 'string' }, json: { type: 'boolean' },
+      }, 0);
+      const iso = (name: string, v: string | undefined) => (v === undefined ? undefined : new Date(time(name, v)!).toISOString());
+      const q = {
+        actorId: values.actor, actorKind: values['actor-kind'] as never, action: values.action, targetId: values.target, targetType: values['target-type'],
+        outcome: values.outcome as never, since: iso('since', values.since), until: iso('until', values.until), order: values.order as never,
+        limit: num('limit', values.limit), after: values.after,
+      };
+      await withStorage(settings, (s) => auditListCommand(cliTrail(settings, s), q, Boolean(values.json), process.stdout, process.stderr, table));
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "audit ${sub ?? ''}" (verify, export or list)`);
   }
 }
 
@@ -509,6 +578,8 @@ async function main(argv: string[]): Promise<void> {
       if (values.out) await new Promise<void>((r) => (out as fs.WriteStream).end(() => r()));
       return;
     }
+    case 'audit':
+      return auditCommand(settings, sub, rest);
     case 'simulate': {
       const { values } = parse(sub === undefined ? [] : [sub, ...rest], {
         events: { type: 'string' }, policy: { type: 'string' }, 'baseline-policy': { type: 'string' }, out: { type: 'string' },
@@ -548,7 +619,7 @@ try {
   await main(process.argv.slice(2));
 } catch (err) {
   const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
-    || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError;
+    || err instanceof AuditError || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError;
   const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);
   process.exitCode = err instanceof UsageError ? 2 : 1;

@@ -1,6 +1,7 @@
 /**
  * Named events, emitted from one place (STYLE.md §11): each goes to the log and is counted
- * for /metrics. The audit trail of logins is the login-event store (see interactions/risk.ts).
+ * for /metrics. The audit trail (idp/audit.ts) is written beside them, durably, where the
+ * action happens: a log line may be lost, an audit record the user was answered after may not.
  */
 import type { Logger } from './log.ts';
 
@@ -10,7 +11,6 @@ export const EVENT_NAMES = [
   'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
   'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',
   'directory.unavailable', 'directory.linked', 'directory.session_ended',
-  'admin.action',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 

@@ -41,11 +41,15 @@ import { clientIp } from '../interactions/context.ts';
 import { createAdminApi } from './admin/index.ts';
 import { ConfigError } from './settings.ts';
 import type { Settings } from './settings.ts';
+import { AuditTrail } from './audit.ts';
+import type { AuditInput } from '../models/types.ts';
 
 export interface RunningServer {
   readonly url: string;
   readonly storage: Storage;
   readonly policies: PolicyRuntime;
+  /** The audit trail (idp/audit.ts): for the admin API's query, export and verify. */
+  readonly audit: AuditTrail;
   readonly server: http.Server;
   close(): Promise<void>;
 }
@@ -157,14 +161,31 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     const monitor = describeMonitor(p.risk);
     if (monitor) log[p.risk.mode === 'monitor' ? 'warn' : 'info'](`policy ${p.version}: ${monitor}`, { policy: p.version });
   };
+  // Policy reloads and rejections go on the audit trail once the store is open (below); a
+  // reload is no request, so a record that cannot be written is logged, not fatal.
+  const late: { trail?: AuditTrail } = {};
+  const policyActor = { kind: 'system', id: 'policy-files' } as const;
+  const auditPolicy = (e: Omit<AuditInput, 'actor'>) => {
+    late.trail?.record({ actor: policyActor, ...e }).catch((err: unknown) => log.error('audit record failed', { action: e.action, error: err as Error }));
+  };
+  let policyVersion: string | undefined;
   // The policy first: an invalid one stops the start, naming every error.
   const policies = startPolicyRuntime(settings.policyDir, {
     onReload: (p) => {
       events.emit('policy.reloaded', { version: p.version, model: p.forest.version });
       announceMonitor(p);
+      auditPolicy({
+        action: 'policy.reload', outcome: 'success', target: { type: 'policy', id: p.version },
+        before: { version: policyVersion }, after: { version: p.version, model: p.forest.version }, detail: { dir: settings.policyDir },
+      });
+      policyVersion = p.version;
     },
-    onReject: (_errors, message) => events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error'),
+    onReject: (_errors, message) => {
+      events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error');
+      auditPolicy({ action: 'policy.reject', outcome: 'failure', target: { type: 'policy', id: policyVersion ?? 'none' }, detail: { dir: settings.policyDir, errors: message } });
+    },
   });
+  policyVersion = policies.current().version;
   announceMonitor(policies.current());
   const geo = await openGeo({
     cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir,
@@ -173,10 +194,17 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
+  const audit = new AuditTrail({ storage, dataKey: keys.dataKey });
+  late.trail = audit;
+  // The policy this instance starts with, as a reload records the next one.
+  await audit.record({
+    actor: policyActor, action: 'policy.load', outcome: 'success', target: { type: 'policy', id: policies.current().version },
+    after: { version: policies.current().version, model: policies.current().forest.version }, detail: { dir: settings.policyDir },
+  });
   const acrValues = policies.current().assurance.levels.map((l) => l.acr);
   // Like the ACR values, read once: discovery publishes them (tokens.ts).
   const resourceScopes = resourceScopeNames(Object.keys(policies.current().assurance.operations), settings.resourceScopes);
-  const risk = new RiskService(storage, geo, policies, events, { recordBehaviour: settings.behaviourRetentionDays > 0 });
+  const risk = new RiskService(storage, geo, policies, events, { recordBehaviour: settings.behaviourRetentionDays > 0, audit: audit.audit });
   // Raw behavioural samples leave the login events after BEHAVIOUR_RETENTION_DAYS (0: at once,
   // should earlier runs have stored some); templates keep their own newest samples.
   const pruneBehaviour = () =>
@@ -236,8 +264,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       verificationKeys: () => verificationKeys,
       validateClient: async (metadata) => { await currentProvider!.Client.validate(metadata as never); },
       clientsChanged: () => clientCache.clear(),
-      // Until the audit trail is wired: admin actions go to the log (never secrets: the services mask them).
-      audit: async (e) => { events.emit('admin.action', { actor: `${e.actor.kind}:${e.actor.id}`, action: e.action, outcome: e.outcome, target: e.target ? `${e.target.type}:${e.target.id}` : undefined }); },
+      trail: audit,
       clientIp,
     })
     : undefined;
@@ -270,6 +297,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       transactions, box, recoveryKey, deviceNonceKey, issuerName, sessionIdleTtl: settings.sessionIdleTtl, webauthn,
       // A login's tokens can be minted while its session lasts and while its refresh tokens do.
       loginRecordTtl: Math.max(settings.sessionMaxAge, settings.refreshTokenTtl),
+      audit: audit.audit,
     });
     // Only paths under a router's prefix enter it: the token endpoint and the rest of
     // oidc-provider's routes skip matching every interaction and account route.
@@ -280,7 +308,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       provider, storage, csrf: accountCsrf, events, log, box, recoveryKey, issuer: settings.issuer, issuerName, webauthn,
       levels: () => policies.current().assurance.levels,
       sessionIdleTtl: settings.sessionIdleTtl, sessionMaxAge: settings.sessionMaxAge, maxFormBytes: settings.maxBodyBytes, secure,
-      directories, directorySessionGraceMs: settings.directorySessionGrace * 1000,
+      directories, directorySessionGraceMs: settings.directorySessionGrace * 1000, audit: audit.audit,
     });
     const accountRoutes = account.routes();
     provider.use((ctx, next) => (/^\/account(\/|$)/i.test(ctx.path) ? accountRoutes(ctx as Parameters<typeof accountRoutes>[0], next) : next()));
@@ -328,6 +356,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     storage,
     server,
     policies,
+    audit,
     async close() {
       clearInterval(sweeper);
       clearInterval(pruner);

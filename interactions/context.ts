@@ -15,6 +15,7 @@ import type { SafeHtml } from './html.ts';
 import type { Transactions } from './transaction.ts';
 import type { WebAuthn } from './methods/webauthn.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
+import type { AuditInput } from '../models/types.ts';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -44,6 +45,8 @@ export interface InteractionDeps {
   webauthn: WebAuthn;
   /** Seconds after a login during which its tokens can still be minted (login-record.ts). */
   loginRecordTtl: number;
+  /** The audit trail (idp/audit.ts): factor enrolments, recorded before the step answers. */
+  audit: (e: AuditInput) => Promise<void>;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -16,7 +16,7 @@
 import crypto from 'node:crypto';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { GeoLookup } from '../adapters/geoip.ts';
-import type { LoginEventRecord } from '../models/types.ts';
+import type { AuditInput, LoginEventRecord } from '../models/types.ts';
 import { assess } from '../policies/assess.ts';
 import type { Behaviour } from '../policies/behaviour.ts';
 import { emptyUserHistory, joinsTemplates, RECENT_MS, recordTrusted } from '../policies/history.ts';
@@ -44,6 +44,11 @@ export interface AttemptInfo {
 }
 
 export interface RiskOptions {
+  /**
+   * The audit trail (idp/audit.ts): every decision on a login and every failed first factor
+   * is recorded, durably, before the step answers.
+   */
+  audit: (e: AuditInput) => Promise<void>;
   /**
    * Whether first-factor successes record their raw behavioural sample in the login event
    * (BEHAVIOUR_RETENTION_DAYS > 0). Either way the sample is scored and may join the templates.
@@ -81,6 +86,24 @@ function monitorRecord(m: NonNullable<RiskResult['monitor']>, digits?: number): 
   };
 }
 
+/** The audit record of a login's decision (README "Audit trail": auth.decision). */
+function decisionRecord(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string, amr: readonly string[]): AuditInput {
+  return {
+    actor: { kind: 'system', id: 'login', ip: a.ip },
+    action: 'auth.decision',
+    // A block refuses the login; allow and step-up let it go on (a step-up's own result is the login's).
+    outcome: decision.decision === 'block' ? 'failure' : 'success',
+    target: { type: 'user', id: a.user },
+    detail: {
+      decision: decision.decision, level: assessment.level, score: Number(assessment.score.toFixed(3)), requiredAcr: decision.requiredAcr,
+      required: decision.required, amr: [...amr], client: a.clientId, event: eventId, policy: assessment.policyVersion, model: assessment.modelVersion,
+      reasons: assessment.reasons.filter((r) => !r.monitor).map((r) => r.factor),
+      ...(monitor ? { monitor: { decision: monitor.decision.decision, level: monitor.assessment.level } } : {}),
+      ...(assessment.errors.length ? { errors: assessment.errors } : {}),
+    },
+  };
+}
+
 const isUserHistory = (x: unknown): x is UserHistory => typeof x === 'object' && x !== null && (x as UserHistory).v === 1 && Array.isArray((x as UserHistory).hours);
 
 export class RiskService {
@@ -89,15 +112,17 @@ export class RiskService {
   readonly #policies: PolicyRuntime;
   readonly #events: Events;
   readonly #recordBehaviour: boolean;
+  readonly #audit: (e: AuditInput) => Promise<void>;
   /** The history document each scored context was read with, while that context lives. */
   readonly #read = new WeakMap<LoginContext, { doc: unknown }>();
 
-  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events, opts: RiskOptions = {}) {
+  constructor(storage: Storage, geo: GeoLookup, policies: PolicyRuntime, events: Events, opts: RiskOptions) {
     this.#storage = storage;
     this.#geo = geo;
     this.#policies = policies;
     this.#events = events;
     this.#recordBehaviour = opts.recordBehaviour ?? true;
+    this.#audit = opts.audit;
   }
 
   get policy(): CompiledPolicy {
@@ -153,9 +178,15 @@ export class RiskService {
   /** A wrong password: remembered for the account and the IP (failures, credential stuffing). */
   async passwordFailed(a: AttemptInfo, ts = Date.now()): Promise<void> {
     const policy = this.#policies.current();
+    const event = this.#record(a, this.#context(a, ts), false);
+    // All three in parallel: on the embedded store they share one commit (its group commit).
     await Promise.all([
       this.#storage.risk.observe({ kind: 'password_failed', ts, user: a.user, ip: a.ip }, this.#expiry(ts, policy)),
-      this.#storage.events.append(this.#record(a, this.#context(a, ts), false)),
+      this.#storage.events.append(event),
+      this.#audit({
+        actor: { kind: 'system', id: 'login', ip: a.ip }, action: 'auth.first_factor', outcome: 'failure',
+        target: { type: 'user', id: a.user }, detail: { event: event.id, client: a.clientId },
+      }),
     ]);
   }
 
@@ -180,9 +211,12 @@ export class RiskService {
       behaviour: this.#recordBehaviour ? a.behaviour : undefined,
     });
     // Whatever the decision: country hopping counts first-factor successes, trusted or not.
+    // The decision's audit record in the same round (one commit on the embedded store): durable
+    // before the step answers, so no user sees a decision the trail could lose.
     await Promise.all([
       this.#storage.risk.observe({ kind: 'password_ok', ts, user: a.user, ip: a.ip, country: ctx.place.country }, this.#expiry(ts, policy)),
       this.#storage.events.append(event),
+      this.#audit(decisionRecord(a, assessment, decision, monitor, event.id, opts.amr ?? ['pwd'])),
     ]);
     this.#decided(a, assessment, decision, monitor, event.id);
     return { assessment, decision, monitor, policy, eventId: event.id, context: ctx };

@@ -314,3 +314,27 @@ export function registerModels(conn: Connection) {
     Role: conn.model<RoleDoc>('Role', roleSchema),
   };
 }
+
+// --- Audit trail (issue 11) ---------------------------------------------------------------
+
+/**
+ * One audit record (models/types.ts AuditRecord) in the `audit` collection, written through the
+ * driver (adapters/storage/mongo-audit.ts). `_id` is the sequence number: its unique index is
+ * what keeps the numbers single across instances. before/after/detail are JSON text, like
+ * ClientDoc.metadata: their keys may contain characters MongoDB treats specially.
+ */
+export interface AuditDoc {
+  _id: number;
+  id: string;
+  ts: Date;
+  actor: { kind: 'user' | 'client' | 'cli' | 'system'; id: string; ip?: string | null };
+  action: string;
+  outcome: 'success' | 'failure';
+  target?: { type: string; id: string } | null;
+  before?: string | null;
+  after?: string | null;
+  detail?: string | null;
+  prevHash: string;
+  hash: string;
+  seal: string;
+}

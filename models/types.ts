@@ -238,3 +238,33 @@ export interface AuditInput {
   /** Anything else worth keeping (reason, message, decision summary). */
   detail?: Record<string, unknown> | undefined;
 }
+
+// --- Audit trail (issue 11) ---------------------------------------------------------------
+
+/**
+ * One record of the audit trail as stored: an AuditInput (secrets masked) plus what the trail
+ * adds. The records form a hash chain (adapters/storage/audit-chain.ts): `hash` is SHA-256 over
+ * the record's canonical JSON (RFC 8785), `prevHash` included; `seal` is an HMAC of `hash` under
+ * a key derived from the data key, which the database does not hold.
+ */
+export interface AuditRecord {
+  /** Random (UUID): names the record outside the store (ECS `event.id`). */
+  id: string;
+  /** 1, 2, 3, …: contiguous across every instance sharing the store. */
+  seq: number;
+  /** ISO 8601 UTC, milliseconds: when the record was written. */
+  ts: string;
+  actor: Actor;
+  action: string;
+  outcome: 'success' | 'failure';
+  target?: { type: string; id: string } | undefined;
+  before?: unknown;
+  after?: unknown;
+  detail?: Record<string, unknown> | undefined;
+  /** `hash` of record `seq - 1`; 64 zeros for the first record. */
+  prevHash: string;
+  /** Lowercase hex SHA-256. */
+  hash: string;
+  /** base64url HMAC-SHA-256 of `hash`. */
+  seal: string;
+}

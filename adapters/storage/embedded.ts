@@ -17,6 +17,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
+import { openEmbeddedAudit } from './embedded-audit.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
@@ -124,6 +125,33 @@ CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT N
 CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oidc_expires ON oidc (expires_at) WHERE expires_at IS NOT NULL;
+-- The audit trail (port.ts AuditStore, audit-chain.ts). seq is the rowid, taken as MAX + 1 by
+-- the statement that inserts the record (auditAppend). before/after/detail/actor are JSON text.
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  actor_kind TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  actor_ip TEXT,
+  action TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  target_type TEXT,
+  target_id TEXT,
+  before TEXT,
+  after TEXT,
+  detail TEXT,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  seal TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target_id);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor_id);
+-- Append-only against mistakes (the hash chain and its seal are what stand against intent:
+-- whoever can write the file can drop these).
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 `;
 
 type Row = Record<string, SQLInputValue>;
@@ -467,10 +495,13 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     (stmt.factorCodesUsed.all(factorId) as Row[]).map((u) => ({ hash: u.hash as string, at: new Date(u.at as number) }));
 
   let closed = false;
+  // The audit trail (issue 11): its own module, on this store's statement counter and group commit.
+  const audit = openEmbeddedAudit(db, { counted, write });
 
   return {
     kind: 'embedded',
     stats: { ops },
+    audit,
     accounts: {
       async create(a: NewAccount) {
         const now = Date.now();

@@ -14,6 +14,7 @@ import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEven
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { decodeCursor, DuplicateError, encodeCursor, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
+import { openMongoAudit } from './mongo-audit.ts';
 
 export interface MongoOptions {
   /** Called with a message when the server refuses an optional feature (TTL index). */
@@ -330,9 +331,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     return (await Factor.updateOne({ _id: id }, { $set: { lastUsedAt: at } })).matchedCount === 1;
   }
 
+  // The audit trail (issue 11): its own module and collection.
+  const audit = await openMongoAudit(conn);
+
   return {
     kind: 'mongodb',
     stats: { ops },
+    audit,
     accounts: {
       async create(a) {
         const now = new Date();

@@ -5,6 +5,8 @@
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AuditEntry, AuditSealer } from './audit-chain.ts';
+import type { Actor, AuditRecord } from '../../models/types.ts';
 import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
@@ -354,5 +356,44 @@ export interface Storage {
   readonly oidc: OidcStore;
   readonly factors: FactorStore;
   readonly roles: RoleStore;
+  /** The audit trail (AuditStore below). */
+  readonly audit: AuditStore;
   close(): Promise<void>;
+}
+
+// --- Audit trail (issue 11) ---------------------------------------------------------------
+
+/** Which audit records a query returns; every field given must match. */
+export interface AuditFilter {
+  actorKind?: Actor['kind'] | undefined;
+  actorId?: string | undefined;
+  /** Actions that begin with this, e.g. `user.` or `auth.decision`. */
+  actionPrefix?: string | undefined;
+  targetType?: string | undefined;
+  targetId?: string | undefined;
+  outcome?: 'success' | 'failure' | undefined;
+  /** Epoch ms, inclusive. */
+  since?: number | undefined;
+  /** Epoch ms, exclusive. */
+  until?: number | undefined;
+}
+
+/**
+ * The audit trail: append-only (there is no update and no delete), each record linked to the
+ * one before by its hash (adapters/storage/audit-chain.ts). Sequence numbers are contiguous
+ * across every process and instance sharing the store: the next one is taken, and the record
+ * linked to its predecessor, in one atomic step (embedded: one statement under SQLite's write
+ * lock; MongoDB: an insert under the unique `_id` = seq, retried on a clash), so 100 parallel
+ * appends through two store objects leave 100 records, numbered without gaps, whose chain verifies.
+ */
+export interface AuditStore {
+  /**
+   * Appends `entry` (plain JSON, secrets masked) as the next record, linked and sealed with
+   * `seal`; resolves once the record is durable, with the record as stored.
+   */
+  append(entry: AuditEntry, seal: AuditSealer): Promise<AuditRecord>;
+  /** Records matching `filter`, by sequence number (`asc` or `desc`), after sequence number `after`, at most `limit`. */
+  query(filter: AuditFilter, page: { after?: number | undefined; limit: number; order: 'asc' | 'desc' }): Promise<AuditRecord[]>;
+  /** Every record from sequence number `from` (default 1) on, in order, read in batches. */
+  scan(opts?: { from?: number | undefined; batch?: number | undefined }): AsyncGenerator<AuditRecord>;
 }

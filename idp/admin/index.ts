@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import * as jose from 'jose';
 import type { Storage } from '../../adapters/storage/port.ts';
 import type { SecretBox } from '../../adapters/crypto.ts';
-import type { AuditInput } from '../../models/types.ts';
 import type { Logger } from '../log.ts';
 import type { Settings } from '../settings.ts';
 import { OIDC_SCOPES, adminAudience } from '../tokens.ts';
@@ -19,6 +18,8 @@ import { clientRoutes } from './routes/clients.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { roleRoutes } from './routes/roles.ts';
+import { auditRoutes } from './routes/audit.ts';
+import type { AuditTrail } from '../audit.ts';
 import { RoleAdmin } from './roles.ts';
 import { ADMIN_SCOPE_NAMES, type AdminRoute } from './route.ts';
 
@@ -37,7 +38,8 @@ export interface AdminDeps {
   validateClient(metadata: Record<string, unknown>): Promise<void>;
   /** Called after this process changed a client (its client cache forgets at once). */
   clientsChanged(): void;
-  audit(e: AuditInput): Promise<void>;
+  /** The audit trail: admin actions go on it, and the API serves it. */
+  trail: AuditTrail;
   clientIp(ctx: import('koa').Context): string;
 }
 
@@ -51,14 +53,15 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
     validate: d.validateClient,
     audit: async (e) => {
       d.clientsChanged();
-      await d.audit(e);
+      await d.trail.audit(e);
     },
   });
   return [
     ...clientRoutes(clients),
     ...eventRoutes(new EventAdmin(d.storage)),
-    ...roleRoutes(new RoleAdmin(d.storage, d.audit)),
-    ...keyRoutes({ keysFile: d.settings.keysFile, reloadSeconds: d.settings.keysReloadInterval, idTokenTtl: d.settings.idTokenTtl, audit: d.audit }),
+    ...roleRoutes(new RoleAdmin(d.storage, d.trail.audit)),
+    ...auditRoutes(d.trail),
+    ...keyRoutes({ keysFile: d.settings.keysFile, reloadSeconds: d.settings.keysReloadInterval, idTokenTtl: d.settings.idTokenTtl, audit: d.trail.audit }),
   ];
 }
 

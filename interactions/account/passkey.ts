@@ -47,7 +47,7 @@ function callbacks(deps: AccountDeps): PasskeyCallbacks<SignedIn> {
     },
     async onVerified(ctx, s, result) {
       if (result.kind !== 'register') throw new UserError('account_out_of_date');
-      return afterAdding(deps, ctx, s, { kind: 'webauthn', factorId: result.factor.id, done: 'passkey_added' });
+      return afterAdding(deps, ctx, s, { kind: 'webauthn', factor: result.factor, done: 'passkey_added' });
     },
     async onFailed(ctx, s, error) {
       deps.log.info('account passkey refused', { account: s.account.id, reason: error.code });

@@ -10,6 +10,8 @@ import { UserError } from '../../idp/errors.ts';
 import { renderPage } from '../context.ts';
 import { newRecoveryFactor, replaceRecoveryCodes } from '../methods/recovery.ts';
 import { newRecoveryCodesPage } from '../views/account.ts';
+import type { FactorRecord } from '../../models/types.ts';
+import { factorChange } from '../audit.ts';
 import { freshness, loadPost, type AccountDeps, type SignedIn } from './session.ts';
 import { startSignIn } from './signin.ts';
 
@@ -22,9 +24,12 @@ const ADDED = {
  * An authenticator was added: recorded in the audit trail (`mfa.enrolled`, via `self`), then
  * the recovery codes if the account has none yet, else back to the page.
  */
-export async function afterAdding(deps: AccountDeps, ctx: Context, s: SignedIn, added: { kind: 'totp' | 'webauthn'; factorId: string; done: keyof typeof ADDED }): Promise<void> {
-  deps.events.emit('mfa.enrolled', { account: s.account.id, client: 'account', kind: added.kind, factor: added.factorId, via: 'self', flagged: false });
-  const factors = await deps.storage.factors.list(s.account.id);
+export async function afterAdding(deps: AccountDeps, ctx: Context, s: SignedIn, added: { kind: 'totp' | 'webauthn'; factor: Pick<FactorRecord, 'id' | 'kind' | 'label' | 'enrolledVia'>; done: keyof typeof ADDED }): Promise<void> {
+  deps.events.emit('mfa.enrolled', { account: s.account.id, client: 'account', kind: added.kind, factor: added.factor.id, via: 'self', flagged: false });
+  const [factors] = await Promise.all([
+    deps.storage.factors.list(s.account.id),
+    deps.audit(factorChange(ctx, s.account.id, 'factor.enrol', added.factor, { via: 'self', client: 'account' })),
+  ]);
   if (factors.some((f) => f.kind === 'recovery')) {
     ctx.status = 303;
     ctx.redirect(`/account?done=${added.done}`);
@@ -33,6 +38,7 @@ export async function afterAdding(deps: AccountDeps, ctx: Context, s: SignedIn, 
   const { factor, codes } = newRecoveryFactor(deps.recoveryKey, { id: crypto.randomUUID(), accountId: s.account.id, enrolledVia: 'self' });
   await deps.storage.factors.add(factor);
   deps.events.emit('mfa.enrolled', { account: s.account.id, client: 'account', kind: 'recovery', factor: factor.id, via: 'self', flagged: false });
+  await deps.audit(factorChange(ctx, s.account.id, 'factor.enrol', factor, { via: 'self', client: 'account' }));
   // Shown once, in this response: never stored in the clear, never in a redirect.
   renderPage(ctx, newRecoveryCodesPage({ codes, replaced: false, notice: ADDED[added.done] }));
 }
@@ -48,6 +54,7 @@ export function newRecoveryCodes(deps: AccountDeps): Middleware {
     const replaced = factors.some((x) => x.kind === 'recovery');
     const { factor, codes } = await replaceRecoveryCodes(deps.storage.factors, deps.recoveryKey, { id: crypto.randomUUID(), accountId: s.account.id, enrolledVia: 'self' });
     deps.events.emit('mfa.enrolled', { account: s.account.id, client: 'account', kind: 'recovery', factor: factor.id, via: 'self', flagged: false, replaced });
+    await deps.audit(factorChange(ctx, s.account.id, 'factor.enrol', factor, { via: 'self', client: 'account', replaced }));
     renderPage(ctx, newRecoveryCodesPage({ codes, replaced }));
   };
 }

@@ -15,6 +15,7 @@ import { confirmRemovePage } from '../views/account.ts';
 import { freshness, loadPost, type AccountDeps } from './session.ts';
 import { factorView } from './show.ts';
 import { startSignIn } from './signin.ts';
+import { factorChange } from '../audit.ts';
 
 const isAuthenticator = (f: FactorRecord) => f.kind === 'totp' || f.kind === 'webauthn';
 
@@ -40,6 +41,7 @@ export function removeFactor(deps: AccountDeps): Middleware {
     deps.events.emit('mfa.removed', {
       account: s.account.id, client: 'account', kind: factor.kind, factor: id, via: 'self', last, recoveryRemoved,
     }, last ? 'warn' : 'info');
+    await deps.audit(factorChange(ctx, s.account.id, 'factor.remove', factor, { via: 'self', client: 'account', last, recoveryRemoved }));
     ctx.status = 303;
     ctx.redirect(`/account?done=${last ? 'off' : 'removed'}`);
   };

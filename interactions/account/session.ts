@@ -18,7 +18,7 @@ import type { Directories } from '../../adapters/directory/index.ts';
 import { UserError } from '../../idp/errors.ts';
 import type { Events } from '../../idp/events.ts';
 import type { Logger } from '../../idp/log.ts';
-import type { Account, FactorRecord } from '../../models/types.ts';
+import type { Account, AuditInput, FactorRecord } from '../../models/types.ts';
 import { sessionLevelIndex, type AssuranceLevel } from '../../policies/assurance.ts';
 import type { Csrf } from '../csrf.ts';
 import { readForm } from '../form.ts';
@@ -61,6 +61,8 @@ export interface AccountDeps {
   directories?: Directories | undefined;
   /** DIRECTORY_SESSION_GRACE in ms: how long a linked entry seen active rides out an outage. */
   directorySessionGraceMs?: number | undefined;
+  /** The audit trail (idp/audit.ts): factors added and removed, recorded before the page answers. */
+  audit: (e: AuditInput) => Promise<void>;
 }
 
 export interface SignedIn {

@@ -98,6 +98,6 @@ export function addTotp(deps: AccountDeps): Middleware {
     await deps.storage.factors.add(factor);
     // The code just used is spent: the factor starts at its time step (RFC 6238 §5.2).
     await deps.storage.factors.advance(factor.id, step, new Date(now));
-    return afterAdding(deps, ctx, s, { kind: 'totp', factorId: factor.id, done: 'totp_added' });
+    return afterAdding(deps, ctx, s, { kind: 'totp', factor, done: 'totp_added' });
   };
 }

@@ -11,6 +11,8 @@ import type { Context, Middleware } from 'koa';
 import { UserError } from '../../idp/errors.ts';
 import { renderPage, type Details, type InteractionDeps } from '../context.ts';
 import type { AuthMethod } from '../methods/method.ts';
+import type { FactorRecord } from '../../models/types.ts';
+import { factorChange } from '../audit.ts';
 import { field } from '../form.ts';
 import { newRecoveryFactor } from '../methods/recovery.ts';
 import { matchStep, newTotpFactor, totpMethod } from '../methods/totp.ts';
@@ -43,7 +45,7 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
     await deps.storage.factors.add(factor);
     // The code just used is spent: the factor starts at its time step (RFC 6238 §5.2).
     await deps.storage.factors.advance(factor.id, step, new Date(now));
-    return afterEnrolment(deps, ctx, details, tx, { kind: 'totp', method: totpMethod.id, amr: [...totpMethod.amr], at: now });
+    return afterEnrolment(deps, ctx, details, tx, { kind: 'totp', method: totpMethod.id, amr: [...totpMethod.amr], at: now, factor });
   };
 }
 
@@ -54,14 +56,17 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
  */
 export async function afterEnrolment(
   deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction,
-  enrolled: { kind: 'totp' | 'webauthn'; method: AuthMethod['id']; amr: string[]; at: number },
+  enrolled: { kind: 'totp' | 'webauthn'; method: AuthMethod['id']; amr: string[]; at: number; factor: Pick<FactorRecord, 'id' | 'kind' | 'label' | 'enrolledVia'> },
 ): Promise<void> {
   const via = tx.enrolment === 'required' ? 'login' : 'self';
   // Flagged: bound by whoever held the password at a moment the engine found risky.
   const flagged = via === 'login' || tx.risk.level !== 'low';
+  const client = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
   deps.events.emit('mfa.enrolled', {
-    account: tx.accountId, client: details.params.client_id, kind: enrolled.kind, via, flagged, risk: tx.risk.level, event: tx.eventId,
+    account: tx.accountId, client, kind: enrolled.kind, via, flagged, risk: tx.risk.level, event: tx.eventId,
   }, flagged ? 'warn' : 'info');
+  const during = { via, flagged, risk: tx.risk.level, event: tx.eventId, client };
+  await deps.audit(factorChange(ctx, tx.accountId, 'factor.enrol', enrolled.factor, during));
   // An authenticator bound in this very login proves only that the enrolling browser holds
   // it. It counts towards this login's level only where the login needed it and policy let it
   // be enrolled (missing_factor: enroll); an optional enrolment leaves the login at what it
@@ -75,7 +80,10 @@ export async function afterEnrolment(
   if (existing.some((f) => f.kind === 'recovery')) return proceed(deps, ctx, details, tx);
   const { factor: codesFactor, codes } = newRecoveryFactor(deps.recoveryKey, { id: crypto.randomUUID(), accountId: tx.accountId, enrolledVia: via });
   await deps.storage.factors.add(codesFactor);
-  await deps.transactions.put(tx, expiryOf(details));
+  await Promise.all([
+    deps.audit(factorChange(ctx, tx.accountId, 'factor.enrol', codesFactor, during)),
+    deps.transactions.put(tx, expiryOf(details)),
+  ]);
   // Shown once, in this response: never stored in the clear, never in a redirect.
   renderPage(ctx, recoveryCodesPage({ codes, continueAction: `/interaction/${details.uid}/continue`, csrf: deps.csrf.issue(ctx, details.uid) }));
 }

@@ -48,7 +48,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
         if (!tx) return renderPage(ctx, await loginForm(deps, ctx, details, {}), 400);
         const w = result.factor.webauthn!;
         const amr = [w.deviceType === 'singleDevice' ? 'hwk' : 'swk', ...(w.userVerified ? ['user'] : [])];
-        return afterEnrolment(deps, ctx, details, tx, { kind: 'webauthn', method: 'webauthn', amr, at: now });
+        return afterEnrolment(deps, ctx, details, tx, { kind: 'webauthn', method: 'webauthn', amr, at: now, factor: result.factor });
       }
       const a = result.assertion;
       if (tx) {

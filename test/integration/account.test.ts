@@ -182,6 +182,11 @@ for (const store of STORES) {
       assert.equal(audit?.level, 'warn');
       assert.equal(audit?.last, true);
       assert.equal(audit?.via, 'self');
+      // On the audit trail: by alice herself, with what was removed.
+      const [removed] = (await srv.audit.query({ action: 'factor.remove', targetId: alice })).items;
+      assert.deepEqual(removed?.actor, { kind: 'user', id: alice, ip: '127.0.0.1' });
+      assert.deepEqual(removed.before, { id: factor, kind: 'totp', label: 'Phone', enrolledVia: 'admin' });
+      assert.equal((removed.detail as { last: boolean }).last, true);
     });
 
     let carolSecret = '';
@@ -221,6 +226,12 @@ for (const store of STORES) {
       const logs = JSON.stringify(srv.logs);
       assert.ok(!logs.includes(carolSecret) && !carolCodes.some((c) => logs.includes(c)), 'no secret in the logs');
       assert.ok(srv.logs.some((l) => l.msg === 'mfa.enrolled' && l.account === carol && l.kind === 'totp' && l.via === 'self'));
+      // On the audit trail: the app and its codes, by carol, never their secrets.
+      const trail = (await srv.audit.query({ action: 'factor.enrol', targetId: carol, order: 'asc' })).items;
+      assert.deepEqual(trail.map((r) => [(r.after as { kind: string; label: string }).kind, (r.after as { label: string }).label, r.actor.id]),
+        [['totp', 'Work phone', carol], ['recovery', 'Recovery codes', carol]]);
+      const recorded = JSON.stringify(trail);
+      assert.ok(!recorded.includes(carolSecret) && !carolCodes.some((c) => recorded.includes(c)));
     });
 
     it('has the new app ask at the next step-up of an application, and count there', async () => {
@@ -250,6 +261,9 @@ for (const store of STORES) {
       const fresh = codesOf(shown);
       assert.equal(fresh.length, 10);
       assert.ok(!fresh.some((c) => carolCodes.includes(c)));
+      const [replaced] = (await srv.audit.query({ action: 'factor.enrol', targetType: 'user', limit: 1 })).items;
+      assert.equal((replaced?.after as { kind: string }).kind, 'recovery');
+      assert.equal((replaced!.detail as { replaced: boolean }).replaced, true);
 
       const config = await discover(srv.issuer, 'web');
       const stepUp = async (code: string) => {

@@ -198,6 +198,31 @@ for (const store of STORES) {
       await assert.rejects(client.clientCredentialsGrant(await discover(srv.issuer, id, newSecret), {}), 'a removed client gets no tokens');
     });
 
+    it('puts its changes on the audit trail, which it serves, exports (ECS) and verifies', async () => {
+      const token = await admin();
+      const id = `audited-${crypto.randomUUID().slice(0, 6)}`;
+      const created = await call('POST', '/clients', { token, body: { client_id: id, grant_types: ['client_credentials'], scope: 'openid' } });
+      assert.equal(created.status, 201);
+      const secret = (created.json as { client_secret: string }).client_secret;
+      const page = await call('GET', `/audit?action=client.create&targetId=${id}`, { token });
+      assert.equal(page.status, 200, page.text);
+      const rec = (page.json as { items: { action: string; actor: { kind: string; id: string; ip?: string }; after: { client_id: string } }[] }).items[0]!;
+      assert.equal(rec.action, 'client.create');
+      assert.deepEqual({ kind: rec.actor.kind, id: rec.actor.id }, { kind: 'client', id: 'admin-all' });
+      assert.ok(rec.actor.ip, 'from where');
+      assert.equal(rec.after.client_id, id);
+      assert.doesNotMatch(page.text, new RegExp(secret), 'never the secret');
+      const exp = await call('GET', '/audit/export', { token });
+      assert.equal(exp.status, 200);
+      const events = exp.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(events.some((e) => (e.event as { action?: string } | undefined)?.action === 'client.create' && typeof e['@timestamp'] === 'string'));
+      const v = await call('GET', '/audit/verify', { token });
+      assert.equal(v.status, 200);
+      assert.equal((v.json as { ok: boolean }).ok, true);
+      assert.equal((await call('GET', '/audit?since=yesterday', { token })).status, 400);
+      assert.equal((await call('GET', '/audit?cursor=zzz', { token })).status, 400);
+    });
+
     it('lets one of 100 parallel replacements of one version win; the others get 412', async () => {
       const token = await admin();
       const id = `race-${crypto.randomUUID().slice(0, 8)}`;

@@ -121,6 +121,12 @@ for (const store of STORES) {
       const audit = srv.logs.find((l) => l.msg === 'mfa.enrolled' && l.account === carol);
       assert.equal(audit?.flagged, true);
       assert.equal(audit?.level, 'warn');
+      // On the audit trail: both factors, by carol from where she signed in, flagged, never their secrets.
+      const trail = (await srv.audit.query({ action: 'factor.enrol', targetId: carol, order: 'asc' })).items;
+      assert.deepEqual(trail.map((r) => [(r.after as { kind: string }).kind, r.actor.kind, r.actor.id, r.actor.ip, (r.detail as { via: string; flagged: boolean }).via, (r.detail as { flagged: boolean }).flagged]),
+        [['totp', 'user', carol, '1.1.1.1', 'login', true], ['recovery', 'user', carol, '1.1.1.1', 'login', true]]);
+      const recorded = JSON.stringify(trail);
+      assert.ok(!recorded.includes(secret) && !codes.some((c) => recorded.includes(c)));
     });
 
     it('accepts a recovery code once in place of the app', async () => {

@@ -9,11 +9,27 @@ import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makePolicyDir } from '../helpers/policy.ts';
+import type { AuditRecord } from '../../models/types.ts';
 
 async function metrics(srv: TestServer): Promise<string> {
   const res = await fetch(`${srv.url}/metrics`);
   assert.equal(res.status, 200);
   return res.text();
+}
+
+/** The policy records on the audit trail, oldest first (written just after the swap: polled). */
+async function policyTrail(srv: TestServer, count: number): Promise<AuditRecord[]> {
+  let items: AuditRecord[] = [];
+  await waitForAsync(async () => (items = (await srv.audit.query({ action: 'policy.', order: 'asc' })).items).length >= count, 5000);
+  return items;
+}
+
+async function waitForAsync(cond: () => Promise<boolean>, ms: number): Promise<void> {
+  const t0 = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - t0 > ms) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
@@ -50,6 +66,11 @@ describe('policy hot reload', () => {
     const m = await metrics(srv);
     assert.equal(metric(m, 'idp_policy_reloads_total'), 1);
     assert.match(m, new RegExp(`idp_policy_info\\{version="${srv.policies.current().version}"`));
+    // The audit trail: the policy the server started with, then the reload, from one version to the next.
+    const [load, reload] = await policyTrail(srv, 2);
+    assert.deepEqual([load?.action, load?.actor, load?.target], ['policy.load', { kind: 'system', id: 'policy-files' }, { type: 'policy', id: before.version }]);
+    assert.deepEqual([reload?.action, reload?.outcome, reload?.before, (reload?.after as { version: string }).version],
+      ['policy.reload', 'success', { version: before.version }, srv.policies.current().version]);
   });
 
   it('rejects a broken change, says why, counts it, and keeps the last good policy', async () => {
@@ -66,6 +87,9 @@ describe('policy hot reload', () => {
     const m = await metrics(srv);
     assert.equal(metric(m, 'idp_policy_reloads_rejected_total'), 1);
     assert.match(m, new RegExp(`idp_policy_info\\{version="${good.version}"`));
+    const rejected = (await policyTrail(srv, 3))[2]!;
+    assert.deepEqual([rejected.action, rejected.outcome, rejected.target], ['policy.reject', 'failure', { type: 'policy', id: good.version }]);
+    assert.match(String((rejected.detail as { errors: string }).errors), /"aal7" is not an assurance level/);
 
     // Fixing the file brings reloads back.
     fs.writeFileSync(assuranceFile, text.replace(/medium: aal2/, 'medium: aal3'));

@@ -10,8 +10,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
-import { decodeCursor, InvalidCursorError, VersionConflictError } from '../../adapters/storage/port.ts';
-import type { LoginEventRecord } from '../../models/types.ts';
+import { decodeCursor, InvalidCursorError, VersionConflictError, type AuditFilter } from '../../adapters/storage/port.ts';
+import type { AuditRecord, LoginEventRecord } from '../../models/types.ts';
+import { auditHash, hmacSealer, type AuditEntry } from '../../adapters/storage/audit-chain.ts';
+import { verifyChain } from '../../idp/audit.ts';
 import { mongoUriForTest, STORES, describeOrSkip, tempDir, type StoreKind } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS, startNode } from '../helpers/process.ts';
 
@@ -695,6 +697,81 @@ for (const store of STORES) {
           assert.deepEqual(await s.events.findById(e.id), rest);
         }
         assert.equal(await s.events.pruneBehaviour(now - 150 * DAY), 0);
+      });
+    });
+
+    describe('audit trail', () => {
+      const seal = hmacSealer(Buffer.alloc(32, 7));
+      const entry = (action: string, extra: Partial<AuditEntry> = {}): AuditEntry => ({
+        actor: { kind: 'cli', id: 'ops' }, action, outcome: 'success', ...extra,
+      });
+      const all = async (st: Storage) => {
+        const out: AuditRecord[] = [];
+        for await (const r of st.audit.scan({ batch: 7 })) out.push(r);
+        return out;
+      };
+
+      it('appends records linked in one chain, each read back exactly as it was returned', async () => {
+        const before = (await all(s)).length;
+        const a = await s.audit.append(entry('user.create', {
+          actor: { kind: 'user', id: 'admin-1', ip: '192.0.2.1' }, target: { type: 'user', id: 'u-1' },
+          after: { username: 'amy', claims: { 'a.b': 1, $where: 'x', n: [1, 2.5, null, 'é'] } }, detail: { note: 'first' },
+        }), seal);
+        const b = await s.audit.append(entry('user.unlock', { target: { type: 'user', id: 'u-1' }, outcome: 'failure' }), seal);
+        assert.equal(a.seq, before + 1);
+        assert.equal(b.seq, a.seq + 1);
+        assert.equal(b.prevHash, a.hash);
+        assert.equal(a.hash, auditHash(a));
+        assert.equal(a.seal, seal(a.hash));
+        const stored = await all(s);
+        assert.deepEqual(stored.slice(-2), [a, b]);
+        assert.equal((await verifyChain(stored, Buffer.alloc(32, 7))).ok, true);
+        // scan from a sequence number.
+        assert.deepEqual((await (async () => { const o: AuditRecord[] = []; for await (const r of s.audit.scan({ from: b.seq })) o.push(r); return o; })()), [b]);
+      });
+
+      it('queries by actor, action prefix, target, outcome and time, in either order, after a cursor', async () => {
+        const t0 = Date.now();
+        const mine = [
+          await s.audit.append(entry('keys.rotate', { actor: { kind: 'cli', id: 'qa-root' } }), seal),
+          await s.audit.append(entry('factor.enrol', { actor: { kind: 'user', id: 'qa-u' }, target: { type: 'user', id: 'qa-u' } }), seal),
+          await s.audit.append(entry('factor.remove', { actor: { kind: 'user', id: 'qa-u' }, target: { type: 'user', id: 'qa-u' }, outcome: 'failure' }), seal),
+          await s.audit.append(entry('factorx.other', { actor: { kind: 'user', id: 'qa-u' } }), seal),
+        ];
+        const seqs = (rs: AuditRecord[]) => rs.map((r) => r.seq);
+        const q = (f: AuditFilter, order: 'asc' | 'desc' = 'asc', after?: number, limit = 50) => s.audit.query(f, { after, limit, order });
+        assert.deepEqual(seqs(await q({ actorId: 'qa-u' })), seqs(mine.slice(1)));
+        assert.deepEqual(seqs(await q({ actorKind: 'cli', actorId: 'qa-root' })), [mine[0]!.seq]);
+        assert.deepEqual(seqs(await q({ actionPrefix: 'factor.' })), seqs(mine.slice(1, 3)));
+        assert.deepEqual(seqs(await q({ actionPrefix: 'factor', actorId: 'qa-u' })), seqs(mine.slice(1)));
+        assert.deepEqual(seqs(await q({ targetType: 'user', targetId: 'qa-u', outcome: 'failure' })), [mine[2]!.seq]);
+        assert.deepEqual(seqs(await q({ actorId: 'qa-u' }, 'desc')), seqs(mine.slice(1)).reverse());
+        assert.deepEqual(seqs(await q({ actorId: 'qa-u' }, 'desc', mine[3]!.seq, 1)), [mine[2]!.seq]);
+        assert.deepEqual(seqs(await q({ actorId: 'qa-u' }, 'asc', mine[1]!.seq)), seqs(mine.slice(2)));
+        assert.ok((await q({ since: t0 - 1000, until: Date.now() + 1000 })).length >= 4);
+        assert.deepEqual(await q({ since: Date.now() + 60_000 }), []);
+        assert.deepEqual(await q({ until: t0 - 60_000, actorId: 'qa-u' }), []);
+      });
+
+      it('numbers 100 parallel appends through two store objects on one database without a gap, in one chain that verifies', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const before = (await all(s)).length;
+          const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).audit.append(entry('test.parallel', { detail: { i } }), seal)));
+          const stored = await all(s);
+          assert.equal(stored.length, before + 100);
+          assert.deepEqual(stored.map((r) => r.seq), stored.map((_, i) => i + 1), 'contiguous from 1');
+          assert.deepEqual(new Set(results.map((r) => r.seq)).size, 100, 'each caller got its own record');
+          // What each caller was told is what is stored.
+          const bySeq = new Map(stored.map((r) => [r.seq, r]));
+          for (const r of results) assert.deepEqual(bySeq.get(r.seq), r);
+          assert.deepEqual([...new Set(stored.slice(before).map((r) => (r.detail as { i: number }).i))].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+          const v = await verifyChain(stored, Buffer.alloc(32, 7));
+          assert.equal(v.ok, true, v.broken?.message ?? '');
+          assert.equal(v.checked, before + 100);
+        } finally {
+          await other.close();
+        }
       });
     });
 
