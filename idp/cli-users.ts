@@ -68,18 +68,20 @@ export async function withUsers<T>(settings: Settings, fn: (users: UserService, 
 }
 
 /**
- * Back-channel logout from the command line: a provider built as `idp client add` builds one
- * (same keys, same clients), never served, whose client model signs and sends the logout
- * tokens (idp/admin/backchannel.ts).
+ * Back-channel logout away from a running server (the CLI): a provider built as `idp client
+ * add` builds one (same keys, same clients), never served, whose client model signs and
+ * sends the logout tokens (idp/admin/backchannel.ts).
  */
+export function standaloneLogoutNotifier(settings: Settings, s: Storage, onError?: Parameters<typeof backchannelNotifier>[1]): LogoutNotifier {
+  const policy = policyOrExit(settings.policyDir, { withoutModel: true });
+  const keys = loadOrCreateKeys(settings.keysFile);
+  const provider = buildProvider(settings, s, keys, new SecretBox(keys.dataKey), createLogger('silent'), policy.assurance.levels.map((l) => l.acr),
+    resourceScopeNames(Object.keys(policy.assurance.operations), settings.resourceScopes));
+  return backchannelNotifier(provider, onError);
+}
+
 function cliLogout(settings: Settings): (s: Storage) => LogoutNotifier {
-  return (s) => {
-    const policy = policyOrExit(settings.policyDir, { withoutModel: true });
-    const keys = loadOrCreateKeys(settings.keysFile);
-    const provider = buildProvider(settings, s, keys, new SecretBox(keys.dataKey), createLogger('silent'), policy.assurance.levels.map((l) => l.acr),
-      resourceScopeNames(Object.keys(policy.assurance.operations), settings.resourceScopes));
-    return backchannelNotifier(provider, (n, err) => process.stderr.write(`back-channel logout to ${n.clientId} failed: ${err.message}\n`));
-  };
+  return (s) => standaloneLogoutNotifier(settings, s, (n, err) => process.stderr.write(`back-channel logout to ${n.clientId} failed: ${err.message}\n`));
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, positionals: number) {
