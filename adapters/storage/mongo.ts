@@ -244,7 +244,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   }
   // A user's sessions, grants and tokens (issue 11). Sparse: client-credentials tokens and
   // interactions have no account.
-  for (const m of oidcModels.values()) await m.collection.createIndex({ accountId: 1 }, { sparse: true });
+  await Promise.all([...oidcModels.values()].map((m) => m.collection.createIndex({ accountId: 1 }, { sparse: true })));
   // Records stored before the account id was kept get it from their payload, once per
   // database (the marker); two instances migrating at once write the same values.
   if (!(await migrations.findOne({ _id: 'oidc-account-id' }))) {
