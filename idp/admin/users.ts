@@ -286,8 +286,10 @@ export class UserService {
         : err instanceof VersionConflictError ? 'version_conflict'
           : err instanceof z.ZodError ? 'invalid_input'
             : err instanceof Error && ['DuplicateError', 'PasswordError'].includes(err.name) ? err.name : undefined;
-      // A refusal is recorded; a fault (the store down) is the log's, not the trail's.
-      if (reason) await this.#d.audit({ actor, action, outcome: 'failure', ...(id ? { target: target(id) } : {}), detail: { reason, message: (err as Error).message } });
+      // A refusal is recorded; a fault (the store down) is the log's, not the trail's. A
+      // schema's refusal by field and message only: never the value refused (a password).
+      const message = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') : (err as Error).message;
+      if (reason) await this.#d.audit({ actor, action, outcome: 'failure', ...(id ? { target: target(id) } : {}), detail: { reason, message } });
       throw err;
     }
     await this.#d.audit({ actor, action, outcome: 'success', ...out.entry });
