@@ -45,6 +45,9 @@ export function createAdapterClass(storage: Storage, box: SecretBox, clients?: C
         uid: payload.uid,
         userCode: payload.userCode,
         expiresAt: expiresIn ? now + expiresIn * 1000 : undefined,
+        // Sessions, grants and the tokens of a user, found by account for an administrator
+        // (list a user's sessions, end them, delete the user: idp/admin/users.ts).
+        accountId: typeof payload.accountId === 'string' ? payload.accountId : undefined,
       };
       // Inside savingStoredOnly (port.ts): an update of a record still there, never a re-creation.
       if (storedOnly.getStore()) {

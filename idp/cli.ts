@@ -9,11 +9,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { openStorage, DuplicateError, type Storage } from '../adapters/storage/index.ts';
+import { InvalidCursorError, VersionConflictError } from '../adapters/storage/port.ts';
+import { UserClaimsSchema } from './admin/claims.ts';
 import type { Account } from '../models/types.ts';
 import { activateKeys, deriveKey, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
-import { LoginThrottle } from '../interactions/throttle.ts';
 import { signInName } from '../interactions/methods/ldap.ts';
 import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/methods/totp.ts';
 import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
@@ -34,6 +35,8 @@ import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
 import { auditExportCommand, auditListCommand, auditVerifyCommand, cliActor, cliTrail, recordCli } from './cli-audit.ts';
 import { AuditError } from './audit.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
+import { UserAdminError } from './admin/users.ts';
+import { claimsFromOptions, listUsers, userAdminCommand, UserUsageError, withUsers, STRING_CLAIM_OPTIONS, BOOLEAN_CLAIM_OPTIONS, ADDRESS_CLAIM_OPTIONS, usageFromZod } from './cli-users.ts';
 
 class UsageError extends Error {}
 
@@ -45,9 +48,21 @@ class Refused extends Error {}
 const HELP = `Usage: idp <command> [options]
 
   idp start                                   run the provider (same as npm start)
-  idp user add <username> --password-stdin [--email E] [--email-verified] [--name N]
+  idp user add <username> --password-stdin [--email E] [--email-verified] [--name N] [<claim options>]
   idp user passwd <username> --password-stdin set a new password
-  idp user list [--json]
+  idp user list [--prefix P] [--email E] [--disabled | --no-disabled] [--directory D]
+                [--created-after ISO] [--created-before ISO] [--json]
+  idp user show <username>                    the user as JSON: claims, version, disabled, directory link
+  idp user set <username> [<claim options>] [--unset <claim>]... [--claims <file.json>] [--if-version N]
+                claim options: --given-name --family-name --middle-name --nickname --preferred-username
+                --name --email --[no-]email-verified --profile --picture --website --gender --birthdate
+                --zoneinfo --locale --phone-number --[no-]phone-number-verified --address-formatted
+                --address-street --address-locality --address-region --address-postal-code --address-country
+  idp user disable <username> --reason "<why>" [--if-version N]   no sign-in; sessions and tokens ended
+  idp user enable <username> [--if-version N]
+  idp user delete <username>                  the account, its factors, sessions, tokens (login events stay)
+  idp user sessions <username> [--json]       sessions and grants
+  idp user revoke <username> (--session <uid> | --grant <id> | --all)
   idp user unlock <username>                  clear the failed-login lock of an account
   idp user roles <username> [--set "<admin scopes>"]  show or set the admin API roles of an account
   idp user mfa add <username> --totp [--label L]   add an authenticator app; prints its otpauth:// URI
@@ -138,24 +153,18 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
   const hasher = () => new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
   switch (sub) {
     case 'add': {
+      const claimOptions = Object.fromEntries([...Object.keys(STRING_CLAIM_OPTIONS), ...Object.keys(ADDRESS_CLAIM_OPTIONS)].map((o) => [o, { type: 'string' as const }]));
       const { values, positionals } = parse(args, {
-        'password-stdin': { type: 'boolean' }, email: { type: 'string' }, 'email-verified': { type: 'boolean' }, name: { type: 'string' },
+        'password-stdin': { type: 'boolean' }, ...claimOptions, ...Object.fromEntries(Object.keys(BOOLEAN_CLAIM_OPTIONS).map((o) => [o, { type: 'boolean' as const }])),
       }, 1);
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
-      const username = validateUsername(positionals[0]!);
-      if (values.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError(`--email: not an email address: "${values.email}"`);
-      const passwordHash = await hasher().hash(await readStdin(), { words: [username, values.email?.split('@')[0], values.name] });
-      const account = await withStorage(settings, async (s) => {
-        const a = await s.accounts.create({
-          id: crypto.randomUUID(), username, email: values.email, emailVerified: Boolean(values['email-verified']), name: values.name, passwordHash,
-        });
-        await recordCli(settings, s, {
-          action: 'user.create', outcome: 'success', target: { type: 'user', id: a.id },
-          after: { id: a.id, username: a.username, email: a.email, emailVerified: a.emailVerified, name: a.name },
-        });
-        return a;
-      });
-      process.stdout.write(`${JSON.stringify({ id: account.id, username: account.username, email: account.email, name: account.name })}\n`);
+      const claims = claimsFromOptions(values);
+      // The claims are checked before the password is asked for (a typo costs no retyping).
+      const parsed = UserClaimsSchema.safeParse(claims);
+      if (!parsed.success) throw usageFromZod(parsed.error);
+      const password = await readStdin();
+      const user = await withUsers(settings, (users) => users.create(cliActor(), { username: positionals[0]!, password, claims }));
+      process.stdout.write(`${JSON.stringify({ id: user.id, username: user.username, email: user.claims.email, name: user.claims.name })}\n`);
       return;
     }
     case 'passwd': {
@@ -180,17 +189,8 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       process.stdout.write(`password changed for ${username}\n`);
       return;
     }
-    case 'list': {
-      const { values } = parse(args, { json: { type: 'boolean' } }, 0);
-      const accounts = await withStorage(settings, (s) => s.accounts.list());
-      const rows = accounts.map((a) => ({
-        username: a.username, id: a.id, email: a.email, name: a.name, created: a.createdAt.toISOString(),
-        // A linked account: its directory and the name its user signs in with.
-        directory: a.directory ? `${a.directory.name} (${a.claims?.preferred_username ?? a.directory.dn})` : '',
-      }));
-      process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'directory', 'created'])}\n`);
-      return;
-    }
+    case 'list':
+      return listUsers(settings, args);
     case 'roles': {
       const { positionals, values } = parse(args, { set: { type: 'string' } }, 1);
       const result = await withStorage(settings, async (s) => {
@@ -209,11 +209,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
     case 'unlock': {
       const { positionals } = parse(args, {}, 1);
       const username = positionals[0]!;
-      await withStorage(settings, async (s) => {
-        const a = await findUser(s, username);
-        await new LoginThrottle(s.attempts, settings).unlock(a.id);
-        await recordCli(settings, s, { action: 'user.unlock', outcome: 'success', target: { type: 'user', id: a.id }, detail: { username: a.username } });
-      });
+      await withUsers(settings, async (users) => users.unlock(cliActor(), (await users.findByName(username)).id));
       process.stdout.write(`unlocked ${username}\n`);
       return;
     }
@@ -222,6 +218,7 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       return mfaCommand(settings, action, rest);
     }
     default:
+      if (await userAdminCommand(settings, sub, args)) return;
       throw new UsageError(`unknown command "user ${sub ?? ''}"`);
   }
 }
@@ -290,15 +287,9 @@ async function mfaCommand(settings: Settings, action: string | undefined, args: 
     }
     case 'reset': {
       const { positionals } = parse(args, {}, 1);
-      const { username, removed } = await withStorage(settings, async (s) => {
-        const a = await account(s, positionals[0]!);
-        const had = await s.factors.list(a.id);
-        const removed = await s.factors.removeAll(a.id);
-        await recordCli(settings, s, {
-          action: 'factor.reset', outcome: 'success', target: { type: 'user', id: a.id },
-          before: had.map((f) => ({ id: f.id, kind: f.kind, label: f.label, enrolledVia: f.enrolledVia })), after: [], detail: { username: a.username, removed },
-        });
-        return { username: a.username, removed };
+      const { username, removed } = await withUsers(settings, async (users) => {
+        const a = await users.findByName(positionals[0]!);
+        return { username: a.username, ...(await users.resetFactors(cliActor(), a.id)) };
       });
       process.stdout.write(`removed ${removed} second factor${removed === 1 ? '' : 's'} of ${username}\n`);
       return;
@@ -619,8 +610,9 @@ try {
   await main(process.argv.slice(2));
 } catch (err) {
   const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
-    || err instanceof AuditError || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError;
-  const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
+    || err instanceof AuditError || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError
+    || err instanceof UserAdminError || err instanceof UserUsageError || err instanceof VersionConflictError || err instanceof InvalidCursorError;
+  const message = err instanceof z.ZodError ? usageFromZod(err).message : known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
+  process.exitCode = err instanceof UsageError || err instanceof UserUsageError || err instanceof z.ZodError ? 2 : 1;
 }

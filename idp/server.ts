@@ -39,6 +39,7 @@ import type Provider from 'oidc-provider';
 import type { AdapterPayload } from 'oidc-provider';
 import { clientIp } from '../interactions/context.ts';
 import { createAdminApi } from './admin/index.ts';
+import { backchannelNotifier } from './admin/backchannel.ts';
 import { ConfigError } from './settings.ts';
 import type { Settings } from './settings.ts';
 import { AuditTrail } from './audit.ts';
@@ -265,6 +266,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       validateClient: async (metadata) => { await currentProvider!.Client.validate(metadata as never); },
       clientsChanged: () => clientCache.clear(),
       trail: audit,
+      logout: (notice) => backchannelNotifier(currentProvider!, (n, err) => log.warn('back-channel logout failed', { client: n.clientId, error: err }))(notice),
       clientIp,
     })
     : undefined;

@@ -4,7 +4,8 @@
  * provider.ts spreads this into the oidc-provider configuration; protocol behaviour stays
  * oidc-provider's.
  *
- * - OIDC scopes (`openid`, `profile`, `email`, `offline_access`, `risk`) release claims.
+ * - OIDC scopes (`openid`, `profile`, `email`, `address`, `phone`, `offline_access`, `groups`,
+ *   `risk`) release claims (OIDC Core §5.4).
  * - Resource scopes: every operation `assurance.yml` names (e.g. `payments:write`) plus
  *   RESOURCE_SCOPES. They are static scopes of oidc-provider, so a client can be registered
  *   with them (its `scope` metadata is the allow-list oidc-provider enforces) and they reach
@@ -28,7 +29,34 @@ import { SCOPE_TOKEN, type Settings } from './settings.ts';
 import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
 
 /** The scopes that release claims about the user or the login (OIDC Core §5.4). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'risk'] as const;
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'address', 'phone', 'groups', 'risk'] as const;
+
+/** OIDC Core §5.4: the claims the `profile` scope requests. */
+export const PROFILE_CLAIMS = [
+  'name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website',
+  'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at',
+] as const;
+
+/**
+ * Every claim the account has, for oidc-provider to cut down to what the scopes and the claims
+ * parameter ask for (OIDC Core §5.4, §5.5). A claim the user lacks is left out, never sent
+ * empty (§5.1: claims without a value are omitted); `*_verified` goes with its claim.
+ */
+export function accountClaims(account: Account): Record<string, unknown> {
+  const { preferred_username: preferred, groups, phone_number_verified: phoneVerified, ...rest } = account.claims ?? {};
+  const out: Record<string, unknown> = {};
+  if (account.email) Object.assign(out, { email: account.email, email_verified: account.emailVerified });
+  if (account.name) out.name = account.name;
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined && v !== null && v !== '') out[k] = v;
+  if (rest.phone_number) out.phone_number_verified = phoneVerified === true;
+  // A linked account's stored username is an internal key: the directory's name for the user.
+  const preferredUsername = preferred ?? (account.directory ? undefined : account.username);
+  if (preferredUsername) out.preferred_username = preferredUsername;
+  if (groups) out.groups = groups;
+  // OIDC Core §5.1: seconds since the epoch of the last change of the user's information.
+  out.updated_at = Math.floor(account.profileUpdatedAt.getTime() / 1000);
+  return out;
+}
 
 /** The claim that carries the login's risk assessment (README "The risk claim"). */
 export const RISK_CLAIM = 'risk';
@@ -136,7 +164,9 @@ export function tokenConfiguration(options: TokenOptions) {
     claims: {
       openid: ['sub', 'acr', 'amr', 'auth_time', RISK_CLAIM],
       email: ['email', 'email_verified'],
-      profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+      profile: [...PROFILE_CLAIMS],
+      address: ['address'],
+      phone: ['phone_number', 'phone_number_verified'],
       // Not an OIDC Core claim: the directory's group names (README "Directories").
       groups: ['groups'],
       risk: [RISK_CLAIM],
@@ -144,7 +174,9 @@ export function tokenConfiguration(options: TokenOptions) {
     },
     async findAccount(ctx, sub, token) {
       const account = await storage.accounts.findById(sub);
-      if (!account || !(await stillLinked(account, options))) return undefined;
+      // A disabled account is no account: its sessions end at their next use (the
+      // account_not_found check, idp/provider.ts), its codes and refresh tokens are refused.
+      if (!account || account.disabled || !(await stillLinked(account, options))) return undefined;
       return {
         accountId: account.id,
         async claims(use, scope, claims) {
@@ -155,13 +187,7 @@ export function tokenConfiguration(options: TokenOptions) {
           }
           return {
             sub: account.id,
-            ...(account.email ? { email: account.email, email_verified: account.emailVerified } : {}),
-            ...(account.name ? { name: account.name } : {}),
-            ...(account.claims?.given_name ? { given_name: account.claims.given_name } : {}),
-            ...(account.claims?.family_name ? { family_name: account.claims.family_name } : {}),
-            // A linked account's stored username is an internal key: the directory's name for the user.
-            preferred_username: account.directory ? account.claims?.preferred_username : account.username,
-            ...(account.claims?.groups ? { groups: account.claims.groups } : {}),
+            ...accountClaims(account),
             ...(risk ? { [RISK_CLAIM]: risk } : {}),
           };
         },

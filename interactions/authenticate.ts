@@ -11,7 +11,7 @@
  * time), keyed by the entry's immutable id; their claims are refreshed at every sign-in.
  */
 import crypto from 'node:crypto';
-import type { Account } from '../models/types.ts';
+import type { Account, DirectoryProfile, ProfileClaims } from '../models/types.ts';
 import type { Storage } from '../adapters/storage/port.ts';
 import { DuplicateError } from '../adapters/storage/port.ts';
 import {
@@ -41,8 +41,11 @@ export type PasswordOutcome =
   }
   | {
     ok: false; reason: 'invalid'; account?: Account | undefined; subject: string;
-    /** For the log and the event only (the page says "incorrect" whatever it is): why a directory refused. */
-    refused?: { directory: string; reason: AccountProblem | 'ambiguous' | 'directory_failures' } | undefined;
+    /**
+     * For the log and the event only (the page says "incorrect" whatever it is): why a
+     * directory refused, or that an administrator disabled the account (`account_disabled`).
+     */
+    refused?: { directory?: string | undefined; reason: AccountProblem | 'ambiguous' | 'directory_failures' | 'account_disabled' } | undefined;
   }
   | { ok: false; reason: 'throttled'; until: number | undefined; account?: Account | undefined; subject: string }
   /** A directory did not answer in time: nothing was decided and nothing stays counted. */
@@ -98,6 +101,9 @@ export class PasswordAuthenticator {
     if (!account || !result.ok) {
       return { ok: false, reason: 'invalid', account, subject, ...(ambiguous ? { refused: { directory: ambiguous, reason: 'ambiguous' as const } } : {}) };
     }
+    // Disabled by an administrator: refused like a wrong password (the password was checked
+    // all the same, so neither the answer nor its timing tells), and counted as a failure.
+    if (account.disabled) return { ok: false, reason: 'invalid', account, subject, refused: { reason: 'account_disabled' } };
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
     return { ok: true, account, subject, ticket, method: 'password' };
   }
@@ -148,19 +154,27 @@ export class PasswordAuthenticator {
     // A right password for an entry the directory flags (must change it, expired) is still refused.
     if (user.problem) return refused(user.problem);
     const { account, linked } = await this.#link(found, subject, groups);
+    // The directory may let them in; this provider's administrator has disabled the account.
+    if (account.disabled) return { ok: false, reason: 'invalid', subject, refused: { directory: directory.name, reason: 'account_disabled' } };
     return { ok: true, account, subject, ticket, method: 'ldap', ...(linked ? { linked } : {}) };
   }
 
   /** Just-in-time link on the first sign-in; afterwards the claims are refreshed. */
   async #link(found: FoundUser, id: string, groups: string[] | undefined): Promise<{ account: Account; linked?: true }> {
     const { directory, user } = found;
-    const { email, email_verified, name, given_name, family_name, preferred_username } = user.claims;
-    const profile = {
-      directory: { name: directory.name, id: user.id, dn: user.dn, syncedAt: new Date() },
-      email, emailVerified: email_verified === true, name,
-      claims: { given_name, family_name, preferred_username, ...(groups !== undefined ? { groups } : {}) },
-    };
+    // Every mapped claim but the three the account holds itself (email, its verification, name).
+    const { email, email_verified, name, ...mapped } = user.claims;
+    // Groups are the lookup's (`groups`), whatever the entry's memberOf said.
+    const claims: ProfileClaims = { ...mapped, groups };
+    if (groups === undefined) delete claims.groups;
     const existing = await this.#storage.accounts.findById(id);
+    const profile: DirectoryProfile = {
+      directory: { name: directory.name, id: user.id, dn: user.dn, syncedAt: new Date() },
+      email, emailVerified: email_verified === true, name, claims,
+    };
+    // updated_at (OIDC Core §5.1) moves only when what the directory says of the user changed,
+    // not at every sign-in.
+    if (existing && userInformation(existing) !== userInformation(profile)) profile.profileUpdatedAt = new Date();
     if (!existing) {
       try {
         const account = await this.#storage.accounts.create({
@@ -176,6 +190,14 @@ export class PasswordAuthenticator {
     await this.#storage.accounts.syncDirectoryProfile(id, profile);
     // What the store now holds, without reading it back (the parallel first sign-in's account when it won).
     const base = existing ?? (await this.#storage.accounts.findById(id))!;
-    return { account: { ...base, ...profile, updatedAt: new Date() } };
+    return { account: { ...base, ...profile, updatedAt: new Date(), profileUpdatedAt: profile.profileUpdatedAt ?? base.profileUpdatedAt } };
   }
+}
+
+/** What a user's information is, as one comparable text (keys sorted, absent values left out). */
+function userInformation(a: Pick<Account, 'email' | 'emailVerified' | 'name' | 'claims'>): string {
+  const sorted = (v: unknown): unknown => (v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined && x !== null).sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, x]) => [k, sorted(x)]))
+    : v);
+  return JSON.stringify(sorted({ email: a.email, emailVerified: a.emailVerified, name: a.name, claims: a.claims ?? {} }));
 }

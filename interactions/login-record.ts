@@ -66,6 +66,8 @@ export async function saveLoginRecord(storage: Storage, record: LoginRecord, ttl
     id: recordId(record.accountId, record.authTime),
     payload: { risk: record.risk, amr: record.amr, ...(record.device ? { device: record.device } : {}) },
     expiresAt: (record.authTime + ttlSeconds) * 1000,
+    // Deleted with the account (OidcStore.removeByAccount): it holds the login's risk and device.
+    accountId: record.accountId,
   });
 }
 

@@ -146,6 +146,14 @@ export class LoginThrottle {
     await this.#store.reset(factorKey(subject));
   }
 
+  /**
+   * Account deletion: every bucket of the account (its unrecognised-browser, second-factor and
+   * per-browser ones, for the `devices` it recognised). The IP buckets are not the account's.
+   */
+  async forget(subject: string, devices: readonly string[]): Promise<void> {
+    await Promise.all([accountKey(subject), factorKey(subject), ...devices.map((d) => accountKey(subject, d))].map((k) => this.#store.reset(k)));
+  }
+
   async failures(subject: string, now = Date.now()) {
     return this.#store.get(accountKey(subject), now, Infinity, this.#accountWait);
   }

@@ -104,7 +104,8 @@ export class Transactions {
 
   /** `expiresAt`: the interaction's own expiry (epoch ms): the state never outlives it. */
   async put(tx: LoginTransaction, expiresAt: number): Promise<void> {
-    await this.#storage.oidc.upsert({ model: MODEL, id: tx.uid, payload: tx as unknown as Record<string, unknown>, expiresAt });
+    // With its account id: a login under way ends when an administrator deletes the account.
+    await this.#storage.oidc.upsert({ model: MODEL, id: tx.uid, payload: tx as unknown as Record<string, unknown>, expiresAt, accountId: tx.accountId });
     this.#stored.add(tx);
   }
 

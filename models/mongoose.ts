@@ -19,6 +19,25 @@ export interface AccountDoc {
   claims?: ProfileClaims | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Absent on accounts made before versions (issue 11): version 1. */
+  version?: number;
+  disabled?: { at: Date; reason: string; by?: string | null } | null;
+  /** Absent on accounts made before it was kept: `updatedAt` stands in. */
+  profileUpdatedAt?: Date | null;
+}
+
+/**
+ * The marker of one versioned change of an account (adapters/storage/mongo.ts versioned()):
+ * its unique `_id` (`<account>:<created ms>:<version>`) lets exactly one change make each
+ * version, which a conditional update cannot promise on FerretDB v1. It keeps the change, so
+ * one whose writer died before applying it can be completed by the next writer.
+ */
+export interface AccountVersionDoc {
+  _id: string;
+  accountId: string;
+  version: number;
+  change: { set: Record<string, unknown>; unset: string[] };
+  at: Date;
 }
 
 export interface ClientDoc {
@@ -77,6 +96,8 @@ export interface OidcDoc {
   userCode?: string | null;
   expiresAt?: Date | null;
   consumed?: number | null;
+  /** payload.accountId, under an index (issue 11: a user's sessions and grants). */
+  accountId?: string | null;
 }
 
 const opts = { versionKey: false, autoIndex: false, autoCreate: false } as const;
@@ -95,6 +116,9 @@ const accountSchema = new Schema<AccountDoc>(
     claims: { type: Schema.Types.Mixed, default: undefined },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
+    version: Number,
+    disabled: { type: { _id: false, at: Date, reason: String, by: String }, default: undefined },
+    profileUpdatedAt: Date,
   },
   { ...opts, collection: 'accounts' },
 );
@@ -156,6 +180,7 @@ export const oidcSchema = new Schema<OidcDoc>(
     userCode: String,
     expiresAt: Date,
     consumed: Number,
+    accountId: String,
   },
   opts,
 );

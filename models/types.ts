@@ -26,8 +26,34 @@ export interface Account {
    * username, so a rename keeps the same `sub`. Such an account has no local password.
    */
   directory?: DirectoryLink | undefined;
-  /** Claims mapped from the directory at the last sign-in (beside email and name above). */
+  /**
+   * OIDC Core §5.1 claims beside email and name: set by an administrator (`idp user set`, the
+   * admin API) for a local account, mapped from the directory at each sign-in for a linked one.
+   */
   claims?: ProfileClaims | undefined;
+  /**
+   * Starts at 1 and grows by one with every change an administrator makes (claims, disabling):
+   * a change names the version it was made against (`ifVersion`, the admin API's If-Match),
+   * so of two administrators editing at once the second is refused, not silently overwritten.
+   * Bookkeeping (a recognised browser, a directory refresh, a password re-hash) leaves it.
+   */
+  version: number;
+  /** Set while the account is disabled: no sign-in, no session, no token refresh. */
+  disabled?: AccountDisabled | undefined;
+  /**
+   * When the user's information (email, name, claims) last changed: the `updated_at` claim
+   * (OIDC Core §5.1). Not moved by bookkeeping, unlike `updatedAt`.
+   */
+  profileUpdatedAt: Date;
+}
+
+/** Why and since when an account is disabled, and who did it. */
+export interface AccountDisabled {
+  at: Date;
+  /** Free text for administrators; never shown to the user (who sees the generic sign-in error). */
+  reason: string;
+  /** `<actor kind>:<actor id>` of whoever disabled it. */
+  by?: string | undefined;
 }
 
 /** The password hash of an account without a local password (directory-linked): no PHC string, so no password verifies against it. */
@@ -44,15 +70,53 @@ export interface DirectoryLink {
   syncedAt: Date;
 }
 
-/** OIDC Core §5.1 claims other than email/name, and `groups`. */
+/** OIDC Core §5.1.1: the address claim (every member optional). */
+export interface AddressClaim {
+  /** The full mailing address, formatted for display; lines separated by "\n" (or "\r\n"). */
+  formatted?: string | undefined;
+  /** Street, house number, … possibly on several lines. */
+  street_address?: string | undefined;
+  locality?: string | undefined;
+  region?: string | undefined;
+  postal_code?: string | undefined;
+  country?: string | undefined;
+}
+
+/**
+ * OIDC Core §5.1 claims other than sub, email, email_verified, name and updated_at (which
+ * the account holds itself), and `groups` (ours: a directory's group names).
+ */
 export interface ProfileClaims {
   given_name?: string | undefined;
   family_name?: string | undefined;
+  middle_name?: string | undefined;
+  nickname?: string | undefined;
   preferred_username?: string | undefined;
+  profile?: string | undefined;
+  picture?: string | undefined;
+  website?: string | undefined;
+  gender?: string | undefined;
+  /** YYYY-MM-DD, YYYY, or 0000-MM-DD (year withheld). */
+  birthdate?: string | undefined;
+  /** An IANA time zone name, e.g. Europe/Paris. */
+  zoneinfo?: string | undefined;
+  /** A BCP 47 language tag, e.g. fr-CA. */
+  locale?: string | undefined;
+  phone_number?: string | undefined;
+  phone_number_verified?: boolean | undefined;
+  address?: AddressClaim | undefined;
   groups?: string[] | undefined;
 }
 
-export type NewAccount = Omit<Account, 'createdAt' | 'updatedAt' | 'trustedDevices'>;
+export type NewAccount = Omit<Account, 'createdAt' | 'updatedAt' | 'trustedDevices' | 'version' | 'disabled' | 'profileUpdatedAt'>;
+
+/** What an administrator's change of a user's information replaces (AccountStore.updateProfile). */
+export interface AccountProfile {
+  email?: string | undefined;
+  emailVerified: boolean;
+  name?: string | undefined;
+  claims: ProfileClaims;
+}
 
 /** What a sign-in refreshes of a directory-linked account. */
 export interface DirectoryProfile {
@@ -61,6 +125,8 @@ export interface DirectoryProfile {
   emailVerified: boolean;
   name?: string | undefined;
   claims: ProfileClaims;
+  /** Set when the mapped information differs from what the account held: the new `updated_at`. */
+  profileUpdatedAt?: Date | undefined;
 }
 
 /**
@@ -172,6 +238,12 @@ export interface OidcRecord {
   /** Epoch ms; undefined = no expiry. Expired records are filtered on read. */
   expiresAt?: number | undefined;
   consumed?: number | undefined;
+  /**
+   * The account the record belongs to (oidc-provider's `payload.accountId` of a Session, a
+   * Grant, a token; ours of a login's records), kept beside the payload under an index so an
+   * administrator can list and end a user's sessions and grants (OidcStore.listByAccount).
+   */
+  accountId?: string | undefined;
 }
 
 /**

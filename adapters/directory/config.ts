@@ -42,7 +42,7 @@ const AD_USER_FILTERS: Record<AdLoginName, string> = {
 interface Preset {
   userFilter: string;
   idAttribute: DirectoryConfig['idAttribute'];
-  attributes: Partial<Record<DirectoryClaimName, string>>;
+  attributes: Partial<Record<DirectoryClaimName, string | readonly string[]>>;
   groups: { source: GroupLookup['source']; attribute: string; nested: boolean; nameAttribute: string; filter: (nested: boolean) => string };
   /** The directory's failure-counting window when not configured. */
   windowSeconds: number;
@@ -53,7 +53,15 @@ export const PRESETS: Readonly<Record<DirectoryPreset, Preset>> = {
     userFilter: '(&(objectClass=inetOrgPerson)(uid={username}))',
     // RFC 4530: every entry has one, and a rename (modrdn) keeps it.
     idAttribute: 'entryUUID',
-    attributes: { email: 'mail', name: 'cn', given_name: 'givenName', family_name: 'sn', preferred_username: 'uid' },
+    // inetOrgPerson (RFC 2798) and the organizationalPerson attributes it inherits (RFC 4519):
+    // labeledURI is "URI label" (RFC 2079), postalAddress lines joined by `$` (RFC 4517
+    // §3.3.28), preferredLanguage an Accept-Language value. `c` is not an inetOrgPerson
+    // attribute; entries with an auxiliary class that allows it (or extensibleObject) have it.
+    attributes: {
+      email: 'mail', name: 'cn', given_name: 'givenName', family_name: 'sn', preferred_username: 'uid', website: 'labeledURI',
+      locale: 'preferredLanguage', phone_number: ['telephoneNumber', 'mobile'], formatted_address: 'postalAddress', street_address: 'street',
+      locality: 'l', region: 'st', postal_code: 'postalCode', country: 'c',
+    },
     // The memberOf overlay; `search` uses the groupOfNames filter instead.
     groups: { source: 'member_of', attribute: 'memberOf', nested: false, nameAttribute: 'cn', filter: () => '(&(objectClass=groupOfNames)(member={dn}))' },
     // ppolicy's pwdFailureCountInterval as commonly set.
@@ -62,7 +70,14 @@ export const PRESETS: Readonly<Record<DirectoryPreset, Preset>> = {
   active_directory: {
     userFilter: AD_USER_FILTERS.either,
     idAttribute: 'objectGUID',
-    attributes: { email: 'mail', name: 'displayName', given_name: 'givenName', family_name: 'sn', preferred_username: 'sAMAccountName' },
+    // The user class's attributes as Active Directory Users and Computers fills them: the
+    // General tab (middle name: "Initials" is `initials`, the full one `middleName`; web page
+    // `wWWHomePage`; telephone), the Address tab (`streetAddress`, `l`, `st`, `postalCode`, `c`).
+    attributes: {
+      email: 'mail', name: 'displayName', given_name: 'givenName', family_name: 'sn', middle_name: 'middleName', preferred_username: 'sAMAccountName',
+      website: 'wWWHomePage', locale: 'preferredLanguage', phone_number: ['telephoneNumber', 'mobile'], street_address: 'streetAddress',
+      locality: 'l', region: 'st', postal_code: 'postalCode', country: 'c',
+    },
     // memberOf in AD lists direct groups only; the in-chain rule returns nested ones too.
     groups: {
       source: 'search', attribute: 'memberOf', nested: true, nameAttribute: 'cn',
@@ -81,6 +96,8 @@ export const DEFAULT_MAX_FAILURES = 5;
 const NAME = /^[a-z0-9_-]{1,32}$/;
 /** An attribute description: a name or a numeric OID (RFC 4512 §2.5). */
 const attributeName = z.string().regex(/^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/, 'must be an LDAP attribute name');
+/** One attribute, or several tried in order. */
+const attributeNames = z.union([attributeName, z.array(attributeName).min(1, 'list at least one attribute').max(8)]);
 const seconds = (min: number, max: number) => z.number().min(min).max(max);
 
 export const directorySchema = z.strictObject({
@@ -113,10 +130,12 @@ export const directorySchema = z.strictObject({
   login_name: z.enum(AD_LOGIN_NAMES).optional(),
   /** The immutable id; the preset's (entryUUID / objectGUID) by default. */
   id_attribute: z.enum(['entryUUID', 'objectGUID']).optional(),
-  /** Claim → attribute, merged over the preset's; `null` leaves a claim unmapped. */
-  attributes: z.strictObject(Object.fromEntries(DIRECTORY_CLAIMS.map((c) => [c, attributeName.nullable().optional()])) as Record<DirectoryClaimName, z.ZodOptional<z.ZodNullable<typeof attributeName>>>).optional(),
+  /** Claim → attribute (or attributes, the first with a value wins), merged over the preset's; `null` leaves a claim unmapped. */
+  attributes: z.strictObject(Object.fromEntries(DIRECTORY_CLAIMS.map((c) => [c, attributeNames.nullable().optional()])) as Record<DirectoryClaimName, z.ZodOptional<z.ZodNullable<typeof attributeNames>>>).optional(),
   /** The directory's mail is administered (users cannot change it): `email_verified` is true. Default false. */
   email_verified: z.boolean().optional(),
+  /** Likewise for phone numbers: `phone_number_verified` is true. Default false. */
+  phone_number_verified: z.boolean().optional(),
   groups: z.strictObject({
     /** `member_of` (read the user's attribute), `search` (search base with filter) or `none`. */
     source: z.enum(['member_of', 'search', 'none']).optional(),
@@ -277,8 +296,8 @@ function resolve(input: DirectoryEntryInput, ctx: Context, report: Problem): Dir
   const userFilterProblem = filterTemplateProblem(userFilter, USER_PLACEHOLDERS, USER_PLACEHOLDERS);
   if (userFilterProblem) problem(['user_filter'], userFilterProblem);
 
-  const attributes: Partial<Record<DirectoryClaimName, string>> = { ...preset.attributes };
-  for (const [claim, attribute] of Object.entries(input.attributes ?? {}) as [DirectoryClaimName, string | null | undefined][]) {
+  const attributes: Partial<Record<DirectoryClaimName, string | readonly string[]>> = { ...preset.attributes };
+  for (const [claim, attribute] of Object.entries(input.attributes ?? {}) as [DirectoryClaimName, string | string[] | null | undefined][]) {
     if (attribute === null) delete attributes[claim];
     else if (attribute !== undefined) attributes[claim] = attribute;
   }
@@ -329,6 +348,7 @@ function resolve(input: DirectoryEntryInput, ctx: Context, report: Problem): Dir
     idAttribute: input.id_attribute ?? preset.idAttribute,
     attributes,
     emailVerified: input.email_verified ?? false,
+    phoneNumberVerified: input.phone_number_verified ?? false,
     groups,
     timeouts: {
       connectMs: Math.round((input.timeouts?.connect_seconds ?? 3) * 1000),

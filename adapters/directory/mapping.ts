@@ -7,9 +7,11 @@
  * this file are its coverage (test/unit/directory-mapping.test.ts).
  */
 import {
+  ADDRESS_MEMBERS,
   DIRECTORY_CLAIMS,
   DirectoryUnavailableError,
   type AccountProblem,
+  type DirectoryClaimName,
   type BindOutcome,
   type DirectoryClaims,
   type DirectoryConfig,
@@ -154,13 +156,19 @@ export const STATUS_ATTRIBUTES: Readonly<Record<DirectoryPreset, readonly string
 export function userAttributes(config: DirectoryConfig): string[] {
   const wanted = [
     config.idAttribute,
-    ...DIRECTORY_CLAIMS.map((c) => config.attributes[c]).filter((a): a is string => !!a),
+    ...DIRECTORY_CLAIMS.flatMap((c) => attributesOf(config, c)),
     ...(config.groups.source === 'member_of' ? [config.groups.attribute] : []),
     ...STATUS_ATTRIBUTES[config.preset],
   ];
   // Attribute descriptions are case-insensitive (RFC 4512 §2.5): ask for each once.
   const seen = new Set<string>();
   return wanted.filter((a) => !seen.has(a.toLowerCase()) && !!seen.add(a.toLowerCase()));
+}
+
+/** The attribute(s) a claim is mapped from, in the order they are tried. */
+export function attributesOf(config: DirectoryConfig, claim: DirectoryClaimName): readonly string[] {
+  const a = config.attributes[claim];
+  return a === undefined ? [] : typeof a === 'string' ? [a] : a;
 }
 
 /** The attributes a group search asks for. */
@@ -194,15 +202,51 @@ export function mapEntry(config: DirectoryConfig, entry: RawEntry, now: Date): D
   const get = reader(entry);
   const id = mapId(config, entry.dn, get(config.idAttribute));
   const claims: DirectoryClaims = {};
+  const address: NonNullable<DirectoryClaims['address']> = {};
   for (const claim of DIRECTORY_CLAIMS) {
-    const attribute = config.attributes[claim];
-    const value = attribute ? firstText(get(attribute)) : undefined;
-    if (value !== undefined && value !== '') claims[claim] = value;
+    const raw = attributesOf(config, claim).map((a) => firstText(get(a))?.trim()).find((v) => v !== undefined && v !== '');
+    if (raw === undefined) continue;
+    const value = claimValue(claim, raw);
+    if (value === undefined) continue;
+    if (Object.hasOwn(ADDRESS_MEMBERS, claim)) address[ADDRESS_MEMBERS[claim as keyof typeof ADDRESS_MEMBERS]] = value;
+    else claims[claim as Exclude<DirectoryClaimName, keyof typeof ADDRESS_MEMBERS>] = value;
   }
+  if (Object.keys(address).length) claims.address = address;
   if (claims.email !== undefined) claims.email_verified = config.emailVerified === true;
+  if (claims.phone_number !== undefined) claims.phone_number_verified = config.phoneNumberVerified === true;
   if (config.groups.source === 'member_of') claims.groups = groupNamesFromDns(get(config.groups.attribute).map(text));
   const status = config.preset === 'openldap' ? openldapStatus(config, get, now) : activeDirectoryStatus(config, get, now);
   return { directory: config.name, id, dn: entry.dn, claims, ...status };
+}
+
+/**
+ * An attribute's value as the claim wants it. URLs: the first word (labeledURI is "URI label",
+ * RFC 2079) and only http(s), as OIDC Core §5.1 has them; postalAddress: its lines, joined by
+ * `$` with `\24` / `\5C` escapes (RFC 4517 §3.3.28), as lines; preferredLanguage: the first
+ * language of an Accept-Language value (RFC 2798 §2.7), a BCP 47 tag as §5.1's locale.
+ */
+export function claimValue(claim: DirectoryClaimName, value: string): string | undefined {
+  switch (claim) {
+    case 'profile':
+    case 'picture':
+    case 'website': {
+      const uri = value.split(/\s+/)[0]!;
+      return URL.canParse(uri) && ['http:', 'https:'].includes(new URL(uri).protocol) ? uri : undefined;
+    }
+    case 'formatted_address':
+      return postalAddressLines(value).join('\n') || undefined;
+    case 'locale':
+      return value.split(/[,;]/)[0]!.trim() || undefined;
+    default:
+      return value;
+  }
+}
+
+/** RFC 4517 §3.3.28 PostalAddress: lines separated by `$`; `\24` is a `$` and `\5C` a `\` within a line. */
+export function postalAddressLines(value: string): string[] {
+  return value.split('$')
+    .map((line) => line.replace(/\\(24|5c)/gi, (_, hex: string) => (hex === '24' ? '$' : '\\')).trim())
+    .filter((line) => line !== '');
 }
 
 function mapId(config: DirectoryConfig, dn: string, values: Values): string {

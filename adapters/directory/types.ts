@@ -13,9 +13,22 @@
 export const DIRECTORY_PRESETS = ['openldap', 'active_directory'] as const;
 export type DirectoryPreset = (typeof DIRECTORY_PRESETS)[number];
 
-/** The OIDC claims a directory can supply (OIDC Core §5.1; `groups` is ours). */
-export const DIRECTORY_CLAIMS = ['email', 'name', 'given_name', 'family_name', 'preferred_username'] as const;
+/**
+ * The OIDC claims a directory can supply, each from one attribute (OIDC Core §5.1; `groups`
+ * is ours). The address claim (§5.1.1) is assembled from its members: `formatted_address`
+ * (its `formatted`), `street_address`, `locality`, `region`, `postal_code` and `country`.
+ */
+export const DIRECTORY_CLAIMS = [
+  'email', 'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website',
+  'gender', 'birthdate', 'zoneinfo', 'locale', 'phone_number',
+  'formatted_address', 'street_address', 'locality', 'region', 'postal_code', 'country',
+] as const;
 export type DirectoryClaimName = (typeof DIRECTORY_CLAIMS)[number];
+
+/** The members of the address claim (OIDC Core §5.1.1), by the name they are mapped under. */
+export const ADDRESS_MEMBERS = {
+  formatted_address: 'formatted', street_address: 'street_address', locality: 'locality', region: 'region', postal_code: 'postal_code', country: 'country',
+} as const satisfies Partial<Record<DirectoryClaimName, string>>;
 
 export interface DirectoryClaims {
   email?: string | undefined;
@@ -24,7 +37,27 @@ export interface DirectoryClaims {
   name?: string | undefined;
   given_name?: string | undefined;
   family_name?: string | undefined;
+  middle_name?: string | undefined;
+  nickname?: string | undefined;
   preferred_username?: string | undefined;
+  profile?: string | undefined;
+  picture?: string | undefined;
+  website?: string | undefined;
+  gender?: string | undefined;
+  birthdate?: string | undefined;
+  zoneinfo?: string | undefined;
+  locale?: string | undefined;
+  phone_number?: string | undefined;
+  /** Only when the directory says so (`phone_number_verified` mapping) and there is a number. */
+  phone_number_verified?: boolean | undefined;
+  address?: {
+    formatted?: string | undefined;
+    street_address?: string | undefined;
+    locality?: string | undefined;
+    region?: string | undefined;
+    postal_code?: string | undefined;
+    country?: string | undefined;
+  } | undefined;
   /** Group names (the `name_attribute` of each group, e.g. `cn`), sorted, without duplicates. */
   groups?: string[] | undefined;
 }
@@ -74,13 +107,18 @@ export interface DirectoryConfig {
   userFilter: string;
   /** The immutable id: `entryUUID` (RFC 4530) or `objectGUID` (AD, binary). */
   idAttribute: 'entryUUID' | 'objectGUID';
-  /** Claim → attribute name. Missing claims are not mapped. */
-  attributes: Partial<Record<DirectoryClaimName, string>>;
+  /**
+   * Claim → attribute name, or names tried in order (the first the entry has a value for:
+   * `[telephoneNumber, mobile]`). Missing claims are not mapped.
+   */
+  attributes: Partial<Record<DirectoryClaimName, string | readonly string[]>>;
   /**
    * The mapped email is one the organisation administers (users cannot set it), so
    * `email_verified` is true (OIDC Core §5.1); false when unset.
    */
   emailVerified?: boolean | undefined;
+  /** Likewise for the mapped phone number: `phone_number_verified`. Default false. */
+  phoneNumberVerified?: boolean | undefined;
   groups: GroupLookup;
   timeouts: {
     /** TCP + TLS connect, per URL. */

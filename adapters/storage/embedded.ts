@@ -14,8 +14,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
+import type { Account, AccountDisabled, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
+import {
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError,
+  usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
+} from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openEmbeddedAudit } from './embedded-audit.ts';
 
@@ -32,7 +35,10 @@ CREATE TABLE IF NOT EXISTS accounts (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   directory TEXT,
-  claims TEXT
+  claims TEXT,
+  version INTEGER NOT NULL DEFAULT 1,
+  disabled TEXT,
+  profile_updated_at INTEGER
 ) STRICT;
 CREATE TABLE IF NOT EXISTS clients (
   client_id TEXT PRIMARY KEY,
@@ -64,6 +70,7 @@ CREATE TABLE IF NOT EXISTS oidc (
   user_code TEXT,
   expires_at INTEGER,
   consumed INTEGER,
+  account_id TEXT,
   PRIMARY KEY (model, id)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS login_events (
@@ -179,7 +186,19 @@ function toAccount(r: Row): Account {
     ...(r.claims ? { claims: JSON.parse(r.claims as string) as ProfileClaims } : {}),
     createdAt: new Date(r.created_at as number),
     updatedAt: new Date(r.updated_at as number),
+    version: r.version as number,
+    ...(r.disabled ? { disabled: toDisabled(JSON.parse(r.disabled as string) as Record<string, unknown>) } : {}),
+    // Accounts made before updated_at was kept: their last change is the best answer there is.
+    profileUpdatedAt: new Date((r.profile_updated_at ?? r.updated_at) as number),
   };
+}
+
+function toDisabled(j: Record<string, unknown>): AccountDisabled {
+  return { at: new Date(j.at as number), reason: j.reason as string, ...(typeof j.by === 'string' ? { by: j.by } : {}) };
+}
+
+function disabledJson(d: AccountDisabled | undefined): string | null {
+  return d ? JSON.stringify({ at: d.at.getTime(), reason: d.reason, ...(d.by ? { by: d.by } : {}) }) : null;
 }
 
 function toClient(r: Row): ClientRecord {
@@ -228,6 +247,7 @@ function toOidc(r: Row | undefined, now: number): OidcRecord | undefined {
     userCode: (r.user_code as string | null) ?? undefined,
     expiresAt: (r.expires_at as number | null) ?? undefined,
     consumed: (r.consumed as number | null) ?? undefined,
+    accountId: (r.account_id as string | null) ?? undefined,
   };
 }
 
@@ -288,6 +308,42 @@ function migrateSkeletons(db: DatabaseSync, immediate: <T>(fn: () => T) => T): v
   });
 }
 
+/**
+ * Files made before the administration work (issue 11) get the account's version, disabled
+ * state and updated_at, and the oidc records their account id, read from the payloads
+ * oidc-provider stored (`payload.accountId`), under an index. Idempotent; in one write
+ * transaction, so processes opening an old file at once migrate it once.
+ */
+function migrateAdminColumns(db: DatabaseSync, immediate: <T>(fn: () => T) => T): void {
+  immediate(() => {
+    const columns = (table: string) => new Set((db.prepare(`PRAGMA table_info(${table})`).all() as Row[]).map((c) => c.name as string));
+    const accounts = columns('accounts');
+    if (!accounts.has('version')) db.exec('ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 1');
+    if (!accounts.has('disabled')) db.exec('ALTER TABLE accounts ADD COLUMN disabled TEXT');
+    if (!accounts.has('profile_updated_at')) db.exec('ALTER TABLE accounts ADD COLUMN profile_updated_at INTEGER');
+    if (!columns('oidc').has('account_id')) {
+      db.exec('ALTER TABLE oidc ADD COLUMN account_id TEXT');
+      // CASE, not AND: json_type must never see a payload that is not JSON.
+      db.exec(`UPDATE oidc SET account_id = json_extract(payload, '$.accountId')
+               WHERE (CASE WHEN json_valid(payload) THEN json_type(payload, '$.accountId') END) = 'text'`);
+    }
+    db.exec('CREATE INDEX IF NOT EXISTS oidc_account ON oidc (account_id, model) WHERE account_id IS NOT NULL');
+  });
+}
+
+/** The statement of one shape of AccountStore.page (which conditions are present). */
+function accountPageSql(f: AccountFilter, after: boolean): string {
+  const where: string[] = [];
+  if (after) where.push('username > ?');
+  if (f.usernamePrefix !== undefined) where.push("substr(username, 1, length(?)) = ?");
+  if (f.email !== undefined) where.push('email = ?');
+  if (f.disabled !== undefined) where.push(f.disabled ? 'disabled IS NOT NULL' : 'disabled IS NULL');
+  if (f.directory !== undefined) where.push("json_extract(directory, '$.name') = ?");
+  if (f.createdAfter !== undefined) where.push('created_at > ?');
+  if (f.createdBefore !== undefined) where.push('created_at < ?');
+  return `SELECT * FROM accounts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY username LIMIT ?`;
+}
+
 export function openEmbeddedStorage(dataDir: string): Storage {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(dataDir, 'idp.sqlite');
@@ -327,12 +383,21 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   migrateSkeletons(db, immediate);
   migrateDirectoryColumns(db, immediate);
   migrateClientVersions(db, immediate);
+  migrateAdminColumns(db, immediate);
 
   const q = (sql: string) => db.prepare(sql);
   const raw = {
-    accountSync: q('UPDATE accounts SET directory = ?, email = ?, email_verified = ?, name = ?, claims = ?, updated_at = ? WHERE id = ?'),
-    accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at, directory, claims)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    accountSync: q(`UPDATE accounts SET directory = ?, email = ?, email_verified = ?, name = ?, claims = ?, updated_at = ?,
+                    profile_updated_at = COALESCE(?, profile_updated_at) WHERE id = ?`),
+    accountInsert: q(`INSERT INTO accounts (id, username, skeleton, email, email_verified, name, password_hash, created_at, updated_at, directory, claims, profile_updated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    // Versioned changes (issue 11): the check and the write in one statement, which SQLite
+    // runs alone, across processes too; RETURNING answers with what was written.
+    accountUpdateProfile: q(`UPDATE accounts SET email = ?, email_verified = ?, name = ?, claims = ?, profile_updated_at = ?, updated_at = ?,
+                             version = version + 1 WHERE id = ? AND version = ? RETURNING *`),
+    accountSetDisabled: q('UPDATE accounts SET disabled = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING *'),
+    accountVersion: q('SELECT version FROM accounts WHERE id = ?'),
+    accountDelete: q('DELETE FROM accounts WHERE id = ?'),
     accountById: q('SELECT * FROM accounts WHERE id = ?'),
     accountByName: q('SELECT * FROM accounts WHERE username = ?'),
     accountList: q('SELECT * FROM accounts ORDER BY username'),
@@ -379,13 +444,17 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                       WHERE key IN (SELECT value FROM json_each(?1)) OR key = ?2`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
-    oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed, account_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id,
                    uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at,
-                   consumed = excluded.consumed`),
-    oidcReplace: q(`UPDATE oidc SET payload = ?, grant_id = ?, uid = ?, user_code = ?, expires_at = ?
+                   consumed = excluded.consumed, account_id = excluded.account_id`),
+    oidcReplace: q(`UPDATE oidc SET payload = ?, grant_id = ?, uid = ?, user_code = ?, expires_at = ?, account_id = ?
                     WHERE model = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)`),
+    oidcByAccount: q('SELECT * FROM oidc WHERE account_id = ? AND model = ? ORDER BY id'),
+    oidcRemoveAccount: q('DELETE FROM oidc WHERE account_id = ?'),
+    riskForgetUser: q('DELETE FROM risk_users WHERE user = ?'),
+    riskForgetObservations: q('DELETE FROM risk_observations WHERE user = ?'),
     oidcFind: q('SELECT * FROM oidc WHERE model = ? AND id = ?'),
     oidcByUid: q('SELECT * FROM oidc WHERE model = ? AND uid = ?'),
     oidcByUserCode: q('SELECT * FROM oidc WHERE model = ? AND user_code = ?'),
@@ -491,6 +560,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     snapshots.set(shape, st);
     return st;
   };
+  /** AccountStore.page's statements, one per shape of filter. */
+  const pages = new Map<string, ReturnType<typeof q>>();
   const codesUsed = (factorId: string) =>
     (stmt.factorCodesUsed.all(factorId) as Row[]).map((u) => ({ hash: u.hash as string, at: new Date(u.at as number) }));
 
@@ -507,7 +578,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const now = Date.now();
         try {
           stmt.accountInsert.run(a.id, a.username, usernameSkeleton(a.username), a.email ?? null, a.emailVerified ? 1 : 0, a.name ?? null, a.passwordHash, now, now,
-            a.directory ? JSON.stringify(a.directory) : null, a.claims ? JSON.stringify(a.claims) : null);
+            a.directory ? JSON.stringify(a.directory) : null, a.claims ? JSON.stringify(a.claims) : null, now);
         } catch (err) {
           if (isUniqueViolation(err)) {
             const taken = stmt.accountByName.get(a.username) !== undefined || stmt.accountById.get(a.id) !== undefined;
@@ -535,7 +606,42 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         await write(() => stmt.accountAddDevice.run(deviceId, keep, id));
       },
       async syncDirectoryProfile(id, p) {
-        stmt.accountSync.run(JSON.stringify(p.directory), p.email ?? null, p.emailVerified ? 1 : 0, p.name ?? null, JSON.stringify(p.claims), Date.now(), id);
+        stmt.accountSync.run(JSON.stringify(p.directory), p.email ?? null, p.emailVerified ? 1 : 0, p.name ?? null, JSON.stringify(p.claims), Date.now(),
+          p.profileUpdatedAt?.getTime() ?? null, id);
+      },
+      // ——— Administration (issue 11) ———
+      async updateProfile(id, p, at, ifVersion) {
+        const r = stmt.accountUpdateProfile.get(p.email ?? null, p.emailVerified ? 1 : 0, p.name ?? null, JSON.stringify(p.claims), at.getTime(), Date.now(), id, ifVersion) as Row | undefined;
+        if (!r) throw new VersionConflictError(`account ${id}`, (stmt.accountVersion.get(id) as Row | undefined)?.version as number | undefined);
+        return toAccount(r);
+      },
+      async setDisabled(id, disabled, ifVersion) {
+        const r = stmt.accountSetDisabled.get(disabledJson(disabled), Date.now(), id, ifVersion) as Row | undefined;
+        if (!r) throw new VersionConflictError(`account ${id}`, (stmt.accountVersion.get(id) as Row | undefined)?.version as number | undefined);
+        return toAccount(r);
+      },
+      async page(f, { after, limit }) {
+        const from = after === undefined ? undefined : usernameCursor(after);
+        const n = Math.max(1, Math.min(Math.floor(limit), ACCOUNT_PAGE_MAX));
+        const params: SQLInputValue[] = [];
+        if (from !== undefined) params.push(from);
+        if (f.usernamePrefix !== undefined) params.push(f.usernamePrefix, f.usernamePrefix);
+        if (f.email !== undefined) params.push(f.email);
+        if (f.directory !== undefined) params.push(f.directory);
+        if (f.createdAfter !== undefined) params.push(f.createdAfter.getTime());
+        if (f.createdBefore !== undefined) params.push(f.createdBefore.getTime());
+        // One more than asked: whether there is a next page, without a second query.
+        params.push(n + 1);
+        const sql = accountPageSql(f, from !== undefined);
+        let st = pages.get(sql);
+        if (!st) pages.set(sql, (st = q(sql)));
+        counted('accountPage');
+        const rows = st.all(...params) as Row[];
+        const items = rows.slice(0, n).map(toAccount);
+        return { items, ...(rows.length > n ? { next: encodeCursor([items[items.length - 1]!.username]) } : {}) };
+      },
+      async delete(id) {
+        return Number(stmt.accountDelete.run(id).changes) === 1;
       },
     },
     clients: {
@@ -633,13 +739,13 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const payload = JSON.stringify(rec.payload);
         await write(() => stmt.oidcUpsert.run(
           rec.model, rec.id, payload, rec.grantId ?? null, rec.uid ?? null,
-          rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null,
+          rec.userCode ?? null, rec.expiresAt ?? null, rec.consumed ?? null, rec.accountId ?? null,
         ));
       },
       async replace(rec, now) {
         // At once, not queued: the caller acts on the answer.
         return Number(stmt.oidcReplace.run(
-          JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null, rec.userCode ?? null, rec.expiresAt ?? null, rec.model, rec.id, now,
+          JSON.stringify(rec.payload), rec.grantId ?? null, rec.uid ?? null, rec.userCode ?? null, rec.expiresAt ?? null, rec.accountId ?? null, rec.model, rec.id, now,
         ).changes) === 1;
       },
       async find(model, id, now) {
@@ -666,6 +772,16 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async sweep(now) {
         stmt.riskSweep.run(now);
         return Number(stmt.oidcSweep.run(now).changes);
+      },
+      // ——— Administration (issue 11) ———
+      async listByAccount(model, accountId, now) {
+        return (stmt.oidcByAccount.all(accountId, model) as Row[]).map((r) => toOidc(r, now)).filter((r): r is OidcRecord => r !== undefined);
+      },
+      async removeByAccount(accountId) {
+        // Through the queue: after any write of the account's records still waiting in it.
+        let removed = 0;
+        await write(() => { removed = Number(stmt.oidcRemoveAccount.run(accountId).changes); });
+        return removed;
       },
     },
     events: {
@@ -732,6 +848,13 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           else observations[(r.q as number) - 1]!.push(toObservation(r));
         }
         return { doc, observations };
+      },
+      async forget(user) {
+        // Through the queue, after the user's history writes still waiting in it.
+        await write(() => {
+          stmt.riskForgetUser.run(user);
+          stmt.riskForgetObservations.run(user);
+        });
       },
     },
     roles: {

@@ -11,8 +11,11 @@
 import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
-import { decodeCursor, DuplicateError, encodeCursor, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
+import { oidcSchema, registerModels, type AccountDoc, type AccountVersionDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
+import {
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, nextAttemptAt, VersionConflictError,
+  usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
+} from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openMongoAudit } from './mongo-audit.ts';
 
@@ -55,7 +58,35 @@ function toAccount(d: AccountDoc): Account {
     ...(d.claims ? { claims: d.claims } : {}),
     createdAt: new Date(d.createdAt),
     updatedAt: new Date(d.updatedAt),
+    version: d.version ?? 1,
+    ...(d.disabled ? { disabled: { at: new Date(d.disabled.at), reason: d.disabled.reason, ...(d.disabled.by ? { by: d.disabled.by } : {}) } } : {}),
+    profileUpdatedAt: new Date(d.profileUpdatedAt ?? d.updatedAt),
   };
+}
+
+/** A writer that made a version marker and did not apply its change within this long is taken for dead (versioned()). */
+const VERSION_STALE_MS = 30_000;
+
+/** Usernames beginning with `prefix`: a range on the unique index (no regular expression to escape). */
+function prefixRange(prefix: string): { $gte: string; $lt: string } {
+  return { $gte: prefix, $lt: `${prefix}\u{10ffff}` };
+}
+
+/** AccountStore.page's query. */
+function accountQuery(f: AccountFilter, after: string | undefined): Record<string, unknown> {
+  const q: Record<string, unknown> = {};
+  const username: Record<string, string> = {};
+  if (f.usernamePrefix !== undefined) Object.assign(username, prefixRange(f.usernamePrefix));
+  if (after !== undefined) username.$gt = after;
+  if (Object.keys(username).length) q.username = username;
+  if (f.email !== undefined) q.email = f.email;
+  if (f.disabled !== undefined) q['disabled.at'] = { $exists: f.disabled };
+  if (f.directory !== undefined) q['directory.name'] = f.directory;
+  const created: Record<string, Date> = {};
+  if (f.createdAfter !== undefined) created.$gt = f.createdAfter;
+  if (f.createdBefore !== undefined) created.$lt = f.createdBefore;
+  if (Object.keys(created).length) q.createdAt = created;
+  return q;
 }
 
 function toClient(d: ClientDoc): ClientRecord {
@@ -141,6 +172,7 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
     userCode: d.userCode ?? undefined,
     expiresAt,
     consumed: d.consumed ?? undefined,
+    accountId: d.accountId ?? undefined,
   };
 }
 
@@ -160,6 +192,10 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   // Change stamps (StoreStats' ClientStore.stamp): one small document per kind of record.
   const stamps = conn.collection<{ _id: string; stamp: string }>('stamps');
+  // Markers of versioned account changes (see versioned()).
+  const versions = conn.collection<AccountVersionDoc>('account_versions');
+  // Migrations done once per database: a document each, inserted when it has run.
+  const migrations = conn.collection<{ _id: string; at: Date }>('migrations');
   const oidcModels = new Map<string, Model<OidcDoc>>();
   for (const name of OIDC_MODELS) {
     oidcModels.set(name, conn.model<OidcDoc>(`Oidc${name}`, oidcSchema.clone().set('collection', `oidc_${name.toLowerCase()}`)));
@@ -185,6 +221,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     await Account.updateOne({ _id: d._id }, { $set: { skeleton: clash ? disambiguatedSkeleton(skeleton, d._id) : skeleton } });
   }
   await Account.collection.createIndex({ skeleton: 1 }, { unique: true });
+  await versions.createIndex({ accountId: 1 });
   await Event.collection.createIndex({ ts: 1, _id: 1 });
   await Event.collection.createIndex({ user: 1, ts: -1, _id: -1 });
   // Clients stored before versions are version 1, so a versioned change can name them.
@@ -214,6 +251,27 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       options.warn?.(`MongoDB refused a TTL index (${(err as Error).message}); expired records are filtered on read and swept periodically`);
     }
     if (ttlRefused) await m.collection.createIndex({ expiresAt: 1 });
+  }
+  // A user's sessions, grants and tokens (issue 11). Sparse: client-credentials tokens and
+  // interactions have no account.
+  await Promise.all([...oidcModels.values()].map((m) => m.collection.createIndex({ accountId: 1 }, { sparse: true })));
+  // Records stored before the account id was kept get it from their payload, once per
+  // database (the marker); two instances migrating at once write the same values.
+  if (!(await migrations.findOne({ _id: 'oidc-account-id' }))) {
+    for (const m of oidcModels.values()) {
+      for await (const d of m.find({ accountId: { $exists: false } }, { payload: 1 }).lean().cursor()) {
+        let accountId: unknown;
+        try {
+          accountId = (JSON.parse((d as OidcDoc).payload) as { accountId?: unknown }).accountId;
+        } catch {
+          continue;
+        }
+        await m.updateOne({ _id: d._id }, { $set: { accountId: typeof accountId === 'string' ? accountId : null } });
+      }
+    }
+    await migrations.updateOne({ _id: 'oidc-account-id' }, { $set: { at: new Date() } }, { upsert: true }).catch((err: unknown) => {
+      if (!isDuplicateKey(err)) throw err;
+    });
   }
 
   /** Bucket state: its counted attempts and the newest. `fresh` when that is older than the window. */
@@ -326,6 +384,51 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     await VersionMark.deleteMany({ _id: { $regex: `^${escapeRegex(`${kind}:${id}:`)}` } });
   }
 
+  /**
+   * A versioned change of an account (AccountStore.updateProfile / setDisabled). FerretDB v1
+   * applies a conditional update as a query and then a write (mongo.ts header), so 100
+   * parallel `updateOne({ version: v })` could all match. Instead, each version is made by
+   * whoever inserts its marker (`<account>:<created>:<v + 1>`, unique `_id`): exactly one
+   * caller per version, on every MongoDB-compatible server, also across instances. Only that
+   * caller writes version v + 1. Markers stay until the account is deleted: a caller that read
+   * version v long ago must still find v + 1 taken (the account's creation time in the id keeps
+   * a re-created account, a directory user linked again, from meeting its predecessor's markers).
+   *
+   * A caller that dies between its marker and its write leaves the account at v with v + 1
+   * taken; the marker holds the change, so a later caller that finds it older than
+   * VERSION_STALE_MS applies it for the dead one (conditionally on v: an exact check on
+   * MongoDB; on FerretDB v1 it narrows the race to one update's query and write), and is
+   * refused as it would have been had the first one finished.
+   */
+  async function versioned(id: string, ifVersion: number, set: Record<string, unknown>, unset: string[]) {
+    const what = `account ${id}`;
+    const d = await Account.findById(id, { version: 1, createdAt: 1 }).lean();
+    if (!d) throw new VersionConflictError(what, undefined);
+    if ((d.version ?? 1) !== ifVersion) throw new VersionConflictError(what, d.version ?? 1);
+    const next = ifVersion + 1;
+    const markId = `${id}:${new Date(d.createdAt).getTime()}:${next}`;
+    const apply = (change: AccountVersionDoc['change'], filter: Record<string, unknown>) => Account.updateOne(
+      { _id: id, ...filter },
+      { $set: { ...change.set, version: next }, ...(change.unset.length ? { $unset: Object.fromEntries(change.unset.map((k) => [k, 1])) } : {}) },
+    );
+    try {
+      await versions.insertOne({ _id: markId, accountId: id, version: next, change: { set, unset }, at: new Date() });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      const mark = await versions.findOne({ _id: markId });
+      const now = await Account.findById(id, { version: 1 }).lean();
+      if (mark && now && (now.version ?? 1) === ifVersion && Date.now() - mark.at.getTime() > VERSION_STALE_MS) {
+        await apply(mark.change, ifVersion === 1 ? { $or: [{ version: 1 }, { version: { $exists: false } }] } : { version: ifVersion });
+      }
+      throw new VersionConflictError(what, now ? Math.max(now.version ?? 1, next) : undefined);
+    }
+    await apply({ set, unset }, {});
+    const after = await Account.findById(id).lean();
+    // Deleted meanwhile: the change went with it.
+    if (!after) throw new VersionConflictError(what, undefined);
+    return toAccount(after);
+  }
+
   /** Sets lastUsedAt; false when the factor is gone (removed while it was being used). */
   async function touched(id: string, at: Date): Promise<boolean> {
     return (await Factor.updateOne({ _id: id }, { $set: { lastUsedAt: at } })).matchedCount === 1;
@@ -344,7 +447,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         try {
           const doc = await Account.create({
             _id: a.id, username: a.username, skeleton: usernameSkeleton(a.username), email: a.email, emailVerified: a.emailVerified, name: a.name,
-            passwordHash: a.passwordHash, trustedDevices: [], createdAt: now, updatedAt: now,
+            passwordHash: a.passwordHash, trustedDevices: [], createdAt: now, updatedAt: now, version: 1, profileUpdatedAt: now,
             ...(a.directory ? { directory: a.directory } : {}), ...(a.claims ? { claims: a.claims } : {}),
           });
           return toAccount(doc.toObject());
@@ -386,8 +489,35 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async syncDirectoryProfile(id, p) {
         await Account.updateOne({ _id: id }, {
-          $set: { directory: p.directory, email: p.email ?? null, emailVerified: p.emailVerified, name: p.name ?? null, claims: p.claims, updatedAt: new Date() },
+          $set: {
+            directory: p.directory, email: p.email ?? null, emailVerified: p.emailVerified, name: p.name ?? null, claims: p.claims, updatedAt: new Date(),
+            ...(p.profileUpdatedAt ? { profileUpdatedAt: p.profileUpdatedAt } : {}),
+          },
         });
+      },
+      // ——— Administration (issue 11) ———
+      async updateProfile(id, p, at, ifVersion) {
+        return versioned(id, ifVersion, {
+          email: p.email ?? null, emailVerified: p.emailVerified, name: p.name ?? null, claims: p.claims, profileUpdatedAt: at, updatedAt: new Date(),
+        }, []);
+      },
+      async setDisabled(id, disabled, ifVersion) {
+        return disabled
+          ? versioned(id, ifVersion, { disabled: { at: disabled.at, reason: disabled.reason, ...(disabled.by ? { by: disabled.by } : {}) }, updatedAt: new Date() }, [])
+          : versioned(id, ifVersion, { updatedAt: new Date() }, ['disabled']);
+      },
+      async page(f, { after, limit }) {
+        const from = after === undefined ? undefined : usernameCursor(after);
+        const n = Math.max(1, Math.min(Math.floor(limit), ACCOUNT_PAGE_MAX));
+        // One more than asked: whether there is a next page, without a second query.
+        const docs = await Account.find(accountQuery(f, from)).sort({ username: 1 }).limit(n + 1).lean();
+        const items = docs.slice(0, n).map(toAccount);
+        return { items, ...(docs.length > n ? { next: encodeCursor([items[items.length - 1]!.username]) } : {}) };
+      },
+      async delete(id) {
+        const removed = (await Account.deleteOne({ _id: id })).deletedCount === 1;
+        await versions.deleteMany({ accountId: id });
+        return removed;
       },
     },
     clients: {
@@ -476,7 +606,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async upsert(rec) {
         const doc = {
           payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
-          expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), consumed: rec.consumed ?? null,
+          expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), consumed: rec.consumed ?? null, accountId: rec.accountId ?? null,
         };
         const m = oidcModel(rec.model);
         if (WRITE_ONCE.has(rec.model)) {
@@ -494,7 +624,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
           { _id: rec.id, $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(now) } }] },
           { $set: {
             payload: JSON.stringify(rec.payload), grantId: rec.grantId ?? null, uid: rec.uid ?? null, userCode: rec.userCode ?? null,
-            expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt),
+            expiresAt: rec.expiresAt === undefined ? null : new Date(rec.expiresAt), accountId: rec.accountId ?? null,
           } },
         );
         return res.matchedCount === 1;
@@ -550,6 +680,15 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         await Consumed.deleteMany({ expiresAt: { $lte: cutoff } });
         await Observation.deleteMany({ expiresAt: { $lte: cutoff } });
         return deleted;
+      },
+      // ——— Administration (issue 11) ———
+      async listByAccount(model, accountId, now) {
+        const docs = await oidcModel(model).find({ accountId }).sort({ _id: 1 }).lean();
+        return docs.map((d) => toOidc(model, d, now)).filter((r): r is OidcRecord => r !== undefined);
+      },
+      async removeByAccount(accountId) {
+        const counts = await Promise.all([...oidcModels.values()].map((m) => m.deleteMany({ accountId })));
+        return counts.reduce((n, r) => n + r.deletedCount, 0);
       },
     },
     events: {
@@ -620,6 +759,9 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async snapshot(user, queries) {
         const [doc, ...observations] = await Promise.all([this.getUser(user), ...queries.map((qy) => this.observations(qy.by, qy.kind, qy.since, qy.limit))]);
         return { doc, observations: observations as RiskObservation[][] };
+      },
+      async forget(user) {
+        await Promise.all([RiskUser.deleteOne({ _id: user }), Observation.deleteMany({ user })]);
       },
     },
     roles: {

@@ -7,7 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AuditEntry, AuditSealer } from './audit-chain.ts';
 import type { Actor, AuditRecord } from '../../models/types.ts';
-import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { Account, AccountDisabled, AccountProfile, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -80,6 +80,31 @@ export interface PageRequest {
   limit: number;
 }
 
+// ——— Administration (issue 11): listing accounts ———
+
+/** The username an AccountStore.page cursor resumes after; InvalidCursorError for another cursor. */
+export function usernameCursor(after: string): string {
+  const [username] = decodeCursor(after, 1);
+  if (typeof username !== 'string') throw new InvalidCursorError();
+  return username;
+}
+
+/** Largest page AccountStore.page returns, whatever the request's limit. */
+export const ACCOUNT_PAGE_MAX = 1000;
+
+/** What AccountStore.page selects; every given condition must hold. */
+export interface AccountFilter {
+  /** Usernames that begin with this (as stored: PRECIS-mapped, lower case). */
+  usernamePrefix?: string | undefined;
+  /** The email, exactly as stored. */
+  email?: string | undefined;
+  disabled?: boolean | undefined;
+  /** Accounts linked to the directory of this configured name. */
+  directory?: string | undefined;
+  createdAfter?: Date | undefined;
+  createdBefore?: Date | undefined;
+}
+
 export interface AccountStore {
   /**
    * Throws DuplicateError when the username, or one with the same UTS #39 skeleton
@@ -95,6 +120,27 @@ export interface AccountStore {
   addTrustedDevice(id: string, deviceId: string, keep: number): Promise<void>;
   /** Refreshes a directory-linked account's link and claims (at each of its sign-ins). */
   syncDirectoryProfile(id: string, profile: DirectoryProfile): Promise<void>;
+
+  // ——— Administration (issue 11): versioned changes, listing, deletion ———
+
+  /**
+   * Replaces the user's information (email, name, claims), sets `profileUpdatedAt` to `at`
+   * and the version to `ifVersion + 1`, only if the account is at version `ifVersion`;
+   * otherwise throws VersionConflictError (with the version now, undefined when the account
+   * is gone). Atomic, also across processes and instances: of 100 parallel calls with one
+   * `ifVersion`, exactly one succeeds.
+   */
+  updateProfile(id: string, profile: AccountProfile, at: Date, ifVersion: number): Promise<Account>;
+  /** Disables (a value) or enables (undefined) the account; versioned like updateProfile. */
+  setDisabled(id: string, disabled: AccountDisabled | undefined, ifVersion: number): Promise<Account>;
+  /**
+   * One page of accounts matching `filter`, ordered by username (unique, so the order is
+   * stable); `next` resumes after the last one. Throws InvalidCursorError for an `after` this
+   * store did not hand out. At most ACCOUNT_PAGE_MAX per page.
+   */
+  page(filter: AccountFilter, page: PageRequest): Promise<Page<Account>>;
+  /** Removes the account record (its other records are the caller's: factors, risk, tokens). True when this call removed it. */
+  delete(id: string): Promise<boolean>;
 }
 
 /** What a change of a client sets: its secret (absent: a public client) and its metadata. */
@@ -223,6 +269,13 @@ export interface OidcStore {
   revokeByGrantId(grantId: string): Promise<void>;
   /** Deletes expired records; returns how many. Correctness never depends on it. */
   sweep(now: number): Promise<number>;
+
+  // ——— Administration (issue 11): records by account ———
+
+  /** The live records of `model` whose `accountId` is this one (a user's sessions, grants). */
+  listByAccount(model: string, accountId: string, now: number): Promise<OidcRecord[]>;
+  /** Deletes every record (any model) of the account: sessions, grants, tokens, login records. Returns how many. */
+  removeByAccount(accountId: string): Promise<number>;
 }
 
 export interface EventFilter {
@@ -272,6 +325,8 @@ export interface RiskStateStore {
    * the user's document (getUser) and the answers to `queries` (observations), in order.
    */
   snapshot(user: string, queries: readonly ObservationQuery[]): Promise<{ doc: unknown; observations: RiskObservation[][] }>;
+  /** Forgets a user: their history document and every observation recorded under their id (account deletion). */
+  forget(user: string): Promise<void>;
 }
 
 export interface ObservationQuery {

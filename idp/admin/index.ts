@@ -19,6 +19,9 @@ import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { roleRoutes } from './routes/roles.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { userRoutes } from './routes/users.ts';
+import { UserService } from './users.ts';
+import type { LogoutNotifier } from './backchannel.ts';
 import type { AuditTrail } from '../audit.ts';
 import { RoleAdmin } from './roles.ts';
 import { ADMIN_SCOPE_NAMES, type AdminRoute } from './route.ts';
@@ -38,6 +41,8 @@ export interface AdminDeps {
   validateClient(metadata: Record<string, unknown>): Promise<void>;
   /** Called after this process changed a client (its client cache forgets at once). */
   clientsChanged(): void;
+  /** Tells relying parties of sessions an administrator ended (OIDC Back-Channel Logout 1.0). */
+  logout: LogoutNotifier;
   /** The audit trail: admin actions go on it, and the API serves it. */
   trail: AuditTrail;
   clientIp(ctx: import('koa').Context): string;
@@ -59,6 +64,7 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
   return [
     ...clientRoutes(clients),
     ...eventRoutes(new EventAdmin(d.storage)),
+    ...userRoutes(new UserService({ storage: d.storage, settings: d.settings, audit: d.trail.audit, logout: d.logout })),
     ...roleRoutes(new RoleAdmin(d.storage, d.trail.audit)),
     ...auditRoutes(d.trail),
     ...keyRoutes({ keysFile: d.settings.keysFile, reloadSeconds: d.settings.keysReloadInterval, idTokenTtl: d.settings.idTokenTtl, audit: d.trail.audit }),

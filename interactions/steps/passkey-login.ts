@@ -20,6 +20,9 @@ import { afterEnrolment } from './enrol.ts';
 import { proceed, renderStep } from './level.ts';
 import { interactionAtLogin, passkeyOptions, passkeyVerify, type PasskeyCallbacks, type PasskeyCeremony } from './passkey.ts';
 
+/** A passkey sign-in refused (blocked by the policy, or a disabled account): one message for both. */
+const REFUSED = 'This sign-in was refused. Try again later, or contact your administrator.';
+
 const enrolling = (tx: LoginTransaction) => tx.enrolment === 'required' || tx.enrolment === 'offer' || tx.enrolment === 'require';
 
 function callbacks(deps: InteractionDeps): PasskeyCallbacks {
@@ -60,6 +63,12 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       // A passkey as the first factor: scored like a right password, then the same steps. The
       // sign-in page's passkey form carries the device key's proof like the password form.
       const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : undefined;
+      // Disabled by an administrator: refused with the words of a blocked sign-in, which tell
+      // nothing of why; the log says.
+      if ((await deps.storage.accounts.findById(a.accountId))?.disabled) {
+        deps.events.emit('login.failed', { account: a.accountId, client: clientId, method: 'webauthn', reason: 'account_disabled' }, 'warn');
+        return renderPage(ctx, await loginForm(deps, ctx, details, { error: REFUSED }), 403);
+      }
       const deviceId = ensureDeviceId(ctx, deps.secure);
       const deviceKey = await provenDeviceKey(deps, details.uid, form.get(DEVICE_PROOF_FIELD), clientId);
       const risk = await deps.risk.passwordSucceeded({
@@ -67,7 +76,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       }, { amr: a.amr, requested: requestedBy(assuranceOf(details)) });
       if (risk.decision.decision === 'block') {
         deps.events.emit('login.blocked', { account: a.accountId, client: clientId, event: risk.eventId, method: 'webauthn' }, 'warn');
-        return renderPage(ctx, await loginForm(deps, ctx, details, { error: 'This sign-in was refused. Try again later, or contact your administrator.' }), 403);
+        return renderPage(ctx, await loginForm(deps, ctx, details, { error: REFUSED }), 403);
       }
       return proceed(deps, ctx, details, firstFactorTransaction(details, { accountId: a.accountId, method: 'webauthn', amr: a.amr, risk, deviceId }));
     },

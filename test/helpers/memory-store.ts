@@ -147,4 +147,16 @@ export class MemoryOidcStore implements OidcStore {
     }
     return n;
   }
+
+  async listByAccount(model: string, accountId: string, now: number): Promise<OidcRecord[]> {
+    await tick();
+    return [...this.records.values()].filter((r) => r.model === model && r.accountId === accountId).map((r) => this.#live(r, now)).filter((r): r is OidcRecord => !!r);
+  }
+
+  async removeByAccount(accountId: string): Promise<number> {
+    await tick();
+    let n = 0;
+    for (const [k, r] of this.records) if (r.accountId === accountId) n += Number(this.records.delete(k));
+    return n;
+  }
 }

@@ -384,6 +384,68 @@ for (const store of STORES) {
       assert.equal((await call('GET', '/users/nobody/roles', { token: writer })).status, 404);
     });
 
+    it('pages through 1,000 users with a cursor, each once, in username order, and filters them', async () => {
+      const token = await admin();
+      const prefix = `bulk${crypto.randomUUID().slice(0, 4)}`;
+      for (let i = 0; i < 1000; i += 50) {
+        await Promise.all(Array.from({ length: 50 }, (_, j) => srv.storage.accounts.create({
+          id: crypto.randomUUID(), username: `${prefix}-${String(i + j).padStart(4, '0')}`, emailVerified: false, passwordHash: '!none',
+        })));
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const r = await call('GET', `/users?username_prefix=${prefix}&limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
+        assert.equal(r.status, 200, r.text);
+        const page = r.json as { items: { username: string }[]; next?: string };
+        assert.ok(page.items.length <= 100);
+        seen.push(...page.items.map((u) => u.username));
+        cursor = page.next;
+        pages += 1;
+      } while (cursor);
+      assert.equal(seen.length, 1000);
+      assert.equal(new Set(seen).size, 1000, 'no user twice');
+      assert.deepEqual(seen, [...seen].sort(), 'username order');
+      assert.ok(pages >= 10 && pages <= 11, `pages: ${pages}`);
+      const filtered = await call('GET', `/users?username_prefix=${prefix}-099&limit=500`, { token });
+      assert.equal((filtered.json as { items: unknown[] }).items.length, 10);
+      assert.equal((await call('GET', '/users?disabled=maybe', { token })).status, 400);
+    });
+
+    it('changes a user\'s claims under If-Match, disables and enables them, and deletes with a fresh version only', async () => {
+      const token = await admin();
+      const created = await call('POST', '/users', { token, body: { username: `claimed-${crypto.randomUUID().slice(0, 6)}`, claims: { given_name: 'Ada', email: 'ada@example.com' } } });
+      assert.equal(created.status, 201, created.text);
+      const user = created.json as { id: string; version: number };
+      assert.equal(created.headers.get('etag'), `"${user.version}"`);
+      assert.doesNotMatch(created.text, /password/i);
+      const patch = { claims: { family_name: 'Lovelace', address: { locality: 'London', country: 'GB' }, phone_number: '+441234567890' } };
+      assert.equal((await call('PATCH', `/users/${user.id}`, { token, body: patch })).status, 428);
+      assert.equal((await call('PATCH', `/users/${user.id}`, { token, body: patch, headers: { 'if-match': `"${user.version + 1}"` } })).status, 412);
+      const changed = await call('PATCH', `/users/${user.id}`, { token, body: patch, headers: { 'if-match': `"${user.version}"` } });
+      assert.equal(changed.status, 200, changed.text);
+      const claims = (changed.json as { claims: Record<string, unknown> }).claims;
+      assert.equal(claims.family_name, 'Lovelace');
+      assert.equal(claims.given_name, 'Ada');
+      assert.deepEqual(claims.address, { locality: 'London', country: 'GB' });
+      const bad = await call('PATCH', `/users/${user.id}`, { token, body: { claims: { birthdate: '31/12/1999', zoneinfo: 'Mars/Olympus' } }, headers: { 'if-match': `"${user.version + 1}"` } });
+      assert.equal(bad.status, 400);
+      assert.ok(problem(bad).errors!.length >= 2, 'each bad claim named');
+      const v2 = user.version + 1;
+      const disabled = await call('POST', `/users/${user.id}/disable`, { token, body: { reason: 'left the company' }, headers: { 'if-match': `"${v2}"` } });
+      assert.equal(disabled.status, 200, disabled.text);
+      assert.equal((disabled.json as { disabled: { reason: string } }).disabled.reason, 'left the company');
+      const v3 = Number(disabled.headers.get('etag')!.replaceAll('"', ''));
+      assert.equal((await call('POST', `/users/${user.id}/enable`, { token, headers: { 'if-match': `"${v3}"` } })).status, 200);
+      assert.equal((await call('DELETE', `/users/${user.id}`, { token, headers: { 'if-match': `"${v3}"` } })).status, 412, 'the enable made a new version');
+      assert.equal((await call('DELETE', `/users/${user.id}`, { token, headers: { 'if-match': `"${v3 + 1}"` } })).status, 200);
+      assert.equal((await call('GET', `/users/${user.id}`, { token })).status, 404);
+      const trail = await call('GET', `/audit?targetId=${user.id}&order=asc`, { token });
+      assert.deepEqual((trail.json as { items: { action: string; outcome: string }[] }).items.filter((r) => r.outcome === 'success').map((r) => r.action),
+        ['user.create', 'user.update', 'user.disable', 'user.enable', 'user.delete']);
+    });
+
     it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {
       const token = await admin();
       const list = await call('GET', '/keys', { token });

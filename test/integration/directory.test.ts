@@ -21,6 +21,7 @@ import { hangingLdapServer, slapdMissing, startSlapd, type Slapd } from '../help
 import { directoryYaml } from '../helpers/directory.ts';
 import { directoryAccountId } from '../../adapters/directory/index.ts';
 import { LoginThrottle } from '../../interactions/throttle.ts';
+import { UserService } from '../../idp/admin/users.ts';
 
 const LOCAL_PASSWORD = 'a local password, long enough';
 const UNAVAILABLE = /Sign-in is temporarily unavailable/;
@@ -201,6 +202,46 @@ for (const store of STORES) {
       const subs = new Set(results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.claims.sub] : [])));
       assert.deepEqual([...subs], [id], 'every sign-in that got through is the same account');
       assert.equal((await srv.storage.accounts.list()).filter((a) => a.id === id).length, 1, 'one account for the entry');
+    });
+
+    it('maps phone, address, website and locale from inetOrgPerson attributes; updated_at moves only when the entry changed; an administrator can disable the account (issue 11)', async () => {
+      const simone = { uid: 'simone', password: 'Simone-pw-1', dn: `uid=simone,${slapd.peopleDn}` };
+      await slapd.modify(`dn: ${simone.dn}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: simone\ncn: Simone Weil\nsn: Weil\n`
+        + 'telephoneNumber: +33 1 42 68 53 00\npostalAddress: 2 rue Simone Weil$75013 Paris\nstreet: 2 rue Simone Weil\nl: Paris\nst: Ile-de-France\n'
+        + 'postalCode: 75013\nlabeledURI: https://simone.example.test/ Simone\'s page\npreferredLanguage: fr-FR, en;q=0.5\n');
+      await slapd.setPassword(simone.uid, simone.password);
+      // ppolicy marks a password an administrator set as one to change (pwdMustChange): as if the user had.
+      await slapd.modify(`dn: ${simone.dn}\nchangetype: modify\ndelete: pwdReset\n`);
+      await srv.addClient('contacts', {
+        redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none',
+        scope: 'openid profile email address phone',
+      });
+      const contacts = await discover(srv.issuer, 'contacts');
+      const scope = 'openid profile email address phone';
+      const first = await signIn(contacts, simone.uid, simone.password, scope);
+      assert.equal(first.info.phone_number, '+33 1 42 68 53 00');
+      assert.equal(first.info.phone_number_verified, false, 'the example directory does not vouch for numbers');
+      assert.deepEqual(first.info.address, {
+        formatted: '2 rue Simone Weil\n75013 Paris', street_address: '2 rue Simone Weil', locality: 'Paris', region: 'Ile-de-France', postal_code: '75013',
+      });
+      assert.equal(first.info.website, 'https://simone.example.test/');
+      assert.equal(first.info.locale, 'fr-FR');
+      assert.equal(first.info.preferred_username, simone.uid);
+      await new Promise((r) => setTimeout(r, 1100));
+      const unchanged = await signIn(contacts, simone.uid, simone.password, scope);
+      assert.equal(unchanged.info.updated_at, first.info.updated_at, 'a sign-in alone is not a change of the user\'s information');
+      await slapd.modify(`dn: ${simone.dn}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: +33 1 00 00 00 00\n`);
+      const changed = await signIn(contacts, simone.uid, simone.password, scope);
+      assert.equal(changed.info.phone_number, '+33 1 00 00 00 00');
+      assert.ok((changed.info.updated_at as number) > (first.info.updated_at as number), 'updated_at follows the directory\'s change');
+
+      // Disabled here, whatever the directory says: refused like a wrong password.
+      const users = new UserService({ storage: srv.storage, settings: srv.settings, audit: async () => {} });
+      await users.disable({ kind: 'cli', id: 'test' }, first.claims.sub, { reason: 'directory user disabled locally' });
+      assert.match((await attempt(config, simone.uid, simone.password)).body, INCORRECT);
+      assert.ok(srv.logs.some((l) => l.msg === 'login.failed' && l.reason === 'account_disabled' && l.directory === 'corp'));
+      await users.enable({ kind: 'cli', id: 'test' }, first.claims.sub);
+      await signIn(config, simone.uid, simone.password, 'openid');
     });
 
     it('the directory stopped: the unavailable page (503) within the timeout, local users still sign in; back up, directory users sign in again', async () => {

@@ -87,7 +87,12 @@ describe('directory configuration: the examples', () => {
       ca: undefined, caFile: path.join(path.dirname(file), 'ldap-ca.pem'),
       bindDn: 'cn=idp,ou=services,dc=example,dc=org', bindPassword: PASSWORD, baseDn: 'ou=people,dc=example,dc=org', scope: 'sub',
       userFilter: '(&(objectClass=inetOrgPerson)(uid={username}))', idAttribute: 'entryUUID',
-      attributes: { email: 'mail', name: 'cn', given_name: 'givenName', family_name: 'sn', preferred_username: 'uid' }, emailVerified: true,
+      attributes: {
+        email: 'mail', name: 'cn', given_name: 'givenName', family_name: 'sn', preferred_username: 'uid', website: 'labeledURI', locale: 'preferredLanguage',
+        phone_number: ['telephoneNumber', 'mobile'], formatted_address: 'postalAddress', street_address: 'street', locality: 'l', region: 'st',
+        postal_code: 'postalCode', country: 'c',
+      },
+      emailVerified: true, phoneNumberVerified: false,
       groups: { source: 'member_of', attribute: 'memberOf', base: 'ou=people,dc=example,dc=org', filter: '(&(objectClass=groupOfNames)(member={dn}))', nested: false, nameAttribute: 'cn' },
       timeouts: { connectMs: 3000, operationMs: 5000 }, poolSize: 4, lockout: { threshold: 5, windowSeconds: 300, maxFailures: 3 }, source: file,
     });
@@ -102,7 +107,12 @@ describe('directory configuration: the examples', () => {
       ca: undefined, caFile: undefined,
       bindDn: 'CN=svc-idp,OU=Service Accounts,DC=corp,DC=example,DC=com', bindPassword: PASSWORD, baseDn: 'OU=Staff,DC=corp,DC=example,DC=com', scope: 'sub',
       userFilter: '(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))', idAttribute: 'objectGUID',
-      attributes: { email: 'mail', name: 'displayName', given_name: 'givenName', family_name: 'sn', preferred_username: 'sAMAccountName' }, emailVerified: true,
+      attributes: {
+        email: 'mail', name: 'displayName', given_name: 'givenName', family_name: 'sn', middle_name: 'middleName', preferred_username: 'sAMAccountName',
+        website: 'wWWHomePage', locale: 'preferredLanguage', phone_number: ['telephoneNumber', 'mobile'], street_address: 'streetAddress', locality: 'l',
+        region: 'st', postal_code: 'postalCode', country: 'c',
+      },
+      emailVerified: true, phoneNumberVerified: false,
       groups: { source: 'search', attribute: 'memberOf', base: 'OU=Groups,DC=corp,DC=example,DC=com', filter: '(&(objectClass=group)(member:1.2.840.113556.1.4.1941:={dn}))', nested: true, nameAttribute: 'cn' },
       timeouts: { connectMs: 3000, operationMs: 5000 }, poolSize: 4, lockout: { threshold: 10, windowSeconds: 900, maxFailures: 8 }, source: file,
     });
@@ -111,9 +121,13 @@ describe('directory configuration: the examples', () => {
 
 describe('directory configuration: presets and defaults', () => {
   it('fills an OpenLDAP directory from the preset, overridable key by key', () => {
-    const { file } = setup(minimal('attributes: { name: displayName, given_name: null }\ngroups: { source: search, nested: true }\nlockout: { threshold: 2 }'));
+    const { file } = setup(minimal('attributes: { name: displayName, given_name: null, phone_number: mobile, country: null, nickname: [displayName, cn] }\ngroups: { source: search, nested: true }\nlockout: { threshold: 2 }'));
     const [c] = loadDirectoryConfig({ file, env: {} });
-    assert.deepEqual(c?.attributes, { email: 'mail', name: 'displayName', family_name: 'sn', preferred_username: 'uid' });
+    assert.deepEqual(c?.attributes, {
+      email: 'mail', name: 'displayName', family_name: 'sn', preferred_username: 'uid', website: 'labeledURI', locale: 'preferredLanguage',
+      phone_number: 'mobile', formatted_address: 'postalAddress', street_address: 'street', locality: 'l', region: 'st', postal_code: 'postalCode',
+      nickname: ['displayName', 'cn'],
+    });
     assert.deepEqual(c?.groups, { source: 'search', attribute: 'memberOf', base: 'ou=people,dc=example,dc=org', filter: '(&(objectClass=groupOfNames)(member={dn}))', nested: true, nameAttribute: 'cn' });
     // The provider stops one failure before a threshold of 2.
     assert.deepEqual(c?.lockout, { threshold: 2, windowSeconds: 300, maxFailures: 1 });

@@ -11,8 +11,9 @@ import { FilterParser } from 'ldapts';
 import {
   bindOutcome, escapeFilterBytes, escapeFilterValue, fileTime, fillFilter, filterTemplateProblem, groupFilter,
   groupNames, groupNamesFromDns, groupSearchIsTransitive, guidFromBytes, guidToBytes, idFilter, mapEntry,
-  parseDn, parseGeneralizedTime, userAttributes, userFilter, FilterTemplateError, DnError,
+  parseDn, parseGeneralizedTime, userAttributes, userFilter, FilterTemplateError, DnError, claimValue, postalAddressLines,
 } from '../../adapters/directory/mapping.ts';
+import { PRESETS } from '../../adapters/directory/config.ts';
 import { DirectoryUnavailableError, type DirectoryConfig, type RawEntry } from '../../adapters/directory/types.ts';
 
 const base = {
@@ -366,5 +367,66 @@ describe('DNs and times', () => {
     assert.equal(fileTime('0'), undefined);
     assert.equal(fileTime('9223372036854775807'), undefined);
     assert.equal(fileTime('-1'), undefined);
+  });
+});
+
+describe('OIDC Core §5.1 claims from the presets\' default attributes (issue 11)', () => {
+  const withPreset = (config: DirectoryConfig) => ({ ...config, attributes: PRESETS[config.preset].attributes });
+
+  it('OpenLDAP inetOrgPerson: phone (telephoneNumber, else mobile), the address from postalAddress and its parts, website from labeledURI, locale', () => {
+    const user = mapEntry(withPreset(openldap()), {
+      dn: 'uid=alice,ou=people,dc=example,dc=org',
+      attributes: {
+        entryUUID: ['5F3A9C1E-0B7D-4E2A-9C3B-1A2B3C4D5E6F'], mail: ['alice@example.org'], cn: ['Alice Smith'], uid: ['alice'],
+        mobile: ['+44 20 7946 0001'], postalAddress: ['Flat 2$10 Downing Street\\24 rear$London SW1A 2AA'], street: ['10 Downing Street'],
+        l: ['London'], st: ['Greater London'], postalCode: ['SW1A 2AA'], c: ['GB'], labeledURI: ['https://alice.example.org/ My home page'],
+        preferredLanguage: ['en-GB, en;q=0.8'],
+      },
+    }, NOW);
+    assert.deepEqual(user.claims, {
+      email: 'alice@example.org', email_verified: false, name: 'Alice Smith', preferred_username: 'alice',
+      website: 'https://alice.example.org/', locale: 'en-GB', phone_number: '+44 20 7946 0001', phone_number_verified: false,
+      address: {
+        formatted: 'Flat 2\n10 Downing Street$ rear\nLondon SW1A 2AA', street_address: '10 Downing Street', locality: 'London', region: 'Greater London',
+        postal_code: 'SW1A 2AA', country: 'GB',
+      },
+      groups: [],
+    });
+    // telephoneNumber is tried before mobile.
+    assert.equal(mapEntry(withPreset(openldap()), { dn: 'uid=a,dc=x', attributes: { entryUUID: ['5F3A9C1E-0B7D-4E2A-9C3B-1A2B3C4D5E6F'], telephoneNumber: ['+1 512 315 0280'], mobile: ['+1 512 000 0000'] } }, NOW).claims.phone_number, '+1 512 315 0280');
+  });
+
+  it('Active Directory user class: middleName, wWWHomePage, streetAddress, l, st, postalCode, c; phone_number_verified when configured', () => {
+    const guid = Buffer.from([0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a, 0xf0, 0xde, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+    const user = mapEntry({ ...withPreset(ad()), phoneNumberVerified: true }, {
+      dn: 'CN=Bob,OU=Staff,DC=corp,DC=example,DC=com',
+      attributes: {
+        objectGUID: [guid], sAMAccountName: ['bob'], displayName: ['Bob Jones'], givenName: ['Bob'], sn: ['Jones'], middleName: ['Quincy'],
+        wWWHomePage: ['http://bob.example.com'], telephoneNumber: ['+1 (425) 555-1212;ext=5678'], streetAddress: ['1 Microsoft Way'], l: ['Redmond'],
+        st: ['WA'], postalCode: ['98052'], c: ['US'], co: ['United States'], userAccountControl: ['512'],
+      },
+    }, NOW);
+    assert.deepEqual(user.claims, {
+      name: 'Bob Jones', given_name: 'Bob', family_name: 'Jones', middle_name: 'Quincy', preferred_username: 'bob', website: 'http://bob.example.com',
+      phone_number: '+1 (425) 555-1212;ext=5678', phone_number_verified: true,
+      address: { street_address: '1 Microsoft Way', locality: 'Redmond', region: 'WA', postal_code: '98052', country: 'US' },
+    });
+  });
+
+  it('a URL claim takes only http(s); an empty or unmapped attribute leaves the claim out', () => {
+    assert.equal(claimValue('website', 'javascript:alert(1) x'), undefined);
+    assert.equal(claimValue('picture', 'ftp://example.org/me.jpg'), undefined);
+    assert.equal(claimValue('formatted_address', '$ $'), undefined);
+    assert.deepEqual(postalAddressLines('1 Main St$Springfield\\5C\\24x'), ['1 Main St', 'Springfield\\$x']);
+    const user = mapEntry(openldap({ attributes: { phone_number: ['telephoneNumber', 'mobile'], locality: 'l' } }), {
+      dn: 'uid=a,dc=x', attributes: { entryUUID: ['5F3A9C1E-0B7D-4E2A-9C3B-1A2B3C4D5E6F'], telephoneNumber: ['  '], mobile: ['+33 1 23 45 67 89'], l: [''] },
+    }, NOW);
+    assert.deepEqual(user.claims, { phone_number: '+33 1 23 45 67 89', phone_number_verified: false, groups: [] });
+  });
+
+  it('asks for every mapped attribute once, a list\'s too', () => {
+    const attrs = userAttributes(withPreset(openldap()));
+    for (const a of ['telephoneNumber', 'mobile', 'postalAddress', 'street', 'l', 'st', 'postalCode', 'c', 'labeledURI', 'preferredLanguage']) assert.ok(attrs.includes(a), a);
+    assert.equal(new Set(attrs.map((a) => a.toLowerCase())).size, attrs.length);
   });
 });
