@@ -427,7 +427,7 @@ export class UserService {
 
   /** Removes every second factor (`idp user mfa reset`: a lost phone); returns how many. */
   async resetFactors(actor: Actor, id: string): Promise<{ removed: number }> {
-    return this.#audited(actor, 'user.mfa_reset', id, async () => {
+    return this.#audited(actor, 'factor.reset', id, async () => {
       await this.#account(id);
       // What they were, without their secrets (no seed, no code hash, no public key).
       const before = (await this.#d.storage.factors.list(id)).map((f) => ({ id: f.id, kind: f.kind, label: f.label, enrolled_via: f.enrolledVia }));

@@ -318,7 +318,7 @@ for (const store of STORES) {
       assert.equal((await srv.storage.attempts.get(accountKey(pia.id), Date.now(), Infinity)).count, 0);
       assert.deepEqual(await users.resetFactors(ADMIN, pia.id), { removed: 1 });
       assert.deepEqual(await srv.storage.factors.list(pia.id), []);
-      const entry = audit.find((e) => e.action === 'user.mfa_reset' && e.target?.id === pia.id)!;
+      const entry = audit.find((e) => e.action === 'factor.reset' && e.target?.id === pia.id)!;
       assert.equal((entry.before as { factors: { kind: string }[] }).factors[0]?.kind, 'totp');
       assert.ok(!JSON.stringify(entry).includes('secretCiphertext'));
     });
