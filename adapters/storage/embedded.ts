@@ -17,6 +17,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
+import { openEmbeddedPolicyStores, POLICY_SCHEMA } from './embedded-policies.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
@@ -280,6 +281,19 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   };
   migrateSkeletons(db, immediate);
   migrateDirectoryColumns(db, immediate);
+  // Policy lifecycle and feedback loop (issue 11): tables and statements of their own.
+  db.exec(POLICY_SCHEMA);
+  const policyStores = openEmbeddedPolicyStores({
+    db, immediate,
+    prepare: (name, sql) => {
+      const st = db.prepare(sql);
+      return {
+        run: (...a) => { counted(name); return st.run(...a); },
+        get: (...a) => { counted(name); return st.get(...a); },
+        all: (...a) => { counted(name); return st.all(...a); },
+      };
+    },
+  });
 
   const q = (sql: string) => db.prepare(sql);
   const raw = {
@@ -690,6 +704,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         });
       },
     },
+    ...policyStores,
     async close() {
       if (closed) return;
       // Writes already queued are committed first: their callers were not told otherwise.

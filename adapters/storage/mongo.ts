@@ -14,6 +14,7 @@ import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEven
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
+import { openMongoPolicyStores } from './mongo-policies.ts';
 
 export interface MongoOptions {
   /** Called with a message when the server refuses an optional feature (TTL index). */
@@ -292,9 +293,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     return (await Factor.updateOne({ _id: id }, { $set: { lastUsedAt: at } })).matchedCount === 1;
   }
 
+  // Policy lifecycle and feedback loop (issue 11).
+  const policyStores = await openMongoPolicyStores(conn);
+
   return {
     kind: 'mongodb',
     stats: { ops },
+    ...policyStores,
     accounts: {
       async create(a) {
         const now = new Date();

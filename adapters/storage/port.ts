@@ -5,7 +5,9 @@
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import crypto from 'node:crypto';
 import type { Account, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { LabelRecord, ModelCandidate, NewLabel, NewPolicyVersion, PolicyVersion, PolicyVersionWithFiles } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -257,6 +259,99 @@ export interface FactorStore {
   useRecoveryCode(id: string, hash: string, at: Date): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------------------------------
+// Policy lifecycle and feedback loop (issue 11).
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Published policy versions (models/types.ts PolicyVersion). The live version is the newest;
+ * every instance sharing the store serves it (idp/policy-sync.ts polls `stamp`).
+ */
+export interface PolicyStore {
+  /**
+   * Publishes `v` as the next version, only while the live version is `ifVersion` (0: none
+   * published yet): a compare-and-set, so of 100 parallel publishes with the same `ifVersion`,
+   * from any number of processes or instances sharing the store, exactly one succeeds; the
+   * others throw VersionConflictError with the live version. Versions never skip a number.
+   */
+  publish(v: NewPolicyVersion, ifVersion: number): Promise<PolicyVersion>;
+  /** The live version (the newest), without its files; undefined before the first publish. */
+  live(): Promise<PolicyVersion | undefined>;
+  /** One version with its files. */
+  get(version: number): Promise<PolicyVersionWithFiles | undefined>;
+  /** The newest version with this content hash (was this content ever published?). */
+  findByHash(hash: string): Promise<PolicyVersion | undefined>;
+  /** Versions, newest first, without their files. */
+  history(page: PageRequest): Promise<Page<PolicyVersion>>;
+  /**
+   * A value that changes with every publish, seen by every process and instance sharing the
+   * store; one small read (by key), so each instance can poll it every second (as
+   * ClientStore.stamp). Random, for the same reason as there.
+   */
+  stamp(): Promise<string>;
+}
+
+/**
+ * Labels on login events (models/types.ts LabelRecord): one per event, versioned. `set` is a
+ * compare-and-set on the label's version (0: the event has no label yet), atomic as
+ * PolicyStore.publish is; every version is kept (`history`).
+ */
+export interface LabelStore {
+  set(label: NewLabel, ifVersion: number): Promise<LabelRecord>;
+  /** The event's label now (its newest version). */
+  get(eventId: string): Promise<LabelRecord | undefined>;
+  /** Every version of the event's label, oldest first. */
+  history(eventId: string): Promise<LabelRecord[]>;
+  /** Labels now, by event id. */
+  list(page: PageRequest): Promise<Page<LabelRecord>>;
+}
+
+/** Trained models kept until activated (models/types.ts ModelCandidate). */
+export interface ModelStore {
+  /** Keeps a candidate; the same sha256 again (the same bytes) is kept once, the first one. */
+  save(c: ModelCandidate): Promise<void>;
+  get(sha256: string): Promise<ModelCandidate | undefined>;
+  /** Newest first, without the model text. */
+  list(page: PageRequest): Promise<Page<Omit<ModelCandidate, 'text'>>>;
+}
+
+/** A page cursor this store did not hand out (a client's typo, another store's cursor). */
+export class CursorError extends Error {
+  override name = 'CursorError';
+  constructor() {
+    super('invalid page cursor: pass back the `next` of the previous page');
+  }
+}
+
+/** Opaque cursors: base64url of JSON, so a client treats them as tokens, not as offsets. */
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/** The value of a cursor, checked by `valid`; CursorError when it is not one. */
+export function decodeCursor<T>(cursor: string, valid: (v: unknown) => v is T): T {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new CursorError();
+  }
+  if (!valid(v)) throw new CursorError();
+  return v;
+}
+
+/**
+ * A policy version's files as the stores keep them: canonical JSON (keys sorted) and its
+ * sha256, under which the files are stored once however many versions share them.
+ */
+export function canonicalFiles(files: Readonly<Record<string, string>>): { id: string; json: string } {
+  const json = JSON.stringify(Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+  return { id: crypto.createHash('sha256').update(json).digest('hex'), json };
+}
+
+/** The most a page may hold, whatever the caller asks. */
+export const MAX_PAGE = 1000;
+
 /**
  * What the store has sent to its database since it was opened, by operation: SQL statements
  * (embedded: the prepared statement's name, and BEGIN/COMMIT) or wire-protocol commands
@@ -277,5 +372,9 @@ export interface Storage {
   readonly attempts: AttemptStore;
   readonly oidc: OidcStore;
   readonly factors: FactorStore;
+  // Policy lifecycle and feedback loop (issue 11).
+  readonly policies: PolicyStore;
+  readonly labels: LabelStore;
+  readonly models: ModelStore;
   close(): Promise<void>;
 }
