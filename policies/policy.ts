@@ -198,10 +198,20 @@ export function checkPolicy(dir: string): PolicyError[] {
   }
 }
 
+/** The model file risk.yml's text names, if it can be made out (read leniently: the loader reports what is wrong). */
+export function modelFileOf(riskYml: string | undefined): string | undefined {
+  try {
+    const file = (parseYaml(riskYml ?? '') as { model?: { file?: unknown } } | null)?.model?.file;
+    return typeof file === 'string' && file ? file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The files of a policy directory as a bundle (PolicyFiles): the three YAML files and the
  * model risk.yml names, read as they are. A file that is missing or unreadable is left out
- * (loading the bundle then says so); risk.yml is read leniently here only to find the model.
+ * (loading the bundle then says so).
  */
 export function readPolicyDir(dirArg: string): Record<string, string> {
   const dir = path.resolve(dirArg);
@@ -214,12 +224,17 @@ export function readPolicyDir(dirArg: string): Record<string, string> {
     }
   };
   for (const f of POLICY_FILE_NAMES) read(f);
-  let model: unknown;
-  try {
-    model = (parseYaml(files['risk.yml'] ?? '') as { model?: { file?: unknown } } | null)?.model?.file;
-  } catch {
-    // Not YAML: the loader reports it with its line.
-  }
-  if (typeof model === 'string' && model) read(model);
+  const model = modelFileOf(files['risk.yml']);
+  if (model) read(model);
   return files;
+}
+
+/**
+ * Only the files a policy consists of: the three YAML files and the model its risk.yml
+ * names (a candidate completed from the live version must not carry the live model along
+ * when it names another one).
+ */
+export function policyFilesOnly(files: PolicyFiles): Record<string, string> {
+  const model = modelFileOf(files['risk.yml']);
+  return Object.fromEntries(Object.entries(files).filter(([name]) => (POLICY_FILE_NAMES as readonly string[]).includes(name) || name === model));
 }

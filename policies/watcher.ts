@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy, type PolicyError } from './policy.ts';
+import { formatPolicyError, loadPolicy, loadPolicyFiles, PolicyLoadError, readPolicyDir, type CompiledPolicy, type PolicyError, type PolicyFiles } from './policy.ts';
 
 export interface PolicyStats {
   reloads: number;
@@ -50,10 +50,11 @@ export interface WatchOptions {
   onReload?: (p: CompiledPolicy, origin: PolicyOrigin) => void;
   onReject?: (errors: PolicyError[], message: string, origin: PolicyOrigin) => void;
   /**
-   * With a policy store: a valid file edit goes here instead of being installed (published,
-   * then installed from the store on every instance). Without one it is installed at once.
+   * With a policy store: a valid file edit goes here, with the files it was compiled from,
+   * instead of being installed (it is published, then installed from the store on every
+   * instance). Without one it is installed at once.
    */
-  onFileEdit?: (p: CompiledPolicy) => void;
+  onFileEdit?: (p: CompiledPolicy, files: PolicyFiles) => void;
   /** The policy to start with, already loaded (the store's live version); default: the directory's. */
   initial?: { policy: CompiledPolicy; origin: PolicyOrigin };
   /** Quiet time after the last file event before reloading (editors write in bursts). */
@@ -111,13 +112,15 @@ export function startPolicyRuntime(dirArg: string, opts: WatchOptions = {}): Pol
   const reload = (): boolean => {
     if (!opts.onFileEdit) return install(() => loadPolicy(dir), { source: 'file' });
     let next: CompiledPolicy;
+    // Read once, compiled from what was read: what is published is exactly what was checked.
+    const files = readPolicyDir(dir);
     try {
-      next = loadPolicy(dir);
+      next = loadPolicyFiles(files, dir);
       checkAcrsUnchanged(next, startAcrs);
     } catch (err) {
       return rejected(err, { source: 'file' });
     }
-    opts.onFileEdit(next);
+    opts.onFileEdit(next, files);
     return true;
   };
 
