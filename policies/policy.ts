@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { loadModel, sha256Hex, type Forest } from './forest.ts';
 import { POLICY_FILES, type AssurancePolicy, type RiskPolicy } from './schema.ts';
 import { compileLists, FEATURE_NAMES, type CompiledLists } from './signals.ts';
-import { parse as parseYaml } from 'yaml';
+import { isScalar, parse as parseYaml, parseDocument } from 'yaml';
 import { formatFileError, parseYamlText, yamlPosition, type FileError, type ParsedYaml } from './yaml-file.ts';
 
 /** A problem in a policy file: its file, line and dotted key path (yaml-file.ts). */
@@ -237,4 +237,22 @@ export function readPolicyDir(dirArg: string): Record<string, string> {
 export function policyFilesOnly(files: PolicyFiles): Record<string, string> {
   const model = modelFileOf(files['risk.yml']);
   return Object.fromEntries(Object.entries(files).filter(([name]) => (POLICY_FILE_NAMES as readonly string[]).includes(name) || name === model));
+}
+
+/**
+ * The files with another model pinned: the model file risk.yml names gets `modelText`, and
+ * risk.yml's `model.sha256` its sha256, edited in place so the file's comments and layout
+ * stay as they are (a model activated through the store, idp/admin/model.ts). The result is
+ * checked by the loader like any candidate; a risk.yml that names no model is returned as it is.
+ */
+export function withModel(files: PolicyFiles, modelText: string): Record<string, string> {
+  const risk = files['risk.yml'];
+  const model = modelFileOf(risk);
+  if (risk === undefined || model === undefined) return { ...files };
+  const doc = parseDocument(risk);
+  const sha = sha256Hex(Buffer.from(modelText, 'utf8'));
+  const node = doc.getIn(['model', 'sha256'], true);
+  if (isScalar(node)) node.value = sha;
+  else doc.setIn(['model', 'sha256'], sha);
+  return { ...files, 'risk.yml': String(doc), [model]: modelText };
 }
