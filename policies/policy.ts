@@ -252,7 +252,14 @@ export function withModel(files: PolicyFiles, modelText: string): Record<string,
   const doc = parseDocument(risk);
   const sha = sha256Hex(Buffer.from(modelText, 'utf8'));
   const node = doc.getIn(['model', 'sha256'], true);
-  if (isScalar(node)) node.value = sha;
-  else doc.setIn(['model', 'sha256'], sha);
-  return { ...files, 'risk.yml': String(doc), [model]: modelText };
+  let text: string;
+  if (isScalar(node) && node.range) {
+    // The value's characters replaced in the text, in its quoting: nothing else moves.
+    const q = node.type === 'QUOTE_DOUBLE' ? '"' : node.type === 'QUOTE_SINGLE' ? "'" : '';
+    text = `${risk.slice(0, node.range[0])}${q}${sha}${q}${risk.slice(node.range[1])}`;
+  } else {
+    doc.setIn(['model', 'sha256'], sha);
+    text = String(doc);
+  }
+  return { ...files, 'risk.yml': text, [model]: modelText };
 }

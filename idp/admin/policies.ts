@@ -346,7 +346,9 @@ export async function publishFileState(deps: PolicyDeps, files: Record<string, s
  * each building users' histories from the replayed events as live operation builds them
  * (policies/simulate.ts), and reports what would change: decisions and levels, counts, and
  * the most recent examples. Histories start empty at the window (or `warmupDays` before it),
- * for both policies alike.
+ * for both policies alike. A stored event does not record how a challenge ended: a
+ * challenged login counts as passed (it joins the history) unless its label says `attack`
+ * or the provider blocked it.
  */
 export async function dryRunPolicy(deps: DryRunDeps, input: DryRunInput, now = Date.now()): Promise<DryRunReport> {
   const p = parseInput(dryRunSchema, input);
@@ -387,8 +389,13 @@ export async function dryRunPolicy(deps: DryRunDeps, input: DryRunInput, now = D
       if (ts >= from) report.window.skipped += 1;
       continue;
     }
-    const ra = a.process(e);
-    const rb = b.process(e);
+    // How a challenge would have ended (stored events do not say): as its label says, else
+    // passed unless the provider blocked the login. Both replays grow histories alike then.
+    const label = labels.get(e.id)?.label;
+    const mfa = label === 'attack' ? 'fail' : label === 'legit' ? 'pass' : record.assessment?.decision === 'block' ? 'fail' : 'pass';
+    const withOutcome = e.success ? { ...e, mfa } as const : e;
+    const ra = a.process(withOutcome);
+    const rb = b.process(withOutcome);
     if (ts < from) continue;
     report.window.events += 1;
     if (!ra || !rb) continue;
@@ -398,7 +405,6 @@ export async function dryRunPolicy(deps: DryRunDeps, input: DryRunInput, now = D
     report.candidate.decisions[y.decision] += 1;
     add(report.live.levels, x.level);
     add(report.candidate.levels, y.level);
-    const label = labels.get(e.id)?.label;
     if (label) {
       const l = labelled[label];
       l.n += 1;
