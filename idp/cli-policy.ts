@@ -37,7 +37,7 @@ function cliActor(): Actor {
  * Where the CLI's actions are recorded. The audit trail (idp/audit) plugs in here; until it
  * does, this records nothing.
  */
-const cliAudit = async (_e: AuditInput): Promise<void> => {};
+const cliAudit: (e: AuditInput) => Promise<void> = async () => {};
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, positionals: { min: number; max: number }) {
   let parsed;

@@ -93,7 +93,6 @@ export async function startPolicySync(o: PolicySyncOptions): Promise<PolicySync>
     }
   }
 
-  let runtime: PolicyRuntime;
   let stamp: string | undefined;
   let polls = 0;
   let rejectedVersion = startError?.origin.published;
@@ -132,7 +131,7 @@ export async function startPolicySync(o: PolicySyncOptions): Promise<PolicySync>
   // One check at a time, in order: the last one always sees the newest state.
   const check = (force: boolean) => (queue = queue.then(() => checkNow(force)));
 
-  runtime = startPolicyRuntime(dir, {
+  const runtime: PolicyRuntime = startPolicyRuntime(dir, {
     initial,
     watch: o.watch ?? true,
     ...(o.onReload ? { onReload: o.onReload } : {}),

@@ -10,7 +10,7 @@
  */
 import crypto from 'node:crypto';
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import type { Actor, LabelRecord, ModelCandidate, PolicyVersion, PolicyVersionWithFiles } from '../../models/types.ts';
+import type { Actor, LabelRecord, PolicyVersion } from '../../models/types.ts';
 import { canonicalFiles, decodeCursor, encodeCursor, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
 
 export const POLICY_SCHEMA = `
