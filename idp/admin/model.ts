@@ -41,7 +41,7 @@ import { FEATURE_NAMES } from '../../policies/signals.ts';
 import { Rng } from '../../policies/synth.ts';
 import { ConflictError, InvalidError, NotFoundError, parseInput } from './errors.ts';
 import { allLabels } from './labels.ts';
-import { pageSchema, type PageInput } from './page.ts';
+import { listing, pageSchema, type PageInput } from './page.ts';
 import { publishChecked, type DryRunDeps, type PolicyDeps } from './policies.ts';
 
 export interface ModelDeps extends DryRunDeps {
@@ -281,7 +281,8 @@ export async function getModel(deps: { storage: { models: ModelStore } }, sha256
 
 /** Kept candidates, newest first, without the model itself. */
 export async function listModels(deps: { storage: { models: ModelStore } }, page: PageInput = {}): Promise<Page<Omit<ModelCandidate, 'text'>>> {
-  return deps.storage.models.list(parseInput(pageSchema, page));
+  const p = parseInput(pageSchema, page);
+  return listing(() => deps.storage.models.list(p));
 }
 
 /**

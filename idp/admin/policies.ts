@@ -28,7 +28,7 @@ import type { Place } from '../../policies/types.ts';
 import { checkAcrsUnchanged } from '../../policies/watcher.ts';
 import { ConflictError, InvalidError, NotFoundError, parseInput } from './errors.ts';
 import { allLabels } from './labels.ts';
-import { pageSchema, type PageInput } from './page.ts';
+import { listing, pageSchema, type PageInput } from './page.ts';
 
 export interface PolicyDeps {
   storage: { policies: PolicyStore; events: EventStore; labels: LabelStore };
@@ -220,7 +220,7 @@ export async function getPolicyVersion(deps: Pick<PolicyDeps, 'storage'>, versio
 /** Published versions, newest first, in pages. */
 export async function policyHistory(deps: Pick<PolicyDeps, 'storage'>, page: PageInput = {}): Promise<Page<PolicyVersion>> {
   const p = parseInput(pageSchema, page);
-  return deps.storage.policies.history(p);
+  return listing(() => deps.storage.policies.history(p));
 }
 
 /** Checks a candidate as a file edit would be checked; never throws for an invalid policy. */

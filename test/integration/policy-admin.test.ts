@@ -110,6 +110,8 @@ for (const store of STORES) {
         // The chosen ones, and the event the first test labelled.
         assert.deepEqual(listed, [...new Set([...chosen.map((e) => e.id), real.find((x) => x.success)!.id])].sort());
         assert.ok(chosen.filter((e) => e.label === 'attack').length >= 10, 'enough attacks to learn from');
+        await assert.rejects(listLabels(deps(), { after: '!!' }), (e: unknown) => e instanceof InvalidError && e.code === 'cursor_invalid');
+        await assert.rejects(listLabels(deps(), { limit: 0 }), (e: unknown) => e instanceof InvalidError && e.code === 'invalid_request' && /^limit: /.test(e.message));
       });
     });
 
