@@ -31,6 +31,10 @@ export interface StoredKey {
   demotedAt?: string | undefined;
 }
 
+export class KeyFileError extends Error {
+  override name = 'KeyFileError';
+}
+
 export interface KeyFile {
   version: 1;
   signing: StoredKey[];
@@ -40,6 +44,24 @@ export interface KeyFile {
   nextCookieKey?: string | undefined;
   /** base64url of 32 random bytes: AES-256-GCM key for secrets at rest. */
   dataKey: string;
+  /** +1 with every rotation step (absent in files of older versions: 0); the admin API's If-Match. */
+  revision?: number | undefined;
+}
+
+/** The key file changed since the revision the caller read (the admin API answers 412). */
+export class KeyRevisionError extends KeyFileError {
+  readonly current: number;
+  constructor(current: number) {
+    super(`the keys changed meanwhile (now revision ${current}); read them again`);
+    this.current = current;
+  }
+}
+
+/** Checks the caller's revision (when given) and advances it, before a rotation step writes. */
+function advanceRevision(keys: KeyFile, ifRevision: number | undefined): void {
+  const current = keys.revision ?? 0;
+  if (ifRevision !== undefined && ifRevision !== current) throw new KeyRevisionError(current);
+  keys.revision = current + 1;
 }
 
 /** Timing of a rotation; from KEYS_RELOAD_INTERVAL and ID_TOKEN_TTL (see keyTimings). */
@@ -58,9 +80,6 @@ export function keyTimings(reloadSeconds: number, idTokenTtlSeconds: number): Ke
   return { activateAfterMs: 2 * reloadSeconds * 1000, retireAfterMs: (2 * reloadSeconds + idTokenTtlSeconds) * 1000 };
 }
 
-export class KeyFileError extends Error {
-  override name = 'KeyFileError';
-}
 
 const b64u = (buf: Buffer) => buf.toString('base64url');
 
@@ -166,10 +185,11 @@ const kidsOf = (keys: StoredKey[]) => keys.map((k) => k.jwk.kid);
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Step 1: stages a new key per algorithm (and a cookie key), published but not signing. */
-export function rotateKeys(file: string, timings: KeyTimings, now = Date.now()): { staged: string[]; activateAfter: string } {
+export function rotateKeys(file: string, timings: KeyTimings, now = Date.now(), ifRevision?: number): { staged: string[]; activateAfter: string } {
   const keys = loadOrCreateKeys(file);
   const staged = keys.signing.filter((k) => k.state === 'next');
   if (staged.length) throw new KeyFileError(`keys ${kidsOf(staged).join(', ')} are already staged; run: idp keys activate`);
+  advanceRevision(keys, ifRevision);
   const fresh = newSigningKeys().map((k) => ({ ...k, createdAt: iso(now), state: 'next' as const }));
   keys.signing = [...keys.signing, ...fresh];
   keys.nextCookieKey = b64u(crypto.randomBytes(32));
@@ -181,7 +201,7 @@ export function rotateKeys(file: string, timings: KeyTimings, now = Date.now()):
  * Step 2: staged keys become current once every instance has had time to publish them;
  * the current ones become previous (still published). Refused before that time.
  */
-export function activateKeys(file: string, timings: KeyTimings, now = Date.now()): { activated: string[]; previous: string[]; retireAfter: string } {
+export function activateKeys(file: string, timings: KeyTimings, now = Date.now(), ifRevision?: number): { activated: string[]; previous: string[]; retireAfter: string } {
   const keys = loadOrCreateKeys(file);
   const staged = keys.signing.filter((k) => k.state === 'next');
   if (!staged.length) throw new KeyFileError('no staged keys; run: idp keys rotate');
@@ -189,6 +209,7 @@ export function activateKeys(file: string, timings: KeyTimings, now = Date.now()
   if (now < ready) {
     throw new KeyFileError(`keys ${kidsOf(staged).join(', ')} were staged too recently for every instance to publish them; activate after ${iso(ready)}`);
   }
+  advanceRevision(keys, ifRevision);
   const demoted = keys.signing.filter((k) => k.state === 'current');
   keys.signing = keys.signing.map((k) => {
     if (k.state === 'next') return { ...k, state: 'current' as const };
@@ -209,7 +230,7 @@ export function activateKeys(file: string, timings: KeyTimings, now = Date.now()
  * can be signing with any more and whose ID tokens have expired is due; a current or staged
  * key never is. Returns the removed kids and those kept, with the time they become due.
  */
-export function retireKeys(file: string, timings: KeyTimings, opts: { kid?: string | undefined; now?: number } = {}): { retired: string[]; kept: { kid: string; retireAfter: string }[] } {
+export function retireKeys(file: string, timings: KeyTimings, opts: { kid?: string | undefined; now?: number; ifRevision?: number | undefined } = {}): { retired: string[]; kept: { kid: string; retireAfter: string }[] } {
   const now = opts.now ?? Date.now();
   const keys = loadOrCreateKeys(file);
   const dueAt = (k: StoredKey) => (k.demotedAt ? Date.parse(k.demotedAt) + timings.retireAfterMs : 0);
@@ -225,7 +246,9 @@ export function retireKeys(file: string, timings: KeyTimings, opts: { kid?: stri
   const previous = keys.signing.filter((k) => k.state === 'previous' && (opts.kid === undefined || k.jwk.kid === opts.kid));
   const target = previous.filter((k) => dueAt(k) <= now);
   const kept = previous.filter((k) => dueAt(k) > now).map((k) => ({ kid: k.jwk.kid, retireAfter: iso(dueAt(k)) }));
+  if (opts.ifRevision !== undefined && opts.ifRevision !== (keys.revision ?? 0)) throw new KeyRevisionError(keys.revision ?? 0);
   if (target.length) {
+    advanceRevision(keys, opts.ifRevision);
     keys.signing = keys.signing.filter((k) => !target.includes(k));
     writeAtomic(file, keys);
   }
@@ -284,4 +307,14 @@ export function watchKeyFile(file: string, current: KeyFile, intervalMs: number,
 /** Public view for `idp keys list`: no private parameters. */
 export function describeKeys(keys: KeyFile) {
   return keys.signing.map((k) => ({ kid: k.jwk.kid, alg: k.jwk.alg, state: k.state, createdAt: k.createdAt, ...(k.demotedAt ? { demotedAt: k.demotedAt } : {}) }));
+}
+
+/** The public half of every published key (with kid, alg, use): what verifies this provider's signatures. */
+export function publicJwks(keys: KeyFile): { keys: Record<string, unknown>[] } {
+  return {
+    keys: providerJwks(keys).keys.map((k) => ({
+      ...crypto.createPublicKey({ key: k as import("node:crypto").JsonWebKeyInput["key"], format: 'jwk' }).export({ format: 'jwk' }),
+      kid: k.kid, alg: k.alg, use: k.use,
+    })),
+  };
 }

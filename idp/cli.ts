@@ -12,13 +12,11 @@ import { openStorage, DuplicateError, type Storage } from '../adapters/storage/i
 import type { Account } from '../models/types.ts';
 import { activateKeys, deriveKey, describeKeys, KeyFileError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
-import { clientSecretContext } from '../adapters/oidc-adapter.ts';
 import { PasswordError, PasswordHasher, validateUsername } from '../interactions/methods/password.ts';
 import { LoginThrottle } from '../interactions/throttle.ts';
 import { signInName } from '../interactions/methods/ldap.ts';
 import { newTotpFactor, otpauthUri, totpIssuerName } from '../interactions/methods/totp.ts';
 import { replaceRecoveryCodes } from '../interactions/methods/recovery.ts';
-import { ACCOUNT_CLIENT_ID } from '../interactions/account/client.ts';
 import { ConfigError, loadSettings, settingsMarkdown, type Settings } from './settings.ts';
 import { createLogger } from './log.ts';
 import { buildProvider } from './provider.ts';
@@ -29,12 +27,31 @@ import { directoryTestCommand } from './cli-directory.ts';
 import { DirectoryConfigError } from '../adapters/directory/config.ts';
 import { loadDirectories } from './directories.ts';
 import { keystrokeEvalCommand } from './cli-keystroke.ts';
+import * as z from 'zod';
+import os from 'node:os';
+import { ClientAdmin, ClientAdminError } from './admin/clients.ts';
+import { RoleAdmin } from './admin/roles.ts';
+import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
+import type { Actor, AuditInput } from '../models/types.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 import { labelCommand, modelStoreCommand, policyCommand, PolicyUsageError } from './cli-policy.ts';
 import { AdminError } from './admin/errors.ts';
-import { CursorError, VersionConflictError } from '../adapters/storage/port.ts';
+import { InvalidCursorError, VersionConflictError } from '../adapters/storage/port.ts';
 
 class UsageError extends Error {}
+
+/** Who runs the CLI, for the audit trail: the OS user on the server's disk. */
+function cliActor(): Actor {
+  try {
+    return { kind: 'cli', id: os.userInfo().username };
+  } catch {
+    // No passwd entry for the uid (a container): the uid is still someone.
+    return { kind: 'cli', id: `uid:${process.getuid?.() ?? '?'}` };
+  }
+}
+
+/** Until the audit trail is wired, CLI actions are recorded by their own output and the store. */
+const cliAudit = async (e: AuditInput): Promise<void> => { void e; };
 /** `risk` is left out: an operator opts a client into seeing risk assessments. */
 const DEFAULT_CLIENT_SCOPE = 'openid offline_access profile email';
 class Refused extends Error {}
@@ -46,6 +63,7 @@ const HELP = `Usage: idp <command> [options]
   idp user passwd <username> --password-stdin set a new password
   idp user list [--json]
   idp user unlock <username>                  clear the failed-login lock of an account
+  idp user roles <username> [--set "<admin scopes>"]  show or set the admin API roles of an account
   idp user mfa add <username> --totp [--label L]   add an authenticator app; prints its otpauth:// URI
   idp user mfa add <username> --recovery-codes     replace the recovery codes; prints the 10 new codes
   idp user mfa list <username> [--json]            second factors (no secrets)
@@ -191,6 +209,21 @@ async function userCommand(settings: Settings, sub: string | undefined, args: st
       process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows, ['username', 'id', 'email', 'name', 'directory', 'created'])}\n`);
       return;
     }
+    case 'roles': {
+      const { positionals, values } = parse(args, { set: { type: 'string' } }, 1);
+      const result = await withStorage(settings, async (s) => {
+        const a = await findUser(s, positionals[0]!);
+        const roles = new RoleAdmin(s, cliAudit);
+        if (values.set === undefined) return roles.get(a.id);
+        const scopes = values.set.split(/[\s,]+/).filter(Boolean);
+        const unknown = scopes.filter((x) => !(ADMIN_SCOPE_NAMES as string[]).includes(x));
+        if (unknown.length) throw new UsageError(`--set: not admin scopes: ${unknown.join(', ')} (admin scopes: ${ADMIN_SCOPE_NAMES.join(' ')})`);
+        // The CLI runs on the server's disk with its keys: it may grant every role (how the first administrator is made).
+        return roles.set(a.id, { scopes }, (await s.roles.get(a.id)).version, cliActor(), 'all');
+      });
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return;
+    }
     case 'unlock': {
       const { positionals } = parse(args, {}, 1);
       const username = positionals[0]!;
@@ -287,55 +320,47 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
         'backchannel-logout-uri': { type: 'string' }, scope: { type: 'string' }, name: { type: 'string' },
         'grant-type': { type: 'string', multiple: true }, 'min-acr': { type: 'string' }, 'first-party': { type: 'boolean' },
       }, 0);
-      const clientId = values.id;
-      if (!clientId) throw new UsageError('--id is required');
-      if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) throw new UsageError('--id: 1-128 characters of A-Z a-z 0-9 . _ ~ -');
-      // The account page's built-in client: a stored one of that id would never be used.
-      if (clientId === ACCOUNT_CLIENT_ID) throw new Refused(`client "${clientId}" is reserved for the provider's own account page (/account)`);
+      if (!values.id) throw new UsageError('--id is required');
       if (values.public && values.secret !== undefined) throw new UsageError('--public and --secret exclude each other');
       const grantTypes = values['grant-type'] ?? ['authorization_code', 'refresh_token'];
-      const redirectUris = values['redirect-uri'] ?? [];
-      if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
-      if (values.secret !== undefined && values.secret.length < 32) throw new UsageError('--secret must be at least 32 characters');
-      // The scopes the server accepts: OIDC scopes, the policy's operations, RESOURCE_SCOPES;
-      // min_acr is checked against the policy's levels (the ACR values the provider publishes).
-      const policy = policyOrExit(settings.policyDir, { withoutModel: true });
-      const resourceScopes = resourceScopeNames(Object.keys(policy.assurance.operations), settings.resourceScopes);
-      const supported = new Set<string>([...OIDC_SCOPES, ...resourceScopes]);
-      const scope = values.scope ?? DEFAULT_CLIENT_SCOPE;
-      const unknown = scope.split(/\s+/).filter((s) => s && !supported.has(s));
-      if (unknown.length) throw new UsageError(`--scope: unsupported scope(s): ${unknown.join(', ')} (supported: ${[...supported].join(' ')}; add API scopes to RESOURCE_SCOPES)`);
-
-      const secret = values.public ? undefined : (values.secret ?? crypto.randomBytes(32).toString('base64url'));
-      const metadata: Record<string, unknown> = {
-        redirect_uris: redirectUris,
+      if (grantTypes.includes('authorization_code') && !values['redirect-uri']) throw new UsageError('--redirect-uri is required');
+      const input = {
+        client_id: values.id,
+        redirect_uris: values['redirect-uri'] ?? [],
         grant_types: grantTypes,
-        response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
         token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
-        scope,
+        scope: values.scope ?? DEFAULT_CLIENT_SCOPE,
         ...(values.name ? { client_name: values.name } : {}),
         ...(values['post-logout-redirect-uri'] ? { post_logout_redirect_uris: values['post-logout-redirect-uri'] } : {}),
-        ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'], backchannel_logout_session_required: true } : {}),
+        ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'] } : {}),
         ...(values['min-acr'] ? { min_acr: values['min-acr'] } : {}),
-        // The operator's own application: no consent page (idp/provider.ts loadExistingGrant).
         ...(values['first-party'] ? { first_party: true } : {}),
       };
+      // The scopes the server accepts: OIDC scopes, the policy's operations, RESOURCE_SCOPES
+      // and the admin scopes; min_acr is checked against the policy's levels.
+      const policy = policyOrExit(settings.policyDir, { withoutModel: true });
+      const resourceScopes = resourceScopeNames(Object.keys(policy.assurance.operations), settings.resourceScopes);
       const acrValues = policy.assurance.levels.map((l) => l.acr);
       const keys = loadOrCreateKeys(settings.keysFile);
       const box = new SecretBox(keys.dataKey);
-      await withStorage(settings, async (s) => {
-        // Validate with oidc-provider's own client schema, so what is stored is what it accepts.
+      const created = await withStorage(settings, async (s) => {
+        // Validated with oidc-provider's own client schema too, so what is stored is what it accepts.
         const provider = buildProvider(settings, s, keys, box, createLogger('silent'), acrValues, resourceScopes);
+        const clients = new ClientAdmin({
+          storage: s, box, supportedScopes: new Set<string>([...OIDC_SCOPES, ...resourceScopes]), acrValues,
+          validate: async (m) => { await provider.Client.validate(m as never); },
+          audit: cliAudit,
+        });
         try {
-          await provider.Client.validate({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata });
+          return await clients.create(input, cliActor(), { secret: values.secret });
         } catch (err) {
-          const e = err as { error_description?: string; message: string };
-          throw new UsageError(`invalid client: ${e.error_description ?? e.message}`);
+          if (err instanceof z.ZodError) throw new UsageError(`invalid client: ${err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+          if (err instanceof ClientAdminError) throw err.code === 'invalid_request' ? new UsageError(err.message) : new Refused(err.message);
+          throw err;
         }
-        await s.clients.create({ clientId, secretCiphertext: secret ? box.seal(secret, clientSecretContext(clientId)) : undefined, metadata });
       });
       // The secret is shown once, here; it is stored encrypted.
-      process.stdout.write(`${JSON.stringify({ client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ client_id: created.client.client_id, ...(created.secret ? { client_secret: created.secret } : {}), ...created.metadata }, null, 2)}\n`);
       return;
     }
     case 'list': {
@@ -550,7 +575,7 @@ try {
 } catch (err) {
   const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
     || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError
-    || err instanceof PolicyUsageError || err instanceof AdminError || err instanceof VersionConflictError || err instanceof CursorError;
+    || err instanceof PolicyUsageError || err instanceof AdminError || err instanceof VersionConflictError || err instanceof InvalidCursorError;
   const message = known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);
   process.exitCode = err instanceof UsageError || err instanceof PolicyUsageError ? 2 : 1;

@@ -10,6 +10,7 @@ export const EVENT_NAMES = [
   'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
   'policy.reloaded', 'policy.rejected', 'policy.published', 'policy.file_skipped', 'keys.reloaded', 'keys.rejected',
   'directory.unavailable', 'directory.linked', 'directory.session_ended',
+  'admin.action',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 

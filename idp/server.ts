@@ -7,7 +7,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context, Next } from 'koa';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
-import { deriveKey, loadOrCreateKeys, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
+import * as jose from 'jose';
+import { deriveKey, loadOrCreateKeys, publicJwks, watchKeyFile, type KeyFile } from '../adapters/keys.ts';
 import { SecretBox } from '../adapters/crypto.ts';
 import { PasswordAuthenticator } from '../interactions/authenticate.ts';
 import { Csrf } from '../interactions/csrf.ts';
@@ -36,8 +37,13 @@ import { Events, renderMetrics } from './events.ts';
 import { loadDirectories } from './directories.ts';
 import { Directories } from '../adapters/directory/index.ts';
 import { ClientCache } from '../adapters/client-cache.ts';
+import type Provider from 'oidc-provider';
 import type { AdapterPayload } from 'oidc-provider';
+import { clientIp } from '../interactions/context.ts';
+import { createAdminApi } from './admin/index.ts';
+import { ConfigError } from './settings.ts';
 import type { Settings } from './settings.ts';
+import type { AuditInput } from '../models/types.ts';
 
 export interface RunningServer {
   readonly url: string;
@@ -163,10 +169,14 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   // The policy served is the store's live version, on every instance (idp/policy-sync.ts);
   // POLICY_DIR is published to it when its content is new.
+  // Until the audit trail is wired: admin actions go to the log (never secrets: the services mask them).
+  const audit = async (e: AuditInput) => {
+    events.emit('admin.action', { actor: `${e.actor.kind}:${e.actor.id}`, action: e.action, outcome: e.outcome, target: e.target ? `${e.target.type}:${e.target.id}` : undefined });
+  };
   let policySync: PolicySync;
   try {
     policySync = await startPolicySync({
-      storage, dir: settings.policyDir, pollMs: settings.policyPollMs, events, log,
+      storage, dir: settings.policyDir, pollMs: settings.policyPollMs, events, log, audit,
       onReload: (p, origin) => {
         events.emit('policy.reloaded', { version: p.version, model: p.forest.version, source: origin.source, published: origin.published });
         announceMonitor(p);
@@ -236,6 +246,24 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     ...memoryGauges(),
   }));
 
+  // The admin API reads what changes with the keys through these (assemble sets them).
+  let verificationKeys = jose.createLocalJWKSet(publicJwks(keys) as jose.JSONWebKeySet);
+  let currentProvider: Provider | undefined;
+  for (const [name, acr] of [['ADMIN_ACR', settings.adminAcr], ['ADMIN_SENSITIVE_ACR', settings.adminSensitiveAcr]] as const) {
+    if (settings.adminApi && !acrValues.includes(acr)) throw new ConfigError(`${name}: "${acr}" is not one of the policy's ACR values (${acrValues.join(', ')})`);
+  }
+  const admin = settings.adminApi
+    ? createAdminApi({
+      settings, storage, box, log, resourceScopes,
+      levels: () => policies.current().assurance.levels.map((l) => l.acr),
+      verificationKeys: () => verificationKeys,
+      validateClient: async (metadata) => { await currentProvider!.Client.validate(metadata as never); },
+      clientsChanged: () => clientCache.clear(),
+      audit,
+      clientIp,
+    })
+    : undefined;
+
   /**
    * The whole app for one key set. oidc-provider takes its keys at construction, so a
    * changed key file gets a new provider (all its state lives in the store); requests
@@ -255,6 +283,9 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       }
       await next();
     });
+    verificationKeys = jose.createLocalJWKSet(publicJwks(k) as jose.JSONWebKeySet);
+    currentProvider = provider;
+    if (admin) provider.use(admin);
     provider.use(assetRoutes());
     const router = interactionRouter({
       provider, storage, authenticator, throttle, csrf, risk, events, log, secure, maxFormBytes: settings.maxBodyBytes,

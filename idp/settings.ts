@@ -272,6 +272,32 @@ export const SETTINGS = {
     doc: 'Days the raw behavioural sample of a login (keystroke timings by position, pointer summary; never which keys) stays in its login event, for the simulator to replay; older events keep everything else. Checked at start and hourly. `0`: never stored in events, only scored live and, for trusted logins, added to the user\'s templates (which keep their own newest `keep` samples, `risk.yml` `behaviour`).',
     parse: int(0, 36_500),
   },
+  // The admin API (README "Admin API").
+  adminApi: {
+    env: 'ADMIN_API',
+    default: 'true',
+    doc: 'Serve the admin API under `/admin/api/v1` (its OpenAPI document at `/admin/api/openapi.json`, a reference page at `/admin/api`). Callers need an access token of this provider for the resource `<ISSUER>/admin/api` with admin scopes.',
+    parse: bool,
+  },
+  adminAcr: {
+    env: 'ADMIN_ACR',
+    default: 'urn:adaptive-idp:aal2',
+    doc: "The weakest ACR an administrator's own token must carry for the admin API (one of the policy's levels). Client-credentials tokens have no user and are not subject to it.",
+    parse: str,
+  },
+  adminSensitiveAcr: {
+    env: 'ADMIN_SENSITIVE_ACR',
+    default: 'urn:adaptive-idp:aal3',
+    doc: "The ACR an administrator's token needs for the sensitive operations (marked in the API reference: keys, secret rotation, deletions, policy publishing, model activation).",
+    parse: str,
+  },
+  adminSensitiveMaxAge: {
+    env: 'ADMIN_SENSITIVE_MAX_AGE',
+    default: '900',
+    doc: 'Seconds since an administrator authenticated after which a sensitive operation needs a new authentication (RFC 9470 `max_age`).',
+    parse: int(30, 86_400),
+  },
+  adminMaxBodyBytes: { env: 'ADMIN_MAX_BODY_BYTES', default: '1048576', doc: 'Largest accepted admin API request body (policy bundles are the largest).', parse: int(1024, 16 * 1024 * 1024) },
   maxBodyBytes: { env: 'MAX_FORM_BYTES', default: '16384', doc: 'Largest accepted form body on interaction pages.', parse: int(1024, 1024 * 1024) },
 } as const satisfies Record<string, Setting<unknown>>;
 

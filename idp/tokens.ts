@@ -25,6 +25,7 @@ import type { Account } from '../models/types.ts';
 import type { Events } from './events.ts';
 import { findLoginRecord } from '../interactions/login-record.ts';
 import { SCOPE_TOKEN, type Settings } from './settings.ts';
+import { ADMIN_SCOPE_NAMES } from './admin/route.ts';
 
 /** The scopes that release claims about the user or the login (OIDC Core §5.4). */
 export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'risk'] as const;
@@ -39,7 +40,12 @@ export const RISK_CLAIM = 'risk';
  */
 export function resourceScopeNames(operations: readonly string[], configured: readonly string[]): string[] {
   const oidc = new Set<string>(OIDC_SCOPES);
-  return [...new Set([...operations, ...configured])].filter((s) => SCOPE_TOKEN.test(s) && !oidc.has(s)).sort();
+  return [...new Set([...operations, ...configured, ...ADMIN_SCOPE_NAMES])].filter((s) => SCOPE_TOKEN.test(s) && !oidc.has(s)).sort();
+}
+
+/** The admin API's resource indicator (RFC 8707): the audience of its access tokens (idp/admin/auth.ts). */
+export function adminAudience(issuer: string): string {
+  return `${issuer}/admin/api`;
 }
 
 type ClaimsRequest = Record<string, unknown>;
@@ -117,6 +123,7 @@ async function stillLinked(account: Account, o: TokenOptions): Promise<boolean> 
 export function tokenConfiguration(options: TokenOptions) {
   const { settings, storage, resourceScopes } = options;
   const resourceScopeSet = new Set(resourceScopes);
+  const adminScopes = new Set<string>(ADMIN_SCOPE_NAMES);
   return {
     scopes: [...OIDC_SCOPES, ...resourceScopes],
     // OIDC Core §5.4: standard claims by scope. acr, amr and auth_time ride on `openid`, so
@@ -183,10 +190,24 @@ export function tokenConfiguration(options: TokenOptions) {
        * resource scopes the client is registered for (its `scope` metadata; all of them when
        * it has none, as oidc-provider treats static scopes).
        */
-      async getResourceServerInfo(_ctx, indicator, client) {
-        const audience = matchResource(settings.resourceServers, indicator);
+      async getResourceServerInfo(ctx, indicator, client) {
+        const admin = adminAudience(settings.issuer);
+        const audience = matchResource([admin, ...settings.resourceServers], indicator);
         if (!audience) throw new errors.InvalidTarget('unknown resource server');
-        const allowed = client.scope ? client.scope.split(' ').filter((s) => resourceScopeSet.has(s)) : [...resourceScopes];
+        const registered = client.scope?.split(' ');
+        // Admin scopes only ever for the admin API, and only to a client registered for them
+        // by name: never by default, and never in a token for another resource server.
+        let allowed = audience === admin
+          ? (registered ?? []).filter((s) => adminScopes.has(s))
+          : (registered ?? resourceScopes).filter((s) => resourceScopeSet.has(s) && !adminScopes.has(s));
+        // An administrator's token carries only the admin roles their account holds (the admin
+        // API cuts to them again at every request, when a role may have been taken away since).
+        const entities = ctx.oidc?.entities;
+        const accountId = entities?.AuthorizationCode?.accountId ?? entities?.RefreshToken?.accountId ?? entities?.DeviceCode?.accountId;
+        if (audience === admin && accountId) {
+          const roles = new Set((await storage.roles.get(accountId)).scopes);
+          allowed = allowed.filter((s) => roles.has(s));
+        }
         return {
           audience,
           scope: allowed.join(' '),

@@ -27,6 +27,25 @@ export interface ClientDoc {
   /** JSON text: client metadata keys may contain characters MongoDB treats specially. */
   metadata: string;
   createdAt: Date;
+  updatedAt?: Date | null;
+  /** Absent on documents written before versions: version 1. */
+  version?: number | null;
+}
+
+export interface RoleDoc {
+  /** The account id. */
+  _id: string;
+  scopes: string[];
+  version: number;
+}
+
+/**
+ * Who won version `n` of a record (`_id`: `<kind>:<id>:<n>`): the one change of a versioned
+ * record that inserted this marker first (adapters/storage/mongo.ts claimVersion).
+ */
+export interface VersionMarkDoc {
+  _id: string;
+  at: Date;
 }
 
 /**
@@ -86,8 +105,27 @@ const clientSchema = new Schema<ClientDoc>(
     secretCiphertext: String,
     metadata: { type: String, required: true },
     createdAt: { type: Date, required: true },
+    updatedAt: Date,
+    version: Number,
   },
   { ...opts, collection: 'clients' },
+);
+
+const roleSchema = new Schema<RoleDoc>(
+  {
+    _id: { type: String, required: true },
+    scopes: { type: [String], required: true },
+    version: { type: Number, required: true },
+  },
+  { ...opts, collection: 'admin_roles' },
+);
+
+const versionMarkSchema = new Schema<VersionMarkDoc>(
+  {
+    _id: { type: String, required: true },
+    at: { type: Date, required: true },
+  },
+  { ...opts, collection: 'version_marks' },
 );
 
 const attemptSchema = new Schema<AttemptDoc>(
@@ -272,6 +310,8 @@ export function registerModels(conn: Connection) {
     Observation: conn.model<ObservationDoc>('Observation', observationSchema),
     Factor: conn.model<FactorDoc>('Factor', factorSchema),
     FactorMark: conn.model<FactorMarkDoc>('FactorMark', factorMarkSchema),
+    VersionMark: conn.model<VersionMarkDoc>('VersionMark', versionMarkSchema),
+    Role: conn.model<RoleDoc>('Role', roleSchema),
   };
 }
 

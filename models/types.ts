@@ -74,6 +74,10 @@ export interface ClientRecord {
   /** Client metadata other than client_id / client_secret. */
   metadata: Record<string, unknown>;
   createdAt: Date;
+  /** Last change (the creation for a client never changed). */
+  updatedAt: Date;
+  /** 1 at creation, +1 per change (the admin API's ETag / If-Match). */
+  version: number;
 }
 
 /** What a reservation on a bucket returned. */

@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { Actor, LabelRecord, PolicyVersion } from '../../models/types.ts';
-import { canonicalFiles, decodeCursor, encodeCursor, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
+import { canonicalFiles, decodeCursor, encodeCursor, InvalidCursorError, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
 
 export const POLICY_SCHEMA = `
 -- A policy version's files, by the sha256 of their canonical JSON: a rollback, or a file edit
@@ -83,9 +83,22 @@ function toLabel(r: Row): LabelRecord {
 }
 
 const limitOf = (n: number) => Math.max(1, Math.min(Math.floor(n) || 1, MAX_PAGE));
-const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isTimeAndKey = (v: unknown): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string';
+/** The key a cursor holds, checked: a store's own cursor, or InvalidCursorError. */
+const versionAfter = (cursor: string): number => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidCursorError();
+  return v;
+};
+const eventAfter = (cursor: string): string => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'string') throw new InvalidCursorError();
+  return v;
+};
+const timeAndKeyAfter = (cursor: string): [number, string] => {
+  const [t, k] = decodeCursor(cursor, 2);
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof k !== 'string') throw new InvalidCursorError();
+  return [t, k];
+};
 
 export function openEmbeddedPolicyStores({ immediate, prepare: q }: EmbeddedTools): { policies: PolicyStore; labels: LabelStore; models: ModelStore } {
   const HEADER = 'version, hash, model_version, message, actor, published_at, source, rollback_of';
@@ -141,11 +154,11 @@ export function openEmbeddedPolicyStores({ immediate, prepare: q }: EmbeddedTool
       return r && toVersion(r);
     },
     async history({ after, limit }) {
-      const before = after === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(after, isPositiveInt);
+      const before = after === undefined ? Number.MAX_SAFE_INTEGER : versionAfter(after);
       const n = limitOf(limit);
       const rows = st.history.all(before, n + 1) as Row[];
       const items = rows.slice(0, n).map(toVersion);
-      return { items, next: rows.length > n ? encodeCursor(items[items.length - 1]!.version) : undefined };
+      return { items, next: rows.length > n ? encodeCursor([items[items.length - 1]!.version]) : undefined };
     },
     async stamp() {
       return ((st.stampGet.get('policy') as Row | undefined)?.stamp as string | undefined) ?? '';
@@ -170,11 +183,11 @@ export function openEmbeddedPolicyStores({ immediate, prepare: q }: EmbeddedTool
       return (st.labelHistory.all(eventId) as Row[]).map(toLabel);
     },
     async list({ after, limit }) {
-      const from = after === undefined ? '' : decodeCursor(after, isString);
+      const from = after === undefined ? '' : eventAfter(after);
       const n = limitOf(limit);
       const rows = st.labelList.all(from, n + 1) as Row[];
       const items = rows.slice(0, n).map(toLabel);
-      return { items, next: rows.length > n ? encodeCursor(items[items.length - 1]!.eventId) : undefined };
+      return { items, next: rows.length > n ? encodeCursor([items[items.length - 1]!.eventId]) : undefined };
     },
   };
 
@@ -190,7 +203,7 @@ export function openEmbeddedPolicyStores({ immediate, prepare: q }: EmbeddedTool
       };
     },
     async list({ after, limit }) {
-      const [t, sha] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : decodeCursor(after, isTimeAndKey);
+      const [t, sha] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : timeAndKeyAfter(after);
       const n = limitOf(limit);
       const rows = st.modelList.all(t, sha, n + 1) as Row[];
       const items = rows.slice(0, n).map((r) => ({

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
-import { DuplicateError, GRANT_BOUND_MODELS, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openEmbeddedPolicyStores, POLICY_SCHEMA } from './embedded-policies.ts';
 
@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS stamps (
   name TEXT PRIMARY KEY,
   stamp TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS admin_roles (
+  account_id TEXT PRIMARY KEY,
+  scopes TEXT NOT NULL,
+  version INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS attempts (
   key TEXT PRIMARY KEY,
   count INTEGER NOT NULL,
@@ -68,6 +73,8 @@ CREATE TABLE IF NOT EXISTS login_events (
   doc TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS login_events_ts ON login_events (ts, id);
+-- The admin API's events of one user, newest first.
+CREATE INDEX IF NOT EXISTS login_events_user ON login_events (user, ts, id);
 -- Only the events that still hold a behavioural sample: the hourly prune reads nothing else.
 -- CASE, not AND: json_type must never see a record that is not JSON (an insert would fail).
 CREATE INDEX IF NOT EXISTS login_events_behaviour ON login_events (ts)
@@ -154,6 +161,8 @@ function toClient(r: Row): ClientRecord {
     secretCiphertext: (r.secret_ct as string | null) ?? undefined,
     metadata: JSON.parse(r.metadata as string) as Record<string, unknown>,
     createdAt: new Date(r.created_at as number),
+    updatedAt: new Date((r.updated_at as number | null) ?? (r.created_at as number)),
+    version: r.version as number,
   };
 }
 
@@ -213,6 +222,15 @@ function toFactor(r: Row, used: (factorId: string) => { hash: string; at: Date }
     ...(data.webauthn ? { webauthn: data.webauthn } : {}),
     ...(data.recovery ? { recovery: { hashes: data.recovery.hashes, used: used(r.id as string) } } : {}),
   };
+}
+
+/** Files made before client versions (issue 11) get their columns; idempotent, in one write transaction. */
+function migrateClientVersions(db: DatabaseSync, immediate: <T>(fn: () => T) => T): void {
+  immediate(() => {
+    const columns = new Set((db.prepare('PRAGMA table_info(clients)').all() as Row[]).map((c) => c.name as string));
+    if (!columns.has('version')) db.exec('ALTER TABLE clients ADD COLUMN version INTEGER NOT NULL DEFAULT 1');
+    if (!columns.has('updated_at')) db.exec('ALTER TABLE clients ADD COLUMN updated_at INTEGER');
+  });
 }
 
 /** Files made before directory links (issue 9) get the two columns; idempotent, in one write transaction. */
@@ -281,6 +299,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   };
   migrateSkeletons(db, immediate);
   migrateDirectoryColumns(db, immediate);
+  migrateClientVersions(db, immediate);
   // Policy lifecycle and feedback loop (issue 11): tables and statements of their own.
   db.exec(POLICY_SCHEMA);
   const policyStores = openEmbeddedPolicyStores({
@@ -313,9 +332,17 @@ export function openEmbeddedStorage(dataDir: string): Storage {
                                UNION ALL SELECT ?1, 1e15
                              ) ORDER BY k DESC LIMIT ?2))
                          WHERE id = ?3 AND json_extract(trusted_devices, '$[#-1]') IS NOT ?1`),
-    clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at) VALUES (?, ?, ?, ?)'),
+    clientInsert: q('INSERT INTO clients (client_id, secret_ct, metadata, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)'),
     clientFind: q('SELECT * FROM clients WHERE client_id = ?'),
     clientList: q('SELECT * FROM clients ORDER BY client_id'),
+    clientPage: q('SELECT * FROM clients WHERE client_id > ? ORDER BY client_id LIMIT ?'),
+    clientUpdate: q('UPDATE clients SET secret_ct = ?, metadata = ?, updated_at = ?, version = version + 1 WHERE client_id = ? AND version = ? RETURNING *'),
+    clientDelete: q('DELETE FROM clients WHERE client_id = ? AND version = ?'),
+    clientVersion: q('SELECT version FROM clients WHERE client_id = ?'),
+    rolesGet: q('SELECT scopes, version FROM admin_roles WHERE account_id = ?'),
+    rolesInsert: q('INSERT INTO admin_roles (account_id, scopes, version) VALUES (?, ?, 1) ON CONFLICT (account_id) DO NOTHING'),
+    rolesUpdate: q('UPDATE admin_roles SET scopes = ?, version = version + 1 WHERE account_id = ? AND version = ? RETURNING version'),
+    rolesList: q("SELECT account_id, scopes, version FROM admin_roles WHERE scopes <> '[]' ORDER BY account_id"),
     stampGet: q('SELECT stamp FROM stamps WHERE name = ?'),
     stampSet: q('INSERT INTO stamps (name, stamp) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET stamp = excluded.stamp'),
     attemptGet: q('SELECT * FROM attempts WHERE key = ?'),
@@ -359,6 +386,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     // The WHERE repeats the partial index's condition word for word, so the index serves it.
     eventPruneBehaviour: q(`UPDATE login_events SET doc = json_remove(doc, '$.behaviour')
                             WHERE (CASE WHEN json_valid(doc) THEN json_type(doc, '$.behaviour') END) IS NOT NULL AND ts < ?`),
+    eventQuery: q(`SELECT doc FROM login_events WHERE ts >= ?1 AND ts < ?2 AND (ts < ?3 OR (ts = ?3 AND id < ?4))
+                   ORDER BY ts DESC, id DESC LIMIT ?5`),
+    eventQueryUser: q(`SELECT doc FROM login_events WHERE user = ?6 AND ts >= ?1 AND ts < ?2 AND (ts < ?3 OR (ts = ?3 AND id < ?4))
+                   ORDER BY ts DESC, id DESC LIMIT ?5`),
     eventPage: q('SELECT id, ts, doc FROM login_events WHERE (ts > ? OR (ts = ? AND id > ?)) ORDER BY ts, id LIMIT ?'),
     riskUserGet: q('SELECT doc FROM risk_users WHERE user = ?'),
     riskUserPut: q('INSERT INTO risk_users (user, doc) VALUES (?, ?) ON CONFLICT (user) DO UPDATE SET doc = excluded.doc'),
@@ -495,14 +526,38 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const now = Date.now();
         try {
           immediate(() => {
-            stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now);
+            stmt.clientInsert.run(c.clientId, c.secretCiphertext ?? null, JSON.stringify(c.metadata), now, now);
             stmt.stampSet.run('clients', crypto.randomUUID());
           });
         } catch (err) {
           if (isUniqueViolation(err)) throw new DuplicateError('client', c.clientId);
           throw err;
         }
-        return { ...c, createdAt: new Date(now) };
+        return { ...c, createdAt: new Date(now), updatedAt: new Date(now), version: 1 };
+      },
+      async page({ after, limit }) {
+        const from = after === undefined ? '' : String(decodeCursor(after, 1)[0]);
+        const rows = (stmt.clientPage.all(from, limit + 1) as Row[]).map(toClient);
+        const items = rows.slice(0, limit);
+        return { items, next: rows.length > limit ? encodeCursor([items.at(-1)!.clientId]) : undefined };
+      },
+      async update(clientId, change, ifVersion) {
+        // The version check and the write are one statement, and the stamp changes in the same transaction.
+        const row = immediate(() => {
+          const r = stmt.clientUpdate.get(change.secretCiphertext ?? null, JSON.stringify(change.metadata), Date.now(), clientId, ifVersion) as Row | undefined;
+          if (r) stmt.stampSet.run('clients', crypto.randomUUID());
+          return r;
+        });
+        if (!row) throw new VersionConflictError(`client "${clientId}"`, (stmt.clientVersion.get(clientId) as Row | undefined)?.version as number | undefined);
+        return toClient(row);
+      },
+      async remove(clientId, ifVersion) {
+        const removed = immediate(() => {
+          const n = Number(stmt.clientDelete.run(clientId, ifVersion).changes);
+          if (n) stmt.stampSet.run('clients', crypto.randomUUID());
+          return n;
+        });
+        if (!removed) throw new VersionConflictError(`client "${clientId}"`, (stmt.clientVersion.get(clientId) as Row | undefined)?.version as number | undefined);
       },
       async find(clientId) {
         const r = stmt.clientFind.get(clientId) as Row | undefined;
@@ -617,6 +672,15 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const r = stmt.eventById.get(id) as Row | undefined;
         return r ? (JSON.parse(r.doc as string) as LoginEventRecord) : undefined;
       },
+      async query(f, { after, limit }) {
+        const [cts, cid] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : decodeCursor(after, 2);
+        const args = [f.from ?? 0, f.to ?? Number.MAX_SAFE_INTEGER, Number(cts), String(cid), limit + 1] as const;
+        const rows = (f.user === undefined ? stmt.eventQuery.all(...args) : stmt.eventQueryUser.all(...args, f.user)) as Row[];
+        const docs = rows.map((r) => JSON.parse(r.doc as string) as LoginEventRecord);
+        const items = docs.slice(0, limit);
+        const last = items.at(-1);
+        return { items, next: docs.length > limit && last ? encodeCursor([Date.parse(last.ts), last.id]) : undefined };
+      },
       async pruneBehaviour(before) {
         return Number(stmt.eventPruneBehaviour.run(before).changes);
       },
@@ -651,6 +715,22 @@ export function openEmbeddedStorage(dataDir: string): Storage {
           else observations[(r.q as number) - 1]!.push(toObservation(r));
         }
         return { doc, observations };
+      },
+    },
+    roles: {
+      async get(accountId) {
+        const r = stmt.rolesGet.get(accountId) as Row | undefined;
+        return r ? { scopes: JSON.parse(r.scopes as string) as string[], version: r.version as number } : { scopes: [], version: 0 };
+      },
+      async set(accountId, scopes, ifVersion) {
+        const doc = JSON.stringify([...new Set(scopes)].sort());
+        // One statement decides: the insert of version 1, or the update of exactly `ifVersion`.
+        const ok = ifVersion === 0 ? Number(stmt.rolesInsert.run(accountId, doc).changes) === 1 : stmt.rolesUpdate.get(doc, accountId, ifVersion) !== undefined;
+        if (!ok) throw new VersionConflictError(`the roles of account "${accountId}"`, ((stmt.rolesGet.get(accountId) as Row | undefined)?.version as number | undefined) ?? 0);
+        return { scopes: JSON.parse(doc) as string[], version: ifVersion + 1 };
+      },
+      async list() {
+        return (stmt.rolesList.all() as Row[]).map((r) => ({ accountId: r.account_id as string, scopes: JSON.parse(r.scopes as string) as string[], version: r.version as number }));
       },
     },
     factors: {

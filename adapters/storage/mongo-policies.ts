@@ -20,13 +20,26 @@ import crypto from 'node:crypto';
 import type { Connection } from 'mongoose';
 import { registerPolicyModels, type LabelDoc, type ModelCandidateDoc, type PolicyVersionDoc } from '../../models/mongoose.ts';
 import type { Actor, LabelRecord, PolicyVersion } from '../../models/types.ts';
-import { canonicalFiles, decodeCursor, encodeCursor, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
+import { canonicalFiles, decodeCursor, encodeCursor, InvalidCursorError, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
 const limitOf = (n: number) => Math.max(1, Math.min(Math.floor(n) || 1, MAX_PAGE));
-const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isTimeAndKey = (v: unknown): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string';
+/** The key a cursor holds, checked: a store's own cursor, or InvalidCursorError. */
+const versionAfter = (cursor: string): number => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidCursorError();
+  return v;
+};
+const eventAfter = (cursor: string): string => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'string') throw new InvalidCursorError();
+  return v;
+};
+const timeAndKeyAfter = (cursor: string): [number, string] => {
+  const [t, k] = decodeCursor(cursor, 2);
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof k !== 'string') throw new InvalidCursorError();
+  return [t, k];
+};
 
 const toActor = (a: { kind: Actor['kind']; id: string; ip?: string | null }): Actor => ({ kind: a.kind, id: a.id, ...(a.ip ? { ip: a.ip } : {}) });
 const actorDoc = (a: Actor) => ({ kind: a.kind, id: a.id, ...(a.ip !== undefined ? { ip: a.ip } : {}) });
@@ -106,11 +119,11 @@ export async function openMongoPolicyStores(conn: Connection): Promise<{ policie
       return d ? toVersion(d) : undefined;
     },
     async history({ after, limit }) {
-      const before = after === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(after, isPositiveInt);
+      const before = after === undefined ? Number.MAX_SAFE_INTEGER : versionAfter(after);
       const n = limitOf(limit);
       const docs = await PolicyVersion.find({ _id: { $lt: before } }, HEADER).sort({ _id: -1 }).limit(n + 1).lean();
       const items = docs.slice(0, n).map(toVersion);
-      return { items, next: docs.length > n ? encodeCursor(items[items.length - 1]!.version) : undefined };
+      return { items, next: docs.length > n ? encodeCursor([items[items.length - 1]!.version]) : undefined };
     },
     async stamp() {
       return (await stamps.findOne({ _id: 'policy' }))?.stamp ?? '';
@@ -147,7 +160,7 @@ export async function openMongoPolicyStores(conn: Connection): Promise<{ policie
     async list({ after, limit }) {
       // Every version is a document: walk them by event id, newest version first, and keep
       // the first of each event, until the page is full.
-      let from = after === undefined ? '' : decodeCursor(after, isString);
+      let from = after === undefined ? '' : eventAfter(after);
       const n = limitOf(limit);
       const items: LabelRecord[] = [];
       const batch = Math.min(2 * n + 10, 2000);
@@ -155,7 +168,7 @@ export async function openMongoPolicyStores(conn: Connection): Promise<{ policie
         const docs = await Label.find({ eventId: { $gt: from } }).sort({ eventId: 1, version: -1 }).limit(batch).lean();
         for (const d of docs) {
           if (d.eventId === items[items.length - 1]?.eventId) continue;
-          if (items.length === n) return { items, next: encodeCursor(items[n - 1]!.eventId) };
+          if (items.length === n) return { items, next: encodeCursor([items[n - 1]!.eventId]) };
           items.push(toLabel(d));
         }
         if (docs.length < batch) return { items };
@@ -181,7 +194,7 @@ export async function openMongoPolicyStores(conn: Connection): Promise<{ policie
     async list({ after, limit }) {
       const n = limitOf(limit);
       const filter = after === undefined ? {} : (() => {
-        const [t, sha] = decodeCursor(after, isTimeAndKey);
+        const [t, sha] = timeAndKeyAfter(after);
         return { $or: [{ createdAt: { $lt: new Date(t) } }, { createdAt: new Date(t), _id: { $lt: sha } }] };
       })();
       const docs = await ModelCandidate.find(filter, { text: 0 }).sort({ createdAt: -1, _id: -1 }).limit(n + 1).lean() as Omit<ModelCandidateDoc, 'text'>[];

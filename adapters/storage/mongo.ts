@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
-import { DuplicateError, nextAttemptAt, type ReserveOptions, type Storage } from './port.ts';
+import { decodeCursor, DuplicateError, encodeCursor, nextAttemptAt, VersionConflictError, type ReserveOptions, type Storage } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openMongoPolicyStores } from './mongo-policies.ts';
 
@@ -64,8 +64,14 @@ function toClient(d: ClientDoc): ClientRecord {
     secretCiphertext: d.secretCiphertext ?? undefined,
     metadata: JSON.parse(d.metadata) as Record<string, unknown>,
     createdAt: new Date(d.createdAt),
+    updatedAt: new Date(d.updatedAt ?? d.createdAt),
+    version: d.version ?? 1,
   };
 }
+
+/** A version marker stuck this long (its writer died between the marker and the change) may be taken over. */
+const STUCK_VERSION_MS = 30_000;
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * A factor as stored plus its marks: the counter is the highest of the stored one and the
@@ -149,7 +155,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     options.onCommand?.(e.commandName, e.command as Record<string, unknown>);
   });
   await conn.asPromise();
-  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark } = registerModels(conn);
+  const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark, VersionMark, Role } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
   // short-lived tokens do not crowd the collections sessions and grants are looked up in.
   // Change stamps (StoreStats' ClientStore.stamp): one small document per kind of record.
@@ -180,6 +186,9 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   }
   await Account.collection.createIndex({ skeleton: 1 }, { unique: true });
   await Event.collection.createIndex({ ts: 1, _id: 1 });
+  await Event.collection.createIndex({ user: 1, ts: -1, _id: -1 });
+  // Clients stored before versions are version 1, so a versioned change can name them.
+  await Client.updateMany({ version: { $exists: false } }, { $set: { version: 1 } });
   await Event.collection.createIndex({ behaviourTs: 1 }, { sparse: true });
   await Attempt.collection.createIndex({ key: 1, at: -1 });
   await Observation.collection.createIndex({ user: 1, kind: 1, ts: -1 });
@@ -288,6 +297,35 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
     }
   }
 
+  /**
+   * Compare-and-set of a record's version without transactions or atomic conditional updates
+   * (FerretDB v1, see the header): the one change of version `from` that inserts the marker
+   * `<kind>:<id>:<from + 1>` (a unique `_id`) may write; every other gets false. A marker whose
+   * record is still at `from` after STUCK_VERSION_MS belongs to a writer that died before
+   * writing: it is removed (only that marker, by its time, so two takers cannot both remove a
+   * fresh one) and the insert tried once more.
+   */
+  async function claimVersion(kind: string, id: string, from: number, current: () => Promise<number | undefined>): Promise<boolean> {
+    const _id = `${kind}:${id}:${from + 1}`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await VersionMark.create({ _id, at: new Date() });
+        return true;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const mark = await VersionMark.findById(_id).lean();
+      if (!mark || Date.now() - new Date(mark.at).getTime() < STUCK_VERSION_MS || (await current()) !== from) return false;
+      await VersionMark.deleteOne({ _id, at: mark.at });
+    }
+    return false;
+  }
+
+  /** Removes a record's version markers (with the record: a new one of the same id starts at 1). */
+  async function dropVersionMarks(kind: string, id: string): Promise<void> {
+    await VersionMark.deleteMany({ _id: { $regex: `^${escapeRegex(`${kind}:${id}:`)}` } });
+  }
+
   /** Sets lastUsedAt; false when the factor is gone (removed while it was being used). */
   async function touched(id: string, at: Date): Promise<boolean> {
     return (await Factor.updateOne({ _id: id }, { $set: { lastUsedAt: at } })).matchedCount === 1;
@@ -356,14 +394,14 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async create(c) {
         const createdAt = new Date();
         try {
-          await Client.create({ _id: c.clientId, secretCiphertext: c.secretCiphertext, metadata: JSON.stringify(c.metadata), createdAt });
+          await Client.create({ _id: c.clientId, secretCiphertext: c.secretCiphertext, metadata: JSON.stringify(c.metadata), createdAt, updatedAt: createdAt, version: 1 });
         } catch (err) {
           if (isDuplicateKey(err)) throw new DuplicateError('client', c.clientId);
           throw err;
         }
         // After the change: a cache that sees the new stamp reads the new client (no transactions).
         await stamps.replaceOne({ _id: 'clients' }, { stamp: crypto.randomUUID() }, { upsert: true });
-        return { ...c, createdAt };
+        return { ...c, createdAt, updatedAt: createdAt, version: 1 };
       },
       async find(clientId) {
         const d = await Client.findById(clientId).lean();
@@ -371,6 +409,43 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       },
       async list() {
         return (await Client.find().sort({ _id: 1 }).lean()).map(toClient);
+      },
+      async page({ after, limit }) {
+        const filter = after === undefined ? {} : { _id: { $gt: String(decodeCursor(after, 1)[0]) } };
+        const docs = (await Client.find(filter).sort({ _id: 1 }).limit(limit + 1).lean()).map(toClient);
+        const items = docs.slice(0, limit);
+        return { items, next: docs.length > limit ? encodeCursor([items.at(-1)!.clientId]) : undefined };
+      },
+      async update(clientId, change, ifVersion) {
+        const versionNow = async () => { const d = await Client.findById(clientId, { version: 1 }).lean(); return d ? (d.version ?? 1) : undefined; };
+        const seen = await versionNow();
+        if (seen !== ifVersion || !(await claimVersion('client', clientId, ifVersion, versionNow))) {
+          throw new VersionConflictError(`client "${clientId}"`, seen === ifVersion ? ifVersion + 1 : seen);
+        }
+        const updatedAt = new Date();
+        const r = await Client.updateOne({ _id: clientId, version: ifVersion }, {
+          $set: { secretCiphertext: change.secretCiphertext ?? null, metadata: JSON.stringify(change.metadata), updatedAt, version: ifVersion + 1 },
+        });
+        // Removed between the check and the write (a removal claims no version).
+        if (r.matchedCount === 0) throw new VersionConflictError(`client "${clientId}"`, undefined);
+        await stamps.replaceOne({ _id: 'clients' }, { stamp: crypto.randomUUID() }, { upsert: true });
+        const d = await Client.findById(clientId).lean();
+        if (!d) throw new VersionConflictError(`client "${clientId}"`, undefined);
+        return toClient(d);
+      },
+      async remove(clientId, ifVersion) {
+        const versionNow = async () => { const d = await Client.findById(clientId, { version: 1 }).lean(); return d ? (d.version ?? 1) : undefined; };
+        const seen = await versionNow();
+        // A removal claims the next version like a change, so it cannot interleave with one.
+        if (seen !== ifVersion || !(await claimVersion('client', clientId, ifVersion, versionNow))) {
+          throw new VersionConflictError(`client "${clientId}"`, seen === ifVersion ? ifVersion + 1 : seen);
+        }
+        // The version in the filter: a remover that read the version before another removal (and
+        // the markers it dropped) finds nothing here, and must not report a removal.
+        const r = await Client.deleteOne({ _id: clientId, version: ifVersion });
+        if (r.deletedCount === 0) throw new VersionConflictError(`client "${clientId}"`, undefined);
+        await stamps.replaceOne({ _id: 'clients' }, { stamp: crypto.randomUUID() }, { upsert: true });
+        await dropVersionMarks('client', clientId);
       },
       async stamp() {
         return (await stamps.findOne({ _id: 'clients' }))?.stamp ?? '';
@@ -490,6 +565,18 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         const d = await Event.findById(id).lean();
         return d ? (JSON.parse(d.doc) as LoginEventRecord) : undefined;
       },
+      async query(f, { after, limit }) {
+        const range = { $gte: f.from ?? 0, $lt: f.to ?? Number.MAX_SAFE_INTEGER };
+        const filter: Record<string, unknown> = { ...(f.user !== undefined ? { user: f.user } : {}), ts: range };
+        if (after !== undefined) {
+          const [cts, cid] = decodeCursor(after, 2);
+          filter.$or = [{ ts: { $lt: Number(cts) } }, { ts: Number(cts), _id: { $lt: String(cid) } }];
+        }
+        const docs = (await Event.find(filter).sort({ ts: -1, _id: -1 }).limit(limit + 1).lean()).map((d) => JSON.parse(d.doc) as LoginEventRecord);
+        const items = docs.slice(0, limit);
+        const last = items.at(-1);
+        return { items, next: docs.length > limit && last ? encodeCursor([Date.parse(last.ts), last.id]) : undefined };
+      },
       async pruneBehaviour(before) {
         let changed = 0;
         for (;;) {
@@ -533,6 +620,35 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async snapshot(user, queries) {
         const [doc, ...observations] = await Promise.all([this.getUser(user), ...queries.map((qy) => this.observations(qy.by, qy.kind, qy.since, qy.limit))]);
         return { doc, observations: observations as RiskObservation[][] };
+      },
+    },
+    roles: {
+      async get(accountId) {
+        const d = await Role.findById(accountId).lean();
+        return d ? { scopes: [...d.scopes], version: d.version } : { scopes: [], version: 0 };
+      },
+      async set(accountId, scopes, ifVersion) {
+        const sorted = [...new Set(scopes)].sort();
+        const versionNow = async () => (await Role.findById(accountId, { version: 1 }).lean())?.version ?? 0;
+        if (ifVersion === 0) {
+          // The first set is an insert: the unique _id lets one of parallel firsts in.
+          try {
+            await Role.create({ _id: accountId, scopes: sorted, version: 1 });
+            return { scopes: sorted, version: 1 };
+          } catch (err) {
+            if (!isDuplicateKey(err)) throw err;
+            throw new VersionConflictError(`the roles of account "${accountId}"`, await versionNow());
+          }
+        }
+        const seen = await versionNow();
+        if (seen !== ifVersion || !(await claimVersion('roles', accountId, ifVersion, versionNow))) {
+          throw new VersionConflictError(`the roles of account "${accountId}"`, seen === ifVersion ? ifVersion + 1 : seen);
+        }
+        await Role.updateOne({ _id: accountId, version: ifVersion }, { $set: { scopes: sorted, version: ifVersion + 1 } });
+        return { scopes: sorted, version: ifVersion + 1 };
+      },
+      async list() {
+        return (await Role.find({ 'scopes.0': { $exists: true } }).sort({ _id: 1 }).lean()).map((d) => ({ accountId: d._id, scopes: [...d.scopes], version: d.version }));
       },
     },
     factors: {

@@ -47,6 +47,32 @@ export interface Page<T> {
   next?: string | undefined;
 }
 
+/** An opaque cursor for the position after `key` (the sort key of the last item of a page). */
+export function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/** A cursor that is not one this store handed out (the admin API answers 400 invalid_request). */
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+  readonly code = 'invalid_request';
+  constructor() {
+    super('the cursor is not one a previous page returned');
+  }
+}
+
+/** The key encodeCursor packed, of `length` elements; InvalidCursorError for anything else. */
+export function decodeCursor(cursor: string, length: number): (string | number)[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  if (!Array.isArray(v) || v.length !== length || !v.every((x) => typeof x === 'string' || typeof x === 'number')) throw new InvalidCursorError();
+  return v as (string | number)[];
+}
+
 export interface PageRequest {
   /** The `next` of the previous page. */
   after?: string | undefined;
@@ -71,11 +97,27 @@ export interface AccountStore {
   syncDirectoryProfile(id: string, profile: DirectoryProfile): Promise<void>;
 }
 
+/** What a change of a client sets: its secret (absent: a public client) and its metadata. */
+export interface ClientChange {
+  secretCiphertext?: string | undefined;
+  metadata: Record<string, unknown>;
+}
+
 export interface ClientStore {
   /** Throws DuplicateError when the client id is taken; never overwrites. */
-  create(client: Omit<ClientRecord, 'createdAt'>): Promise<ClientRecord>;
+  create(client: Pick<ClientRecord, 'clientId' | 'secretCiphertext' | 'metadata'>): Promise<ClientRecord>;
   find(clientId: string): Promise<ClientRecord | undefined>;
   list(): Promise<ClientRecord[]>;
+  /** Clients in client id order, a page at a time. */
+  page(req: PageRequest): Promise<Page<ClientRecord>>;
+  /**
+   * Replaces the secret and metadata of version `ifVersion`, making it version `ifVersion + 1`;
+   * VersionConflictError when the client is at another version or gone. One winner among any
+   * number of parallel changes of one version, also across instances. Changes the stamp.
+   */
+  update(clientId: string, change: ClientChange, ifVersion: number): Promise<ClientRecord>;
+  /** Removes version `ifVersion` of the client; VersionConflictError otherwise. Changes the stamp. */
+  remove(clientId: string, ifVersion: number): Promise<void>;
   /**
    * A value that changes with every change to any client (written after the change, in the
    * same transaction where the store has them), seen by every process and instance sharing
@@ -183,12 +225,23 @@ export interface OidcStore {
   sweep(now: number): Promise<number>;
 }
 
+export interface EventFilter {
+  user?: string | undefined;
+  from?: number | undefined;
+  to?: number | undefined;
+}
+
 /** Login events: the audit trail, the input of the simulator (README: event format). */
 export interface EventStore {
   append(e: LoginEventRecord): Promise<void>;
   /** Events in time order (then id), from `since` (epoch ms) on; streamed in pages. */
   list(opts: { since?: number | undefined; batch?: number }): AsyncGenerator<LoginEventRecord>;
   findById(id: string): Promise<LoginEventRecord | undefined>;
+  /**
+   * Events newest first (time, then id, descending), of one user when `user` is given, with
+   * `from` <= time < `to` (epoch ms). Other filters are the caller's: it pages through these.
+   */
+  query(filter: EventFilter, req: PageRequest): Promise<Page<LoginEventRecord>>;
   /**
    * Removes the raw behavioural sample (`behaviour`) from events older than `before` (epoch
    * ms), keeping the rest of each event (BEHAVIOUR_RETENTION_DAYS). Idempotent; returns how
@@ -315,31 +368,6 @@ export interface ModelStore {
   list(page: PageRequest): Promise<Page<Omit<ModelCandidate, 'text'>>>;
 }
 
-/** A page cursor this store did not hand out (a client's typo, another store's cursor). */
-export class CursorError extends Error {
-  override name = 'CursorError';
-  constructor() {
-    super('invalid page cursor: pass back the `next` of the previous page');
-  }
-}
-
-/** Opaque cursors: base64url of JSON, so a client treats them as tokens, not as offsets. */
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-/** The value of a cursor, checked by `valid`; CursorError when it is not one. */
-export function decodeCursor<T>(cursor: string, valid: (v: unknown) => v is T): T {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new CursorError();
-  }
-  if (!valid(v)) throw new CursorError();
-  return v;
-}
-
 /**
  * A policy version's files as the stores keep them: canonical JSON (keys sorted) and its
  * sha256, under which the files are stored once however many versions share them.
@@ -351,6 +379,29 @@ export function canonicalFiles(files: Readonly<Record<string, string>>): { id: s
 
 /** The most a page may hold, whatever the caller asks. */
 export const MAX_PAGE = 1000;
+
+/** The admin roles of an account: the admin scopes it holds, versioned (0 = none ever set). */
+export interface AdminRoles {
+  scopes: string[];
+  version: number;
+}
+
+/**
+ * Admin roles (idp/admin/auth.ts cuts an administrator's token to them), kept apart from the
+ * account so that what an administrator may do changes only through its own audited,
+ * versioned operation, never with a profile edit.
+ */
+export interface RoleStore {
+  /** The account's roles; `{ scopes: [], version: 0 }` when none were ever set. */
+  get(accountId: string): Promise<AdminRoles>;
+  /**
+   * Sets the account's roles if they are at `ifVersion` (0: never set); VersionConflictError
+   * otherwise. One winner among parallel changes of one version, also across instances.
+   */
+  set(accountId: string, scopes: readonly string[], ifVersion: number): Promise<AdminRoles>;
+  /** Every account holding at least one role. */
+  list(): Promise<(AdminRoles & { accountId: string })[]>;
+}
 
 /**
  * What the store has sent to its database since it was opened, by operation: SQL statements
@@ -372,6 +423,7 @@ export interface Storage {
   readonly attempts: AttemptStore;
   readonly oidc: OidcStore;
   readonly factors: FactorStore;
+  readonly roles: RoleStore;
   // Policy lifecycle and feedback loop (issue 11).
   readonly policies: PolicyStore;
   readonly labels: LabelStore;

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { EventStore, LabelStore, Page } from '../../adapters/storage/port.ts';
 import type { Actor, AuditInput, LabelRecord } from '../../models/types.ts';
 import { NotFoundError, parseInput } from './errors.ts';
-import { listing, pageSchema, type PageInput } from './page.ts';
+import { pageSchema, type PageInput } from './page.ts';
 
 export interface LabelDeps {
   storage: { events: EventStore; labels: LabelStore };
@@ -66,8 +66,7 @@ export async function labelHistory(deps: Pick<LabelDeps, 'storage'>, eventId: st
 
 /** Labels now, by event id, in pages. */
 export async function listLabels(deps: Pick<LabelDeps, 'storage'>, page: PageInput = {}): Promise<Page<LabelRecord>> {
-  const p = parseInput(pageSchema, page);
-  return listing(() => deps.storage.labels.list(p));
+  return deps.storage.labels.list(parseInput(pageSchema, page));
 }
 
 /** Every label now, as a map (training, the dry run). */

@@ -39,10 +39,10 @@ import { formatPolicyError, loadPolicyFiles, PolicyLoadError, withModel, type Co
 import { Replayer } from '../../policies/simulate.ts';
 import { FEATURE_NAMES } from '../../policies/signals.ts';
 import { Rng } from '../../policies/synth.ts';
-import { ConflictError, InvalidError, NotFoundError, parseInput } from './errors.ts';
+import { ConflictError, InvalidError, NotFoundError, parseInput, type AdminError } from './errors.ts';
 import { allLabels } from './labels.ts';
-import { listing, pageSchema, type PageInput } from './page.ts';
-import { publishChecked, type DryRunDeps, type PolicyDeps } from './policies.ts';
+import { pageSchema, type PageInput } from './page.ts';
+import { policyInputErrors, publishChecked, type DryRunDeps, type PolicyDeps } from './policies.ts';
 
 export interface ModelDeps extends DryRunDeps {
   storage: DryRunDeps['storage'] & { models: ModelStore };
@@ -219,9 +219,9 @@ export async function trainModel(deps: ModelDeps, input: TrainInput, actor: Acto
   for (const r of train) for (let i = 0; i < p.labelWeight; i += 1) rows.push([r.x, r.attack ? 1 : 0]);
   const attackRows = rows.filter((r) => r[1] === 1).length;
   if (attackRows === 0 || attackRows === rows.length) {
-    throw new InvalidError('training_data_insufficient', `training needs attack and legitimate rows: ${attackRows} attack and ${rows.length - attackRows} legitimate (label more events, or add synthetic ones)`, {
+    throw new InvalidError('training_data_insufficient', `training needs attack and legitimate rows: ${attackRows} attack and ${rows.length - attackRows} legitimate (label more events, or add synthetic ones)`, { detail: {
       train: { attack: count(train, true), legit: count(train, false) }, synthetic: { attack: synth.attack.length, legit: keepLegit },
-    });
+    } });
   }
   // Shuffled (seeded), as `idp model train` does: ml-cart is quadratic on long runs of one class.
   for (let i = rows.length - 1; i > 0; i -= 1) {
@@ -281,8 +281,7 @@ export async function getModel(deps: { storage: { models: ModelStore } }, sha256
 
 /** Kept candidates, newest first, without the model itself. */
 export async function listModels(deps: { storage: { models: ModelStore } }, page: PageInput = {}): Promise<Page<Omit<ModelCandidate, 'text'>>> {
-  const p = parseInput(pageSchema, page);
-  return listing(() => deps.storage.models.list(p));
+  return deps.storage.models.list(parseInput(pageSchema, page));
 }
 
 /**
@@ -294,8 +293,8 @@ export async function activateModel(deps: PolicyDeps & { storage: PolicyDeps['st
   const p = parseInput(activateSchema, input);
   const live = await liveVersion(deps);
   const target = { type: 'model', id: p.sha256 };
-  const refuse = async (err: Error & { code: string }): Promise<never> => {
-    await deps.audit({ actor, action: 'model.activate', outcome: 'failure', target, detail: { reason: err.code, live: live.version } });
+  const refuse = async (err: AdminError): Promise<never> => {
+    await deps.audit({ actor, action: 'model.activate', outcome: 'failure', target, detail: { reason: err.reason, live: live.version } });
     throw err;
   };
   const candidate = await deps.storage.models.get(p.sha256);
@@ -307,7 +306,7 @@ export async function activateModel(deps: PolicyDeps & { storage: PolicyDeps['st
   } catch (e) {
     if (!(e instanceof PolicyLoadError)) throw e;
     const messages = e.errors.map(formatPolicyError);
-    return refuse(new InvalidError('policy_invalid', `the policy with this model is invalid:\n${messages.join('\n')}`, { errors: e.errors, messages }));
+    return refuse(new InvalidError('policy_invalid', `the policy with this model is invalid:\n${messages.join('\n')}`, { errors: policyInputErrors(e.errors), detail: { errors: e.errors, messages } }));
   }
   if (policy.version === live.hash) return refuse(new ConflictError('policy_unchanged', `model ${p.sha256.slice(0, 12)} is the live model already (policy version ${live.version})`, { live: live.version }));
   return publishChecked(deps, {

@@ -26,9 +26,9 @@ import { formatPolicyError, loadPolicyFiles, PolicyLoadError, policyFilesOnly, t
 import { Replayer, type ScoredEvent } from '../../policies/simulate.ts';
 import type { Place } from '../../policies/types.ts';
 import { checkAcrsUnchanged } from '../../policies/watcher.ts';
-import { ConflictError, InvalidError, NotFoundError, parseInput } from './errors.ts';
+import { ConflictError, InvalidError, NotFoundError, parseInput, type AdminError, type InputError } from './errors.ts';
 import { allLabels } from './labels.ts';
-import { listing, pageSchema, type PageInput } from './page.ts';
+import { pageSchema, type PageInput } from './page.ts';
 
 export interface PolicyDeps {
   storage: { policies: PolicyStore; events: EventStore; labels: LabelStore };
@@ -190,9 +190,14 @@ function liveCompiled(live: PolicyVersionWithFiles | undefined): CompiledPolicy 
   }
 }
 
+/** A policy's file/line/key errors as the request's field errors (`files.<file>.<key path>`). */
+export function policyInputErrors(errors: PolicyError[]): InputError[] {
+  return errors.map((e) => ({ path: ['files', e.file, ...(e.path ? [e.path] : [])].join('.'), message: formatPolicyError(e) }));
+}
+
 function invalid(errors: PolicyError[]): InvalidError {
   const messages = errors.map(formatPolicyError);
-  return new InvalidError('policy_invalid', `the policy is invalid:\n${messages.join('\n')}`, { errors, messages });
+  return new InvalidError('policy_invalid', `the policy is invalid:\n${messages.join('\n')}`, { errors: policyInputErrors(errors), detail: { errors, messages } });
 }
 
 // ---- Operations ----
@@ -220,7 +225,7 @@ export async function getPolicyVersion(deps: Pick<PolicyDeps, 'storage'>, versio
 /** Published versions, newest first, in pages. */
 export async function policyHistory(deps: Pick<PolicyDeps, 'storage'>, page: PageInput = {}): Promise<Page<PolicyVersion>> {
   const p = parseInput(pageSchema, page);
-  return listing(() => deps.storage.policies.history(p));
+  return deps.storage.policies.history(p);
 }
 
 /** Checks a candidate as a file edit would be checked; never throws for an invalid policy. */
@@ -269,8 +274,8 @@ export async function publishChecked(deps: PolicyDeps, o: {
   return v;
 }
 
-async function refuse(deps: PolicyDeps, actor: Actor, action: string, live: PolicyVersion | undefined, err: Error & { code: string }, detail: Record<string, unknown>): Promise<never> {
-  await deps.audit({ actor, action, outcome: 'failure', target: { type: 'policy', id: String((live?.version ?? 0) + 1) }, before: summary(live), detail: { reason: err.code, ...detail } });
+async function refuse(deps: PolicyDeps, actor: Actor, action: string, live: PolicyVersion | undefined, err: AdminError, detail: Record<string, unknown>): Promise<never> {
+  await deps.audit({ actor, action, outcome: 'failure', target: { type: 'policy', id: String((live?.version ?? 0) + 1) }, before: summary(live), detail: { reason: err.reason, ...detail } });
   throw err;
 }
 

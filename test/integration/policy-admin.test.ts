@@ -84,7 +84,7 @@ for (const store of STORES) {
         assert.equal(l2.version, 2);
         assert.equal((await getLabel(deps(), e.id)).label, 'legit');
         assert.deepEqual((await labelHistory(deps(), e.id)).map((l) => l.label), ['attack', 'legit']);
-        await assert.rejects(setLabel(deps(), 'no-such-event', { label: 'attack' }, actor), (x: unknown) => x instanceof NotFoundError && x.code === 'event_not_found');
+        await assert.rejects(setLabel(deps(), 'no-such-event', { label: 'attack' }, actor), (x: unknown) => x instanceof NotFoundError && x.reason === 'event_not_found');
         await assert.rejects(setLabel(deps(), e.id, { label: 'evil' as 'attack' }, actor), (x: unknown) => x instanceof InvalidError && x.code === 'invalid_request' && /label/.test(x.message));
         await assert.rejects(getLabel(deps(), 'no-such-event'), NotFoundError);
         const recorded = audit.filter((x) => x.action === 'label.set');
@@ -110,7 +110,7 @@ for (const store of STORES) {
         // The chosen ones, and the event the first test labelled.
         assert.deepEqual(listed, [...new Set([...chosen.map((e) => e.id), real.find((x) => x.success)!.id])].sort());
         assert.ok(chosen.filter((e) => e.label === 'attack').length >= 10, 'enough attacks to learn from');
-        await assert.rejects(listLabels(deps(), { after: '!!' }), (e: unknown) => e instanceof InvalidError && e.code === 'cursor_invalid');
+        await assert.rejects(listLabels(deps(), { after: '!!' }), (e: unknown) => (e as Error).name === 'InvalidCursorError' && (e as { code: string }).code === 'invalid_request');
         await assert.rejects(listLabels(deps(), { limit: 0 }), (e: unknown) => e instanceof InvalidError && e.code === 'invalid_request' && /^limit: /.test(e.message));
       });
     });
@@ -162,7 +162,7 @@ for (const store of STORES) {
         const live = await getLivePolicy(deps());
         const broken = live.files['risk.yml']!.replace(/^levels:/m, 'levelz:');
         await assert.rejects(dryRunPolicy(deps(), { files: { 'risk.yml': broken } }, END), (e: unknown) =>
-          e instanceof InvalidError && e.code === 'policy_invalid' && (e.detail as { messages: string[] }).messages.some((m) => /^risk\.yml:\d+:\d+: levelz: /.test(m)));
+          e instanceof InvalidError && e.reason === 'policy_invalid' && (e.detail as { messages: string[] }).messages.some((m) => /^risk\.yml:\d+:\d+: levelz: /.test(m)));
       });
     });
 
@@ -217,7 +217,7 @@ for (const store of STORES) {
 
       it('activates a trained model by publishing the live policy with its sha256 pinned, which a rollback undoes', async () => {
         const live = await getLivePolicy(deps());
-        await assert.rejects(activateModel(deps(), { sha256: 'f'.repeat(64), ifVersion: live.version.version }, actor), (e: unknown) => e instanceof NotFoundError && e.code === 'model_not_found');
+        await assert.rejects(activateModel(deps(), { sha256: 'f'.repeat(64), ifVersion: live.version.version }, actor), (e: unknown) => e instanceof NotFoundError && e.reason === 'model_not_found');
         await assert.rejects(activateModel(deps(), { sha256: sha, ifVersion: live.version.version - 1 }, actor), VersionConflictError);
         const v = await activateModel(deps(), { sha256: sha, ifVersion: live.version.version }, actor);
         assert.equal(v.source, 'model');
@@ -229,7 +229,7 @@ for (const store of STORES) {
         assert.equal(now.files['risk.yml']!.replace(sha, 'X'), live.files['risk.yml']!.replace(/[0-9a-f]{64}/, 'X'));
         assert.equal(now.files['assurance.yml'], live.files['assurance.yml']);
         assert.equal(loadPolicyFiles(now.files, 'check').forest.version, sha.slice(0, 12));
-        await assert.rejects(activateModel(deps(), { sha256: sha, ifVersion: v.version }, actor), (e: unknown) => e instanceof ConflictError && e.code === 'policy_unchanged');
+        await assert.rejects(activateModel(deps(), { sha256: sha, ifVersion: v.version }, actor), (e: unknown) => e instanceof ConflictError && e.reason === 'policy_unchanged');
         const back = await rollbackPolicy(deps(), { version: live.version.version, message: 'the old model', ifVersion: v.version }, actor);
         assert.equal(back.modelVersion, live.version.modelVersion);
         assert.ok(audit.some((e) => e.action === 'model.activate' && e.outcome === 'success' && e.target?.id === String(v.version)));
@@ -239,9 +239,9 @@ for (const store of STORES) {
         const empty = await openStorage(store.kind === 'mongodb' ? { mongodbUri: mongoUriForTest(), dataDir: '' } : { dataDir: tempDir('idp-admin-empty-') });
         try {
           const d = { storage: empty, audit: async () => {}, placeOf };
-          await assert.rejects(trainModel(d, TRAIN, actor), (e: unknown) => e instanceof NotFoundError && e.code === 'policy_not_published');
+          await assert.rejects(trainModel(d, TRAIN, actor), (e: unknown) => e instanceof NotFoundError && e.reason === 'policy_not_published');
           await publishPolicy(d, { files: readPolicyDir(DEFAULT_POLICY_DIR), message: 'first', ifVersion: 0 }, actor);
-          await assert.rejects(trainModel(d, TRAIN, actor), (e: unknown) => e instanceof InvalidError && e.code === 'training_data_insufficient');
+          await assert.rejects(trainModel(d, TRAIN, actor), (e: unknown) => e instanceof InvalidError && e.reason === 'training_data_insufficient');
         } finally {
           await empty.close();
         }

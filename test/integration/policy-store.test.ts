@@ -199,7 +199,9 @@ for (const store of STORES) {
       assert.match(result.messages[0]!, /^assurance\.yml:\d+:\d+: default\.medium: "aal7" is not an assurance level \(one of aal1, aal2, aal3, block\)$/);
       const refused = await publishPolicy(deps(), { files: { 'assurance.yml': broken }, message: 'broken', ifVersion: live.version.version }, actor).catch((e: unknown) => e);
       assert.ok(refused instanceof InvalidError);
-      assert.equal(refused.code, 'policy_invalid');
+      assert.equal(refused.code, 'invalid_request');
+      assert.equal(refused.reason, 'policy_invalid');
+      assert.deepEqual(refused.errors?.[0]?.path, 'files.assurance.yml.default.medium');
       assert.deepEqual((refused.detail as { messages: string[] }).messages, result.messages);
       assert.ok(audit.some((e) => e.action === 'policy.publish' && e.outcome === 'failure' && (e.detail as { reason: string }).reason === 'policy_invalid'));
       assert.equal((await a.storage.policies.live())!.version, live.version.version, 'nothing published');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, type Storage } from '../../adapters/storage/index.ts';
-import { CursorError, VersionConflictError } from '../../adapters/storage/port.ts';
+import { InvalidCursorError, VersionConflictError } from '../../adapters/storage/port.ts';
 import type { Actor, NewPolicyVersion } from '../../models/types.ts';
 import { mongoUriForTest, STORES, describeOrSkip, tempDir, type StoreKind } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS } from '../helpers/process.ts';
@@ -93,7 +93,7 @@ for (const store of STORES) {
         assert.deepEqual(versions, Array.from({ length: live + 4 }, (_, i) => live + 4 - i));
         assert.ok(pages.every((p) => p.length <= 2));
         assert.equal(pages.flat().some((v) => 'files' in v), false);
-        await assert.rejects(s.policies.history({ after: 'not-a-cursor', limit: 2 }), CursorError);
+        await assert.rejects(s.policies.history({ after: 'not-a-cursor', limit: 2 }), InvalidCursorError);
       });
 
       it('lets exactly one of 100 parallel publishes on the same version in, through two store objects', async () => {
@@ -161,7 +161,7 @@ for (const store of STORES) {
           const ids = pages.flat().map((l) => l.eventId);
           assert.equal(new Set(ids).size, ids.length, 'no event twice');
         }
-        await assert.rejects(s.labels.list({ after: '!!', limit: 2 }), CursorError);
+        await assert.rejects(s.labels.list({ after: '!!', limit: 2 }), InvalidCursorError);
       });
 
       it('lets exactly one of 100 parallel changes on the same version in, through two store objects', async () => {

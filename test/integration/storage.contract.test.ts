@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
+import { decodeCursor, InvalidCursorError, VersionConflictError } from '../../adapters/storage/port.ts';
 import type { LoginEventRecord } from '../../models/types.ts';
 import { mongoUriForTest, STORES, describeOrSkip, tempDir, type StoreKind } from '../helpers/env.ts';
 import { RUN_DEADLINE_MS, startNode } from '../helpers/process.ts';
@@ -89,6 +90,115 @@ for (const store of STORES) {
         } finally {
           await other.close();
         }
+      });
+    });
+
+    describe('client versions and pages', () => {
+      it('updates and removes only the version given, and pages in client id order', async () => {
+        const id = `ver-${crypto.randomUUID()}`;
+        const c = await s.clients.create({ clientId: id, metadata: { a: 1 } });
+        assert.equal(c.version, 1);
+        const stamp = await s.clients.stamp();
+        const u = await s.clients.update(id, { secretCiphertext: 'v1.s', metadata: { a: 2 } }, 1);
+        assert.equal(u.version, 2);
+        assert.deepEqual(u.metadata, { a: 2 });
+        assert.equal(u.secretCiphertext, 'v1.s');
+        assert.notEqual(await s.clients.stamp(), stamp, 'a change changes the stamp');
+        await assert.rejects(s.clients.update(id, { metadata: { a: 3 } }, 1), (e: VersionConflictError) => e instanceof VersionConflictError && e.current === 2);
+        await assert.rejects(s.clients.remove(id, 1), VersionConflictError);
+        await s.clients.remove(id, 2);
+        assert.equal(await s.clients.find(id), undefined);
+        await assert.rejects(s.clients.update(id, { metadata: {} }, 2), (e: VersionConflictError) => e instanceof VersionConflictError && e.current === undefined);
+        // A new client of the same id starts again at version 1 and can be changed.
+        await s.clients.create({ clientId: id, metadata: {} });
+        assert.equal((await s.clients.update(id, { metadata: { b: 1 } }, 1)).version, 2);
+
+        const prefix = `page-${crypto.randomUUID().slice(0, 8)}`;
+        for (let i = 0; i < 7; i++) await s.clients.create({ clientId: `${prefix}-${i}`, metadata: {} });
+        const seen: string[] = [];
+        let after: string | undefined;
+        do {
+          const page = await s.clients.page({ after, limit: 3 });
+          assert.ok(page.items.length <= 3);
+          seen.push(...page.items.map((x) => x.clientId));
+          after = page.next;
+        } while (after);
+        const all = (await s.clients.list()).map((x) => x.clientId);
+        assert.deepEqual(seen, all, 'every client once, in order');
+        assert.throws(() => decodeCursor('not-a-cursor', 1), InvalidCursorError);
+        await assert.rejects(s.clients.page({ after: 'bm90IGpzb24', limit: 3 }), InvalidCursorError);
+      });
+
+      it('lets exactly one of 100 parallel changes of one version win, across two store objects', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const id = `race-${crypto.randomUUID()}`;
+          await s.clients.create({ clientId: id, metadata: { n: -1 } });
+          const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) =>
+            (i % 2 ? other : s).clients.update(id, { metadata: { n: i } }, 1)));
+          const won = results.filter((r) => r.status === 'fulfilled');
+          assert.equal(won.length, 1, 'one winner');
+          assert.ok(results.every((r) => r.status === 'fulfilled' || (r.reason as Error) instanceof VersionConflictError));
+          const final = await s.clients.find(id);
+          assert.equal(final?.version, 2);
+          assert.deepEqual(final?.metadata, (won[0] as PromiseFulfilledResult<{ metadata: unknown }>).value.metadata, 'the winner\'s change is the one stored');
+          // And the next version is open to exactly one again.
+          const next = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).clients.remove(id, 2)));
+          assert.equal(next.filter((r) => r.status === 'fulfilled').length, 1);
+          assert.equal(await other.clients.find(id), undefined);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe('admin roles', () => {
+      it('are versioned from 0 (none), and one of 100 parallel changes of a version wins, across two store objects', async () => {
+        const other = await openStorage(cfg);
+        try {
+          const id = crypto.randomUUID();
+          assert.deepEqual(await s.roles.get(id), { scopes: [], version: 0 });
+          const first = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).roles.set(id, [i % 3 ? 'admin:read' : 'admin:keys'], 0)));
+          assert.equal(first.filter((r) => r.status === 'fulfilled').length, 1, 'one creation');
+          assert.ok(first.every((r) => r.status === 'fulfilled' || (r.reason as Error) instanceof VersionConflictError));
+          const v1 = await other.roles.get(id);
+          assert.equal(v1.version, 1);
+          const next = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : s).roles.set(id, ['admin:read', 'admin:write', `admin:${i % 2 ? 'policy' : 'keys'}`], 1)));
+          const won = next.filter((r) => r.status === 'fulfilled');
+          assert.equal(won.length, 1, 'one change of version 1');
+          const v2 = await s.roles.get(id);
+          assert.equal(v2.version, 2);
+          assert.deepEqual(v2.scopes, (won[0] as PromiseFulfilledResult<{ scopes: string[] }>).value.scopes);
+          await assert.rejects(s.roles.set(id, [], 1), (e: VersionConflictError) => e instanceof VersionConflictError && e.current === 2);
+          assert.ok((await s.roles.list()).some((r) => r.accountId === id));
+          await s.roles.set(id, [], 2);
+          assert.ok(!(await other.roles.list()).some((r) => r.accountId === id), 'an account with no roles is not listed');
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe('event queries', () => {
+      it('pages newest first, by user and time range', async () => {
+        const user = `q-${crypto.randomUUID()}`;
+        const base = Date.parse('2031-01-01T00:00:00Z');
+        const ev = (i: number, u = user): LoginEventRecord => ({ id: `q-${user}-${i}`, ts: new Date(base + Math.floor(i / 2) * 1000).toISOString(), user: u, ip: '192.0.2.1', userAgent: 'ua', success: true });
+        for (let i = 0; i < 9; i++) await s.events.append(ev(i));
+        await s.events.append(ev(100, `${user}-other`));
+        const got: LoginEventRecord[] = [];
+        let after: string | undefined;
+        do {
+          const page = await s.events.query({ user }, { after, limit: 4 });
+          got.push(...page.items);
+          after = page.next;
+        } while (after);
+        assert.equal(got.length, 9);
+        const keys = got.map((e) => [Date.parse(e.ts), e.id] as const);
+        for (let i = 1; i < keys.length; i++) assert.ok(keys[i - 1]![0] > keys[i]![0] || (keys[i - 1]![0] === keys[i]![0] && keys[i - 1]![1] > keys[i]![1]), 'newest first, then id descending');
+        const ranged = await s.events.query({ user, from: base + 1000, to: base + 3000 }, { limit: 100 });
+        assert.deepEqual(ranged.items.map((e) => e.id).sort(), [2, 3, 4, 5].map((i) => `q-${user}-${i}`).sort());
+        assert.equal(ranged.next, undefined);
       });
     });
 

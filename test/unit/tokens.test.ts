@@ -7,10 +7,10 @@ import { riskClaim } from '../../interactions/login-record.ts';
 import type { Assessment } from '../../policies/types.ts';
 
 describe('resource scopes', () => {
-  it('are the policy operations plus the configured ones, without OIDC scopes or names that are not scope tokens', () => {
+  it('are the policy operations plus the configured ones and the admin API\'s, without OIDC scopes or names that are not scope tokens', () => {
     assert.deepEqual(
       resourceScopeNames(['payments:write', 'bad scope', 'openid', 'say"hi"'], ['orders:read', 'payments:write', 'risk']),
-      ['orders:read', 'payments:write'],
+      ['admin:keys', 'admin:policy', 'admin:read', 'admin:write', 'orders:read', 'payments:write'],
     );
   });
 

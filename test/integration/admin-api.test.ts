@@ -1,0 +1,389 @@
+/**
+ * The admin API over HTTP with real tokens of this provider (openid-client's
+ * client_credentials grant with the admin API's resource indicator), on both stores:
+ * - the OpenAPI document and the reference page; every operation of the document refuses a
+ *   request without a token (401) and a token without its scope (403), as RFC 6750 §3.1 says;
+ * - RFC 9457 problems for bad input, a wrong media type, a large body, an unknown route or
+ *   method, and tokens that are not for this API;
+ * - clients: create (secret once), read, replace with If-Match (428 / 412 / 200), 100
+ *   parallel replacements of one version (one wins), secret rotation (the old secret stops
+ *   at the token endpoint), deletion (its admin token stops);
+ * - cursor pagination with Link headers; events by filter and as JSON lines; keys with their
+ *   revision as ETag.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, it } from 'node:test';
+import * as client from 'openid-client';
+import { STORES, describeOrSkip } from '../helpers/env.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
+import { runNode } from '../helpers/process.ts';
+import { totpCode } from '../helpers/totp.ts';
+import path from 'node:path';
+import type { LoginEventRecord } from '../../models/types.ts';
+
+const SECRET = 'an-admin-client-secret-long-enough-0123456789';
+const ALL = 'admin:read admin:write admin:policy admin:keys';
+const PASSWORD = 'correct horse battery staple';
+const AAL2 = 'urn:adaptive-idp:aal2';
+const AAL3 = 'urn:adaptive-idp:aal3';
+const BIN = path.join(import.meta.dirname, '..', '..', 'idp', 'bin.js');
+
+interface Problem { type: string; title: string; status: number; detail: string; code: string; instance: string; errors?: { path: string; message: string }[] }
+interface OpenApi { openapi: string; paths: Record<string, Record<string, { operationId: string; 'x-required-scope': string; security: unknown[]; responses: Record<string, unknown> }>> }
+
+for (const store of STORES) {
+  describeOrSkip(store.skip, `admin API (${store.kind})`, () => {
+    let srv: TestServer;
+    let base: string;
+    let audience: string;
+    const tokens = new Map<string, string>();
+
+    /** A client_credentials token for the admin API from a client registered for `registered`, asking for `scope`. */
+    async function tokenFor(clientId: string, registered: string, scope: string): Promise<string> {
+      const key = `${clientId} ${scope}`;
+      if (tokens.has(key)) return tokens.get(key)!;
+      if (!(await srv.storage.clients.find(clientId))) {
+        await srv.addClient(clientId, { redirect_uris: [], grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', scope: registered }, SECRET);
+      }
+      const config = await discover(srv.issuer, clientId, SECRET);
+      const t = await client.clientCredentialsGrant(config, { scope, resource: audience });
+      tokens.set(key, t.access_token);
+      return t.access_token;
+    }
+    const admin = () => tokenFor('admin-all', ALL, ALL);
+
+    async function call(method: string, path: string, opts: { token?: string | undefined; body?: unknown; headers?: Record<string, string> } = {}) {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...opts.headers,
+        },
+        ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}),
+      });
+      const text = await res.text();
+      const type = res.headers.get('content-type') ?? '';
+      return { status: res.status, headers: res.headers, text, type, json: /^application\/(problem\+)?json/.test(type) && text ? JSON.parse(text) as unknown : undefined };
+    }
+    const problem = (r: { json: unknown; type: string }) => {
+      assert.match(r.type, /^application\/problem\+json/);
+      return r.json as Problem;
+    };
+
+    before(async () => {
+      srv = await startTestServer(store.kind);
+      base = `${srv.url}/admin/api/v1`;
+      audience = `${srv.issuer}/admin/api`;
+    });
+    after(() => srv?.close());
+
+    it('publishes an OpenAPI 3.1 document and a reference page built from the same routes', async () => {
+      const doc = await call('GET', '/../openapi.json');
+      assert.equal(doc.status, 200);
+      const api = doc.json as OpenApi;
+      assert.equal(api.openapi, '3.1.0');
+      const ops = Object.values(api.paths).flatMap((item) => Object.values(item));
+      assert.ok(ops.length >= 12, `operations: ${ops.length}`);
+      for (const op of ops) {
+        assert.match(op['x-required-scope'], /^admin:(read|write|policy|keys)$/, op.operationId);
+        assert.ok(op.responses['401'] && op.responses['403'], `${op.operationId} documents its refusals`);
+      }
+      const page = await fetch(`${srv.url}/admin/api`);
+      const html = await page.text();
+      assert.equal(page.status, 200);
+      for (const op of ops) assert.ok(html.includes(`id="${op.operationId}"`), `the reference page shows ${op.operationId}`);
+      assert.ok(html.includes('id="problem-version_conflict"'), 'each problem type has the anchor its type URI names');
+      assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    });
+
+    it('refuses every operation without a token (401) and with a token lacking its scope (403)', async () => {
+      const api = (await call('GET', '/../openapi.json')).json as OpenApi;
+      const others: Record<string, string> = { 'admin:read': 'admin:write', 'admin:write': 'admin:read', 'admin:policy': 'admin:read', 'admin:keys': 'admin:read' };
+      let checked = 0;
+      for (const [template, item] of Object.entries(api.paths)) {
+        const path = template.replace(/\{\w+\}/g, 'x');
+        for (const [method, op] of Object.entries(item)) {
+          const none = await call(method.toUpperCase(), path);
+          assert.equal(none.status, 401, `${op.operationId} without a token`);
+          assert.equal(problem(none).code, 'unauthorized');
+          assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer realm="admin"$/, 'no error code when no token was sent (RFC 6750 §3.1)');
+          const scope = op['x-required-scope'];
+          const wrong = await call(method.toUpperCase(), path, { token: await tokenFor('admin-all', ALL, others[scope]!) });
+          assert.equal(wrong.status, 403, `${op.operationId} with only ${others[scope]}`);
+          assert.equal(problem(wrong).code, 'insufficient_scope');
+          assert.match(wrong.headers.get('www-authenticate') ?? '', new RegExp(`error="insufficient_scope", scope="${scope}"`));
+          checked += 1;
+        }
+      }
+      assert.ok(checked >= 12);
+    });
+
+    it('grants admin scopes only to a client registered for them by name, and only for the admin API', async () => {
+      // Registered without a scope list: oidc-provider would grant every static resource scope by default; never the admin ones.
+      await srv.addClient('plain-svc', { redirect_uris: [], grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }, SECRET);
+      const config = await discover(srv.issuer, 'plain-svc', SECRET);
+      const t = await client.clientCredentialsGrant(config, { resource: audience }).catch((e: unknown) => e as Error);
+      if (!(t instanceof Error)) {
+        const r = await call('GET', '/clients', { token: t.access_token });
+        assert.equal(r.status, 403, 'a token without admin scopes is refused');
+        assert.doesNotMatch(t.scope ?? '', /admin:/);
+      }
+      // A registered admin client asking for a scope it is not registered for gets none of it.
+      const readOnly = await tokenFor('reader', 'admin:read', 'admin:read');
+      assert.equal((await call('GET', '/clients', { token: readOnly })).status, 200);
+      assert.equal((await call('POST', '/clients', { token: readOnly, body: {} })).status, 403);
+    });
+
+    it('refuses tokens that are not this API\'s with invalid_token', async () => {
+      const bad = [
+        'not-a-jwt',
+        // An ID-token-shaped JWT signed by someone else.
+        `${Buffer.from('{"alg":"HS256","typ":"at+jwt"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: srv.issuer, aud: audience, sub: 'admin-all', client_id: 'admin-all', scope: ALL, exp: 9e9 })).toString('base64url')}.sig`,
+      ];
+      for (const token of bad) {
+        const r = await call('GET', '/clients', { token });
+        assert.equal(r.status, 401);
+        assert.match(r.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+      }
+      // A valid token of this provider, for the userinfo endpoint (opaque, no resource): not for this API.
+      const config = await discover(srv.issuer, 'admin-all', SECRET);
+      const opaque = await client.clientCredentialsGrant(config, {});
+      assert.equal((await call('GET', '/clients', { token: opaque.access_token })).status, 401);
+    });
+
+    it('manages a client: created with its secret once, read without it, replaced under If-Match, rotated, removed', async () => {
+      const token = await admin();
+      const id = `app-${crypto.randomUUID().slice(0, 8)}`;
+      const created = await call('POST', '/clients', { token, body: { client_id: id, client_name: 'Orders', grant_types: ['client_credentials'], scope: 'openid' } });
+      assert.equal(created.status, 201, created.text);
+      assert.equal(created.headers.get('etag'), '"1"');
+      assert.equal(created.headers.get('location'), `${base}/clients/${id}`);
+      const secret = (created.json as { client_secret: string }).client_secret;
+      assert.ok(secret.length >= 43);
+      const got = await call('GET', `/clients/${id}`, { token });
+      assert.equal(got.status, 200);
+      assert.doesNotMatch(got.text, new RegExp(secret));
+      assert.doesNotMatch(got.text, /"client_secret"|secretCiphertext|v1\./);
+      // The new client works at the token endpoint with the secret shown.
+      const cc = await client.clientCredentialsGrant(await discover(srv.issuer, id, secret), {});
+      assert.ok(cc.access_token);
+
+      const body = { client_name: 'Orders v2', grant_types: ['client_credentials'], scope: 'openid' };
+      const noMatch = await call('PUT', `/clients/${id}`, { token, body });
+      assert.equal(noMatch.status, 428);
+      assert.equal(problem(noMatch).code, 'precondition_required');
+      const stale = await call('PUT', `/clients/${id}`, { token, body, headers: { 'if-match': '"7"' } });
+      assert.equal(stale.status, 412);
+      assert.equal(problem(stale).code, 'version_conflict');
+      assert.equal(stale.headers.get('etag'), '"1"', 'the 412 names the current version');
+      const ok = await call('PUT', `/clients/${id}`, { token, body, headers: { 'if-match': '"1"' } });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.headers.get('etag'), '"2"');
+      assert.equal((ok.json as { client_name: string }).client_name, 'Orders v2');
+
+      const rotated = await call('POST', `/clients/${id}/secret`, { token, headers: { 'if-match': '"2"' } });
+      assert.equal(rotated.status, 200, rotated.text);
+      const newSecret = (rotated.json as { client_secret: string }).client_secret;
+      assert.notEqual(newSecret, secret);
+      await assert.rejects(client.clientCredentialsGrant(await discover(srv.issuer, id, secret), {}), 'the old secret no longer works');
+      assert.ok((await client.clientCredentialsGrant(await discover(srv.issuer, id, newSecret), {})).access_token);
+
+      assert.equal((await call('DELETE', `/clients/${id}`, { token, headers: { 'if-match': '"2"' } })).status, 412);
+      const removed = await call('DELETE', `/clients/${id}`, { token, headers: { 'if-match': '"3"' } });
+      assert.equal(removed.status, 204);
+      assert.equal((await call('GET', `/clients/${id}`, { token })).status, 404);
+      await assert.rejects(client.clientCredentialsGrant(await discover(srv.issuer, id, newSecret), {}), 'a removed client gets no tokens');
+    });
+
+    it('lets one of 100 parallel replacements of one version win; the others get 412', async () => {
+      const token = await admin();
+      const id = `race-${crypto.randomUUID().slice(0, 8)}`;
+      assert.equal((await call('POST', '/clients', { token, body: { client_id: id, grant_types: ['client_credentials'], scope: 'openid' } })).status, 201);
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+        call('PUT', `/clients/${id}`, { token, body: { client_name: `n${i}`, grant_types: ['client_credentials'], scope: 'openid' }, headers: { 'if-match': '"1"' } })));
+      const statuses = results.map((r) => r.status);
+      assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses: ${[...new Set(statuses)].join(',')}`);
+      assert.equal(statuses.filter((s) => s === 412).length, 99);
+      const winner = (results.find((r) => r.status === 200)!.json as { client_name: string }).client_name;
+      assert.equal(((await call('GET', `/clients/${id}`, { token })).json as { client_name: string }).client_name, winner);
+    });
+
+    it('answers bad input with RFC 9457 problems, never a 500', async () => {
+      const token = await admin();
+      const invalid = await call('POST', '/clients', { token, body: { client_id: 'has space', redirect_uris: ['not a uri'], grant_types: ['password'], extra: 1 } });
+      assert.equal(invalid.status, 400);
+      const p = problem(invalid);
+      assert.equal(p.code, 'invalid_request');
+      assert.equal(p.type, `${srv.issuer}/admin/api#problem-invalid_request`);
+      assert.equal(p.instance, '/admin/api/v1/clients');
+      const paths = p.errors!.map((e) => e.path);
+      for (const want of ['body.client_id', 'body.redirect_uris.0', 'body.grant_types.0']) assert.ok(paths.includes(want), `${want} in ${paths.join(', ')}`);
+      assert.ok(p.errors!.some((e) => /extra/.test(e.message)), 'an unknown field is named');
+      assert.equal(problem(await call('POST', '/clients', { token, body: '{"client_name":' })).code, 'invalid_request');
+      const wrongType = await call('POST', '/clients', { token, body: undefined, headers: { 'content-type': 'text/plain' } });
+      assert.equal(wrongType.status, 415);
+      const big = await call('POST', '/clients', { token, body: { client_name: 'x'.repeat(2 * 1024 * 1024) } });
+      assert.equal(big.status, 413);
+      assert.equal(problem(await call('GET', '/nothing-here', { token })).code, 'not_found');
+      const method = await call('PATCH', '/clients', { token });
+      assert.equal(method.status, 405);
+      assert.match(method.headers.get('allow') ?? '', /GET/);
+      assert.equal((await call('GET', '/clients?limit=0', { token })).status, 400);
+      assert.equal(problem(await call('GET', '/clients?cursor=bm9wZQ', { token })).code, 'invalid_request');
+      assert.equal((await call('PUT', '/clients/x', { token, body: {}, headers: { 'if-match': 'W/"1"' } })).status, 400, 'a weak ETag is not a precondition for a change');
+      assert.ok(!srv.logs.some((l) => l.msg === 'admin api error'), 'nothing reached the 500 path');
+    });
+
+    it('pages through clients with a cursor and a Link header', async () => {
+      const token = await admin();
+      for (let i = 0; i < 23; i++) await srv.addClient(`paged-${String(i).padStart(2, '0')}`, { redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }, SECRET);
+      const seen: string[] = [];
+      let url: string | undefined = '/clients?limit=10';
+      let pages = 0;
+      while (url) {
+        const r = await call('GET', url, { token });
+        assert.equal(r.status, 200);
+        const page = r.json as { items: { client_id: string }[]; next?: string };
+        seen.push(...page.items.map((c) => c.client_id));
+        pages += 1;
+        const link = r.headers.get('link');
+        if (page.next) {
+          assert.match(link ?? '', /rel="next"/);
+          url = `/clients?limit=10&cursor=${page.next}`;
+        } else {
+          assert.equal(link, null);
+          url = undefined;
+        }
+      }
+      const all = (await srv.storage.clients.list()).map((c) => c.clientId);
+      assert.deepEqual(seen, all);
+      assert.equal(pages, Math.ceil(all.length / 10));
+    });
+
+    it('finds login events by user, IP, level and decision, and exports them as JSON lines', async () => {
+      const token = await admin();
+      const now = Date.now();
+      const ev = (i: number, extra: Partial<LoginEventRecord>): LoginEventRecord => ({
+        id: `adm-ev-${i}`, ts: new Date(now - i * 1000).toISOString(), user: 'u-admin-test', ip: '198.51.100.7', userAgent: 'ua', success: true,
+        behaviour: { keystroke: { n: 1 } } as unknown as LoginEventRecord['behaviour'], ...extra,
+      });
+      const assessment = (level: string, decision: 'allow' | 'step_up' | 'block') => ({ score: 0.5, level, decision, reasons: [], confidence: 1, policyVersion: 'p', modelVersion: 'm', errors: [] });
+      await srv.storage.events.append(ev(1, { assessment: assessment('high', 'step_up') }));
+      await srv.storage.events.append(ev(2, { assessment: assessment('low', 'allow') }));
+      await srv.storage.events.append(ev(3, { ip: '203.0.113.9', success: false }));
+      const r = await call('GET', '/events?user=u-admin-test&decision=step_up', { token });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual((r.json as { items: { id: string }[] }).items.map((e) => e.id), ['adm-ev-1']);
+      assert.doesNotMatch(r.text, /keystroke/, 'the raw behavioural sample is not served');
+      const byIp = await call('GET', '/events?ip=203.0.113.9', { token });
+      assert.deepEqual((byIp.json as { items: { id: string }[] }).items.map((e) => e.id), ['adm-ev-3']);
+      const failed = await call('GET', '/events?user=u-admin-test&outcome=failure', { token });
+      assert.deepEqual((failed.json as { items: { id: string }[] }).items.map((e) => e.id), ['adm-ev-3']);
+      const one = await call('GET', '/events/adm-ev-2', { token });
+      assert.equal((one.json as { assessment: { level: string } }).assessment.level, 'low');
+      assert.equal((await call('GET', '/events/nope', { token })).status, 404);
+      const exp = await call('GET', '/events/export?user=u-admin-test', { token });
+      assert.equal(exp.status, 200);
+      assert.match(exp.type, /^application\/x-ndjson/);
+      const lines = exp.text.trim().split('\n').map((l) => JSON.parse(l) as { id: string });
+      assert.deepEqual(lines.map((e) => e.id), ['adm-ev-1', 'adm-ev-2', 'adm-ev-3'], 'newest first');
+      assert.equal((await call('GET', '/events?level=extreme', { token })).status, 400);
+    });
+
+    it('serves an administrator by the roles their account holds, at AAL2, and asks AAL3 for the sensitive operations (RFC 9470)', async () => {
+      const accountId = await srv.addUser('root-admin', PASSWORD);
+      const totp = await srv.addTotp(accountId);
+      // The first administrator is made on the server's disk.
+      const env = { PATH: process.env.PATH ?? '', ...srv.env };
+      const made = await runNode([BIN, 'user', 'roles', 'root-admin', '--set', 'admin:read admin:write'], { env });
+      assert.equal(made.code, 0, made.stderr);
+      assert.deepEqual((JSON.parse(made.stdout) as { scopes: string[] }).scopes, ['admin:read', 'admin:write']);
+      await srv.addClient('console', {
+        redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+        scope: `openid ${ALL}`, first_party: true,
+      }, SECRET);
+      const config = await discover(srv.issuer, 'console', SECRET);
+      const params = { scope: `openid ${ALL}`, resource: audience };
+      const l = await loginThroughForm(config, 'root-admin', PASSWORD, params);
+      const aal1 = await client.authorizationCodeGrant(config, l.callback, { pkceCodeVerifier: l.verifier, expectedNonce: l.nonce, expectedState: l.state }, { resource: audience });
+      const weak = await call('GET', '/clients', { token: aal1.access_token });
+      assert.equal(weak.status, 401, weak.text);
+      assert.equal(problem(weak).code, 'insufficient_user_authentication');
+      assert.match(weak.headers.get('www-authenticate') ?? '', new RegExp(`error="insufficient_user_authentication".*acr_values="${AAL2} ${AAL3}"`));
+
+      // The console sends the administrator back with the acr_values of the challenge: only the second factor is asked.
+      const verifier = client.randomPKCECodeVerifier();
+      const retry = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, ...params, acr_values: `${AAL2} ${AAL3}`, code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const second = await l.browser.navigate(retry, {}, REDIRECT_URI);
+      const back = await l.browser.submit(second, '/totp', { code: totpCode(totp) }, REDIRECT_URI);
+      assert.ok(back.url.href.startsWith(REDIRECT_URI), back.body.slice(0, 300));
+      const aal2 = await client.authorizationCodeGrant(config, back.url, { pkceCodeVerifier: verifier }, { resource: audience });
+      const token = aal2.access_token;
+      assert.equal(aal2.scope?.split(' ').filter((x) => x.startsWith('admin:')).sort().join(' '), 'admin:read admin:write', 'the token carries only the roles the account holds');
+      assert.equal((await call('GET', '/clients', { token })).status, 200);
+      assert.equal((await call('GET', `/users/${accountId}/roles`, { token })).status, 200);
+      // The client is registered for admin:keys, but the account does not hold it.
+      const keys = await call('POST', '/keys/rotate', { token, headers: { 'if-match': '"0"' } });
+      assert.equal(keys.status, 403);
+      assert.equal(problem(keys).code, 'insufficient_scope');
+      // Sensitive: AAL3 (a passkey) within ADMIN_SENSITIVE_MAX_AGE.
+      const id = `by-admin-${crypto.randomUUID().slice(0, 6)}`;
+      const created = await call('POST', '/clients', { token, body: { client_id: id, grant_types: ['client_credentials'], scope: 'openid' } });
+      assert.equal(created.status, 201, created.text);
+      const rotate = await call('POST', `/clients/${id}/secret`, { token, headers: { 'if-match': '"1"' } });
+      assert.equal(rotate.status, 401);
+      assert.match(rotate.headers.get('www-authenticate') ?? '', new RegExp(`acr_values="${AAL3}"`));
+      // Roles cannot grant what the caller does not hold.
+      const other = await srv.addUser('helper-admin', PASSWORD);
+      const grant = await call('PUT', `/users/${other}/roles`, { token, body: { scopes: ['admin:keys'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(grant.status, 401, 'setting roles is sensitive: AAL3 first');
+      // A role taken away counts at the next request.
+      const roles = await srv.storage.roles.get(accountId);
+      await srv.storage.roles.set(accountId, ['admin:write'], roles.version);
+      assert.equal((await call('GET', '/clients', { token })).status, 403);
+    });
+
+    it('lets a client holding admin:write grant only the roles it holds itself', async () => {
+      const writer = await tokenFor('role-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const user = await srv.addUser(`role-target-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      const refused = await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: ['admin:read', 'admin:keys'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(refused.status, 403);
+      assert.match(problem(refused).detail, /admin:keys/);
+      const ok = await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: ['admin:read'] }, headers: { 'if-match': '"0"' } });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.headers.get('etag'), '"1"');
+      assert.equal((await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: [] }, headers: { 'if-match': '"0"' } })).status, 412);
+      assert.equal((await call('GET', '/users/nobody/roles', { token: writer })).status, 404);
+    });
+
+    it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {
+      const token = await admin();
+      const list = await call('GET', '/keys', { token });
+      assert.equal(list.status, 200);
+      const set = list.json as { revision: number; keys: { kid: string; state: string }[] };
+      assert.ok(set.keys.some((k) => k.state === 'current'));
+      assert.doesNotMatch(list.text, /"d":|"p":|"q":/, 'no private key material');
+      assert.equal(list.headers.get('etag'), `"${set.revision}"`);
+      assert.equal((await call('POST', '/keys/rotate', { token })).status, 428);
+      assert.equal((await call('POST', '/keys/rotate', { token, headers: { 'if-match': `"${set.revision + 5}"` } })).status, 412);
+      const rotated = await call('POST', '/keys/rotate', { token, headers: { 'if-match': `"${set.revision}"` } });
+      assert.equal(rotated.status, 200, rotated.text);
+      assert.equal(rotated.headers.get('etag'), `"${set.revision + 1}"`);
+      const again = await call('POST', '/keys/rotate', { token, headers: { 'if-match': `"${set.revision + 1}"` } });
+      assert.equal(again.status, 409, 'keys already staged: the step is refused');
+      assert.match(problem(again).detail, /already staged/);
+      // The client that used its admin token is removed: the token stops working at once.
+      const id = `short-lived-${crypto.randomUUID().slice(0, 6)}`;
+      const t = await tokenFor(id, 'admin:read', 'admin:read');
+      assert.equal((await call('GET', '/keys', { token: t })).status, 200);
+      const c = await srv.storage.clients.find(id);
+      await srv.storage.clients.remove(id, c!.version);
+      const gone = await call('GET', '/keys', { token: t });
+      assert.equal(gone.status, 401);
+      assert.match(problem(gone).detail, /no longer exists/);
+    });
+  });
+}
