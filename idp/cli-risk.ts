@@ -26,7 +26,7 @@ export interface GeoSettings {
   dataDir?: string | undefined;
 }
 
-async function geo(s: GeoSettings): Promise<GeoLookup> {
+export async function geo(s: GeoSettings): Promise<GeoLookup> {
   return openGeo({
     cityDb: s.geoipCityDb, asnDb: s.geoipAsnDb, cacheDir: s.geoipCacheDir, dataDir: s.dataDir,
     onAsnBuilt: (b) => process.stderr.write(`converted the ASN ranges into ${b.file} in ${(b.ms / 1000).toFixed(1)} s\n`),

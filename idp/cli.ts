@@ -37,6 +37,8 @@ import { AuditError } from './audit.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 import { UserAdminError } from './admin/users.ts';
 import { claimsFromOptions, listUsers, userAdminCommand, UserUsageError, withUsers, STRING_CLAIM_OPTIONS, BOOLEAN_CLAIM_OPTIONS, ADDRESS_CLAIM_OPTIONS, usageFromZod } from './cli-users.ts';
+import { labelCommand, modelStoreCommand, policyCommand, PolicyUsageError } from './cli-policy.ts';
+import { AdminError } from './admin/errors.ts';
 
 class UsageError extends Error {}
 
@@ -81,10 +83,26 @@ const HELP = `Usage: idp <command> [options]
                                               connect and bind as the service account; with --user, search
                                               the user and print the mapped claims (README: Directories)
   idp policy check [<dir>]                    validate a policy directory (default: POLICY_DIR or the shipped one)
+  idp policy validate [<dir>] [--json]        validate it as a candidate for the store (also against the live version)
+  idp policy publish [<dir>] --message M [--if-version N]   publish it as the next version (live on every instance)
+  idp policy history [--limit N] [--after C] [--json]       published versions, newest first
+  idp policy show [<version>] [--json]        the live version (or another one)
+  idp policy pull [<version>] --out <dir>     write a published version's files into a directory
+  idp policy rollback <version> --message M [--if-version N]   publish an earlier version's files again
+  idp policy dry-run [<dir>] [--days N] [--warmup-days N] [--examples N] [--json]
+                                              replay the stored events of the last N days through it and the live policy
+  idp label set <event-id> attack|legit [--note N] [--if-version N]
+  idp label show <event-id> [--json]          a label's versions
+  idp label list [--limit N] [--after C] [--json]
   idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
                   [--shared-nat-rate X] [--password-manager-rate X] [--private-rate X] [--attack-mix type=w,...]
                   [--keystrokes <cmu.csv> [--keystroke-subjects s002-s036,...]] [--out F]
   idp model train --events <jsonl> --out <file> [--policy <dir>] [--trees N] [--max-depth N] [--seed N] [--max-rows N]
+  idp model train --labels [--events <synthetic.jsonl>] [--label-weight N] [--holdout X] [--days N] [--trees N]
+                  [--max-depth N] [--seed N] [--max-rows N] [--out <file>] [--json]
+                  retrain from the stored events and their labels; reports on held-out labels; activates nothing
+  idp model activate <sha256> [--message M] [--if-version N]   publish the live policy with that model pinned
+  idp model list [--json]                     trained models kept in the store
   idp model eval --events <jsonl> [--policy <dir>]
   idp keystroke eval --data <csv> [--detectors a,b] [--split protocol|cv] [--above X] [--calibrate] [--json]
                   keystroke detectors on the CMU benchmark (README: Keystroke dynamics)
@@ -434,6 +452,8 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
       });
     }
     case 'train': {
+      // Retraining from labelled stored events (idp/cli-policy.ts); without --labels, from a file as before.
+      if (args.includes('--labels')) return modelStoreCommand(settings, 'train', args);
       const { values } = parse(args, {
         events: { type: 'string' }, out: { type: 'string' }, policy: { type: 'string' }, trees: { type: 'string' },
         'max-depth': { type: 'string' }, seed: { type: 'string' }, 'max-rows': { type: 'string' },
@@ -450,6 +470,9 @@ async function modelCommand(settings: Settings, sub: string | undefined, args: s
       await evalCommand(settings, { events: values.events, policy: values.policy ?? settings.policyDir });
       return;
     }
+    case 'activate':
+    case 'list':
+      return modelStoreCommand(settings, sub, args);
     default:
       throw new UsageError(`unknown command "model ${sub ?? ''}"`);
   }
@@ -540,11 +563,13 @@ async function main(argv: string[]): Promise<void> {
     case 'keys':
       return keysCommand(settings, sub, rest);
     case 'policy': {
-      if (sub !== 'check') throw new UsageError(`unknown command "policy ${sub ?? ''}"`);
+      if (sub !== 'check') return policyCommand(settings, sub, rest);
       const { positionals } = parse(rest, {}, rest.length ? 1 : 0);
       if (!policyCheckCommand(positionals[0] ?? settings.policyDir)) process.exitCode = 1;
       return;
     }
+    case 'label':
+      return labelCommand(settings, sub, rest);
     case 'model':
       return modelCommand(settings, sub, rest);
     case 'keystroke': {
@@ -611,8 +636,9 @@ try {
 } catch (err) {
   const known = err instanceof UsageError || err instanceof Refused || err instanceof DuplicateError || err instanceof CliError
     || err instanceof AuditError || err instanceof PasswordError || err instanceof ConfigError || err instanceof KeyFileError || err instanceof DirectoryConfigError
-    || err instanceof UserAdminError || err instanceof UserUsageError || err instanceof VersionConflictError || err instanceof InvalidCursorError;
+    || err instanceof UserAdminError || err instanceof UserUsageError || err instanceof PolicyUsageError || err instanceof AdminError
+    || err instanceof VersionConflictError || err instanceof InvalidCursorError;
   const message = err instanceof z.ZodError ? usageFromZod(err).message : known ? (err as Error).message : `unexpected error: ${(err as Error).message}`;
   process.stderr.write(`idp: ${message}\n`);
-  process.exitCode = err instanceof UsageError || err instanceof UserUsageError || err instanceof z.ZodError ? 2 : 1;
+  process.exitCode = err instanceof UsageError || err instanceof UserUsageError || err instanceof PolicyUsageError || err instanceof z.ZodError ? 2 : 1;
 }

@@ -9,7 +9,7 @@ export const EVENT_NAMES = [
   'login.failed', 'login.succeeded', 'login.blocked', 'login.throttled', 'risk.decided', 'device.proof_refused',
   'stepup.required', 'stepup.passed', 'stepup.failed', 'stepup.refused',
   'mfa.enrolled', 'mfa.enrolment_skipped', 'mfa.recovery_used', 'mfa.removed',
-  'policy.reloaded', 'policy.rejected', 'keys.reloaded', 'keys.rejected',
+  'policy.reloaded', 'policy.rejected', 'policy.published', 'policy.file_skipped', 'keys.reloaded', 'keys.rejected',
   'directory.unavailable', 'directory.linked', 'directory.session_ended',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];

@@ -27,7 +27,9 @@ import { createLogger, type Logger } from './log.ts';
 import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
-import { startPolicyRuntime, type PolicyRuntime } from '../policies/watcher.ts';
+import type { PolicyRuntime } from '../policies/watcher.ts';
+import { loadPolicy } from '../policies/policy.ts';
+import { startPolicySync, type PolicySync } from './policy-sync.ts';
 import { describeMonitor } from '../policies/monitor.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import { RiskService } from '../interactions/risk.ts';
@@ -162,32 +164,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     const monitor = describeMonitor(p.risk);
     if (monitor) log[p.risk.mode === 'monitor' ? 'warn' : 'info'](`policy ${p.version}: ${monitor}`, { policy: p.version });
   };
-  // Policy reloads and rejections go on the audit trail once the store is open (below); a
-  // reload is no request, so a record that cannot be written is logged, not fatal.
-  const late: { trail?: AuditTrail } = {};
-  const policyActor = { kind: 'system', id: 'policy-files' } as const;
-  const auditPolicy = (e: Omit<AuditInput, 'actor'>) => {
-    late.trail?.record({ actor: policyActor, ...e }).catch((err: unknown) => log.error('audit record failed', { action: e.action, error: err as Error }));
-  };
-  let policyVersion: string | undefined;
-  // The policy first: an invalid one stops the start, naming every error.
-  const policies = startPolicyRuntime(settings.policyDir, {
-    onReload: (p) => {
-      events.emit('policy.reloaded', { version: p.version, model: p.forest.version });
-      announceMonitor(p);
-      auditPolicy({
-        action: 'policy.reload', outcome: 'success', target: { type: 'policy', id: p.version },
-        before: { version: policyVersion }, after: { version: p.version, model: p.forest.version }, detail: { dir: settings.policyDir },
-      });
-      policyVersion = p.version;
-    },
-    onReject: (_errors, message) => {
-      events.emit('policy.rejected', { dir: settings.policyDir, errors: message }, 'error');
-      auditPolicy({ action: 'policy.reject', outcome: 'failure', target: { type: 'policy', id: policyVersion ?? 'none' }, detail: { dir: settings.policyDir, errors: message } });
-    },
-  });
-  policyVersion = policies.current().version;
-  announceMonitor(policies.current());
+  // The policy files first: an invalid one stops the start, naming every error.
+  loadPolicy(settings.policyDir);
   const geo = await openGeo({
     cityDb: settings.geoipCityDb, asnDb: settings.geoipAsnDb, cacheDir: settings.geoipCacheDir, dataDir: settings.dataDir,
     onAsnBuilt: (b) => log.info('ASN database converted', { file: b.file, rows: b.rows, networks: b.networks, bytes: b.bytes, ms: Math.round(b.ms) }),
@@ -195,8 +173,46 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const storage = await openStorage({ mongodbUri: settings.mongodbUri, dataDir: settings.dataDir, warn: (m) => log.warn(m) });
   const keys = loadOrCreateKeys(settings.keysFile);
   const box = new SecretBox(keys.dataKey);
+  // The audit trail, sealed with a key derived from the data key (idp/audit.ts).
   const audit = new AuditTrail({ storage, dataKey: keys.dataKey });
-  late.trail = audit;
+  // Policy reloads and rejections go on the trail; a reload is no request, so a record that
+  // cannot be written is logged, not fatal.
+  const policyActor = { kind: 'system', id: 'policy-files' } as const;
+  const auditPolicy = (e: Omit<AuditInput, 'actor'>) => {
+    audit.record({ actor: policyActor, ...e }).catch((err: unknown) => log.error('audit record failed', { action: e.action, error: err as Error }));
+  };
+  let policyVersion: string | undefined;
+  // The policy served is the store's live version, on every instance (idp/policy-sync.ts);
+  // POLICY_DIR is published to it when its content is new.
+  let policySync: PolicySync;
+  try {
+    policySync = await startPolicySync({
+      storage, dir: settings.policyDir, pollMs: settings.policyPollMs, events, log, audit: audit.audit,
+      onReload: (p, origin) => {
+        events.emit('policy.reloaded', { version: p.version, model: p.forest.version, source: origin.source, published: origin.published });
+        announceMonitor(p);
+        auditPolicy({
+          action: 'policy.reload', outcome: 'success', target: { type: 'policy', id: p.version },
+          before: { version: policyVersion }, after: { version: p.version, model: p.forest.version },
+          detail: { source: origin.source, ...(origin.published !== undefined ? { published: origin.published } : { dir: settings.policyDir }) },
+        });
+        policyVersion = p.version;
+      },
+      onReject: (_errors, message, origin) => {
+        events.emit('policy.rejected', { ...(origin.source === 'store' ? { published: origin.published } : { dir: settings.policyDir }), errors: message }, 'error');
+        auditPolicy({
+          action: 'policy.reject', outcome: 'failure', target: { type: 'policy', id: policyVersion ?? 'none' },
+          detail: { source: origin.source, ...(origin.source === 'store' ? { published: origin.published } : { dir: settings.policyDir }), errors: message },
+        });
+      },
+    });
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const policies = policySync.runtime;
+  policyVersion = policies.current().version;
+  announceMonitor(policies.current());
   // The policy this instance starts with, as a reload records the next one.
   await audit.record({
     actor: policyActor, action: 'policy.load', outcome: 'success', target: { type: 'policy', id: policies.current().version },
@@ -240,7 +256,10 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const metrics = metricsRoute(settings, () => renderMetrics(events, {
     idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
     idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
-    idp_policy_info: { help: 'The policy version in force.', value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version } },
+    idp_policy_info: {
+      help: 'The policy in force: its content hash (what decisions record), its model, and its version number in the store.',
+      value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version, published: String(policies.stats.published ?? '') },
+    },
     idp_client_lookups_total: {
       help: 'Client look-ups by oidc-provider: answered from the verified cache, or read from the store.',
       samples: [{ labels: { source: 'cache' }, value: clientCache.stats.hits }, { labels: { source: 'store' }, value: clientCache.stats.misses }],
@@ -364,7 +383,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       clearInterval(pruner);
       keyWatch.close();
       clientCache.stop();
-      await policies.close();
+      await policySync.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await storage.close();

@@ -202,8 +202,14 @@ export const SETTINGS = {
   policyDir: {
     env: 'POLICY_DIR',
     default: undefined,
-    doc: 'Directory of the risk policy (risk.yml, lists.yml, assurance.yml, the model). Default: the shipped `policies/default`. Edits are live within a second; invalid ones are rejected and the last good policy keeps serving.',
+    doc: 'Directory of the risk policy (risk.yml, lists.yml, assurance.yml, the model). Default: the shipped `policies/default`. A valid edit is published to the store as a new version and is live within a second here and within `POLICY_POLL_MS` on every instance; invalid ones are rejected and the last good policy keeps serving. A content already published once is not published again (README "Policies in git and in the store").',
     parse: str,
+  },
+  policyPollMs: {
+    env: 'POLICY_POLL_MS',
+    default: '1000',
+    doc: 'How often (milliseconds) each instance checks the store for a newly published policy version (one small read of a change stamp): a version published anywhere (`idp policy publish`, the admin API, another instance\'s file edit) serves everywhere within about this long.',
+    parse: int(100, 60_000),
   },
   directoryConfig: {
     env: 'DIRECTORY_CONFIG',

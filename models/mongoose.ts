@@ -363,3 +363,107 @@ export interface AuditDoc {
   hash: string;
   seal: string;
 }
+
+// ---------------------------------------------------------------------------------------
+// Policy lifecycle and feedback loop (issue 11): see adapters/storage/mongo-policies.ts.
+// ---------------------------------------------------------------------------------------
+
+const actorSchema = new Schema({ kind: { type: String, required: true, enum: ['user', 'client', 'cli', 'system'] }, id: { type: String, required: true }, ip: String }, { _id: false });
+
+/**
+ * A published policy version (models/types.ts PolicyVersion). `_id` is the version number:
+ * its unique index is what lets only one of several publishes with the same `ifVersion` in.
+ */
+export interface PolicyVersionDoc {
+  _id: number;
+  hash: string;
+  modelVersion: string;
+  message: string;
+  actor: { kind: 'user' | 'client' | 'cli' | 'system'; id: string; ip?: string | null };
+  publishedAt: Date;
+  source: 'publish' | 'file' | 'rollback' | 'model';
+  rollbackOf?: number | null;
+  /** The `_id` of its files in policy_files. */
+  filesId: string;
+}
+
+/** A version's files, by the sha256 of their canonical JSON (written before the version that names them). */
+export interface PolicyFilesDoc {
+  _id: string;
+  /** JSON text: file names hold dots, which MongoDB field names should not. */
+  files: string;
+}
+
+/** One version of one event's label; `_id` is `<eventId>#<version>`, unique: one writer per version. */
+export interface LabelDoc {
+  _id: string;
+  eventId: string;
+  version: number;
+  label: 'attack' | 'legit';
+  note?: string | null;
+  actor: { kind: 'user' | 'client' | 'cli' | 'system'; id: string; ip?: string | null };
+  at: Date;
+}
+
+/** A trained model kept until activated; `_id` is its sha256. */
+export interface ModelCandidateDoc {
+  _id: string;
+  text: string;
+  /** JSON text. */
+  report: string;
+  actor: { kind: 'user' | 'client' | 'cli' | 'system'; id: string; ip?: string | null };
+  createdAt: Date;
+}
+
+const policyVersionSchema = new Schema<PolicyVersionDoc>(
+  {
+    _id: { type: Number, required: true },
+    hash: { type: String, required: true },
+    modelVersion: { type: String, required: true },
+    message: { type: String, required: true },
+    actor: { type: actorSchema, required: true },
+    publishedAt: { type: Date, required: true },
+    source: { type: String, required: true, enum: ['publish', 'file', 'rollback', 'model'] },
+    rollbackOf: Number,
+    filesId: { type: String, required: true },
+  },
+  { ...opts, collection: 'policy_versions' },
+);
+
+const policyFilesSchema = new Schema<PolicyFilesDoc>(
+  { _id: { type: String, required: true }, files: { type: String, required: true } },
+  { ...opts, collection: 'policy_files' },
+);
+
+const labelSchema = new Schema<LabelDoc>(
+  {
+    _id: { type: String, required: true },
+    eventId: { type: String, required: true },
+    version: { type: Number, required: true },
+    label: { type: String, required: true, enum: ['attack', 'legit'] },
+    note: String,
+    actor: { type: actorSchema, required: true },
+    at: { type: Date, required: true },
+  },
+  { ...opts, collection: 'labels' },
+);
+
+const modelCandidateSchema = new Schema<ModelCandidateDoc>(
+  {
+    _id: { type: String, required: true },
+    text: { type: String, required: true },
+    report: { type: String, required: true },
+    actor: { type: actorSchema, required: true },
+    createdAt: { type: Date, required: true },
+  },
+  { ...opts, collection: 'model_candidates' },
+);
+
+export function registerPolicyModels(conn: Connection) {
+  return {
+    PolicyVersion: conn.model<PolicyVersionDoc>('PolicyVersion', policyVersionSchema),
+    PolicyFiles: conn.model<PolicyFilesDoc>('PolicyFiles', policyFilesSchema),
+    Label: conn.model<LabelDoc>('Label', labelSchema),
+    ModelCandidate: conn.model<ModelCandidateDoc>('ModelCandidate', modelCandidateSchema),
+  };
+}

@@ -340,3 +340,74 @@ export interface AuditRecord {
   /** base64url HMAC-SHA-256 of `hash`. */
   seal: string;
 }
+
+// ---------------------------------------------------------------------------------------
+// Policy lifecycle and feedback loop (issue 11): published policy versions, event labels,
+// trained model candidates.
+// ---------------------------------------------------------------------------------------
+
+/** How a policy version came to be published. */
+export type PolicySource = 'publish' | 'file' | 'rollback' | 'model';
+
+/**
+ * One published version of the policy (adapters/storage/port.ts PolicyStore). Versions are
+ * numbered 1, 2, 3, … in the order they were published; the newest is the live one, on every
+ * instance sharing the store. A rollback publishes an earlier version's files again, as a new
+ * version.
+ */
+export interface PolicyVersion {
+  readonly version: number;
+  /**
+   * The compiled policy's content hash (policies/policy.ts CompiledPolicy.version): what every
+   * decision records as `policyVersion`, so a decision names the published version it used.
+   */
+  hash: string;
+  /** The pinned model's version (the first 12 hex digits of its sha256). */
+  modelVersion: string;
+  message: string;
+  actor: Actor;
+  publishedAt: Date;
+  source: PolicySource;
+  /** For a rollback: the version whose files it publishes again. */
+  rollbackOf?: number | undefined;
+}
+
+/** A version with its files' texts (policies/policy.ts PolicyFiles: risk.yml, lists.yml, assurance.yml, the model). */
+export interface PolicyVersionWithFiles extends PolicyVersion {
+  files: Record<string, string>;
+}
+
+export type NewPolicyVersion = Omit<PolicyVersionWithFiles, 'version' | 'publishedAt'>;
+
+/** What an administrator says a login event was. */
+export type EventLabel = 'attack' | 'legit';
+
+/**
+ * An administrator's label on one login event: one label per event, every change a new
+ * version (1 at creation, +1 per change), earlier versions kept. Labels feed `idp model
+ * train` (idp/admin/model.ts); they never reach the scorer.
+ */
+export interface LabelRecord {
+  readonly eventId: string;
+  readonly version: number;
+  label: EventLabel;
+  note?: string | undefined;
+  actor: Actor;
+  at: Date;
+}
+
+export type NewLabel = Omit<LabelRecord, 'version'>;
+
+/**
+ * A trained model kept until an administrator activates it (or not): the model file, and the
+ * report training made of it (data used, figures on the held-out labelled events).
+ */
+export interface ModelCandidate {
+  /** sha256 (hex) of the model file's bytes: what risk.yml pins as `model.sha256`. */
+  readonly sha256: string;
+  /** The model file (policies/forest.ts ModelFile as JSON). */
+  text: string;
+  report: Record<string, unknown>;
+  actor: Actor;
+  createdAt: Date;
+}

@@ -4,7 +4,7 @@
  * The policy files (policy.ts) and the directory file (adapters/directory/config.ts) both
  * read through here, so their errors look alike and `idp config check` prints them alike.
  *
- * No I/O besides reading the one file it is given.
+ * No I/O besides reading the one file it is given (parseYamlText: none).
  */
 import fs from 'node:fs';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
@@ -67,12 +67,24 @@ export function errorAt(p: ParsedYaml<unknown>, keyPath: (string | number)[], me
  * diagnosis, so a value (a secret put where it does not belong) is not echoed.
  */
 export function parseYamlFile<S extends z.ZodType>(filePath: string, file: string, schema: S, errors: FileError[]): ParsedYaml<z.infer<S>> {
-  const lines = new LineCounter();
   let text: string;
   try {
     text = fs.readFileSync(filePath, 'utf8');
   } catch (err) {
-    errors.push({ file, path: '', message: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (err as Error).message });
+    return parseYamlText((err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : err as Error, file, schema, errors);
+  }
+  return parseYamlText(text, file, schema, errors);
+}
+
+/**
+ * The same for a file's text held in memory (a policy version from the store, a candidate
+ * sent to the admin API): the same checks and the same messages as for the file on disk.
+ * `undefined` is a missing file; an Error, one that could not be read.
+ */
+export function parseYamlText<S extends z.ZodType>(text: string | Error | undefined, file: string, schema: S, errors: FileError[]): ParsedYaml<z.infer<S>> {
+  const lines = new LineCounter();
+  if (typeof text !== 'string') {
+    errors.push({ file, path: '', message: text === undefined ? 'file is missing' : text.message });
     return { file, doc: parseDocument('', { lineCounter: lines }), lines };
   }
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });

@@ -21,6 +21,7 @@ import {
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openEmbeddedAudit } from './embedded-audit.ts';
+import { openEmbeddedPolicyStores, POLICY_SCHEMA } from './embedded-policies.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
@@ -384,6 +385,19 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   migrateDirectoryColumns(db, immediate);
   migrateClientVersions(db, immediate);
   migrateAdminColumns(db, immediate);
+  // Policy lifecycle and feedback loop (issue 11): tables and statements of their own.
+  db.exec(POLICY_SCHEMA);
+  const policyStores = openEmbeddedPolicyStores({
+    db, immediate,
+    prepare: (name, sql) => {
+      const st = db.prepare(sql);
+      return {
+        run: (...a) => { counted(name); return st.run(...a); },
+        get: (...a) => { counted(name); return st.get(...a); },
+        all: (...a) => { counted(name); return st.all(...a); },
+      };
+    },
+  });
 
   const q = (sql: string) => db.prepare(sql);
   const raw = {
@@ -924,6 +938,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         });
       },
     },
+    ...policyStores,
     async close() {
       if (closed) return;
       // Writes already queued are committed first: their callers were not told otherwise.

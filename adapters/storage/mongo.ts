@@ -18,6 +18,7 @@ import {
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openMongoAudit } from './mongo-audit.ts';
+import { openMongoPolicyStores } from './mongo-policies.ts';
 
 export interface MongoOptions {
   /** Called with a message when the server refuses an optional feature (TTL index). */
@@ -436,11 +437,14 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
 
   // The audit trail (issue 11): its own module and collection.
   const audit = await openMongoAudit(conn);
+  // Policy lifecycle and feedback loop (issue 11).
+  const policyStores = await openMongoPolicyStores(conn);
 
   return {
     kind: 'mongodb',
     stats: { ops },
     audit,
+    ...policyStores,
     accounts: {
       async create(a) {
         const now = new Date();

@@ -5,9 +5,11 @@
  * Only adapters/ knows which one is in use (ARCHITECTURE.md).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import crypto from 'node:crypto';
 import type { AuditEntry, AuditSealer } from './audit-chain.ts';
 import type { Actor, AuditRecord } from '../../models/types.ts';
 import type { Account, AccountDisabled, AccountProfile, DirectoryProfile, AttemptReservation, ClientRecord, FactorKind, FactorRecord, LoginEventRecord, NewAccount, NewFactor, OidcRecord, RiskObservation } from '../../models/types.ts';
+import type { LabelRecord, ModelCandidate, NewLabel, NewPolicyVersion, PolicyVersion, PolicyVersionWithFiles } from '../../models/types.ts';
 
 export class DuplicateError extends Error {
   override name = 'DuplicateError';
@@ -367,6 +369,74 @@ export interface FactorStore {
   useRecoveryCode(id: string, hash: string, at: Date): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------------------------------
+// Policy lifecycle and feedback loop (issue 11).
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Published policy versions (models/types.ts PolicyVersion). The live version is the newest;
+ * every instance sharing the store serves it (idp/policy-sync.ts polls `stamp`).
+ */
+export interface PolicyStore {
+  /**
+   * Publishes `v` as the next version, only while the live version is `ifVersion` (0: none
+   * published yet): a compare-and-set, so of 100 parallel publishes with the same `ifVersion`,
+   * from any number of processes or instances sharing the store, exactly one succeeds; the
+   * others throw VersionConflictError with the live version. Versions never skip a number.
+   */
+  publish(v: NewPolicyVersion, ifVersion: number): Promise<PolicyVersion>;
+  /** The live version (the newest), without its files; undefined before the first publish. */
+  live(): Promise<PolicyVersion | undefined>;
+  /** One version with its files. */
+  get(version: number): Promise<PolicyVersionWithFiles | undefined>;
+  /** The newest version with this content hash (was this content ever published?). */
+  findByHash(hash: string): Promise<PolicyVersion | undefined>;
+  /** Versions, newest first, without their files. */
+  history(page: PageRequest): Promise<Page<PolicyVersion>>;
+  /**
+   * A value that changes with every publish, seen by every process and instance sharing the
+   * store; one small read (by key), so each instance can poll it every second (as
+   * ClientStore.stamp). Random, for the same reason as there.
+   */
+  stamp(): Promise<string>;
+}
+
+/**
+ * Labels on login events (models/types.ts LabelRecord): one per event, versioned. `set` is a
+ * compare-and-set on the label's version (0: the event has no label yet), atomic as
+ * PolicyStore.publish is; every version is kept (`history`).
+ */
+export interface LabelStore {
+  set(label: NewLabel, ifVersion: number): Promise<LabelRecord>;
+  /** The event's label now (its newest version). */
+  get(eventId: string): Promise<LabelRecord | undefined>;
+  /** Every version of the event's label, oldest first. */
+  history(eventId: string): Promise<LabelRecord[]>;
+  /** Labels now, by event id. */
+  list(page: PageRequest): Promise<Page<LabelRecord>>;
+}
+
+/** Trained models kept until activated (models/types.ts ModelCandidate). */
+export interface ModelStore {
+  /** Keeps a candidate; the same sha256 again (the same bytes) is kept once, the first one. */
+  save(c: ModelCandidate): Promise<void>;
+  get(sha256: string): Promise<ModelCandidate | undefined>;
+  /** Newest first, without the model text. */
+  list(page: PageRequest): Promise<Page<Omit<ModelCandidate, 'text'>>>;
+}
+
+/**
+ * A policy version's files as the stores keep them: canonical JSON (keys sorted) and its
+ * sha256, under which the files are stored once however many versions share them.
+ */
+export function canonicalFiles(files: Readonly<Record<string, string>>): { id: string; json: string } {
+  const json = JSON.stringify(Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+  return { id: crypto.createHash('sha256').update(json).digest('hex'), json };
+}
+
+/** The most a page may hold, whatever the caller asks. */
+export const MAX_PAGE = 1000;
+
 /** The admin roles of an account: the admin scopes it holds, versioned (0 = none ever set). */
 export interface AdminRoles {
   scopes: string[];
@@ -413,6 +483,10 @@ export interface Storage {
   readonly roles: RoleStore;
   /** The audit trail (AuditStore below). */
   readonly audit: AuditStore;
+  // Policy lifecycle and feedback loop (issue 11).
+  readonly policies: PolicyStore;
+  readonly labels: LabelStore;
+  readonly models: ModelStore;
   close(): Promise<void>;
 }
 

@@ -42,3 +42,19 @@ if (cmd === 'reserve') {
   }
   await storage.close();
 }
+// Policy lifecycle and feedback loop (issue 11):
+//   publish <ifVersion> <n>          publish n versions in parallel, all on ifVersion; print how many won
+//   label <eventId> <ifVersion> <n>  set the event's label n times in parallel on ifVersion; print how many won
+if (cmd === 'publish' || cmd === 'label') {
+  const actor = { kind: 'system' as const, id: `worker-${process.pid}` };
+  const n = Number(cmd === 'publish' ? b : c);
+  const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (cmd === 'publish'
+    ? storage.policies.publish({ hash: `w${process.pid}-${i}`, modelVersion: 'm', message: `worker ${i}`, actor, source: 'publish', files: { 'risk.yml': `# ${process.pid} ${i}\n` } }, Number(a))
+    : storage.labels.set({ eventId: a!, label: i % 2 ? 'attack' : 'legit', actor, at: new Date() }, Number(b)))));
+  const failed = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as Error);
+  // Any failure but a lost compare-and-set is a bug: report it rather than count it as a loss.
+  const other = failed.find((e) => e.name !== 'VersionConflictError');
+  if (other) throw other;
+  process.stdout.write(`${results.length - failed.length}\n`);
+  await storage.close();
+}
