@@ -285,6 +285,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       validateClient: async (metadata) => { await currentProvider!.Client.validate(metadata as never); },
       clientsChanged: () => clientCache.clear(),
       trail: audit,
+      placeOf: (ip) => geo.lookup(ip),
       logout: (notice) => backchannelNotifier(currentProvider!, (n, err) => log.warn('back-channel logout failed', { client: n.clientId, error: err }))(notice),
       clientIp,
     })

@@ -13,7 +13,7 @@ import { DuplicateError, VersionConflictError } from '../../adapters/storage/por
 import type { Logger } from '../log.ts';
 import { authenticate, type AdminAuthOptions } from './auth.ts';
 import { API_PREFIX, openApiDocument, PROBLEM_JSON } from './openapi.ts';
-import { fieldErrors, Problem, problemBody, PROBLEMS, type ProblemCode } from './problem.ts';
+import { fieldErrors, Problem, problemBody, PROBLEMS, type FieldError, type ProblemCode } from './problem.ts';
 import { REFERENCE_CSS, REFERENCE_CSS_PATH, referencePage } from './reference.ts';
 import type { AdminRoute, Reply } from './route.ts';
 
@@ -45,9 +45,14 @@ function toProblem(err: unknown, log: Logger, ctx: Context): Problem {
     return err.current === undefined ? new Problem('not_found', err.message) : new Problem('version_conflict', err.message, { headers: { etag: `"${err.current}"` } });
   }
   if (err instanceof DuplicateError) return new Problem('conflict', err.message);
-  // Typed errors of the admin services: `code` one of ours (idp/admin/*.ts).
+  // Typed errors of the admin services: `code` one of ours (idp/admin/*.ts), with the fields
+  // that were wrong when they say (a policy's file/line/key errors).
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && Object.hasOwn(PROBLEMS, code) && err instanceof Error) return new Problem(code as ProblemCode, err.message);
+  if (typeof code === 'string' && Object.hasOwn(PROBLEMS, code) && err instanceof Error) {
+    const errors = (err as { errors?: unknown }).errors;
+    const list = Array.isArray(errors) ? errors.filter((e): e is FieldError => typeof (e as FieldError)?.path === 'string' && typeof (e as FieldError)?.message === 'string') : [];
+    return new Problem(code as ProblemCode, err.message, list.length ? { errors: list.map((e) => ({ path: `body.${e.path}`, message: e.message })) } : {});
+  }
   log.error('admin api error', { error: err as Error, path: ctx.path, method: ctx.method });
   return new Problem('internal', 'the server could not complete the request; it has been logged');
 }

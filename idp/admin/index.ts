@@ -20,6 +20,8 @@ import { keyRoutes } from './routes/keys.ts';
 import { roleRoutes } from './routes/roles.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { userRoutes } from './routes/users.ts';
+import { policyRoutes } from './routes/policies.ts';
+import type { Place } from '../../policies/types.ts';
 import { UserService } from './users.ts';
 import type { LogoutNotifier } from './backchannel.ts';
 import type { AuditTrail } from '../audit.ts';
@@ -41,6 +43,8 @@ export interface AdminDeps {
   validateClient(metadata: Record<string, unknown>): Promise<void>;
   /** Called after this process changed a client (its client cache forgets at once). */
   clientsChanged(): void;
+  /** Where an address is (the dry run replays events with the live lookup). */
+  placeOf(ip: string): Place;
   /** Tells relying parties of sessions an administrator ended (OIDC Back-Channel Logout 1.0). */
   logout: LogoutNotifier;
   /** The audit trail: admin actions go on it, and the API serves it. */
@@ -67,6 +71,7 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
     ...userRoutes(new UserService({ storage: d.storage, settings: d.settings, audit: d.trail.audit, logout: d.logout })),
     ...roleRoutes(new RoleAdmin(d.storage, d.trail.audit)),
     ...auditRoutes(d.trail),
+    ...policyRoutes({ settings: d.settings, storage: d.storage, audit: d.trail.audit, placeOf: d.placeOf }),
     ...keyRoutes({ keysFile: d.settings.keysFile, reloadSeconds: d.settings.keysReloadInterval, idTokenTtl: d.settings.idTokenTtl, audit: d.trail.audit }),
   ];
 }

@@ -22,6 +22,7 @@ import { runNode } from '../helpers/process.ts';
 import { totpCode } from '../helpers/totp.ts';
 import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 const SECRET = 'an-admin-client-secret-long-enough-0123456789';
 const ALL = 'admin:read admin:write admin:policy admin:keys';
@@ -444,6 +445,81 @@ for (const store of STORES) {
       const trail = await call('GET', `/audit?targetId=${user.id}&order=asc`, { token });
       assert.deepEqual((trail.json as { items: { action: string; outcome: string }[] }).items.filter((r) => r.outcome === 'success').map((r) => r.action),
         ['user.create', 'user.update', 'user.disable', 'user.enable', 'user.delete']);
+    });
+
+    it('publishes a policy under If-Match, refuses a broken one with the file/line/key messages, rolls back, and labels events', async () => {
+      const token = await admin();
+      const liveRes = await call('GET', '/policies/live', { token });
+      assert.equal(liveRes.status, 200, liveRes.text);
+      const live = liveRes.json as { version: { version: number; hash: string }; files: Record<string, string> };
+      assert.equal(liveRes.headers.get('etag'), `"${live.version.version}"`);
+      const broken = live.files['assurance.yml']!.replace(/medium: aal1/, 'medium: aal7');
+      assert.notEqual(broken, live.files['assurance.yml']);
+      const checked = await call('POST', '/policies/validate', { token, body: { files: { 'assurance.yml': broken } } });
+      assert.equal(checked.status, 200);
+      const v = checked.json as { valid: boolean; messages: string[] };
+      assert.equal(v.valid, false);
+      assert.match(v.messages[0]!, /^assurance\.yml:\d+:\d+: default\.medium: "aal7" is not an assurance level/);
+      const refused = await call('POST', '/policies', { token, body: { files: { 'assurance.yml': broken }, message: 'broken' }, headers: { 'if-match': `"${live.version.version}"` } });
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(problem(refused).errors?.[0]?.path, 'body.files.assurance.yml.default.medium');
+      const risk = parseYaml(live.files['risk.yml']!) as { factors: { new_country: { weight: number } } };
+      risk.factors.new_country.weight = 0.43;
+      const candidate = { files: { 'risk.yml': stringifyYaml(risk) }, message: 'new_country weighs more' };
+      assert.equal((await call('POST', '/policies', { token, body: candidate })).status, 428);
+      assert.equal((await call('POST', '/policies', { token, body: candidate, headers: { 'if-match': `"${live.version.version + 3}"` } })).status, 412);
+      const published = await call('POST', '/policies', { token, body: candidate, headers: { 'if-match': `"${live.version.version}"` } });
+      assert.equal(published.status, 201, published.text);
+      const next = (published.json as { version: number; hash: string });
+      assert.equal(next.version, live.version.version + 1);
+      // Live here within the poll interval (a second instance is tested in policy-store.test.ts).
+      const deadline = Date.now() + 5000;
+      while (srv.policies.current().version !== next.hash && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(srv.policies.current().version, next.hash);
+      const history = await call('GET', '/policies/versions?limit=1', { token });
+      assert.equal((history.json as { items: { version: number }[] }).items[0]!.version, next.version);
+      assert.ok(history.headers.get('link'), 'more versions: a next link');
+      const back = await call('POST', '/policies/rollback', { token, body: { version: live.version.version, message: 'back' }, headers: { 'if-match': `"${next.version}"` } });
+      assert.equal(back.status, 201, back.text);
+      assert.equal((back.json as { hash: string }).hash, live.version.hash);
+      const trail = await call('GET', '/audit?action=policy.&order=asc', { token });
+      const actions = (trail.json as { items: { action: string; outcome: string; actor: { id: string } }[] }).items.filter((r) => r.actor.id === 'admin-all').map((r) => `${r.action}:${r.outcome}`);
+      // Refusals are recorded too: the broken candidate and the stale If-Match (a missing one never reached the service).
+      assert.deepEqual(actions, ['policy.publish:failure', 'policy.publish:failure', 'policy.publish:success', 'policy.rollback:success']);
+
+      await srv.storage.events.append({ id: 'label-me', ts: new Date().toISOString(), user: 'u1', ip: '192.0.2.3', userAgent: 'ua', success: true });
+      const label = { label: 'attack', note: 'credential stuffing from a known botnet' };
+      assert.equal((await call('PUT', '/events/label-me/label', { token, body: label })).status, 428);
+      const set = await call('PUT', '/events/label-me/label', { token, body: label, headers: { 'if-match': '"0"' } });
+      assert.equal(set.status, 200, set.text);
+      assert.equal(set.headers.get('etag'), '"1"');
+      assert.equal((await call('PUT', '/events/label-me/label', { token, body: { label: 'legit' }, headers: { 'if-match': '"0"' } })).status, 412);
+      const got = await call('GET', '/events/label-me/label', { token });
+      assert.equal((got.json as { label: string }).label, 'attack');
+      assert.equal((await call('PUT', '/events/no-such-event/label', { token, body: label, headers: { 'if-match': '"0"' } })).status, 404);
+      const labels = await call('GET', '/labels', { token });
+      assert.ok((labels.json as { items: { eventId: string }[] }).items.some((l) => l.eventId === 'label-me'));
+    });
+
+    it('retrains the model in a worker as a job, and reports a failure as the job\'s, not a 500', async () => {
+      const token = await admin();
+      // Too few labels to train on here: the job fails with the service's reason.
+      const started = await call('POST', '/model/train', { token, body: { trees: 2, maxDepth: 3 } });
+      assert.equal(started.status, 202, started.text);
+      const job = started.json as { id: string; state: string };
+      assert.equal(started.headers.get('location'), `${base}/model/train/${job.id}`);
+      let state = job.state;
+      let last: { state: string; error?: { code: string; message: string } } = job;
+      const deadline = Date.now() + 60_000;
+      while (state === 'running' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        last = (await call('GET', `/model/train/${job.id}`, { token })).json as typeof last;
+        state = last.state;
+      }
+      assert.equal(state, 'failed', JSON.stringify(last));
+      assert.ok(last.error?.code && last.error.message, JSON.stringify(last));
+      assert.equal((await call('GET', `/model/train/${crypto.randomUUID()}`, { token })).status, 404);
+      assert.equal((await call('GET', '/models', { token })).status, 200);
     });
 
     it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {
