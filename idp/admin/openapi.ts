@@ -35,9 +35,10 @@ function problems(codes: ProblemCode[]): Responses {
 
 /** The problems an operation can answer with, from what it declares. */
 export function problemCodesOf(r: AdminRoute): ProblemCode[] {
-  const codes: ProblemCode[] = ['unauthorized', 'insufficient_scope', 'not_acceptable', 'internal', 'unavailable'];
+  // not_found for every operation: a body can name something that is not there either (a
+  // policy version to roll back to, a model to activate).
+  const codes: ProblemCode[] = ['unauthorized', 'insufficient_scope', 'not_found', 'not_acceptable', 'internal', 'unavailable'];
   if (r.params || r.query || r.body || r.ifMatch) codes.push('invalid_request');
-  if (r.params) codes.push('not_found');
   if (r.body) codes.push('payload_too_large', 'unsupported_media_type');
   if (r.ifMatch) codes.push('precondition_required', 'version_conflict');
   if (r.method !== 'get') codes.push('conflict');
@@ -48,6 +49,9 @@ export function openApiDocument(routes: readonly AdminRoute[], opts: { issuer: s
   const paths: ZodOpenApiPathsObject = {};
   for (const r of routes) {
     const responses = problems(problemCodesOf(r));
+    // Node's HTTP parser answers this itself, before any of our code, for a request line and
+    // headers over its limit (16 KiB): plain text, not a problem.
+    responses['431'] = { description: 'Request Header Fields Too Large (a request line or headers over 16 KiB), answered by the HTTP server itself.' };
     for (const [status, spec] of Object.entries(r.responses)) {
       responses[status] = {
         description: spec.description,

@@ -103,7 +103,7 @@ export function defineRoute<
 /** Query parameters of every listing: cursor pagination (port.ts Page). */
 export const PageQuery = {
   limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'Items per page (1-500).' }),
-  cursor: z.string().min(1).max(2000).optional().meta({ description: 'The `next` of the previous page.' }),
+  cursor: z.string().min(1).max(512).regex(/^[A-Za-z0-9_-]+$/).optional().meta({ description: 'The `next` of the previous page (opaque).' }),
 };
 
 /** A page of `item`s: `next` is absent on the last page. */
