@@ -49,7 +49,7 @@ const MAX_FILES_CHARS = 12 * 1024 * 1024;
 
 export const policyFilesSchema = z.record(
   // No Unicode property escapes: the OpenAPI document's patterns are read by other regex engines.
-  z.string().regex(/^[^\x00-\x1f\x7f]{1,255}$/, 'a file name of 1-255 printable characters').describe('File name relative to the policy: risk.yml, lists.yml, assurance.yml, or the model file risk.yml names (model.file)'),
+  z.string().regex(/^[ -~\u00a0-\uffff]{1,255}$/, 'a file name of 1-255 printable characters').describe('File name relative to the policy: risk.yml, lists.yml, assurance.yml, or the model file risk.yml names (model.file)'),
   z.string().max(MAX_FILE_CHARS, `at most ${MAX_FILE_CHARS} characters`).describe('The file\'s text (UTF-8)'),
 ).refine((f) => Object.values(f).reduce((n, t) => n + t.length, 0) <= MAX_FILES_CHARS, `the files may hold at most ${MAX_FILES_CHARS} characters together`)
   .describe('A policy\'s files by name. Files left out are taken from the live version.');
