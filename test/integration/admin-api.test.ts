@@ -20,6 +20,8 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { runNode } from '../helpers/process.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { logoutReceiver } from '../helpers/logout-receiver.ts';
+import { accountKey } from '../../interactions/throttle.ts';
 import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -520,6 +522,72 @@ for (const store of STORES) {
       assert.ok(last.error?.code && last.error.message, JSON.stringify(last));
       assert.equal((await call('GET', `/model/train/${crypto.randomUUID()}`, { token })).status, 404);
       assert.equal((await call('GET', '/models', { token })).status, 200);
+    });
+
+    it('ends a signed-in user\'s session (the RP told by back-channel logout, its refresh token stopped), revokes grants, unlocks and resets factors over HTTP', async () => {
+      const token = await admin();
+      const receiver = await logoutReceiver();
+      try {
+        await srv.addClient('rp-admin', {
+          redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+          scope: 'openid profile offline_access', backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true,
+        }, SECRET);
+        const config = await discover(srv.issuer, 'rp-admin', SECRET);
+        const username = `signed-in-${crypto.randomUUID().slice(0, 6)}`;
+        const id = await srv.addUser(username, PASSWORD);
+        await srv.addTotp(id);
+        const l = await loginThroughForm(config, username, PASSWORD, { scope: 'openid offline_access' });
+        const tokens = await client.authorizationCodeGrant(config, l.callback, { pkceCodeVerifier: l.verifier, expectedNonce: l.nonce, expectedState: l.state });
+        assert.ok(tokens.refresh_token);
+        const sessions = await call('GET', `/users/${id}/sessions`, { token });
+        assert.equal(sessions.status, 200, sessions.text);
+        const list = (sessions.json as { items: { uid: string; clients: { client_id: string }[] }[] }).items;
+        assert.equal(list.length, 1);
+        assert.equal(list[0]!.clients[0]!.client_id, 'rp-admin');
+        for (const v of l.browser.cookies.values()) assert.ok(v.length < 8 || !sessions.text.includes(v), 'never a cookie value');
+        const grants = await call('GET', `/users/${id}/grants`, { token });
+        assert.equal((grants.json as { items: unknown[] }).items.length, 1);
+        const ended = await call('DELETE', `/users/${id}/sessions/${list[0]!.uid}`, { token });
+        assert.equal(ended.status, 200, ended.text);
+        assert.deepEqual(ended.json, { sessions: 1, grants: 1, notified: 1, failed: 0 });
+        await receiver.waitFor(1);
+        const logout = await receiver.verify(receiver.tokens[0]!, srv.issuer, 'rp-admin');
+        assert.equal(logout.sub, id);
+        await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token!), 'the refresh token stopped with its grant');
+        assert.equal(((await call('GET', `/users/${id}/sessions`, { token })).json as { items: unknown[] }).items.length, 0);
+        assert.equal((await call('DELETE', `/users/${id}/sessions/nope`, { token })).status, 404);
+
+        // A failed attempt counted against the account (as the throttle counts one), cleared by an administrator.
+        await srv.storage.attempts.reserve(accountKey(id), { now: Date.now(), max: 100, windowMs: Infinity, waitMs: () => 0 });
+        const counted = () => srv.storage.attempts.get(accountKey(id), Date.now(), Infinity).then((b) => b.count);
+        assert.ok((await counted()) > 0, 'the failures are counted');
+        assert.equal((await call('POST', `/users/${id}/unlock`, { token })).status, 204);
+        assert.equal(await counted(), 0, 'unlocked');
+        const again = await loginThroughForm(config, username, PASSWORD, { scope: 'openid' });
+        assert.ok(again.callback.searchParams.get('code'), 'signs in after the unlock');
+        const reset = await call('DELETE', `/users/${id}/factors`, { token });
+        assert.equal(reset.status, 200, reset.text);
+        assert.equal((reset.json as { removed: number }).removed, 1);
+        assert.equal((await srv.storage.factors.list(id)).length, 0);
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it('dry-runs a candidate over the stored events and reads a published version', async () => {
+      const token = await admin();
+      const live = (await call('GET', '/policies/live', { token })).json as { version: { version: number }; files: Record<string, string> };
+      const risk = parseYaml(live.files['risk.yml']!) as { factors: { new_country: { weight: number } } };
+      risk.factors.new_country.weight = 0.9;
+      const dry = await call('POST', '/policies/dry-run', { token, body: { files: { 'risk.yml': stringifyYaml(risk) }, days: 1 } });
+      assert.equal(dry.status, 200, dry.text);
+      const report = dry.json as { window: { events: number; days: number }; live: { decisions: Record<string, number> }; candidate: { decisions: Record<string, number> } };
+      assert.equal(report.window.days, 1);
+      assert.ok(report.window.events > 0, 'the logins of this run were replayed');
+      const version = await call('GET', `/policies/versions/${live.version.version}`, { token });
+      assert.equal(version.status, 200);
+      assert.equal((version.json as { version: number; files: Record<string, string> }).version, live.version.version);
+      assert.equal((await call('GET', '/policies/versions/999999', { token })).status, 404);
     });
 
     it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {
