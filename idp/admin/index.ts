@@ -102,7 +102,8 @@ export function createAdminApi(d: AdminDeps) {
       },
       async accountScopes(accountId) {
         const [a, roles] = await Promise.all([storage.accounts.findById(accountId), storage.roles.get(accountId)]);
-        return a ? new Set(roles.scopes) : undefined;
+        // A disabled administrator's JWT access tokens cannot be revoked: they stop here.
+        return a && !a.disabled ? new Set(roles.scopes) : undefined;
       },
     },
   });

@@ -370,6 +370,14 @@ for (const store of STORES) {
       const roles = await srv.storage.roles.get(accountId);
       await srv.storage.roles.set(accountId, ['admin:write'], roles.version);
       assert.equal((await call('GET', '/clients', { token })).status, 403);
+      // A disabled administrator's token stops at the next request (a JWT access token cannot be revoked).
+      const writeToken = await call('POST', '/users', { token, body: { username: `made-${crypto.randomUUID().slice(0, 6)}` } });
+      assert.equal(writeToken.status, 201, writeToken.text);
+      const account = (await srv.storage.accounts.findById(accountId))!;
+      await srv.storage.accounts.setDisabled(accountId, { at: new Date(), reason: 'left', by: 'test' }, account.version);
+      const disabled = await call('POST', '/users', { token, body: { username: `made-${crypto.randomUUID().slice(0, 6)}` } });
+      assert.equal(disabled.status, 401, disabled.text);
+      assert.match(problem(disabled).detail, /disabled/);
     });
 
     it('lets a client holding admin:write grant only the roles it holds itself', async () => {
