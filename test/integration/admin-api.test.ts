@@ -393,6 +393,40 @@ for (const store of STORES) {
       assert.equal((await call('GET', '/users/nobody/roles', { token: writer })).status, 404);
     });
 
+    it('lets a caller register, change, re-key or remove a client with admin scopes only if it holds them all', async () => {
+      // admin:write alone must not mint a client that holds admin:keys (nor take over one by rotating its secret).
+      const writer = await tokenFor('client-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const strong = `strong-${crypto.randomUUID().slice(0, 6)}`;
+      const refused = await call('POST', '/clients', { token: writer, body: { client_id: strong, grant_types: ['client_credentials'], scope: 'admin:read admin:keys' } });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(problem(refused).code, 'forbidden');
+      assert.match(problem(refused).detail, /admin:keys/);
+      assert.doesNotMatch(refused.text, /client_secret/);
+      assert.equal(await srv.storage.clients.find(strong), undefined, 'nothing was registered');
+      // Within what it holds, it may.
+      const own = `own-${crypto.randomUUID().slice(0, 6)}`;
+      const ok = await call('POST', '/clients', { token: writer, body: { client_id: own, grant_types: ['client_credentials'], scope: 'admin:read' } });
+      assert.equal(ok.status, 201, ok.text);
+      const grow = await call('PUT', `/clients/${own}`, { token: writer, body: { grant_types: ['client_credentials'], scope: 'admin:read admin:policy' }, headers: { 'if-match': '"1"' } });
+      assert.equal(grow.status, 403, 'no scope it lacks added to a client');
+      // A client that holds more than the caller: not changed, re-keyed or removed by it.
+      await tokenFor('keys-holder', ALL, 'admin:read');
+      const version = `"${(await srv.storage.clients.find('keys-holder'))!.version}"`;
+      const attempts = [
+        await call('PUT', '/clients/keys-holder', { token: writer, body: { grant_types: ['client_credentials'], scope: 'admin:read' }, headers: { 'if-match': version } }),
+        await call('POST', '/clients/keys-holder/secret', { token: writer, headers: { 'if-match': version } }),
+        await call('DELETE', '/clients/keys-holder', { token: writer, headers: { 'if-match': version } }),
+      ];
+      for (const r of attempts) {
+        assert.equal(r.status, 403, r.text);
+        assert.equal(problem(r).code, 'forbidden');
+        assert.doesNotMatch(r.text, /client_secret/);
+      }
+      assert.equal(`"${(await srv.storage.clients.find('keys-holder'))!.version}"`, version, 'the client is as it was');
+      // A token holding every admin scope may.
+      assert.equal((await call('POST', '/clients/keys-holder/secret', { token: await admin(), headers: { 'if-match': version } })).status, 200);
+    });
+
     it('pages through 1,000 users with a cursor, each once, in username order, and filters them', async () => {
       const token = await admin();
       const prefix = `bulk${crypto.randomUUID().slice(0, 4)}`;
