@@ -123,7 +123,11 @@ export function adminApi(o: AdminApiOptions): Middleware {
       const query = route.query ? parseWith(route.query, ctx.query, 'query') : {};
       const ifMatch = route.ifMatch ? ifMatchOf(ctx) : undefined;
       const body = route.body ? parseWith(route.body, await readJson(ctx, o.maxBodyBytes), 'body') : undefined;
-      const url = new URL(ctx.originalUrl, o.issuer);
+      // The issuer's origin, never the request's: an absolute-form request target (RFC 9112
+      // §3.2.2) would otherwise name the host of the Link and Location headers sent back.
+      const url = new URL(o.issuer);
+      url.pathname = ctx.path;
+      url.search = ctx.search;
       const reply = await route.handler({ params, query, body, ifMatch, principal, url });
       write(ctx, reply, contentType);
     });

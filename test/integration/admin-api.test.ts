@@ -20,6 +20,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { runNode } from '../helpers/process.ts';
 import { totpCode } from '../helpers/totp.ts';
+import net from 'node:net';
 import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -287,6 +288,20 @@ for (const store of STORES) {
       const all = (await srv.storage.clients.list()).map((c) => c.clientId);
       assert.deepEqual(seen, all);
       assert.equal(pages, Math.ceil(all.length / 10));
+
+      // The links it emits derive from ISSUER, never from the request: not from an absolute-form
+      // request target (RFC 9112 §3.2.2) naming another host.
+      const { port } = new URL(srv.url);
+      const head = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(
+          `GET http://evil.example/admin/api/v1/clients?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (c: Buffer) => { text += c.toString(); });
+        socket.on('end', () => resolve(text.split('\r\n\r\n')[0]!));
+        socket.on('error', reject);
+      });
+      assert.match(head, /^HTTP\/1\.1 200/);
+      assert.match(head, new RegExp(`\\nlink: <${srv.issuer}/admin/api/v1/clients\\?limit=1&cursor=`, 'i'));
     });
 
     it('finds login events by user, IP, level and decision, and exports them as JSON lines', async () => {
