@@ -442,6 +442,39 @@ for (const store of STORES) {
       assert.equal((await call('POST', '/clients/keys-holder/secret', { token: await admin(), headers: { 'if-match': version } })).status, 200);
     });
 
+    it('lets a caller change, unlock, strip the factors of, disable or delete an administrator only if it holds all their roles', async () => {
+      // admin:write alone must not weaken the sign-in of an admin:keys administrator (reset their
+      // second factor, lift their lock-out) nor take them out.
+      const writer = await tokenFor('user-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const keeper = await srv.addUser(`keeper-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      await srv.addTotp(keeper);
+      await srv.storage.roles.set(keeper, ['admin:keys', 'admin:read'], 0);
+      const v = `"${(await srv.storage.accounts.findById(keeper))!.version}"`;
+      const attempts = [
+        await call('PATCH', `/users/${keeper}`, { token: writer, body: { claims: { nickname: 'x' } }, headers: { 'if-match': v } }),
+        await call('DELETE', `/users/${keeper}/factors`, { token: writer }),
+        await call('POST', `/users/${keeper}/unlock`, { token: writer }),
+        await call('POST', `/users/${keeper}/disable`, { token: writer, body: { reason: 'no' }, headers: { 'if-match': v } }),
+        await call('POST', `/users/${keeper}/enable`, { token: writer, headers: { 'if-match': v } }),
+        await call('DELETE', `/users/${keeper}/sessions`, { token: writer }),
+        await call('DELETE', `/users/${keeper}`, { token: writer, headers: { 'if-match': v } }),
+      ];
+      for (const r of attempts) {
+        assert.equal(r.status, 403, r.text);
+        assert.equal(problem(r).code, 'forbidden');
+        assert.match(problem(r).detail, /admin:keys/);
+      }
+      assert.equal((await srv.storage.factors.list(keeper)).length, 1, 'the second factor is still there');
+      assert.equal(`"${(await srv.storage.accounts.findById(keeper))!.version}"`, v, 'the account is as it was');
+      // Reading is not changing.
+      assert.equal((await call('GET', `/users/${keeper}`, { token: writer })).status, 200);
+      // An account holding only what the caller holds, or nothing, is the caller's to change.
+      const reader = await srv.addUser(`reader-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      await srv.storage.roles.set(reader, ['admin:read'], 0);
+      assert.equal((await call('POST', `/users/${reader}/unlock`, { token: writer })).status, 204);
+      assert.equal((await call('DELETE', `/users/${keeper}/factors`, { token: await admin() })).status, 200);
+    });
+
     it('pages through 1,000 users with a cursor, each once, in username order, and filters them', async () => {
       const token = await admin();
       const prefix = `bulk${crypto.randomUUID().slice(0, 4)}`;
