@@ -20,6 +20,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, loginThroughForm, REDIRECT_URI } from '../helpers/rp.ts';
 import { runNode } from '../helpers/process.ts';
 import { totpCode } from '../helpers/totp.ts';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
@@ -628,6 +629,20 @@ for (const store of STORES) {
       const again = await call('POST', '/keys/rotate', { token, headers: { 'if-match': `"${set.revision + 1}"` } });
       assert.equal(again.status, 409, 'keys already staged: the step is refused');
       assert.match(problem(again).detail, /already staged/);
+      // The key file gone for a moment (replaced by hand, a volume remounting): the API answers
+      // 503 and makes no new one, whose new data key would orphan every secret at the next start.
+      const keysFile = srv.settings.keysFile;
+      fs.renameSync(keysFile, `${keysFile}.away`);
+      try {
+        for (const r of [await call('GET', '/keys', { token }), await call('POST', '/keys/retire', { token, headers: { 'if-match': `"${set.revision + 1}"` } })]) {
+          assert.equal(r.status, 503, r.text);
+          assert.equal(problem(r).code, 'unavailable');
+        }
+        assert.equal(fs.existsSync(keysFile), false, 'no key file was made');
+      } finally {
+        fs.renameSync(`${keysFile}.away`, keysFile);
+      }
+      assert.equal((await call('GET', '/keys', { token })).status, 200);
       // The client that used its admin token is removed: the token stops working at once.
       const id = `short-lived-${crypto.randomUUID().slice(0, 6)}`;
       const t = await tokenFor(id, 'admin:read', 'admin:read');
