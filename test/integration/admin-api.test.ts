@@ -94,6 +94,12 @@ for (const store of STORES) {
         assert.match(op['x-required-scope'], /^admin:(read|write|policy|keys)$/, op.operationId);
         assert.ok(op.responses['401'] && op.responses['403'], `${op.operationId} documents its refusals`);
       }
+      // RFC 9110 §9.3.2: HEAD answers as GET does, without the body.
+      for (const at of ['/admin/api/openapi.json', '/admin/api']) {
+        const head = await fetch(`${srv.url}${at}`, { method: 'HEAD' });
+        assert.equal(head.status, 200, `HEAD ${at}`);
+        assert.equal(await head.text(), '');
+      }
       const page = await fetch(`${srv.url}/admin/api`);
       const html = await page.text();
       assert.equal(page.status, 200);
