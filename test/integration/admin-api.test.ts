@@ -267,6 +267,7 @@ for (const store of STORES) {
       assert.match(method.headers.get('allow') ?? '', /GET/);
       assert.equal((await call('GET', '/clients?limit=0', { token })).status, 400);
       assert.equal(problem(await call('GET', '/clients?cursor=bm9wZQ', { token })).code, 'invalid_request');
+      assert.equal(problem(await call('GET', `/events?cursor=${Buffer.from('["x",1]').toString('base64url')}`, { token })).code, 'invalid_request');
       assert.equal((await call('PUT', '/clients/x', { token, body: {}, headers: { 'if-match': 'W/"1"' } })).status, 400, 'a weak ETag is not a precondition for a change');
       assert.ok(!srv.logs.some((l) => l.msg === 'admin api error'), 'nothing reached the 500 path');
     });
