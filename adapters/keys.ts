@@ -184,9 +184,15 @@ export function providerCookieKeys(keys: KeyFile): string[] {
 const kidsOf = (keys: StoredKey[]) => keys.map((k) => k.jwk.kid);
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/*
+ * The three steps read the key file and never make one (readKeyFile): a step taken when the
+ * file is missing (replaced by hand, a volume remounting) must fail, not write a fresh file
+ * whose new data key would orphan every stored secret and seal at the next start.
+ */
+
 /** Step 1: stages a new key per algorithm (and a cookie key), published but not signing. */
 export function rotateKeys(file: string, timings: KeyTimings, now = Date.now(), ifRevision?: number): { staged: string[]; activateAfter: string } {
-  const keys = loadOrCreateKeys(file);
+  const keys = readKeyFile(file);
   const staged = keys.signing.filter((k) => k.state === 'next');
   if (staged.length) throw new KeyFileError(`keys ${kidsOf(staged).join(', ')} are already staged; run: idp keys activate`);
   advanceRevision(keys, ifRevision);
@@ -202,7 +208,7 @@ export function rotateKeys(file: string, timings: KeyTimings, now = Date.now(), 
  * the current ones become previous (still published). Refused before that time.
  */
 export function activateKeys(file: string, timings: KeyTimings, now = Date.now(), ifRevision?: number): { activated: string[]; previous: string[]; retireAfter: string } {
-  const keys = loadOrCreateKeys(file);
+  const keys = readKeyFile(file);
   const staged = keys.signing.filter((k) => k.state === 'next');
   if (!staged.length) throw new KeyFileError('no staged keys; run: idp keys rotate');
   const ready = Math.max(...staged.map((k) => Date.parse(k.createdAt))) + timings.activateAfterMs;
@@ -232,7 +238,7 @@ export function activateKeys(file: string, timings: KeyTimings, now = Date.now()
  */
 export function retireKeys(file: string, timings: KeyTimings, opts: { kid?: string | undefined; now?: number; ifRevision?: number | undefined } = {}): { retired: string[]; kept: { kid: string; retireAfter: string }[] } {
   const now = opts.now ?? Date.now();
-  const keys = loadOrCreateKeys(file);
+  const keys = readKeyFile(file);
   const dueAt = (k: StoredKey) => (k.demotedAt ? Date.parse(k.demotedAt) + timings.retireAfterMs : 0);
   if (opts.kid !== undefined) {
     const key = keys.signing.find((k) => k.jwk.kid === opts.kid);

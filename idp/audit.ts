@@ -250,9 +250,31 @@ export class AuditTrail {
     return { items, ...(more ? { next: encodeCursor(p.order, items[items.length - 1]!.seq) } : {}) };
   }
 
-  /** Checks the whole chain, seals included (AuditVerification). */
-  async verify(): Promise<AuditVerification> {
-    return verifyChain(this.#storage.audit.scan({}), this.#sealKey);
+  /** The walk of the chain under way, and the one that follows it for those who asked meanwhile. */
+  #walk: Promise<AuditVerification> | undefined;
+  #queued: Promise<AuditVerification> | undefined;
+
+  /**
+   * Checks the whole chain, seals included (AuditVerification). A walk costs every record
+   * (a hash and an HMAC each) and any admin:read token may ask, so callers share walks: at
+   * most one runs in this process. Who asks while one is under way gets the next one, which
+   * begins after their request (the running one may have passed a record changed since).
+   */
+  verify(): Promise<AuditVerification> {
+    if (!this.#walk) return this.#begin();
+    this.#queued ??= this.#walk.then(() => {}, () => {}).then(() => {
+      this.#queued = undefined;
+      return this.#walk ?? this.#begin();
+    });
+    return this.#queued;
+  }
+
+  #begin(): Promise<AuditVerification> {
+    const walk = verifyChain(this.#storage.audit.scan({}), this.#sealKey).finally(() => {
+      if (this.#walk === walk) this.#walk = undefined;
+    });
+    this.#walk = walk;
+    return walk;
   }
 
   /** Records in sequence order as ECS events, optionally within a time range (AuditExportSchema). */

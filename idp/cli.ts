@@ -359,7 +359,7 @@ async function clientCommand(settings: Settings, sub: string | undefined, args: 
           audit: cliTrail(settings, s, { create: true }).audit,
         });
         try {
-          return await clients.create(input, cliActor(), { secret: values.secret });
+          return await clients.create(input, cliActor(), { secret: values.secret, held: 'all' });
         } catch (err) {
           if (err instanceof z.ZodError) throw new UsageError(`invalid client: ${err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
           if (err instanceof ClientAdminError) throw err.code === 'invalid_request' ? new UsageError(err.message) : new Refused(err.message);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AccountDisabled, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import {
-  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError,
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError,
   usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
@@ -820,7 +820,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         return r ? (JSON.parse(r.doc as string) as LoginEventRecord) : undefined;
       },
       async query(f, { after, limit }) {
-        const [cts, cid] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : decodeCursor(after, 2);
+        const [cts, cid] = after === undefined ? [Number.MAX_SAFE_INTEGER, ''] : eventCursor(after);
         const args = [f.from ?? 0, f.to ?? Number.MAX_SAFE_INTEGER, Number(cts), String(cid), limit + 1] as const;
         const rows = (f.user === undefined ? stmt.eventQuery.all(...args) : stmt.eventQueryUser.all(...args, f.user)) as Row[];
         const docs = rows.map((r) => JSON.parse(r.doc as string) as LoginEventRecord);

@@ -13,7 +13,7 @@ import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type AccountVersionDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import {
-  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, nextAttemptAt, VersionConflictError,
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, nextAttemptAt, VersionConflictError,
   usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
@@ -712,7 +712,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         const range = { $gte: f.from ?? 0, $lt: f.to ?? Number.MAX_SAFE_INTEGER };
         const filter: Record<string, unknown> = { ...(f.user !== undefined ? { user: f.user } : {}), ts: range };
         if (after !== undefined) {
-          const [cts, cid] = decodeCursor(after, 2);
+          const [cts, cid] = eventCursor(after);
           filter.$or = [{ ts: { $lt: Number(cts) } }, { ts: Number(cts), _id: { $lt: String(cid) } }];
         }
         const docs = (await Event.find(filter).sort({ ts: -1, _id: -1 }).limit(limit + 1).lean()).map((d) => JSON.parse(d.doc) as LoginEventRecord);

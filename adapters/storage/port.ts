@@ -91,6 +91,13 @@ export function usernameCursor(after: string): string {
   return username;
 }
 
+/** The (time in ms, id) an EventStore.query cursor resumes after; InvalidCursorError for another cursor. */
+export function eventCursor(after: string): [number, string] {
+  const [ts, id] = decodeCursor(after, 2);
+  if (typeof ts !== 'number' || !Number.isFinite(ts) || typeof id !== 'string') throw new InvalidCursorError();
+  return [ts, id];
+}
+
 /** Largest page AccountStore.page returns, whatever the request's limit. */
 export const ACCOUNT_PAGE_MAX = 1000;
 

@@ -123,7 +123,11 @@ export function adminApi(o: AdminApiOptions): Middleware {
       const query = route.query ? parseWith(route.query, ctx.query, 'query') : {};
       const ifMatch = route.ifMatch ? ifMatchOf(ctx) : undefined;
       const body = route.body ? parseWith(route.body, await readJson(ctx, o.maxBodyBytes), 'body') : undefined;
-      const url = new URL(ctx.originalUrl, o.issuer);
+      // The issuer's origin, never the request's: an absolute-form request target (RFC 9112
+      // §3.2.2) would otherwise name the host of the Link and Location headers sent back.
+      const url = new URL(o.issuer);
+      url.pathname = ctx.path;
+      url.search = ctx.search;
       const reply = await route.handler({ params, query, body, ifMatch, principal, url });
       write(ctx, reply, contentType);
     });
@@ -136,19 +140,21 @@ export function adminApi(o: AdminApiOptions): Middleware {
   return async (ctx: Context, next: Next) => {
     const lower = ctx.path.toLowerCase();
     if (lower !== '/admin/api' && !lower.startsWith('/admin/api/')) return next();
-    if (ctx.method === 'GET' && ctx.path === '/admin/api/openapi.json') {
+    // RFC 9110 §9.3.2: HEAD as GET (Koa leaves the body out).
+    const read = ctx.method === 'GET' || ctx.method === 'HEAD';
+    if (read && ctx.path === '/admin/api/openapi.json') {
       ctx.type = 'application/json';
       ctx.set('cache-control', 'no-cache');
       ctx.body = JSON.stringify(documentOf());
       return undefined;
     }
-    if (ctx.method === 'GET' && ctx.path === REFERENCE_CSS_PATH) {
+    if (read && ctx.path === REFERENCE_CSS_PATH) {
       ctx.type = 'text/css';
       ctx.set('cache-control', 'public, max-age=3600');
       ctx.body = REFERENCE_CSS;
       return undefined;
     }
-    if (ctx.method === 'GET' && (ctx.path === '/admin/api' || ctx.path === '/admin/api/')) {
+    if (read && (ctx.path === '/admin/api' || ctx.path === '/admin/api/')) {
       ctx.type = 'html';
       ctx.set('cache-control', 'no-cache');
       ctx.body = referencePage(documentOf() as Parameters<typeof referencePage>[0]).value;

@@ -5,6 +5,12 @@
  * by oidc-provider's own client schema, so what is stored is what the provider accepts. A
  * secret is generated here, shown once in the answer that created or rotated it, and stored
  * only encrypted (adapters/crypto.ts).
+ *
+ * A client registered for admin scopes is an administrator of its own (client_credentials, or
+ * the console administrators sign in through): registering, changing, re-keying or removing
+ * one needs a caller that holds every admin scope it has or gets, as for an account's roles
+ * (roles.ts). Otherwise admin:write alone would mint an admin:keys client, or take one over by
+ * rotating its secret.
  */
 import crypto from 'node:crypto';
 import * as z from 'zod';
@@ -13,6 +19,8 @@ import type { Page, PageRequest, Storage } from '../../adapters/storage/port.ts'
 import type { SecretBox } from '../../adapters/crypto.ts';
 import { clientSecretContext } from '../../adapters/oidc-adapter.ts';
 import { ACCOUNT_CLIENT_ID } from '../../interactions/account/client.ts';
+import { VersionConflictError } from '../../adapters/storage/port.ts';
+import { ADMIN_SCOPE_NAMES } from './route.ts';
 
 export const CLIENT_ID = z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, '1-128 characters of A-Z a-z 0-9 . _ ~ -')
   .meta({ description: 'The client identifier (RFC 6749 §2.2).', example: 'orders-web' });
@@ -102,6 +110,29 @@ export interface ClientAdminDeps {
 
 const DEFAULT_SCOPE = 'openid offline_access profile email';
 
+/** The caller's own scopes (the admin API's token), or 'all' (the CLI, on the server's disk). */
+export type HeldScopes = ReadonlySet<string> | 'all';
+
+const adminScopesOf = (scope: unknown): string[] =>
+  (typeof scope === 'string' ? scope.split(' ').filter((s) => (ADMIN_SCOPE_NAMES as string[]).includes(s)) : []);
+
+/** Refuses unless the caller holds every admin scope of the client as it is and as it will be. */
+function mayTouch(held: HeldScopes, ...scopes: unknown[]): void {
+  if (held === 'all') return;
+  const lacking = [...new Set(scopes.flatMap(adminScopesOf))].filter((s) => !held.has(s));
+  if (lacking.length) {
+    throw new ClientAdminError('forbidden', `a client registered for ${lacking.join(', ')} is registered, changed or removed only with a token holding ${lacking.length > 1 ? 'them' : 'it'}`);
+  }
+}
+
+/**
+ * The version the caller read is the one checked against: the scope check above looked at
+ * this read, and the store's versioned write guarantees nothing changed after it.
+ */
+function sameVersion(c: ClientRecord, ifVersion: number): void {
+  if (c.version !== ifVersion) throw new VersionConflictError(`client "${c.clientId}"`, c.version);
+}
+
 export function clientView(c: ClientRecord): ClientView {
   const m = c.metadata;
   return {
@@ -161,8 +192,9 @@ export class ClientAdmin {
     return metadata;
   }
 
-  async create(raw: unknown, actor: Actor, opts: { secret?: string | undefined } = {}): Promise<{ client: ClientView; secret: string | undefined; metadata: Record<string, unknown> }> {
+  async create(raw: unknown, actor: Actor, opts: { secret?: string | undefined; held: HeldScopes }): Promise<{ client: ClientView; secret: string | undefined; metadata: Record<string, unknown> }> {
     const input = this.schemas.create.parse(raw);
+    mayTouch(opts.held, input.scope);
     const clientId = input.client_id ?? crypto.randomBytes(12).toString('base64url');
     // The account page's built-in client: a stored one of that id would never be used.
     if (clientId === ACCOUNT_CLIENT_ID) throw new ClientAdminError('conflict', `client "${clientId}" is reserved for the provider's own account page (/account)`);
@@ -189,10 +221,12 @@ export class ClientAdmin {
   }
 
   /** Replaces the client's metadata (the secret stays; a client cannot change between public and confidential here). */
-  async update(clientId: string, raw: unknown, ifVersion: number, actor: Actor): Promise<ClientView> {
+  async update(clientId: string, raw: unknown, ifVersion: number, actor: Actor, held: HeldScopes): Promise<ClientView> {
     const input = this.schemas.input.parse(raw);
     const before = await this.#d.storage.clients.find(clientId);
     if (!before) throw new ClientAdminError('not_found', `no client "${clientId}"`);
+    mayTouch(held, before.metadata.scope, input.scope);
+    sameVersion(before, ifVersion);
     const wasPublic = !before.secretCiphertext;
     if (wasPublic !== (input.token_endpoint_auth_method === 'none')) {
       throw new ClientAdminError('invalid_request', `token_endpoint_auth_method: a ${wasPublic ? 'public' : 'confidential'} client stays one (register a new client instead)`);
@@ -206,9 +240,11 @@ export class ClientAdmin {
   }
 
   /** A new secret; the old one stops working at once (within the client cache's life on other instances). */
-  async rotateSecret(clientId: string, ifVersion: number, actor: Actor): Promise<{ client: ClientView; secret: string }> {
+  async rotateSecret(clientId: string, ifVersion: number, actor: Actor, held: HeldScopes): Promise<{ client: ClientView; secret: string }> {
     const before = await this.#d.storage.clients.find(clientId);
     if (!before) throw new ClientAdminError('not_found', `no client "${clientId}"`);
+    mayTouch(held, before.metadata.scope);
+    sameVersion(before, ifVersion);
     if (!before.secretCiphertext) throw new ClientAdminError('invalid_request', 'a public client has no secret to rotate');
     const secret = crypto.randomBytes(32).toString('base64url');
     const after = await this.#d.storage.clients.update(clientId, { secretCiphertext: this.#d.box.seal(secret, clientSecretContext(clientId)), metadata: before.metadata }, ifVersion);
@@ -221,9 +257,11 @@ export class ClientAdmin {
    * Removes the client. Its tokens stop working with it: oidc-provider loads the client at
    * every use of a token, refresh and introspection included.
    */
-  async remove(clientId: string, ifVersion: number, actor: Actor): Promise<void> {
+  async remove(clientId: string, ifVersion: number, actor: Actor, held: HeldScopes): Promise<void> {
     const before = await this.#d.storage.clients.find(clientId);
     if (!before) throw new ClientAdminError('not_found', `no client "${clientId}"`);
+    mayTouch(held, before.metadata.scope);
+    sameVersion(before, ifVersion);
     await this.#d.storage.clients.remove(clientId, ifVersion);
     await this.#d.audit({ actor, action: 'client.delete', outcome: 'success', target: { type: 'client', id: clientId }, before: clientView(before) });
   }

@@ -68,7 +68,7 @@ export function adminRoutesOf(d: AdminDeps): AdminRoute[] {
   return [
     ...clientRoutes(clients),
     ...eventRoutes(new EventAdmin(d.storage)),
-    ...userRoutes(new UserService({ storage: d.storage, settings: d.settings, audit: d.trail.audit, logout: d.logout })),
+    ...userRoutes(new UserService({ storage: d.storage, settings: d.settings, audit: d.trail.audit, logout: d.logout }), async (id) => (await d.storage.roles.get(id)).scopes),
     ...roleRoutes(new RoleAdmin(d.storage, d.trail.audit)),
     ...auditRoutes(d.trail),
     ...policyRoutes({ settings: d.settings, storage: d.storage, audit: d.trail.audit, placeOf: d.placeOf }),
@@ -102,7 +102,8 @@ export function createAdminApi(d: AdminDeps) {
       },
       async accountScopes(accountId) {
         const [a, roles] = await Promise.all([storage.accounts.findById(accountId), storage.roles.get(accountId)]);
-        return a ? new Set(roles.scopes) : undefined;
+        // A disabled administrator's JWT access tokens cannot be revoked: they stop here.
+        return a && !a.disabled ? new Set(roles.scopes) : undefined;
       },
     },
   });

@@ -7,7 +7,7 @@
  */
 import * as z from 'zod';
 import type { Actor, AuditInput } from '../../models/types.ts';
-import type { AdminRoles, Storage } from '../../adapters/storage/port.ts';
+import { VersionConflictError, type AdminRoles, type Storage } from '../../adapters/storage/port.ts';
 import { ADMIN_SCOPE_NAMES, type AdminScope } from './route.ts';
 
 export const RolesInput = z.strictObject({
@@ -52,6 +52,9 @@ export class RoleAdmin {
     const { scopes } = RolesInput.parse(raw);
     if (!(await this.#storage.accounts.findById(accountId))) throw new RoleAdminError('not_found', `no user "${accountId}"`);
     const before: AdminRoles = await this.#storage.roles.get(accountId);
+    // The check below is judged on `before`: only a change of that very version may follow
+    // (the store's versioned write then guarantees nothing changed in between).
+    if (before.version !== ifVersion) throw new VersionConflictError(`the roles of account "${accountId}"`, before.version);
     const touched = [...scopes.filter((x) => !before.scopes.includes(x)), ...before.scopes.filter((x) => !scopes.includes(x as AdminScope))];
     const lacking = held === 'all' ? [] : touched.filter((x) => !held.has(x));
     if (lacking.length) throw new RoleAdminError('forbidden', `granting or removing ${lacking.join(', ')} needs a token holding ${lacking.length > 1 ? 'them' : 'it'}`);

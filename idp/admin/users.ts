@@ -14,7 +14,7 @@
  *   (idp/tokens.ts), so a refresh token kept aside stops too, and the sign-in refuses it with
  *   the words of a wrong password (interactions/authenticate.ts).
  * - Deleting removes the account with its factors, risk history, attempt buckets, sessions,
- *   grants and tokens; its login events stay, for the audit trail.
+ *   grants, tokens and admin roles; its login events stay, for the audit trail.
  *
  * Errors: UserAdminError with `code` one of the admin API's problem codes (not_found,
  * conflict, invalid_request) and a stable `reason`; z.ZodError for input that fails a schema;
@@ -445,14 +445,20 @@ export class UserService {
     return this.#audited(actor, 'user.delete', id, async () => {
       const a = await this.#account(id);
       const before = userView(a);
-      const revoked = await this.#revokeAll(id);
       const s = this.#d.storage;
+      // A directory user's id is derived from the entry (adapters/directory directoryAccountId):
+      // linked again at the next sign-in, the account would find its admin roles waiting.
+      // First, so a role change made meanwhile (a version conflict) stops the deletion before
+      // anything else is gone.
+      const roles = await s.roles.get(id);
+      if (roles.scopes.length) await s.roles.set(id, [], roles.version);
+      const revoked = await this.#revokeAll(id);
       await s.oidc.removeByAccount(id);
       await s.factors.removeAll(id);
       await s.risk.forget(id);
       await new LoginThrottle(s.attempts, this.#d.settings).forget(id, a.trustedDevices);
       if (!(await s.accounts.delete(id))) throw notFound(`with id "${id}"`);
-      return { result: { revoked }, entry: { target: target(id), before, detail: { ...revoked } } };
+      return { result: { revoked }, entry: { target: target(id), before, detail: { ...revoked, ...(roles.scopes.length ? { roles_removed: roles.scopes } : {}) } } };
     });
   }
 

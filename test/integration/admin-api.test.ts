@@ -22,6 +22,8 @@ import { runNode } from '../helpers/process.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { logoutReceiver } from '../helpers/logout-receiver.ts';
 import { accountKey } from '../../interactions/throttle.ts';
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { LoginEventRecord } from '../../models/types.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -93,6 +95,12 @@ for (const store of STORES) {
       for (const op of ops) {
         assert.match(op['x-required-scope'], /^admin:(read|write|policy|keys)$/, op.operationId);
         assert.ok(op.responses['401'] && op.responses['403'], `${op.operationId} documents its refusals`);
+      }
+      // RFC 9110 §9.3.2: HEAD answers as GET does, without the body.
+      for (const at of ['/admin/api/openapi.json', '/admin/api']) {
+        const head = await fetch(`${srv.url}${at}`, { method: 'HEAD' });
+        assert.equal(head.status, 200, `HEAD ${at}`);
+        assert.equal(await head.text(), '');
       }
       const page = await fetch(`${srv.url}/admin/api`);
       const html = await page.text();
@@ -261,6 +269,7 @@ for (const store of STORES) {
       assert.match(method.headers.get('allow') ?? '', /GET/);
       assert.equal((await call('GET', '/clients?limit=0', { token })).status, 400);
       assert.equal(problem(await call('GET', '/clients?cursor=bm9wZQ', { token })).code, 'invalid_request');
+      assert.equal(problem(await call('GET', `/events?cursor=${Buffer.from('["x",1]').toString('base64url')}`, { token })).code, 'invalid_request');
       assert.equal((await call('PUT', '/clients/x', { token, body: {}, headers: { 'if-match': 'W/"1"' } })).status, 400, 'a weak ETag is not a precondition for a change');
       assert.ok(!srv.logs.some((l) => l.msg === 'admin api error'), 'nothing reached the 500 path');
     });
@@ -289,6 +298,20 @@ for (const store of STORES) {
       const all = (await srv.storage.clients.list()).map((c) => c.clientId);
       assert.deepEqual(seen, all);
       assert.equal(pages, Math.ceil(all.length / 10));
+
+      // The links it emits derive from ISSUER, never from the request: not from an absolute-form
+      // request target (RFC 9112 §3.2.2) naming another host.
+      const { port } = new URL(srv.url);
+      const head = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(
+          `GET http://evil.example/admin/api/v1/clients?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (c: Buffer) => { text += c.toString(); });
+        socket.on('end', () => resolve(text.split('\r\n\r\n')[0]!));
+        socket.on('error', reject);
+      });
+      assert.match(head, /^HTTP\/1\.1 200/);
+      assert.match(head, new RegExp(`\\nlink: <${srv.issuer}/admin/api/v1/clients\\?limit=1&cursor=`, 'i'));
     });
 
     it('finds login events by user, IP, level and decision, and exports them as JSON lines', async () => {
@@ -372,6 +395,14 @@ for (const store of STORES) {
       const roles = await srv.storage.roles.get(accountId);
       await srv.storage.roles.set(accountId, ['admin:write'], roles.version);
       assert.equal((await call('GET', '/clients', { token })).status, 403);
+      // A disabled administrator's token stops at the next request (a JWT access token cannot be revoked).
+      const writeToken = await call('POST', '/users', { token, body: { username: `made-${crypto.randomUUID().slice(0, 6)}` } });
+      assert.equal(writeToken.status, 201, writeToken.text);
+      const account = (await srv.storage.accounts.findById(accountId))!;
+      await srv.storage.accounts.setDisabled(accountId, { at: new Date(), reason: 'left', by: 'test' }, account.version);
+      const disabled = await call('POST', '/users', { token, body: { username: `made-${crypto.randomUUID().slice(0, 6)}` } });
+      assert.equal(disabled.status, 401, disabled.text);
+      assert.match(problem(disabled).detail, /disabled/);
     });
 
     it('lets a client holding admin:write grant only the roles it holds itself', async () => {
@@ -385,6 +416,73 @@ for (const store of STORES) {
       assert.equal(ok.headers.get('etag'), '"1"');
       assert.equal((await call('PUT', `/users/${user}/roles`, { token: writer, body: { scopes: [] }, headers: { 'if-match': '"0"' } })).status, 412);
       assert.equal((await call('GET', '/users/nobody/roles', { token: writer })).status, 404);
+    });
+
+    it('lets a caller register, change, re-key or remove a client with admin scopes only if it holds them all', async () => {
+      // admin:write alone must not mint a client that holds admin:keys (nor take over one by rotating its secret).
+      const writer = await tokenFor('client-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const strong = `strong-${crypto.randomUUID().slice(0, 6)}`;
+      const refused = await call('POST', '/clients', { token: writer, body: { client_id: strong, grant_types: ['client_credentials'], scope: 'admin:read admin:keys' } });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(problem(refused).code, 'forbidden');
+      assert.match(problem(refused).detail, /admin:keys/);
+      assert.doesNotMatch(refused.text, /client_secret/);
+      assert.equal(await srv.storage.clients.find(strong), undefined, 'nothing was registered');
+      // Within what it holds, it may.
+      const own = `own-${crypto.randomUUID().slice(0, 6)}`;
+      const ok = await call('POST', '/clients', { token: writer, body: { client_id: own, grant_types: ['client_credentials'], scope: 'admin:read' } });
+      assert.equal(ok.status, 201, ok.text);
+      const grow = await call('PUT', `/clients/${own}`, { token: writer, body: { grant_types: ['client_credentials'], scope: 'admin:read admin:policy' }, headers: { 'if-match': '"1"' } });
+      assert.equal(grow.status, 403, 'no scope it lacks added to a client');
+      // A client that holds more than the caller: not changed, re-keyed or removed by it.
+      await tokenFor('keys-holder', ALL, 'admin:read');
+      const version = `"${(await srv.storage.clients.find('keys-holder'))!.version}"`;
+      const attempts = [
+        await call('PUT', '/clients/keys-holder', { token: writer, body: { grant_types: ['client_credentials'], scope: 'admin:read' }, headers: { 'if-match': version } }),
+        await call('POST', '/clients/keys-holder/secret', { token: writer, headers: { 'if-match': version } }),
+        await call('DELETE', '/clients/keys-holder', { token: writer, headers: { 'if-match': version } }),
+      ];
+      for (const r of attempts) {
+        assert.equal(r.status, 403, r.text);
+        assert.equal(problem(r).code, 'forbidden');
+        assert.doesNotMatch(r.text, /client_secret/);
+      }
+      assert.equal(`"${(await srv.storage.clients.find('keys-holder'))!.version}"`, version, 'the client is as it was');
+      // A token holding every admin scope may.
+      assert.equal((await call('POST', '/clients/keys-holder/secret', { token: await admin(), headers: { 'if-match': version } })).status, 200);
+    });
+
+    it('lets a caller change, unlock, strip the factors of, disable or delete an administrator only if it holds all their roles', async () => {
+      // admin:write alone must not weaken the sign-in of an admin:keys administrator (reset their
+      // second factor, lift their lock-out) nor take them out.
+      const writer = await tokenFor('user-writer', 'admin:read admin:write', 'admin:read admin:write');
+      const keeper = await srv.addUser(`keeper-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      await srv.addTotp(keeper);
+      await srv.storage.roles.set(keeper, ['admin:keys', 'admin:read'], 0);
+      const v = `"${(await srv.storage.accounts.findById(keeper))!.version}"`;
+      const attempts = [
+        await call('PATCH', `/users/${keeper}`, { token: writer, body: { claims: { nickname: 'x' } }, headers: { 'if-match': v } }),
+        await call('DELETE', `/users/${keeper}/factors`, { token: writer }),
+        await call('POST', `/users/${keeper}/unlock`, { token: writer }),
+        await call('POST', `/users/${keeper}/disable`, { token: writer, body: { reason: 'no' }, headers: { 'if-match': v } }),
+        await call('POST', `/users/${keeper}/enable`, { token: writer, headers: { 'if-match': v } }),
+        await call('DELETE', `/users/${keeper}/sessions`, { token: writer }),
+        await call('DELETE', `/users/${keeper}`, { token: writer, headers: { 'if-match': v } }),
+      ];
+      for (const r of attempts) {
+        assert.equal(r.status, 403, r.text);
+        assert.equal(problem(r).code, 'forbidden');
+        assert.match(problem(r).detail, /admin:keys/);
+      }
+      assert.equal((await srv.storage.factors.list(keeper)).length, 1, 'the second factor is still there');
+      assert.equal(`"${(await srv.storage.accounts.findById(keeper))!.version}"`, v, 'the account is as it was');
+      // Reading is not changing.
+      assert.equal((await call('GET', `/users/${keeper}`, { token: writer })).status, 200);
+      // An account holding only what the caller holds, or nothing, is the caller's to change.
+      const reader = await srv.addUser(`reader-${crypto.randomUUID().slice(0, 6)}`, PASSWORD);
+      await srv.storage.roles.set(reader, ['admin:read'], 0);
+      assert.equal((await call('POST', `/users/${reader}/unlock`, { token: writer })).status, 204);
+      assert.equal((await call('DELETE', `/users/${keeper}/factors`, { token: await admin() })).status, 200);
     });
 
     it('pages through 1,000 users with a cursor, each once, in username order, and filters them', async () => {
@@ -606,6 +704,20 @@ for (const store of STORES) {
       const again = await call('POST', '/keys/rotate', { token, headers: { 'if-match': `"${set.revision + 1}"` } });
       assert.equal(again.status, 409, 'keys already staged: the step is refused');
       assert.match(problem(again).detail, /already staged/);
+      // The key file gone for a moment (replaced by hand, a volume remounting): the API answers
+      // 503 and makes no new one, whose new data key would orphan every secret at the next start.
+      const keysFile = srv.settings.keysFile;
+      fs.renameSync(keysFile, `${keysFile}.away`);
+      try {
+        for (const r of [await call('GET', '/keys', { token }), await call('POST', '/keys/retire', { token, headers: { 'if-match': `"${set.revision + 1}"` } })]) {
+          assert.equal(r.status, 503, r.text);
+          assert.equal(problem(r).code, 'unavailable');
+        }
+        assert.equal(fs.existsSync(keysFile), false, 'no key file was made');
+      } finally {
+        fs.renameSync(`${keysFile}.away`, keysFile);
+      }
+      assert.equal((await call('GET', '/keys', { token })).status, 200);
       // The client that used its admin token is removed: the token stops working at once.
       const id = `short-lived-${crypto.randomUUID().slice(0, 6)}`;
       const t = await tokenFor(id, 'admin:read', 'admin:read');

@@ -172,8 +172,8 @@ for (const store of STORES) {
       assert.ok(mine.slice(0, 6).every((r) => r.target?.type === 'user' && r.target.id === bob));
       assert.deepEqual((mine[0]!.after as Record<string, unknown>).username, 'bob');
       const reset = mine[5]!;
-      assert.deepEqual((reset.before as { kind: string }[]).map((f) => f.kind).sort(), ['recovery', 'totp'], 'what the reset removed');
-      assert.deepEqual(reset.after, []);
+      assert.deepEqual((reset.before as { factors: { kind: string }[] }).factors.map((f) => f.kind).sort(), ['recovery', 'totp'], 'what the reset removed');
+      assert.deepEqual(reset.after, { factors: [] });
       assert.deepEqual(mine[6]!.target, { type: 'client', id: 'svc' });
       assert.equal((mine[6]!.after as Record<string, unknown>).client_type, 'confidential', 'whether there is a secret, never the secret');
       assert.ok(((mine[7]!.detail as { staged: string[] }).staged).length > 0);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { openStorage, DuplicateError, type Storage } from '../../adapters/storage/index.ts';
-import { decodeCursor, InvalidCursorError, VersionConflictError, type AuditFilter } from '../../adapters/storage/port.ts';
+import { decodeCursor, encodeCursor, InvalidCursorError, VersionConflictError, type AuditFilter } from '../../adapters/storage/port.ts';
 import type { AuditRecord, LoginEventRecord } from '../../models/types.ts';
 import { auditHash, hmacSealer, type AuditEntry } from '../../adapters/storage/audit-chain.ts';
 import { verifyChain } from '../../idp/audit.ts';
@@ -201,6 +201,10 @@ for (const store of STORES) {
         const ranged = await s.events.query({ user, from: base + 1000, to: base + 3000 }, { limit: 100 });
         assert.deepEqual(ranged.items.map((e) => e.id).sort(), [2, 3, 4, 5].map((i) => `q-${user}-${i}`).sort());
         assert.equal(ranged.next, undefined);
+        // A cursor it did not hand out: refused, whatever the types inside (never a cast error).
+        for (const bad of [encodeCursor(['x', 1]), encodeCursor([1, 2]), encodeCursor(['1', 'a'])]) {
+          await assert.rejects(s.events.query({ user }, { after: bad, limit: 4 }), InvalidCursorError);
+        }
       });
     });
 

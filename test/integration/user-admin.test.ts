@@ -279,6 +279,7 @@ for (const store of STORES) {
     it('deleting removes the account, its factors, risk history, attempt buckets, sessions, grants and tokens; its login events stay', async () => {
       const olga = await create('olga', { given_name: 'Olga' });
       await srv.addTotp(olga.id);
+      await srv.storage.roles.set(olga.id, ['admin:read', 'admin:keys'], 0);
       // A sign-in (risk history, a session, tokens), then a wrong password (an attempt bucket).
       const { tokens } = await signIn('olga');
       assert.match((await refusedSignInWith('olga', 'not the password at all, sorry')).body, INCORRECT);
@@ -298,6 +299,9 @@ for (const store of STORES) {
       assert.equal(await s.risk.getUser(olga.id), undefined);
       assert.deepEqual(await s.risk.observations({ user: olga.id }, 'password_ok', 0, 10), []);
       assert.equal((await s.attempts.get(accountKey(olga.id), Date.now(), Infinity)).count, 0);
+      // A directory user's account id is derived from the entry: linked again at their next
+      // sign-in, a deleted administrator must not find their admin roles waiting.
+      assert.deepEqual((await s.roles.get(olga.id)).scopes, [], 'the admin roles go with the account');
       for (const model of ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'LoginRecord']) {
         assert.deepEqual(await s.oidc.listByAccount(model, olga.id, Date.now()), [], model);
       }
@@ -306,6 +310,7 @@ for (const store of STORES) {
       await assert.rejects(users.get(olga.id), (e: unknown) => e instanceof UserAdminError && e.code === 'not_found');
       const entry = audit.find((e) => e.action === 'user.delete' && e.target?.id === olga.id)!;
       assert.equal((entry.before as UserView).username, 'olga');
+      assert.deepEqual(entry.detail?.roles_removed, ['admin:keys', 'admin:read']);
       assert.ok(!JSON.stringify(entry).includes('totp'), 'no factor secret on the trail');
     });
 

@@ -142,8 +142,10 @@ for (const store of STORES) {
       const again = await loginThroughForm(config, 'rosa', PASSWORD, { scope: 'openid' });
       await client.authorizationCodeGrant(config, again.callback, { pkceCodeVerifier: again.verifier, expectedNonce: again.nonce, expectedState: again.state });
       const uid = (JSON.parse((await ok(['user', 'sessions', 'rosa', '--json'])).stdout) as { sessions: { uid: string }[] }).sessions[0]!.uid;
-      assert.match((await ok(['user', 'revoke', 'rosa', '--session', uid])).stdout, /^1 session ended, 1 grant revoked/);
-      oneLineError(await idp(['user', 'revoke', 'rosa', '--session', uid]), 1, /no session/);
+      // `--session=<uid>`: a uid may begin with "-" (oidc-provider's alphabet has it), which
+      // `--session <uid>` would read as another option.
+      assert.match((await ok(['user', 'revoke', 'rosa', `--session=${uid}`])).stdout, /^1 session ended, 1 grant revoked/);
+      oneLineError(await idp(['user', 'revoke', 'rosa', `--session=${uid}`]), 1, /no session/);
       assert.match((await ok(['user', 'revoke', 'rosa', '--all'])).stdout, /^0 sessions ended/);
 
       const id = (await srv.storage.accounts.findByUsername('rosa'))!.id;

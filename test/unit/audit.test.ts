@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import { auditHash, canonicalJson, chainRecord, GENESIS_HASH, hmacSealer, type AuditEntry } from '../../adapters/storage/audit-chain.ts';
-import { MASKED, maskSecrets, policyChange, verifyChain } from '../../idp/audit.ts';
+import { AuditTrail, auditSealKey, MASKED, maskSecrets, policyChange, verifyChain } from '../../idp/audit.ts';
+import type { Storage } from '../../adapters/storage/port.ts';
 import { isSecretKey } from '../../idp/audit-mask.ts';
 import { recordOfEcs, toEcs } from '../../idp/audit-ecs.ts';
 import type { AuditRecord } from '../../models/types.ts';
@@ -98,6 +99,45 @@ describe('the hash chain', () => {
     const relinked = [records[0]!, records[1]!, { ...body, hash, seal: seal(hash) }];
     const v = await verifyChain(relinked, KEY);
     assert.deepEqual(v.broken && { seq: v.broken.seq, problem: v.broken.problem }, { seq: 3, problem: 'broken_link' });
+  });
+});
+
+describe('verifying through the service', () => {
+  it('walks the chain once for callers that ask together, and afresh for one that asks after a walk began', async () => {
+    // Every admin:read token can ask: parallel requests must not each walk a long chain.
+    const dataKey = crypto.randomBytes(32).toString('base64url');
+    const sealWith = hmacSealer(auditSealKey(dataKey));
+    let prev = GENESIS_HASH;
+    const records = [entry('a.b'), entry('c.d'), entry('e.f')].map((e, i) => {
+      const r = chainRecord(e, { id: crypto.randomUUID(), seq: i + 1, ts: 1_750_000_000_000 + i, prevHash: prev }, sealWith);
+      prev = r.hash;
+      return r;
+    });
+    let walks = 0;
+    let release!: () => void;
+    let gate = new Promise<void>((r) => { release = r; });
+    const storage = {
+      audit: {
+        async *scan() {
+          walks += 1;
+          await gate;
+          yield* records;
+        },
+      },
+    } as unknown as Storage;
+    const trail = new AuditTrail({ storage, dataKey });
+    const first = trail.verify();
+    await new Promise((r) => setImmediate(r));
+    // Asked while the first walk is under way: it began before them, so they share the next one.
+    const later = Array.from({ length: 10 }, () => trail.verify());
+    assert.equal(walks, 1);
+    release();
+    gate = Promise.resolve();
+    const results = await Promise.all([first, ...later]);
+    assert.equal(walks, 2, 'one walk under way, and one more for everyone who asked during it');
+    for (const r of results) assert.deepEqual([r.ok, r.checked], [true, 3]);
+    await trail.verify();
+    assert.equal(walks, 3, 'nothing under way: a walk of its own');
   });
 });
 

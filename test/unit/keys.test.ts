@@ -109,6 +109,15 @@ describe('key file', () => {
     }
   });
 
+  it('is never created by a rotation step: a running instance (the admin API) must not make a new data key', () => {
+    const file = path.join(tempDir(), 'keys.json');
+    const timings = keyTimings(10, 600);
+    assert.throws(() => rotateKeys(file, timings), /ENOENT/);
+    assert.throws(() => activateKeys(file, timings), /ENOENT/);
+    assert.throws(() => retireKeys(file, timings), /ENOENT/);
+    assert.equal(fs.existsSync(file), false);
+  });
+
   it('is never created by a reader that only reads it (reload, config check), nor by a watcher when it vanishes', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'keys.json');

@@ -18,10 +18,11 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
     defineRoute({
       method: 'post', path: '/clients', operationId: 'createClient', tag: 'clients', scope: 'admin:write',
       summary: 'Register a client; its secret is in this answer only.',
+      description: 'A client with admin scopes is registered, changed, re-keyed or removed only by a token holding all of them (403 forbidden otherwise).',
       body: clients.schemas.create,
       responses: { 201: { description: 'The client and, for a confidential one, its secret (shown once).', schema: ClientWithSecret, etag: true } },
       handler: async ({ body, principal, url }) => {
-        const { client, secret } = await clients.create(body, principal.actor);
+        const { client, secret } = await clients.create(body, principal.actor, { held: principal.scopes });
         return { status: 201, version: client.version, headers: { location: `${url.origin}/admin/api/v1/clients/${encodeURIComponent(client.client_id)}` }, body: { client, ...(secret ? { client_secret: secret } : {}) } };
       },
     }),
@@ -41,7 +42,7 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
       params: Params, body: clients.schemas.input, ifMatch: true,
       responses: { 200: { description: 'The client as changed.', schema: ClientView, etag: true } },
       handler: async ({ params, body, ifMatch, principal }) => {
-        const client = await clients.update(params.clientId, body, ifMatch!, principal.actor);
+        const client = await clients.update(params.clientId, body, ifMatch!, principal.actor, principal.scopes);
         return { body: client, version: client.version };
       },
     }),
@@ -51,7 +52,7 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
       params: Params, ifMatch: true,
       responses: { 200: { description: 'The new secret (shown once).', schema: Secret, etag: true } },
       handler: async ({ params, ifMatch, principal }) => {
-        const { client, secret } = await clients.rotateSecret(params.clientId, ifMatch!, principal.actor);
+        const { client, secret } = await clients.rotateSecret(params.clientId, ifMatch!, principal.actor, principal.scopes);
         return { body: { client, client_secret: secret }, version: client.version };
       },
     }),
@@ -61,7 +62,7 @@ export function clientRoutes(clients: ClientAdmin): AdminRoute[] {
       params: Params, ifMatch: true,
       responses: { 204: { description: 'Removed.' } },
       handler: async ({ params, ifMatch, principal }) => {
-        await clients.remove(params.clientId, ifMatch!, principal.actor);
+        await clients.remove(params.clientId, ifMatch!, principal.actor, principal.scopes);
         return { status: 204 };
       },
     }),

@@ -4,7 +4,7 @@
  * KEYS_RELOAD_INTERVAL. The key set's revision is its version (ETag / If-Match).
  */
 import * as z from 'zod';
-import { activateKeys, describeKeys, KeyFileError, KeyRevisionError, keyTimings, loadOrCreateKeys, retireKeys, rotateKeys } from '../../../adapters/keys.ts';
+import { activateKeys, describeKeys, KeyFileError, KeyRevisionError, keyTimings, readKeyFile, retireKeys, rotateKeys } from '../../../adapters/keys.ts';
 import { Problem } from '../problem.ts';
 import { defineRoute, type AdminRoute } from '../route.ts';
 
@@ -24,23 +24,28 @@ export interface KeyRouteDeps {
   audit(e: import('../../../models/types.ts').AuditInput): Promise<void>;
 }
 
-/** A refused step as a problem: a stale revision is 412, a step not allowed now is 409. */
+/**
+ * A refused step as a problem: a stale revision is 412, a step not allowed now is 409, a key
+ * file that is not there is 503 (the API never makes one: a new data key would orphan every
+ * stored secret at the next start).
+ */
 function step<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
     if (err instanceof KeyRevisionError) throw new Problem('version_conflict', err.message, { headers: { etag: `"${err.current}"` } });
     if (err instanceof KeyFileError) throw new Problem('conflict', err.message);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Problem('unavailable', 'the key file is not there (KEYS_FILE); the keys in use stay until it is back');
     throw err;
   }
 }
 
 export function keyRoutes(d: KeyRouteDeps): AdminRoute[] {
   const timings = () => keyTimings(d.reloadSeconds, d.idTokenTtl);
-  const current = () => {
-    const k = loadOrCreateKeys(d.keysFile);
+  const current = () => step(() => {
+    const k = readKeyFile(d.keysFile);
     return { revision: k.revision ?? 0, keys: describeKeys(k) };
-  };
+  });
   const Result = z.looseObject({ revision: z.int() });
   return [
     defineRoute({

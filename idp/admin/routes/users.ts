@@ -3,6 +3,11 @@
  * call the same service). Changes of the user record (claims, disable, enable, delete) take
  * If-Match on its version; actions that leave the record as it is (unlock, resetting second
  * factors, ending sessions) do not.
+ *
+ * An account holding admin roles is an administrator: it is changed (claims, lock, factors,
+ * state, sessions, existence) only by a caller holding every role it holds, as roles are
+ * granted (roles.ts). Otherwise admin:write alone could strip an admin:keys holder's second
+ * factor or lift their lock-out and sign in as them with a password, or take them out.
  */
 import * as z from 'zod';
 import {
@@ -10,13 +15,20 @@ import {
   type UserService,
 } from '../users.ts';
 import { Problem } from '../problem.ts';
-import { defineRoute, PageQuery, pageOf, pageReply, type AdminRoute } from '../route.ts';
+import { defineRoute, PageQuery, pageOf, pageReply, type AdminRoute, type Principal } from '../route.ts';
 
 const Id = z.string().min(1).max(200).describe('The user\'s id (`sub`).');
 const Params = z.object({ userId: Id });
 
-export function userRoutes(users: UserService): AdminRoute[] {
+/** The admin scopes an account holds (port.ts RoleStore). */
+export type RolesOf = (accountId: string) => Promise<readonly string[]>;
+
+export function userRoutes(users: UserService, rolesOf: RolesOf): AdminRoute[] {
   const location = (url: URL, id: string) => `${url.origin}/admin/api/v1/users/${encodeURIComponent(id)}`;
+  const mayChange = async (principal: Principal, id: string) => {
+    const lacking = (await rolesOf(id)).filter((s) => !principal.scopes.has(s));
+    if (lacking.length) throw new Problem('forbidden', `user "${id}" holds ${lacking.join(', ')}: changing them needs a token holding ${lacking.length > 1 ? 'them' : 'it'}`);
+  };
   return [
     defineRoute({
       method: 'get', path: '/users', operationId: 'listUsers', tag: 'users', scope: 'admin:read',
@@ -55,6 +67,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       params: Params, body: UpdateUserSchema, ifMatch: true,
       responses: { 200: { description: 'The user as changed.', schema: UserSchema, etag: true } },
       handler: async ({ params, body, ifMatch, principal }) => {
+        await mayChange(principal, params.userId);
         const u = await users.update(principal.actor, params.userId, body, ifMatch);
         return { body: u, version: u.version };
       },
@@ -65,6 +78,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       params: Params, body: DisableUserSchema, ifMatch: true,
       responses: { 200: { description: 'The user, and what was ended.', schema: UserSchema.extend({ revoked: RevocationSchema }), etag: true } },
       handler: async ({ params, body, ifMatch, principal }) => {
+        await mayChange(principal, params.userId);
         const u = await users.disable(principal.actor, params.userId, body, ifMatch);
         return { body: u, version: u.version };
       },
@@ -75,6 +89,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       params: Params, ifMatch: true,
       responses: { 200: { description: 'The user.', schema: UserSchema, etag: true } },
       handler: async ({ params, ifMatch, principal }) => {
+        await mayChange(principal, params.userId);
         const u = await users.enable(principal.actor, params.userId, ifMatch);
         return { body: u, version: u.version };
       },
@@ -85,6 +100,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       params: Params,
       responses: { 204: { description: 'Unlocked.' } },
       handler: async ({ params, principal }) => {
+        await mayChange(principal, params.userId);
         await users.unlock(principal.actor, params.userId);
         return { status: 204 };
       },
@@ -94,7 +110,10 @@ export function userRoutes(users: UserService): AdminRoute[] {
       summary: 'Remove every second factor of the user (a lost phone); the next sign-in that needs one offers enrolment.',
       params: Params,
       responses: { 200: { description: 'How many were removed.', schema: z.object({ removed: z.int() }) } },
-      handler: async ({ params, principal }) => ({ body: await users.resetFactors(principal.actor, params.userId) }),
+      handler: async ({ params, principal }) => {
+        await mayChange(principal, params.userId);
+        return { body: await users.resetFactors(principal.actor, params.userId) };
+      },
     }),
     defineRoute({
       method: 'delete', path: '/users/{userId}', operationId: 'deleteUser', tag: 'users', scope: 'admin:write', sensitive: true,
@@ -104,6 +123,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       handler: async ({ params, ifMatch, principal }) => {
         // The service deletes by id: the version is checked just before, so a change made
         // since the caller's read is not deleted unseen.
+        await mayChange(principal, params.userId);
         const u = await users.get(params.userId);
         if (u.version !== ifMatch) throw new Problem('version_conflict', `user "${params.userId}" was changed meanwhile (now version ${u.version})`, { headers: { etag: `"${u.version}"` } });
         return { body: await users.delete(principal.actor, params.userId) };
@@ -121,14 +141,20 @@ export function userRoutes(users: UserService): AdminRoute[] {
       summary: 'End every session of the user and revoke every grant (relying parties told by back-channel logout).',
       params: Params,
       responses: { 200: { description: 'What was ended.', schema: RevocationSchema } },
-      handler: async ({ params, principal }) => ({ body: await users.revokeAll(principal.actor, params.userId) }),
+      handler: async ({ params, principal }) => {
+        await mayChange(principal, params.userId);
+        return { body: await users.revokeAll(principal.actor, params.userId) };
+      },
     }),
     defineRoute({
       method: 'delete', path: '/users/{userId}/sessions/{uid}', operationId: 'revokeUserSession', tag: 'sessions', scope: 'admin:write',
       summary: 'End one session (relying parties told by back-channel logout).',
       params: z.object({ userId: Id, uid: z.string().min(1).max(200).describe('The session\'s uid, as listed.') }),
       responses: { 200: { description: 'What was ended.', schema: RevocationSchema } },
-      handler: async ({ params, principal }) => ({ body: await users.revokeSession(principal.actor, params.userId, params.uid) }),
+      handler: async ({ params, principal }) => {
+        await mayChange(principal, params.userId);
+        return { body: await users.revokeSession(principal.actor, params.userId, params.uid) };
+      },
     }),
     defineRoute({
       method: 'get', path: '/users/{userId}/grants', operationId: 'listUserGrants', tag: 'sessions', scope: 'admin:read',
@@ -142,7 +168,10 @@ export function userRoutes(users: UserService): AdminRoute[] {
       summary: 'Revoke one grant with its tokens.',
       params: z.object({ userId: Id, grantId: z.string().min(1).max(200) }),
       responses: { 200: { description: 'What was revoked.', schema: RevocationSchema } },
-      handler: async ({ params, principal }) => ({ body: await users.revokeGrant(principal.actor, params.userId, params.grantId) }),
+      handler: async ({ params, principal }) => {
+        await mayChange(principal, params.userId);
+        return { body: await users.revokeGrant(principal.actor, params.userId, params.grantId) };
+      },
     }),
   ];
 }
