@@ -12,6 +12,9 @@ import { loadOrCreateKeys } from '../../adapters/keys.ts';
 import { AuditTrail } from '../audit.ts';
 import { trainModel, type TrainInput } from './model.ts';
 import type { Actor } from '../../models/types.ts';
+import { DEFAULT_SYNTH, Rng, sampleWorld, synthesize } from '../../policies/synth.ts';
+import { loadPolicy } from '../../policies/policy.ts';
+import { DEFAULT_POLICY_DIR } from '../settings.ts';
 
 export interface TrainJob {
   store: { mongodbUri: string | undefined; dataDir: string };
@@ -19,6 +22,8 @@ export interface TrainJob {
   keysFile: string;
   input: TrainInput;
   actor: Actor;
+  /** Synthetic logins to train on beside the labelled ones (policies/synth.ts, as `idp model synth`). */
+  synthetic?: { users: number; days: number; seed: number } | undefined;
 }
 
 export type TrainOutcome =
@@ -30,7 +35,17 @@ async function run(job: TrainJob): Promise<TrainOutcome> {
   try {
     const geo = await openGeo(job.geo);
     const trail = new AuditTrail({ storage, dataKey: loadOrCreateKeys(job.keysFile).dataKey });
-    const report = await trainModel({ storage, audit: trail.audit, placeOf: (ip) => geo.lookup(ip) }, job.input, job.actor);
+    const placeOf = (ip: string) => geo.lookup(ip);
+    let synthetic;
+    if (job.synthetic) {
+      // The generator's world (cities, networks) drawn from the same geolocation data, its
+      // hosting networks from the shipped lists, as `idp model synth` does.
+      const s = { ...DEFAULT_SYNTH, ...job.synthetic };
+      const rng = new Rng(s.seed);
+      const world = sampleWorld(rng, placeOf, 100_000, loadPolicy(DEFAULT_POLICY_DIR, { withoutModel: true }).lists.hostingAsns);
+      synthetic = { source: `synthetic (seed ${s.seed}, ${s.users} users, ${s.days} days)`, events: synthesize(s, world, rng) };
+    }
+    const report = await trainModel({ storage, audit: trail.audit, placeOf }, job.input, job.actor, synthetic ? { synthetic } : {});
     return { ok: true, report };
   } catch (err) {
     const e = err as Error & { code?: unknown; reason?: unknown };

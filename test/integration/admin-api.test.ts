@@ -688,6 +688,33 @@ for (const store of STORES) {
       assert.equal((await call('GET', '/policies/versions/999999', { token })).status, 404);
     });
 
+    it('retrains on synthetic logins in a worker, reports held-out figures, and activates the model through a publish under If-Match', async () => {
+      const token = await admin();
+      const started = await call('POST', '/model/train', { token, body: { trees: 3, maxDepth: 4, holdout: 0.3, synthetic: { users: 60, days: 10, seed: 7 } } });
+      assert.equal(started.status, 202, started.text);
+      const job = started.json as { id: string };
+      let last: { state: string; report?: { sha256: string; heldOut: unknown; data: { synthetic: { events: number } | null } }; error?: unknown } = { state: 'running' };
+      const deadline = Date.now() + 170_000;
+      while (last.state === 'running' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        last = (await call('GET', `/model/train/${job.id}`, { token })).json as typeof last;
+      }
+      assert.equal(last.state, 'done', JSON.stringify(last));
+      const report = last.report!;
+      assert.match(report.sha256, /^[0-9a-f]{64}$/);
+      assert.ok(report.heldOut, 'held-out figures before anything is activated');
+      assert.ok((report.data.synthetic?.events ?? 0) > 0, 'trained on the synthetic logins');
+      const model = await call('GET', `/models/${report.sha256}`, { token });
+      assert.equal(model.status, 200);
+      assert.doesNotMatch(model.text, /"text"/, 'the model file itself is not served');
+      const live = await call('GET', '/policies/live', { token });
+      const version = Number(live.headers.get('etag')!.replaceAll('"', ''));
+      const activated = await call('POST', '/model/activate', { token, body: { sha256: report.sha256 }, headers: { 'if-match': `"${version}"` } });
+      assert.equal(activated.status, 201, activated.text);
+      const pinned = (await call('GET', '/policies/live', { token })).json as { files: Record<string, string> };
+      assert.ok(pinned.files['risk.yml']!.includes(report.sha256), 'the policy pins the new model');
+    });
+
     it('lists signing keys with their revision as ETag and rotates under If-Match', async () => {
       const token = await admin();
       const list = await call('GET', '/keys', { token });

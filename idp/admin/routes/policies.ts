@@ -56,6 +56,13 @@ const VersionParam = z.object({ version: z.coerce.number().int().min(1).max(1e9)
 /** The services' input without `ifVersion`, which the API takes from If-Match instead. */
 const withoutIfVersion = <T extends z.ZodObject>(s: T) => ('ifVersion' in s.shape ? s.omit({ ifVersion: true } as never) : s) as unknown as T;
 
+/** `o` without `key` (the worker's training input takes no synthetic options: they go beside it). */
+function withoutKey<T extends object, K extends keyof T>(o: T, key: K): Omit<T, K> {
+  const copy = { ...o };
+  delete copy[key];
+  return copy;
+}
+
 interface Job { id: string; state: 'running' | 'done' | 'failed'; startedAt: Date; finishedAt?: Date; report?: unknown; error?: { code: string; message: string } }
 
 export function policyRoutes(d: PolicyRouteDeps): AdminRoute[] {
@@ -157,7 +164,13 @@ export function policyRoutes(d: PolicyRouteDeps): AdminRoute[] {
       method: 'post', path: '/model/train', operationId: 'trainModel', tag: 'model', scope: 'admin:policy',
       summary: 'Retrain the model from labelled events (weighted above synthetic ones); the report shows held-out figures before anything is activated.',
       description: 'Runs as a job in a worker thread: answered 202 with the job; GET it until `state` is `done`. Nothing becomes live until POST /model/activate.',
-      body: trainSchema,
+      body: trainSchema.extend({
+        synthetic: z.strictObject({
+          users: z.int().min(10).max(10_000).default(1000).describe('Synthetic users'),
+          days: z.int().min(1).max(180).default(30).describe('Days of synthetic logins'),
+          seed: z.int().min(0).max(2 ** 31 - 1).default(1).describe('Seed of the generator'),
+        }).optional().describe('Also train on synthetic logins (labelled by construction; each counts once, a labelled real event `labelWeight` times), as `idp model synth` makes them'),
+      }),
       responses: { 202: { description: 'The job.', schema: JobView } },
       handler: async ({ body, principal, url }) => {
         if ([...jobs.values()].some((j) => j.state === 'running')) throw new Problem('conflict', 'a training job is running on this instance; wait for it');
@@ -166,7 +179,7 @@ export function policyRoutes(d: PolicyRouteDeps): AdminRoute[] {
         const data: TrainJob = {
           store: { mongodbUri: d.settings.mongodbUri, dataDir: d.settings.dataDir },
           geo: { cityDb: d.settings.geoipCityDb, asnDb: d.settings.geoipAsnDb, cacheDir: d.settings.geoipCacheDir, dataDir: d.settings.dataDir },
-          keysFile: d.settings.keysFile, input: body, actor: principal.actor,
+          keysFile: d.settings.keysFile, input: withoutKey(body, 'synthetic'), actor: principal.actor, synthetic: body.synthetic,
         };
         const worker = new Worker(new URL('../train-worker.js', import.meta.url), { workerData: data });
         const finish = (o: TrainOutcome) => {
