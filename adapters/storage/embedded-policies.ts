@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { Actor, LabelRecord, PolicyVersion } from '../../models/types.ts';
-import { canonicalFiles, decodeCursor, encodeCursor, InvalidCursorError, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
+import { canonicalFiles, encodeCursor, eventAfter, limitOf, timeAndKeyAfter, versionAfter, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
 
 export const POLICY_SCHEMA = `
 -- A policy version's files, by the sha256 of their canonical JSON: a rollback, or a file edit
@@ -82,23 +82,6 @@ function toLabel(r: Row): LabelRecord {
   };
 }
 
-const limitOf = (n: number) => Math.max(1, Math.min(Math.floor(n) || 1, MAX_PAGE));
-/** The key a cursor holds, checked: a store's own cursor, or InvalidCursorError. */
-const versionAfter = (cursor: string): number => {
-  const [v] = decodeCursor(cursor, 1);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidCursorError();
-  return v;
-};
-const eventAfter = (cursor: string): string => {
-  const [v] = decodeCursor(cursor, 1);
-  if (typeof v !== 'string') throw new InvalidCursorError();
-  return v;
-};
-const timeAndKeyAfter = (cursor: string): [number, string] => {
-  const [t, k] = decodeCursor(cursor, 2);
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof k !== 'string') throw new InvalidCursorError();
-  return [t, k];
-};
 
 export function openEmbeddedPolicyStores({ immediate, prepare: q }: EmbeddedTools): { policies: PolicyStore; labels: LabelStore; models: ModelStore } {
   const HEADER = 'version, hash, model_version, message, actor, published_at, source, rollback_of';

@@ -20,26 +20,9 @@ import crypto from 'node:crypto';
 import type { Connection } from 'mongoose';
 import { registerPolicyModels, type LabelDoc, type ModelCandidateDoc, type PolicyVersionDoc } from '../../models/mongoose.ts';
 import type { Actor, LabelRecord, PolicyVersion } from '../../models/types.ts';
-import { canonicalFiles, decodeCursor, encodeCursor, InvalidCursorError, MAX_PAGE, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
+import { canonicalFiles, encodeCursor, eventAfter, limitOf, timeAndKeyAfter, versionAfter, VersionConflictError, type LabelStore, type ModelStore, type PolicyStore } from './port.ts';
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
-const limitOf = (n: number) => Math.max(1, Math.min(Math.floor(n) || 1, MAX_PAGE));
-/** The key a cursor holds, checked: a store's own cursor, or InvalidCursorError. */
-const versionAfter = (cursor: string): number => {
-  const [v] = decodeCursor(cursor, 1);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidCursorError();
-  return v;
-};
-const eventAfter = (cursor: string): string => {
-  const [v] = decodeCursor(cursor, 1);
-  if (typeof v !== 'string') throw new InvalidCursorError();
-  return v;
-};
-const timeAndKeyAfter = (cursor: string): [number, string] => {
-  const [t, k] = decodeCursor(cursor, 2);
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof k !== 'string') throw new InvalidCursorError();
-  return [t, k];
-};
 
 const toActor = (a: { kind: Actor['kind']; id: string; ip?: string | null }): Actor => ({ kind: a.kind, id: a.id, ...(a.ip ? { ip: a.ip } : {}) });
 const actorDoc = (a: Actor) => ({ kind: a.kind, id: a.id, ...(a.ip !== undefined ? { ip: a.ip } : {}) });

@@ -444,6 +444,26 @@ export function canonicalFiles(files: Readonly<Record<string, string>>): { id: s
 /** The most a page may hold, whatever the caller asks. */
 export const MAX_PAGE = 1000;
 
+// The policy, label and model stores' page helpers (embedded-policies.ts, mongo-policies.ts).
+export const limitOf = (n: number) => Math.max(1, Math.min(Math.floor(n) || 1, MAX_PAGE));
+/** The key a cursor holds, checked: a store's own cursor, or InvalidCursorError. */
+export const versionAfter = (cursor: string): number => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidCursorError();
+  return v;
+};
+export const eventAfter = (cursor: string): string => {
+  const [v] = decodeCursor(cursor, 1);
+  if (typeof v !== 'string') throw new InvalidCursorError();
+  return v;
+};
+export const timeAndKeyAfter = (cursor: string): [number, string] => {
+  const [t, k] = decodeCursor(cursor, 2);
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || typeof k !== 'string') throw new InvalidCursorError();
+  return [t, k];
+};
+
+
 /** The admin roles of an account: the admin scopes it holds, versioned (0 = none ever set). */
 export interface AdminRoles {
   scopes: string[];
