@@ -77,20 +77,25 @@ const RESERVED = new Set(['time', 'level', 'msg']);
 const SCOPED = new Set(['req_id', 'login_id']);
 
 /**
- * The known secret fields, censored by pino's `redact` at the top level and one level down:
- * form fields (OIDC Core §3.1.3.1 code exchange, RFC 7636 §4.5 code_verifier, RFC 6749 §2.3.1
- * client_secret), tokens, our own second factors, key material (a JWK's private `d` and CRT
- * members, RFC 7518 §6.3.2) and HTTP credentials.
+ * The known secret fields, censored by pino's `redact`: form fields (OIDC Core §3.1.3.1 code
+ * exchange, RFC 7636 §4.5 code_verifier, RFC 6749 §2.3.1 client_secret), tokens, our own
+ * second factors, key material (a JWK's private `d` and CRT members, RFC 7518 §6.3.2) and
+ * HTTP credentials. Explicit paths only: each wildcard path (`*.password`) costs about 1 µs
+ * a line (measured: 4.3 µs a line with these, 48 µs with each also one level down), and
+ * nested fields are the name-based walk's (`scrub`) to catch, at any depth.
  */
 const SECRET_FIELDS = [
   'password', 'new_password', 'current_password', 'otp', 'code', 'codes', 'code_verifier', 'client_secret', 'client_assertion',
   'refresh_token', 'access_token', 'id_token', 'logout_token', 'token', 'authorization', 'cookie', 'set-cookie', 'seed', 'secret',
   'private_key', 'privateKey', 'jwk', 'd', 'p', 'q', 'dp', 'dq', 'qi', 'recovery_code', 'recovery_codes', 'recoveryCodes',
 ];
+const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
 export const REDACT_PATHS: readonly string[] = [
-  ...SECRET_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`]),
-  ...['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key'].flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`]),
+  ...SECRET_FIELDS.map((f) => `["${f}"]`),
+  ...['headers', 'req.headers', 'request.headers', 'res.headers', 'response.headers'].flatMap((h) => SECRET_HEADERS.map((name) => `${h}["${name}"]`)),
 ];
+/** A JWK's private members (RFC 7518 §6.2.2, §6.3.2, §6.4.1): censored in any object with a `kty`. */
+const JWK_PRIVATE = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 
 /**
  * Censors secret-looking names at any depth; Errors → `{ name, message }` (no stack, no
@@ -110,7 +115,8 @@ export function scrub(value: unknown, depth = 0, seen: WeakSet<object> = new Wea
   if (Array.isArray(value) || value instanceof Set) out = [...value].map((v) => scrub(v, depth + 1, seen));
   else {
     const entries = value instanceof Map ? [...value].map(([k, v]) => [String(k), v] as const) : Object.entries(value);
-    out = Object.fromEntries(entries.map(([k, v]) => [k, SECRET.test(k) ? CENSOR : scrub(v, depth + 1, seen)]));
+    const jwk = typeof (value as { kty?: unknown }).kty === 'string';
+    out = Object.fromEntries(entries.map(([k, v]) => [k, SECRET.test(k) || (jwk && JWK_PRIVATE.has(k)) ? CENSOR : scrub(v, depth + 1, seen)]));
   }
   seen.delete(value);
   return out;

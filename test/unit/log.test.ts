@@ -70,12 +70,15 @@ describe('logger', () => {
     assert.equal(e.headers.authorization, '[redacted]');
   });
 
-  it('censors the known fields by path too (pino redact), where the name alone says nothing', () => {
+  it('censors the known fields by path too (pino redact), and a JWK\'s private members wherever it sits', () => {
     const c = capture();
-    c.log.info('jwk parts', { d: 'private-d', k: { dp: 'private-dp', x: 'public-x' } });
-    const e = c.last() as { d: unknown; k: Record<string, unknown> };
-    assert.equal(e.d, '[redacted]');
-    assert.deepEqual(e.k, { dp: '[redacted]', x: 'public-x' });
+    c.log.info('jwk parts', { d: 'private-d', qi: 'private-qi', signing: [{ kty: 'RSA', n: 'public-n', e: 'AQAB', d: 'private-d2', dp: 'private-dp' }], sym: { kty: 'oct', k: 'private-k' }, other: { d: 4 } });
+    const e = c.last() as Record<string, unknown>;
+    assert.equal(e.d, '[redacted]', 'by path: the name alone says nothing');
+    assert.equal(e.qi, '[redacted]');
+    assert.deepEqual(e.signing, [{ kty: 'RSA', n: 'public-n', e: 'AQAB', d: '[redacted]', dp: '[redacted]' }]);
+    assert.deepEqual(e.sym, { kty: 'oct', k: '[redacted]' });
+    assert.deepEqual(e.other, { d: 4 }, 'a `d` that is no JWK member is kept');
   });
 
   it('writes an Error as its name and message only, cuts cycles and depth, and copes with odd values', () => {
