@@ -11,6 +11,16 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from './crypto.ts';
 import type { ClientCache } from './client-cache.ts';
 import { RecordGoneError, storedOnly, type Storage } from './storage/port.ts';
+import { adoptLoginId, currentLoginId, enterLogin } from '../idp/log.ts';
+
+/**
+ * The records of a login carry its log id (idp/log.ts `login_id`), so every request of it
+ * logs under one id without a look-up of its own: a new interaction that is not part of a
+ * login yet starts one; its pages, the resume, the next prompt's interaction (consent is a new
+ * interaction, with a new uid), then the code exchange, refreshes and userinfo read the id
+ * back from the record they load anyway. oidc-provider ignores payload fields it does not know.
+ */
+const CARRY_LOGIN_ID = new Set(['Interaction', 'AuthorizationCode', 'RefreshToken', 'AccessToken']);
 
 export function clientSecretContext(clientId: string): string {
   return `client_secret:${clientId}`;
@@ -37,10 +47,12 @@ export function createAdapterClass(storage: Storage, box: SecretBox, clients?: C
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with `idp client add`');
       const now = Date.now();
+      if (this.model === 'Interaction' && currentLoginId() === undefined) enterLogin(id);
+      const loginId = CARRY_LOGIN_ID.has(this.model) ? currentLoginId() : undefined;
       const rec = {
         model: this.model,
         id,
-        payload: payload as Record<string, unknown>,
+        payload: (loginId === undefined ? payload : { ...payload, loginId }) as Record<string, unknown>,
         grantId: payload.grantId,
         uid: payload.uid,
         userCode: payload.userCode,
@@ -99,6 +111,7 @@ export function createAdapterClass(storage: Storage, box: SecretBox, clients?: C
 
     #out(rec: Awaited<ReturnType<Storage['oidc']['find']>>): AdapterPayload | undefined {
       if (!rec) return undefined;
+      if (CARRY_LOGIN_ID.has(this.model) && typeof rec.payload.loginId === 'string') adoptLoginId(rec.payload.loginId);
       return { ...rec.payload, ...(rec.consumed ? { consumed: rec.consumed } : {}) } as AdapterPayload;
     }
   };

@@ -24,6 +24,7 @@ import { errorPage } from '../interactions/views/pages.ts';
 import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
+import { withRequestScope } from './request-log.ts';
 import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
@@ -352,7 +353,8 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     }
   }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
-  const server = http.createServer((req, res) => handler(req, res));
+  // Each request in its log scope: req_id, login_id, the access line (idp/request-log.ts).
+  const server = http.createServer(withRequestScope(log, (req, res) => handler(req, res)));
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;

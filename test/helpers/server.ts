@@ -20,6 +20,8 @@ export interface LogEntry {
 export interface TestServer extends RunningServer {
   /** Everything the server logged, parsed (the real logger, writing to memory). */
   logs: LogEntry[];
+  /** The same lines as written (each with its newline), for searching the raw text. */
+  rawLogs: string[];
   /** Gives the account an authenticator app; returns its secret (test/helpers/totp.ts makes codes). */
   addTotp(accountId: string): Promise<string>;
   settings: Settings;
@@ -44,7 +46,9 @@ export async function startTestServer(kind: StoreKind, extraEnv: Record<string, 
   env.ISSUER = env.ISSUER!.replace('$PORT', String(port));
   const settings = testSettings(env);
   const logs: LogEntry[] = [];
+  const rawLogs: string[] = [];
   const running = await startServer(settings, createLogger('debug', (line) => {
+    rawLogs.push(line);
     logs.push(JSON.parse(line) as LogEntry);
     if (process.env.TEST_LOG === '1') process.stderr.write(line);
   }));
@@ -53,6 +57,7 @@ export async function startTestServer(kind: StoreKind, extraEnv: Record<string, 
   return {
     ...running,
     logs,
+    rawLogs,
     close: () => running.close(),
     settings,
     env,

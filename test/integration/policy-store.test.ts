@@ -180,7 +180,7 @@ for (const store of STORES) {
       const line = a.logs.find((l) => l.msg === 'policy.rejected' && l.published === bad.version);
       assert.equal(line?.level, 'error');
       assert.match(String(line?.errors), /^risk\.yml:\d+:\d+: model\.sha256: model file sha256 is [0-9a-f]{64}, the policy pins 0{64}/);
-      assert.match(b.stdout, new RegExp(`"published":${bad.version},"errors":"risk\\.yml:\\d+:\\d+: model\\.sha256: [^"]*","time":"[^"]+","level":"error","msg":"policy.rejected"`));
+      assert.match(b.stdout, new RegExp(`"level":"error","time":"[^"]+","published":${bad.version},"errors":"risk\\.yml:\\d+:\\d+: model\\.sha256: [^"]*","msg":"policy.rejected"`));
       // Not retried every second.
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal((await policyInfo(bUrl)).rejected, rejectedBefore + 1);
