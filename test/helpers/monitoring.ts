@@ -150,7 +150,7 @@ export interface Dashboard {
   title?: string;
   __inputs?: { name: string; type: string; pluginId: string }[];
   __requires?: { type: string; id: string }[];
-  templating?: { list: { name: string; type: string; datasource?: { uid?: string }; query?: unknown; definition?: string }[] };
+  templating?: { list: { name: string; type: string; datasource?: { uid?: string }; query?: unknown }[] };
   panels: DashboardPanel[];
 }
 

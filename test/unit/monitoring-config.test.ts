@@ -101,7 +101,12 @@ describe('Grafana dashboard', () => {
       assert.equal(v.type, 'query');
       assert.equal(v.datasource?.uid, '${DS_PROMETHEUS}');
     }
-    for (const v of vars) assert.deepEqual(problems(String(v.definition ?? '').replace(/^label_values\((.*),\s*\w+\)$/, '$1')), [], v.name);
+    for (const v of vars) {
+      const query = (v.query as { query?: string } | undefined)?.query ?? '';
+      const selector = /^label_values\((.*),\s*\w+\)$/.exec(query)?.[1];
+      assert.ok(selector, `$${v.name}: ${query}`);
+      assert.deepEqual(problems(selector), [], v.name);
+    }
   });
 
   it('has unique panel ids', () => {
