@@ -163,7 +163,7 @@ export function table(caption: string, head: string[], body: (string | number | 
     if (typeof c === 'object') return `<${tag}${c.cls ? ` class="${c.cls}"` : ''}>${c.html}</${end}>`;
     return `<${tag}>${esc(typeof c === 'number' ? fmtInt(c) : c)}</${end}>`;
   };
-  return `<div class="scroll"><table${cls ? ` class="${cls}"` : ''}><caption>${esc(caption)}</caption><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>`
+  return `<div class="scroll" tabindex="0" role="region" aria-label="${esc(caption)}"><table${cls ? ` class="${cls}"` : ''}><caption>${esc(caption)}</caption><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>`
     + `<tbody>${body.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table></div>`;
 }
 
@@ -322,7 +322,7 @@ export function efficacyReportHtml(d: EfficacyData, m: EfficacyMeta): string {
     ['detection rate (attacks challenged or blocked)', fmtRate(o.detection)], ['attacks', fmtInt(o.detection.n)],
     ['false-challenge rate (legitimate logins challenged or blocked)', fmtRate(o.falseChallenge)], ['legitimate logins', fmtInt(o.falseChallenge.n)],
   ]));
-  parts.push(table('Overall', ['', 'logins', 'challenged or blocked', 'of which blocked', 'rate', '95% interval'], [
+  parts.push(table('Overall', ['logins of', 'logins', 'challenged or blocked', 'of which blocked', 'rate', '95% interval'], [
     ['attacks (detection)', o.detection.n, o.detection.k, o.attackBlocked, fmtRate(o.detection), fmtCi(o.detection)],
     ['legitimate (false challenge)', o.falseChallenge.n, o.falseChallenge.k, o.legitBlocked, fmtRate(o.falseChallenge), fmtCi(o.falseChallenge)],
   ]));
