@@ -82,7 +82,7 @@ details { margin: .25rem 0 1rem; } summary { cursor: pointer; color: var(--accen
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .5rem 0; font-variant-numeric: tabular-nums; font-size: .9rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid var(--grid); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; max-width: 22rem; }
+th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 9rem; max-width: 22rem; }
 caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 .small { font-style: italic; color: var(--muted); }
 .flag { background: var(--warn-bg); color: var(--warn-fg); font-weight: 600; }
