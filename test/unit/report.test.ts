@@ -162,8 +162,8 @@ describe('the progress bar', () => {
     bar.update(500);
     bar.done();
     assert.equal(t.out.length, 3);
-    assert.match(t.out[0]!, /^\r\x1b\[2Kreplay \[={8} {22}\]  25%  250 events of 1,000 events  10 s, 30 s left$/);
-    assert.match(t.out[1]!, / 50%  500 events of 1,000 events  20 s, 20 s left$/);
+    assert.equal(t.out[0], `\r\x1b[2Kreplay [${'='.repeat(8)}${' '.repeat(22)}]  25%  250 events of 1,000 events  10 s, 30 s left`);
+    assert.ok(t.out[1]!.endsWith(' 50%  500 events of 1,000 events  20 s, 20 s left'), t.out[1]!);
     assert.equal(t.out[2], '\r\x1b[2K');
   });
   it('shows bytes in MiB', () => {
@@ -172,7 +172,7 @@ describe('the progress bar', () => {
     const bar = progressBar('read', 4 * 2 ** 20, { stream: t.stream, env: {}, now: () => now, unit: 'bytes' });
     now = 500;
     bar.update(2 ** 20);
-    assert.match(t.out[0]!, /1\.0 MiB of 4\.0 MiB  1 s$/);
+    assert.ok(t.out[0]!.endsWith('1.0 MiB of 4.0 MiB  1 s'), t.out[0]!);
   });
   it('writes nothing on a pipe, under CI or with nothing to count', () => {
     for (const [isTTY, env, total] of [[false, {}, 10], [true, { CI: 'true' }, 10], [true, {}, 0]] as const) {
