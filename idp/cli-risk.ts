@@ -16,7 +16,7 @@ import type { Place } from '../policies/types.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
 import { parseCmuKeystrokes, selectSubjects, type KeystrokeData } from '../policies/synth-behaviour.ts';
 import { ATO_TYPES, DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type AtoType } from '../policies/synth.ts';
-import { progressBar } from './progress.ts';
+import { NO_PROGRESS, progressBar, progressCount } from './progress.ts';
 import { chartSource, simulationReportHtml } from './report-html.ts';
 import { DEFAULT_POLICY_DIR } from './settings.ts';
 
@@ -407,6 +407,8 @@ export async function eventsExportCommand(records: AsyncIterable<unknown>, out: 
   let exported = 0;
   let skipped = 0;
   let lastId: string | undefined;
+  // A count on the terminal, unless the events themselves are going there.
+  const bar = (out as { isTTY?: boolean }).isTTY ? NO_PROGRESS : progressCount('events export', { unit: 'events' });
   try {
     for await (const record of records) {
       try {
@@ -419,12 +421,14 @@ export async function eventsExportCommand(records: AsyncIterable<unknown>, out: 
         continue;
       }
       if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise((r) => out.once('drain', r));
-      exported += 1;
+      bar.update((exported += 1));
     }
   } catch (e) {
     // The stores keep each event as JSON text and parse it while listing.
     if (!(e instanceof SyntaxError)) throw e;
     throw new CliError(`a stored event ${lastId ? `after ${lastId}` : 'at the start'} is not valid JSON: export stopped after ${exported} event(s)`);
+  } finally {
+    bar.done();
   }
   process.stderr.write(`exported ${exported} events${skipped ? `; skipped ${skipped} malformed (named above)` : ''}\n`);
   if (skipped) process.exitCode = 1;

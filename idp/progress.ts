@@ -25,7 +25,9 @@ export interface Progress {
   done(): void;
 }
 
-const NONE: Progress = { update: () => {}, done: () => {} };
+/** A bar that draws nothing: for when the output itself goes to the terminal. */
+export const NO_PROGRESS: Progress = { update: () => {}, done: () => {} };
+const NONE = NO_PROGRESS;
 
 /** `1m 05s`, `42 s`, `2h 03m`. */
 export function formatDuration(seconds: number): string {
@@ -40,14 +42,45 @@ function formatCount(n: number, unit: string | undefined): string {
   return `${Math.round(n).toLocaleString('en')}${unit ? ` ${unit}` : ''}`;
 }
 
+/** Whether to draw at all: a terminal, not under CI (CI runners often fake a TTY). */
+function drawable(stream: ProgressStream, env: NodeJS.ProcessEnv): boolean {
+  return !!stream.isTTY && (env.CI === undefined || env.CI === '' || env.CI === '0' || env.CI === 'false');
+}
+
+/**
+ * A running count for work whose size is not known up front (a store's listing): what is
+ * done, the time taken and the pace. Same rules as the bar: a terminal only.
+ */
+export function progressCount(label: string, opts: ProgressOptions = {}): Progress {
+  const stream = opts.stream ?? process.stderr;
+  if (!drawable(stream, opts.env ?? process.env)) return NONE;
+  const now = opts.now ?? (() => performance.now());
+  const started = now();
+  let last = -Infinity;
+  let drawn = false;
+  return {
+    update(done: number) {
+      const t = now();
+      if (t - last < 200) return;
+      last = t;
+      const elapsed = (t - started) / 1000;
+      const pace = elapsed >= 1 ? `, ${formatCount(done / elapsed, opts.unit)}/s` : '';
+      stream.write(`\r\x1b[2K${label}  ${formatCount(done, opts.unit)}  ${formatDuration(elapsed)}${pace}`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) stream.write('\r\x1b[2K');
+    },
+  };
+}
+
 /**
  * A bar from 0 to `total`; nothing at all when stderr is not a terminal, when CI is set (CI
  * runners often fake a TTY) or when there is nothing to count.
  */
 export function progressBar(label: string, total: number, opts: ProgressOptions = {}): Progress {
   const stream = opts.stream ?? process.stderr;
-  const env = opts.env ?? process.env;
-  if (!stream.isTTY || (env.CI !== undefined && env.CI !== '' && env.CI !== '0' && env.CI !== 'false') || !(total > 0)) return NONE;
+  if (!drawable(stream, opts.env ?? process.env) || !(total > 0)) return NONE;
   const now = opts.now ?? (() => performance.now());
   const started = now();
   let last = -Infinity;

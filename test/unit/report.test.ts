@@ -12,7 +12,7 @@ import { Efficacy, isFarAbove, SimulationReport, wilson, type Dimension } from '
 import type { ScoredEvent } from '../../policies/simulate.ts';
 import type { LoginEvent } from '../../policies/event.ts';
 import { esc, scriptJson } from '../../idp/report-html.ts';
-import { progressBar, formatDuration } from '../../idp/progress.ts';
+import { progressBar, progressCount, formatDuration } from '../../idp/progress.ts';
 import { readLabels } from '../../idp/cli-report.ts';
 import { tempDir } from '../helpers/env.ts';
 
@@ -182,6 +182,18 @@ describe('the progress bar', () => {
       bar.done();
       assert.deepEqual(t.out, []);
     }
+  });
+  it('counts work of unknown size with its pace, and not on a pipe', () => {
+    const t = fake(true);
+    let now = 0;
+    const c = progressCount('events export', { stream: t.stream, env: {}, now: () => now, unit: 'events' });
+    now = 2000;
+    c.update(5000);
+    c.done();
+    assert.deepEqual(t.out, ['\r\x1b[2Kevents export  5,000 events  2 s, 2,500 events/s', '\r\x1b[2K']);
+    const p = fake(false);
+    progressCount('x', { stream: p.stream, env: {} }).update(1);
+    assert.deepEqual(p.out, []);
   });
   it('formats durations', () => {
     assert.deepEqual([formatDuration(4.4), formatDuration(65), formatDuration(7380)], ['4 s', '1m 05s', '2h 03m']);
