@@ -92,9 +92,13 @@ code { overflow-wrap: anywhere; }
 
 const SCRIPT = `(() => {
   const spec = JSON.parse(document.getElementById('report-data').textContent);
-  const css = () => getComputedStyle(document.documentElement);
-  const theme = () => { Chart.defaults.color = css().getPropertyValue('--fg').trim(); Chart.defaults.borderColor = css().getPropertyValue('--grid').trim(); };
+  // Text and grid colours from the page's light or dark palette, read again when it changes:
+  // scriptable options, because Chart.js keeps resolved colours until told otherwise.
+  let fg = '', grid = '';
+  const theme = () => { const css = getComputedStyle(document.documentElement); fg = css.getPropertyValue('--fg').trim(); grid = css.getPropertyValue('--grid').trim(); };
   theme();
+  const text = () => fg;
+  const lines = () => grid;
   Chart.defaults.animation = false;
   Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
   const pct = (v) => (v * 100).toFixed(v < 0.1 ? 1 : 0) + '%';
@@ -104,8 +108,9 @@ const SCRIPT = `(() => {
     const value = c.horizontal ? 'x' : 'y';
     const axis = (title, stacked, isValue) => ({
       stacked, beginAtZero: true,
-      title: title ? { display: true, text: title } : undefined,
-      ticks: isValue && c.percent ? { callback: (v) => pct(v) } : { autoSkip: true, maxRotation: 60 },
+      grid: { color: lines }, border: { color: lines },
+      title: title ? { display: true, text: title, color: text } : undefined,
+      ticks: isValue && c.percent ? { color: text, callback: (v) => pct(v) } : { color: text, autoSkip: true, maxRotation: 60 },
     });
     charts.push(new Chart(canvas, {
       type: c.type,
@@ -113,7 +118,10 @@ const SCRIPT = `(() => {
       options: {
         indexAxis: c.horizontal ? 'y' : 'x', responsive: true, maintainAspectRatio: false,
         scales: { x: axis(c.xTitle, !!c.stacked, value === 'x'), y: axis(c.yTitle, !!c.stacked, value === 'y') },
-        plugins: { legend: { display: c.datasets.length > 1 }, tooltip: c.percent ? { callbacks: { label: (ctx) => ctx.dataset.label + ': ' + pct(ctx.parsed[value]) } } : {} },
+        plugins: {
+          legend: { display: c.datasets.length > 1, labels: { color: text } },
+          tooltip: c.percent ? { callbacks: { label: (ctx) => ctx.dataset.label + ': ' + pct(ctx.parsed[value]) } } : {},
+        },
       },
     }));
   }
