@@ -187,8 +187,15 @@ export class SimulationReport {
     // Every bucket from the first to the last, empty ones included, so the time axis is true.
     const buckets = new Map<number, Bucket>();
     if (this.#hours.size) {
-      const from = Math.floor(Math.min(...this.#hours.keys()) / step) * step;
-      const to = Math.floor(Math.max(...this.#hours.keys()) / step) * step;
+      // A loop, not Math.min(...keys): years of hours would overflow the argument list.
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const h of this.#hours.keys()) {
+        if (h < lo) lo = h;
+        if (h > hi) hi = h;
+      }
+      const from = Math.floor(lo / step) * step;
+      const to = Math.floor(hi / step) * step;
       for (let t = from; t <= to; t += step) buckets.set(t, { decisions: { allow: 0, step_up: 0, block: 0 }, levels: Object.fromEntries(RISK_LEVELS.map((l) => [l, 0])) });
       for (const [h, b] of this.#hours) {
         const into = buckets.get(Math.floor(h / step) * step)!;
