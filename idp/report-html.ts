@@ -78,6 +78,7 @@ dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; overflow-wrap: anywhere
 .card .v { font-size: 1.4rem; font-weight: 700; } .card .k { color: var(--muted); font-size: .85rem; }
 .chart { position: relative; height: 320px; margin: .5rem 0; }
 .chart.tall { height: 460px; }
+.chart.xtall { height: 780px; }
 details { margin: .25rem 0 1rem; } summary { cursor: pointer; color: var(--accent); }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .5rem 0; font-variant-numeric: tabular-nums; font-size: .9rem; }
@@ -110,7 +111,7 @@ const SCRIPT = `(() => {
       stacked, beginAtZero: true,
       grid: { color: lines }, border: { color: lines },
       title: title ? { display: true, text: title, color: text } : undefined,
-      ticks: isValue && c.percent ? { color: text, callback: (v) => pct(v) } : { color: text, autoSkip: true, maxRotation: 60 },
+      ticks: isValue && c.percent ? { color: text, callback: (v) => pct(v) } : { color: text, autoSkip: isValue || !c.horizontal, maxRotation: 60 },
     });
     charts.push(new Chart(canvas, {
       type: c.type,
@@ -176,8 +177,10 @@ export function table(caption: string, head: string[], body: (string | number | 
 }
 
 /** A chart with its data table in a details element below it. */
-function figure(spec: ChartSpec, alt: string, dataTable: string, tall = false): string {
-  return `<div class="chart${tall ? ' tall' : ''}"><canvas id="${esc(spec.id)}" role="img" aria-label="${esc(alt)}"></canvas></div>
+function figure(spec: ChartSpec, alt: string, dataTable: string): string {
+  // Horizontal bars get room for every group's name (no style attribute: the CSP allows none).
+  const rows = spec.horizontal ? spec.labels.length : 0;
+  return `<div class="chart${rows > 15 ? ' xtall' : rows > 8 ? ' tall' : ''}"><canvas id="${esc(spec.id)}" role="img" aria-label="${esc(alt)}"></canvas></div>
 <details><summary>${esc(alt)}: the numbers</summary>${dataTable}</details>`;
 }
 
@@ -267,17 +270,17 @@ export function simulationReportHtml(d: SimulationReportData, m: SimulationMeta)
   };
   charts.push(facSpec);
   parts.push(figure(facSpec, 'Factors by how often they fired', table('Factors', ['factor', 'fired', 'share of scored', 'average contribution', 'in monitor mode'],
-    d.factors.map((f) => [f.factor, f.fired, fmtPct(f.share), f.averageContribution.toFixed(3), f.monitor])), d.factors.length > 12));
+    d.factors.map((f) => [f.factor, f.fired, fmtPct(f.share), f.averageContribution.toFixed(3), f.monitor]))));
 
   for (const [key, title, name] of [['clients', 'Challenge rate by client', 'client'], ['countries', 'Challenge rate by country', 'country']] as const) {
     const g = d[key];
-    parts.push(`<h2>${esc(title)}</h2><p class="note">The ${fmtInt(g.rows.length)} ${key} with the most scored logins.</p>`);
+    parts.push(`<h2>${esc(title)}</h2><p class="note">${g.others ? `The ${fmtInt(g.rows.length)} ${key} with the most scored logins; the rest together in the table's last row.` : `Every ${name} in the input, by scored logins.`}</p>`);
     const spec: ChartSpec = {
       id: `chart-${key}`, type: 'bar', horizontal: true, stacked: true, percent: true, labels: g.rows.map((r) => `${r.group}${r.small ? ' (small)' : ''}`), xTitle: 'share of the group\'s logins',
       datasets: (['step_up', 'block'] as const).map((k) => ({ label: k, data: g.rows.map((r) => (r.n ? r[k] / r.n : 0)), color: COLOURS[k] })),
     };
     charts.push(spec);
-    parts.push(figure(spec, title, groupTable(title, name, g, d.smallGroup), g.rows.length > 10));
+    parts.push(figure(spec, title, groupTable(title, name, g, d.smallGroup)));
   }
 
   if (d.baseline) {
@@ -359,7 +362,7 @@ export function efficacyReportHtml(d: EfficacyData, m: EfficacyMeta): string {
       g.detection.n, g.detection.k, fmtRate(g.detection), fmtCi(g.detection),
     ];
     parts.push(figure(spec, `False-challenge and detection rates by ${DIMENSION_TITLES[dim].toLowerCase()}${groups.length > shown.length ? ` (the ${shown.length} largest groups)` : ''}`,
-      table(`By ${DIMENSION_TITLES[dim].toLowerCase()}`, [DIMENSION_TITLES[dim], 'legitimate', 'challenged', 'false-challenge rate', '95% interval', 'attacks', 'detected', 'detection rate', '95% interval'], groups.map(row)), shown.length > 10));
+      table(`By ${DIMENSION_TITLES[dim].toLowerCase()}`, [DIMENSION_TITLES[dim], 'legitimate', 'challenged', 'false-challenge rate', '95% interval', 'attacks', 'detected', 'detection rate', '95% interval'], groups.map(row))));
   }
 
   parts.push(`<h2>Method</h2>
