@@ -260,8 +260,8 @@ export class AuditTrail {
    * most one runs in this process. Who asks while one is under way gets the next one, which
    * begins after their request (the running one may have passed a record changed since).
    */
-  verify(): Promise<AuditVerification> {
-    if (!this.#walk) return this.#begin();
+  verify(progress?: (checked: number) => void): Promise<AuditVerification> {
+    if (!this.#walk) return this.#begin(progress);
     this.#queued ??= this.#walk.then(() => {}, () => {}).then(() => {
       this.#queued = undefined;
       return this.#walk ?? this.#begin();
@@ -269,12 +269,18 @@ export class AuditTrail {
     return this.#queued;
   }
 
-  #begin(): Promise<AuditVerification> {
-    const walk = verifyChain(this.#storage.audit.scan({}), this.#sealKey).finally(() => {
+  #begin(progress?: (checked: number) => void): Promise<AuditVerification> {
+    const scan = this.#storage.audit.scan({});
+    const walk = verifyChain(progress ? counted(scan, progress) : scan, this.#sealKey).finally(() => {
       if (this.#walk === walk) this.#walk = undefined;
     });
     this.#walk = walk;
     return walk;
+  }
+
+  /** The newest record's sequence number (0: none): how many records a full walk reads. */
+  async size(): Promise<number> {
+    return (await this.#storage.audit.query({}, { limit: 1, order: 'desc' }))[0]?.seq ?? 0;
   }
 
   /** Records in sequence order as ECS events, optionally within a time range (AuditExportSchema). */
@@ -290,5 +296,14 @@ export class AuditTrail {
       if (page.length < 1000) return;
       after = page[page.length - 1]!.seq;
     }
+  }
+}
+
+/** Passes records through, telling `progress` how many went by (a CLI progress bar). */
+async function* counted<T>(src: AsyncIterable<T>, progress: (n: number) => void): AsyncGenerator<T> {
+  let n = 0;
+  for await (const x of src) {
+    yield x;
+    progress((n += 1));
   }
 }

@@ -13,6 +13,7 @@ import type { Actor, AuditInput, AuditRecord } from '../models/types.ts';
 import { AuditTrail, type AuditQuery } from './audit.ts';
 import type { Settings } from './settings.ts';
 import { CliError } from './cli-risk.ts';
+import { NO_PROGRESS, progressBar, progressCount } from './progress.ts';
 
 /** Who runs this command: the OS user (`cli`, README "Audit trail"). */
 export function cliActor(): Actor {
@@ -41,7 +42,8 @@ export async function recordCli(settings: Settings, storage: Storage, e: Omit<Au
 
 /** `idp audit verify`: true when the whole chain is intact. */
 export async function auditVerifyCommand(trail: AuditTrail, json: boolean, out: Writable): Promise<boolean> {
-  const v = await trail.verify();
+  const bar = progressBar('audit verify', await trail.size(), { unit: 'records' });
+  const v = await trail.verify(bar.update).finally(() => bar.done());
   if (json) {
     out.write(`${JSON.stringify(v, null, 2)}\n`);
   } else if (v.ok) {
@@ -55,9 +57,17 @@ export async function auditVerifyCommand(trail: AuditTrail, json: boolean, out: 
 /** `idp audit export`: ECS JSON lines; returns how many. */
 export async function auditExportCommand(trail: AuditTrail, range: { since?: number | undefined; until?: number | undefined }, out: Writable): Promise<number> {
   let n = 0;
-  for await (const e of trail.export(range)) {
-    if (!out.write(`${JSON.stringify(e)}\n`)) await once(out, 'drain');
-    n += 1;
+  // The whole trail's size is known; a time range's is not. None when the lines go to the terminal.
+  const bar = (out as { isTTY?: boolean }).isTTY ? NO_PROGRESS : range.since === undefined && range.until === undefined
+    ? progressBar('audit export', await trail.size(), { unit: 'records' })
+    : progressCount('audit export', { unit: 'records' });
+  try {
+    for await (const e of trail.export(range)) {
+      if (!out.write(`${JSON.stringify(e)}\n`)) await once(out, 'drain');
+      bar.update((n += 1));
+    }
+  } finally {
+    bar.done();
   }
   return n;
 }

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import { DETECTOR_NAMES, DETECTORS, type Calibration, type DetectorName } from '../policies/keystroke.ts';
 import { evaluateDetector, fireRates, fitCalibration, repsNeeded, SPLITS, type DetectorResult, type FireRates, type SplitName, type Subject } from '../policies/keystroke-eval.ts';
-import { CliError, progressBar } from './cli-risk.ts';
+import { CliError } from './cli-risk.ts';
+import { progressBar } from './progress.ts';
 
 /** The paper's Table 2: scaled Manhattan, the best of the 14 detectors it compared. */
 export const PAPER_SCALED_MANHATTAN = { eer: 0.096, sd: 0.069 } as const;
@@ -78,7 +79,7 @@ export function keystrokeEvalCommand(o: KeystrokeEvalOptions) {
   const detectors = (names as DetectorName[]).map((n) => DETECTORS[n]);
   const templates = [10, LIVE_TEMPLATE];
   // Per detector: the full training set, the newest LIVE_TEMPLATE, and the live score per template size.
-  const bar = progressBar('keystroke eval', detectors.length * subjects.length * (2 + templates.length + (o.calibrate ? 3 : 0)));
+  const bar = progressBar('keystroke eval', detectors.length * subjects.length * (2 + templates.length + (o.calibrate ? 3 : 0)), { unit: 'steps' });
   let done = 0;
   const step = () => bar.update(++done);
   const results: DetectorResult[] = [];

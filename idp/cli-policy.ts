@@ -15,6 +15,7 @@ import type { Actor, LabelRecord, PolicyVersion } from '../models/types.ts';
 import { formatPolicyError, readPolicyDir } from '../policies/policy.ts';
 import { getLabel, labelHistory, listLabels, setLabel } from './admin/labels.ts';
 import { activateModel, eventsFromFile, listModels, trainModel, type TrainReport } from './admin/model.ts';
+import { progressCount } from './progress.ts';
 import { dryRunPolicy, getLivePolicy, getPolicyVersion, policyHistory, publishPolicy, rollbackPolicy, validatePolicy, type DryRunReport } from './admin/policies.ts';
 import { geo } from './cli-risk.ts';
 import type { Settings } from './settings.ts';
@@ -169,9 +170,10 @@ export async function policyCommand(settings: Settings, sub: string | undefined,
       }, { min: 0, max: 1 });
       const dir = path.resolve(positionals[0] ?? settings.policyDir);
       const lookup = await geo(settings);
-      const r = await withStorage(settings, (s) => dryRunPolicy({ ...deps(s), placeOf: (ip) => lookup.lookup(ip) }, {
+      const bar = progressCount('dry-run', { unit: 'events' });
+      const r = await withStorage(settings, (s) => dryRunPolicy({ ...deps(s), placeOf: (ip) => lookup.lookup(ip), progress: bar.update }, {
         files: readPolicyDir(dir), days: int('days', values.days, 1), warmupDays: int('warmup-days', values['warmup-days']), examples: int('examples', values.examples),
-      }));
+      })).finally(() => bar.done());
       if (values.json) json(r);
       else out(describeDryRun(r));
       return;
@@ -274,10 +276,11 @@ export async function modelStoreCommand(settings: Settings, sub: 'train' | 'acti
         trees: { type: 'string' }, 'max-depth': { type: 'string' }, seed: { type: 'string' }, 'max-rows': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
       }, { min: 0, max: 0 });
       const lookup = await geo(settings);
-      const r = await withStorage(settings, (s) => trainModel({ ...deps(s), placeOf: (ip) => lookup.lookup(ip) }, {
+      const bar = progressCount('reading events', { unit: 'events' });
+      const r = await withStorage(settings, (s) => trainModel({ ...deps(s), placeOf: (ip) => lookup.lookup(ip), progress: bar.update }, {
         labelWeight: int('label-weight', values['label-weight'], 1), holdout: num('holdout', values.holdout), days: int('days', values.days, 1),
         trees: int('trees', values.trees, 1), maxDepth: int('max-depth', values['max-depth'], 1), seed: int('seed', values.seed), maxRows: int('max-rows', values['max-rows'], 1),
-      }, cliActor(), values.events ? { synthetic: { source: path.basename(values.events), events: eventsFromFile(values.events) } } : {}));
+      }, cliActor(), values.events ? { synthetic: { source: path.basename(values.events), events: eventsFromFile(values.events) } } : {})).finally(() => bar.done());
       if (values.out) fs.writeFileSync(values.out, (await withStorage(settings, (s) => s.models.get(r.sha256)))!.text);
       if (values.json) json(r);
       else out(describeTraining(r));

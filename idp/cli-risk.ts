@@ -10,11 +10,17 @@ import { DEFAULT_TRAIN, serialiseModel, sha256Hex, trainForest } from '../polici
 import { describeMonitor } from '../policies/monitor.ts';
 import { formatPolicyError, loadPolicy, PolicyLoadError, type CompiledPolicy } from '../policies/policy.ts';
 import { EventError, parseEvent, type LoginEvent } from '../policies/event.ts';
+import { SimulationReport } from '../policies/report.ts';
 import { Replayer, Summary, type ScoredEvent } from '../policies/simulate.ts';
+import type { Place } from '../policies/types.ts';
 import { FEATURE_NAMES } from '../policies/signals.ts';
 import { parseCmuKeystrokes, selectSubjects, type KeystrokeData } from '../policies/synth-behaviour.ts';
 import { ATO_TYPES, DEFAULT_SYNTH, Rng, sampleWorld, synthesize, type AtoType } from '../policies/synth.ts';
+import { NO_PROGRESS, progressBar, progressCount } from './progress.ts';
+import { chartSource, simulationReportHtml } from './report-html.ts';
 import { DEFAULT_POLICY_DIR } from './settings.ts';
+
+export { progressBar };
 
 export class CliError extends Error {}
 
@@ -47,7 +53,7 @@ export function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {})
  * Reads a JSONL event file, validating each line and handing each event to `each`; any
  * error, in the file or in replaying it, names the line.
  */
-async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, progress?: (bytes: number) => void): Promise<number> {
+export async function forEachEvent(file: string, each: (e: LoginEvent, raw: unknown) => unknown, progress?: (bytes: number) => void): Promise<number> {
   let stream: fs.ReadStream;
   try {
     fs.accessSync(file, fs.constants.R_OK);
@@ -70,7 +76,7 @@ async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, prog
       throw new CliError(`${file}:${n}: not valid JSON`);
     }
     try {
-      await each(parseEvent(parsed));
+      await each(parseEvent(parsed), parsed);
     } catch (e) {
       if (e instanceof EventError) throw new CliError(`${file}:${n}: ${e.message}`);
       throw e;
@@ -80,7 +86,7 @@ async function forEachEvent(file: string, each: (e: LoginEvent) => unknown, prog
 }
 
 /** Size of a readable input file, or a one-line error. */
-function inputSize(file: string): number {
+export function inputSize(file: string): number {
   try {
     fs.accessSync(file, fs.constants.R_OK);
     return fs.statSync(file).size;
@@ -89,29 +95,8 @@ function inputSize(file: string): number {
   }
 }
 
-/** A progress bar on a terminal (stderr), nothing otherwise (a pipe or a file gets clean output). */
-export function progressBar(label: string, total: number) {
-  if (!process.stderr.isTTY || total <= 0) return { update: () => {}, done: () => {} };
-  const started = performance.now();
-  let last = 0;
-  return {
-    update(done: number) {
-      const now = performance.now();
-      if (now - last < 200) return;
-      last = now;
-      const frac = Math.min(1, done / total);
-      const width = 30;
-      const bar = '='.repeat(Math.round(frac * width)).padEnd(width);
-      process.stderr.write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${((now - started) / 1000).toFixed(0)} s`);
-    },
-    done() {
-      process.stderr.write('\r\x1b[2K');
-    },
-  };
-}
-
 /** Buffered line writer that respects back-pressure. */
-function lineWriter(file: string) {
+export function lineWriter(file: string) {
   const out = fs.createWriteStream(file);
   let buf = '';
   return {
@@ -186,11 +171,11 @@ export async function synthCommand(s: GeoSettings, o: {
   const samples = 400_000;
   // Progress on the terminal, unless the events themselves are going there.
   const quiet = !o.out && process.stdout.isTTY;
-  const sampling = progressBar('world', quiet ? 0 : samples);
+  const sampling = progressBar('world', quiet ? 0 : samples, { unit: 'addresses' });
   const world = sampleWorld(rng, (ip) => lookup.lookup(ip), samples, policy.lists.hostingAsns, sampling.update);
   sampling.done();
   const start = Date.parse(opts.start);
-  const bar = progressBar('synth', quiet ? 0 : opts.days * 86_400_000);
+  const bar = progressBar('synth', quiet ? 0 : opts.days * 24, { unit: 'hours of logins' });
   const writer = o.out ? lineWriter(o.out) : undefined;
   const counts: Record<string, number> = {};
   const logins: Record<string, number> = {};
@@ -209,7 +194,7 @@ export async function synthCommand(s: GeoSettings, o: {
     const line = JSON.stringify(e);
     if (writer) await writer.write(line);
     else process.stdout.write(`${line}\n`);
-    bar.update(Date.parse(e.ts) - start);
+    bar.update((Date.parse(e.ts) - start) / 3_600_000);
   }
   await writer?.close();
   bar.done();
@@ -232,7 +217,7 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
   let legitSeen = 0;
   const rng = new Rng(opts.seed);
   const size = inputSize(o.events);
-  const bar = progressBar('features', size);
+  const bar = progressBar('features', size, { unit: 'bytes' });
   let events = 0;
   await forEachEvent(o.events, (e) => {
     events += 1;
@@ -282,7 +267,7 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
 
 async function replayInto(policy: CompiledPolicy, lookup: GeoLookup, file: string, onEach: (s: ScoredEvent | undefined, e: LoginEvent) => Promise<void> | void, label = 'replay') {
   const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
-  const bar = progressBar(label, inputSize(file));
+  const bar = progressBar(label, inputSize(file), { unit: 'bytes' });
   await forEachEvent(file, (e) => onEach(replay.process(e), e), bar.update);
   bar.done();
 }
@@ -315,51 +300,99 @@ export async function evalCommand(s: GeoSettings, o: { events: string; policy?: 
   return d;
 }
 
-export async function simulateCommand(s: GeoSettings, o: { events: string; policy?: string; baseline?: string; out: string }) {
+/**
+ * `idp simulate`: replays the events through the policy (and a baseline). With `out`, writes
+ * decisions.jsonl, summary.json (and changes.jsonl against a baseline) there; with `report`,
+ * the HTML report (idp/report-html.ts); either or both.
+ */
+export async function simulateCommand(s: GeoSettings, o: { events: string; policy?: string; baseline?: string; out?: string | undefined; report?: string | undefined }) {
+  if (!o.out && !o.report) throw new CliError('give --out <dir>, --report <file.html> or both');
   const policy = policyOrExit(o.policy ?? DEFAULT_POLICY_DIR);
   const baseline = o.baseline ? policyOrExit(o.baseline) : undefined;
+  const size = inputSize(o.events);
+  if (o.report) {
+    checkWritable(o.report);
+    chartSource();
+  }
   const lookup = await geo(s);
-  fs.mkdirSync(o.out, { recursive: true });
-  const decisions = lineWriter(path.join(o.out, 'decisions.jsonl'));
-  const changes = baseline ? lineWriter(path.join(o.out, 'changes.jsonl')) : undefined;
+  if (o.out) fs.mkdirSync(o.out, { recursive: true });
+  const decisions = o.out ? lineWriter(path.join(o.out, 'decisions.jsonl')) : undefined;
+  const changes = baseline && o.out ? lineWriter(path.join(o.out, 'changes.jsonl')) : undefined;
   const summary = new Summary();
-  const replay = new Replayer(policy, (ip) => lookup.lookup(ip));
-  const base = baseline ? new Replayer(baseline, (ip) => lookup.lookup(ip)) : undefined;
-  const bar = progressBar('simulate', inputSize(o.events));
+  const report = o.report ? new SimulationReport() : undefined;
+  const placeOf = cachedPlaces(lookup);
+  const replay = new Replayer(policy, placeOf);
+  const base = baseline ? new Replayer(baseline, placeOf) : undefined;
+  const bar = progressBar('simulate', size, { unit: 'bytes' });
   const started = performance.now();
   await forEachEvent(o.events, async (e) => {
     const r = replay.process(e);
     summary.add(r, e.success);
     const b = base?.process(e);
+    report?.add(e, r ? placeOf(e.ip) : undefined, r, b);
     if (!r) return;
-    await decisions.write(JSON.stringify({
+    await decisions?.write(JSON.stringify({
       id: r.id, score: Number(r.assessment.score.toFixed(4)), level: r.assessment.level, decision: r.decision.decision,
       requiredAcr: r.decision.requiredAcr ?? null,
       reasons: r.assessment.reasons.map((x) => ({ factor: x.factor, contribution: Number(x.contribution.toFixed(4)), ...(x.monitor ? { monitor: true } : {}) })),
       // Monitor mode: what the policy would have decided were every part enforced.
       ...(r.monitor ? { monitor: { score: Number(r.monitor.assessment.score.toFixed(4)), level: r.monitor.assessment.level, decision: r.monitor.decision.decision, requiredAcr: r.monitor.decision.requiredAcr ?? null } } : {}),
     }));
-    if (b && changes && b.decision.decision !== r.decision.decision) {
+    if (b && b.decision.decision !== r.decision.decision) {
       summary.change(b.decision.decision, r.decision.decision);
-      await changes.write(JSON.stringify({ id: r.id, baseline: b.decision.decision, candidate: r.decision.decision, baselineScore: Number(b.assessment.score.toFixed(4)), candidateScore: Number(r.assessment.score.toFixed(4)) }));
+      await changes?.write(JSON.stringify({ id: r.id, baseline: b.decision.decision, candidate: r.decision.decision, baselineScore: Number(b.assessment.score.toFixed(4)), candidateScore: Number(r.assessment.score.toFixed(4)) }));
     }
   }, bar.update);
   bar.done();
-  await decisions.close();
+  await decisions?.close();
   await changes?.close();
   const seconds = (performance.now() - started) / 1000;
   const eventsPerSecond = Math.round(summary.events / seconds);
-  const json = summary.toJSON({
-    policyVersion: policy.version, modelVersion: policy.forest.version, geo: lookup.sources,
-    ...(baseline ? { baseline: { policyVersion: baseline.version, changedDecisions: summary.changed, transitions: summary.transitions, listedIn: 'changes.jsonl' } } : {}),
-    seconds: Number(seconds.toFixed(2)), eventsPerSecond,
-  });
-  fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
+  if (o.out) {
+    const json = summary.toJSON({
+      policyVersion: policy.version, modelVersion: policy.forest.version, geo: lookup.sources,
+      ...(baseline ? { baseline: { policyVersion: baseline.version, changedDecisions: summary.changed, transitions: summary.transitions, listedIn: 'changes.jsonl' } } : {}),
+      seconds: Number(seconds.toFixed(2)), eventsPerSecond,
+    });
+    fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(json, null, 2)}\n`);
+  }
+  if (report && o.report) {
+    fs.writeFileSync(o.report, simulationReportHtml(report.toJSON(), {
+      policyVersion: policy.version, modelVersion: policy.forest.version, input: path.basename(o.events), generated: new Date().toISOString(),
+      ...(baseline ? { baseline: { policyVersion: baseline.version, modelVersion: baseline.forest.version } } : {}),
+      changesFile: changes !== undefined,
+    }));
+  }
   process.stdout.write(`${JSON.stringify({
-    out: o.out, events: summary.events, scored: summary.scored, decisions: summary.decisions,
+    ...(o.out ? { out: o.out } : {}), ...(o.report ? { report: o.report } : {}), events: summary.events, scored: summary.scored, decisions: summary.decisions,
     ...(summary.monitor ? { monitorDecisions: summary.monitor.decisions } : {}),
     eventsPerSecond, ...(baseline ? { changedDecisions: summary.changed } : {}),
   })}\n`);
+}
+
+/** Fails early (before a long replay) when the report cannot be written where asked. */
+export function checkWritable(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new CliError(`cannot write ${file}: ${dir} is not a writable directory`);
+  }
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new CliError(`cannot write ${file}: it is a directory`);
+}
+
+/** Address → place, cached (the replayers and the reports ask for the same addresses). */
+export function cachedPlaces(lookup: GeoLookup): (ip: string) => Place {
+  const cache = new Map<string, Place>();
+  return (ip) => {
+    let p = cache.get(ip);
+    if (!p) {
+      if (cache.size > 200_000) cache.clear();
+      p = lookup.lookup(ip);
+      cache.set(ip, p);
+    }
+    return p;
+  };
 }
 
 /**
@@ -374,6 +407,8 @@ export async function eventsExportCommand(records: AsyncIterable<unknown>, out: 
   let exported = 0;
   let skipped = 0;
   let lastId: string | undefined;
+  // A count on the terminal, unless the events themselves are going there.
+  const bar = (out as { isTTY?: boolean }).isTTY ? NO_PROGRESS : progressCount('events export', { unit: 'events' });
   try {
     for await (const record of records) {
       try {
@@ -386,12 +421,14 @@ export async function eventsExportCommand(records: AsyncIterable<unknown>, out: 
         continue;
       }
       if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise((r) => out.once('drain', r));
-      exported += 1;
+      bar.update((exported += 1));
     }
   } catch (e) {
     // The stores keep each event as JSON text and parse it while listing.
     if (!(e instanceof SyntaxError)) throw e;
     throw new CliError(`a stored event ${lastId ? `after ${lastId}` : 'at the start'} is not valid JSON: export stopped after ${exported} event(s)`);
+  } finally {
+    bar.done();
   }
   process.stderr.write(`exported ${exported} events${skipped ? `; skipped ${skipped} malformed (named above)` : ''}\n`);
   if (skipped) process.exitCode = 1;

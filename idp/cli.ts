@@ -37,6 +37,7 @@ import { AuditError } from './audit.ts';
 import { CliError, evalCommand, policyOrExit, eventsExportCommand, policyCheckCommand, simulateCommand, synthCommand, trainCommand } from './cli-risk.ts';
 import { UserAdminError } from './admin/users.ts';
 import { claimsFromOptions, listUsers, userAdminCommand, UserUsageError, withUsers, STRING_CLAIM_OPTIONS, BOOLEAN_CLAIM_OPTIONS, ADDRESS_CLAIM_OPTIONS, usageFromZod } from './cli-users.ts';
+import { efficacyCommand } from './cli-report.ts';
 import { labelCommand, modelStoreCommand, policyCommand, PolicyUsageError } from './cli-policy.ts';
 import { AdminError } from './admin/errors.ts';
 
@@ -107,7 +108,10 @@ const HELP = `Usage: idp <command> [options]
   idp keystroke eval --data <csv> [--detectors a,b] [--split protocol|cv] [--above X] [--calibrate] [--json]
                   keystroke detectors on the CMU benchmark (README: Keystroke dynamics)
   idp events export [--since <ISO time>] [--out <file>]   login events as JSON lines (README: event format)
-  idp simulate --events <jsonl> [--policy <dir>] [--baseline-policy <dir>] --out <dir>
+  idp simulate --events <jsonl> [--policy <dir>] [--baseline-policy <dir>] [--out <dir>] [--report <file.html>]
+                  replay events through a policy: decisions.jsonl + summary.json in --out, a self-contained HTML report
+  idp report efficacy --events <jsonl> [--labels <file>] [--policy <dir>] [--out <file.html>] [--json <file.json>]
+                  [--min-group N] [--ratio X]   detection and false-challenge rates by country, network, device, platform
   idp audit verify [--json]                   check the audit trail's hash chain and seals; names the first broken record
   idp audit export [--since ISO] [--until ISO] [--out <file>]   the audit trail as ECS JSON lines (README: Audit trail)
   idp audit list [--actor ID] [--actor-kind K] [--action PREFIX] [--target ID] [--target-type T] [--outcome O]
@@ -598,10 +602,29 @@ async function main(argv: string[]): Promise<void> {
       return auditCommand(settings, sub, rest);
     case 'simulate': {
       const { values } = parse(sub === undefined ? [] : [sub, ...rest], {
-        events: { type: 'string' }, policy: { type: 'string' }, 'baseline-policy': { type: 'string' }, out: { type: 'string' },
+        events: { type: 'string' }, policy: { type: 'string' }, 'baseline-policy': { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
       }, 0);
-      if (!values.events || !values.out) throw new UsageError('--events and --out are required');
-      return simulateCommand(settings, { events: values.events, out: values.out, policy: values.policy ?? settings.policyDir, baseline: values['baseline-policy'] });
+      if (!values.events || (!values.out && !values.report)) throw new UsageError('--events and --out <dir> and/or --report <file.html> are required');
+      return simulateCommand(settings, { events: values.events, out: values.out, report: values.report, policy: values.policy ?? settings.policyDir, baseline: values['baseline-policy'] });
+    }
+    case 'report': {
+      if (sub !== 'efficacy') throw new UsageError(`unknown command "report ${sub ?? ''}" (try: report efficacy)`);
+      const { values } = parse(rest, {
+        events: { type: 'string' }, labels: { type: 'string' }, policy: { type: 'string' }, out: { type: 'string' }, json: { type: 'string' },
+        'min-group': { type: 'string' }, ratio: { type: 'string' },
+      }, 0);
+      if (!values.events) throw new UsageError('--events is required');
+      const num = (flag: string, v: string | undefined) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag}: not a number: "${v}"`);
+        return n;
+      };
+      await efficacyCommand(settings, {
+        events: values.events, labels: values.labels, policy: values.policy, out: values.out, json: values.json,
+        minGroup: num('min-group', values['min-group']), ratio: num('ratio', values.ratio),
+      });
+      return;
     }
     case 'directory': {
       if (sub !== 'test') throw new UsageError(`unknown command "directory ${sub ?? ''}" (try: directory test)`);

@@ -168,7 +168,9 @@ export async function trainModel(deps: ModelDeps, input: TrainInput, actor: Acto
 
   // The stored events, histories grown as live grew them (see the header).
   const replay = new Replayer(featurePolicy, deps.placeOf, { mode: 'mfa', keepFeatures: true });
+  let read = 0;
   for await (const record of deps.storage.events.list({ since: p.days === undefined ? undefined : now - p.days * DAY })) {
+    deps.progress?.((read += 1));
     let e: LoginEvent;
     try {
       e = parseEvent(record);
@@ -197,6 +199,7 @@ export async function trainModel(deps: ModelDeps, input: TrainInput, actor: Acto
     const r = new Replayer(featurePolicy, deps.placeOf, { mode: 'mfa', keepFeatures: true });
     for await (const e of opts.synthetic.events) {
       synth.events += 1;
+      deps.progress?.((read += 1));
       const s = r.process(e);
       if (!s?.features || !s.label) continue;
       if (s.label === 'attack') synth.attack.push([...s.features]);

@@ -39,6 +39,8 @@ export interface PolicyDeps {
 export interface DryRunDeps extends PolicyDeps {
   /** Where an address is (adapters/geoip.ts lookup): the replay's context, as live. */
   placeOf: (ip: string) => Place;
+  /** Told how many events have been read so far (the CLI's progress count); not called by the API. */
+  progress?: ((events: number) => void) | undefined;
 }
 
 // ---- Request schemas (the admin API derives its OpenAPI document from these) ----
@@ -383,7 +385,9 @@ export async function dryRunPolicy(deps: DryRunDeps, input: DryRunInput, now = D
   const outcome = (s: ScoredEvent): Outcome => ({
     score: Number(s.assessment.score.toFixed(4)), level: s.assessment.level, decision: s.decision.decision, ...(s.decision.requiredAcr ? { requiredAcr: s.decision.requiredAcr } : {}),
   });
+  let read = 0;
   for await (const record of deps.storage.events.list({ since: from - p.warmupDays * DAY })) {
+    deps.progress?.((read += 1));
     const ts = Date.parse(record.ts);
     if (ts > now) break;
     let e: LoginEvent;

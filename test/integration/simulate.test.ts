@@ -273,8 +273,11 @@ describe('idp model synth and eval', () => {
     const tty = await new Promise<string>((resolve, reject) => {
       execFile('script', ['-qec', quoted, '/dev/null'], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
     });
-    assert.match(tty, /\rworld \[=* *\] +\d+%/);
-    assert.match(tty, /\rsynth \[=* *\] +\d+%/);
+    // Each redraw clears the line (ESC[2K), then the bar, the share and the count (idp/progress.ts).
+    // eslint-disable-next-line no-control-regex -- ESC[2K is the terminal's "clear line" sequence
+    assert.match(tty, /\r\x1b\[2Kworld \[=* *\] +\d+% {2}[\d,]+ addresses of 400,000 addresses/);
+    // eslint-disable-next-line no-control-regex -- as above
+    assert.match(tty, /\r\x1b\[2Ksynth \[=* *\] +\d+% {2}\d+ hours of logins of 480 hours of logins/);
     // eslint-disable-next-line no-control-regex -- ESC[2K is the terminal's "clear line" sequence
     assert.match(tty, /\r\x1b\[2K\{"options":\{"seed":3,/, 'the bar is cleared before the summary');
 
