@@ -593,7 +593,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     if (known) return known;
     const prepared = q(snapshotSql(shape));
     const name = `riskSnapshot_${shape}`;
-    const st: AllOnly = { all: (...a) => { counted(name); return prepared.all(...a) as Row[]; } };
+    const st: AllOnly = { all: (...a) => timed(name, () => prepared.all(...a)) as Row[] };
     snapshots.set(shape, st);
     return st;
   };
@@ -604,7 +604,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
 
   let closed = false;
   // The audit trail (issue 11): its own module, on this store's statement counter and group commit.
-  const audit = openEmbeddedAudit(db, { counted, write });
+  const audit = openEmbeddedAudit(db, { timed, write });
 
   return {
     kind: 'embedded',
@@ -672,8 +672,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const sql = accountPageSql(f, from !== undefined);
         let st = pages.get(sql);
         if (!st) pages.set(sql, (st = q(sql)));
-        counted('accountPage');
-        const rows = st.all(...params) as Row[];
+        const page = st;
+        const rows = timed('accountPage', () => page.all(...params)) as Row[];
         const items = rows.slice(0, n).map(toAccount);
         return { items, ...(rows.length > n ? { next: encodeCursor([items[items.length - 1]!.username]) } : {}) };
       },
