@@ -83,13 +83,6 @@ function value(e: Exposition, name: string, match: Record<string, string> = {}):
   return e.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 }
 
-async function scrape(srv: TestServer): Promise<Exposition> {
-  const res = await fetch(`${srv.url}/metrics`);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  return parseExposition(await res.text());
-}
-
 async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const t0 = performance.now();
   while (!(await cond())) {
@@ -305,3 +298,18 @@ for (const store of STORES) {
     });
   });
 }
+
+describeOrSkip(false, 'METRICS=off', () => {
+  let srv: TestServer;
+  before(async () => { srv = await startTestServer('embedded', { METRICS: 'off' }); });
+  after(() => srv?.close());
+
+  it('serves no /metrics and records nothing, while the rest serves as before', async () => {
+    const res = await fetch(`${srv.url}/metrics`);
+    assert.equal(res.status, 404);
+    assert.doesNotMatch(await res.text(), /idp_/);
+    assert.equal((await fetch(`${srv.url}/.well-known/openid-configuration`)).status, 200);
+    // Nothing observes the store: counting goes on (StoreStats.ops), timing does not.
+    assert.ok([...srv.storage.stats.ops.values()].reduce((a, b) => a + b, 0) > 0);
+  });
+});
