@@ -264,11 +264,18 @@ export class Metrics implements MetricsSink {
   /** The store's timings and failures (adapters/storage/port.ts StoreObserver). */
   readonly store: StoreObserver = {
     op: (op, seconds, failed) => {
-      const labels = { store: this.#sources?.storeKind ?? 'embedded', op };
-      this.#storeDuration.observe(labels, seconds);
-      if (failed) this.#storeErrors.inc(labels);
+      // One child per operation name (a fixed set in the stores' code), made at its first use.
+      let c = this.#storeChildren.get(op);
+      if (!c) {
+        const labels = { store: this.#sources?.storeKind ?? 'embedded', op };
+        c = { duration: this.#storeDuration.labels(labels), errors: this.#storeErrors.labels(labels) };
+        this.#storeChildren.set(op, c);
+      }
+      c.duration.observe(seconds);
+      if (failed) c.errors.inc();
     },
   };
+  readonly #storeChildren = new Map<string, { duration: Histogram.Internal<'store' | 'op'>; errors: Counter.Internal }>();
 
   /** A directory operation's latency (adapters/directory/index.ts observer). */
   directoryOp(directory: string, op: 'bind' | 'search', seconds: number): void {
