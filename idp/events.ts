@@ -1,6 +1,6 @@
 /**
  * Named events, emitted from one place (STYLE.md §11): each goes to the log and is counted
- * for /metrics. The audit trail (idp/audit.ts) is written beside them, durably, where the
+ * for /metrics (through the MetricsSink below). The audit trail (idp/audit.ts) is written beside them, durably, where the
  * action happens: a log line may be lost, an audit record the user was answered after may not.
  */
 import type { Logger } from './log.ts';
@@ -29,51 +29,64 @@ export const COUNTERS = {
   },
 } as const satisfies Record<string, { help: string; labels: readonly string[] }>;
 export type CounterName = keyof typeof COUNTERS;
-type LabelsOf<N extends CounterName> = Record<(typeof COUNTERS)[N]['labels'][number], string>;
+export type LabelsOf<N extends CounterName> = Record<(typeof COUNTERS)[N]['labels'][number], string>;
+
+/** The label values of docs/metrics.md, fixed in code. */
+export type LoginOutcome = 'success' | 'failure' | 'blocked' | 'throttled' | 'unavailable';
+export type LoginDecision = 'allow' | 'step_up' | 'block' | 'none';
+export type LoginFailureReason = 'bad_password' | 'unknown_user' | 'disabled' | 'directory_refused' | 'other';
+export type StepupMethod = 'totp' | 'webauthn' | 'recovery' | 'enrolment';
+export type StepupResult = 'prompted' | 'passed' | 'failed';
+export type ThrottleFactor = 'password' | 'totp' | 'recovery' | 'webauthn';
+
+/** One live assessment, as the metrics see it (names are bounded by the sink against the policy). */
+export interface AssessmentSample {
+  score: number;
+  level: string;
+  requiredAcr: string | undefined;
+  decision: 'allow' | 'step_up' | 'block';
+  reasons: readonly { factor: string; contribution: number; monitor?: true | undefined }[];
+  seconds: number;
+}
+
+/**
+ * Where the lower layers record what they count (docs/metrics.md). The kernel declares it;
+ * idp/metrics.ts implements it with prom-client, so interactions/ and adapters/ never import
+ * idp/ beyond the kernel (ARCHITECTURE.md).
+ */
+export interface MetricsSink {
+  event(name: EventName): void;
+  count<N extends CounterName>(name: N, labels: LabelsOf<N>): void;
+  login(outcome: LoginOutcome, decision: LoginDecision): void;
+  loginFailure(reason: LoginFailureReason): void;
+  assessment(a: AssessmentSample): void;
+  stepup(method: StepupMethod, result: StepupResult): void;
+  stepupRefused(reason: string): void;
+  throttled(factor: ThrottleFactor): void;
+}
+
+/** Metrics off (METRICS=off): every call does nothing. */
+export const NO_METRICS: MetricsSink = {
+  event() {}, count() {}, login() {}, loginFailure() {}, assessment() {}, stepup() {}, stepupRefused() {}, throttled() {},
+};
 
 export class Events {
   readonly #log: Logger;
-  readonly counts = new Map<string, number>();
-  /** Per counter: the series by their rendered label set. */
-  readonly counters = new Map<CounterName, Map<string, number>>();
+  /** The metrics recorder (idp/metrics.ts), or nothing. */
+  readonly metrics: MetricsSink;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, metrics: MetricsSink = NO_METRICS) {
     this.#log = log;
+    this.metrics = metrics;
   }
 
   emit(name: EventName, fields: Record<string, unknown> = {}, level: 'info' | 'warn' | 'error' = 'info'): void {
-    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+    this.metrics.event(name);
     this.#log[level](name, fields);
   }
 
   /** Adds one to a labelled counter (COUNTERS). */
   count<N extends CounterName>(name: N, labels: LabelsOf<N>): void {
-    const series = this.counters.get(name) ?? new Map<string, number>();
-    const key = renderLabels(COUNTERS[name].labels.map((l) => [l, (labels as Record<string, string>)[l] ?? '']));
-    series.set(key, (series.get(key) ?? 0) + 1);
-    this.counters.set(name, series);
+    this.metrics.count(name, labels);
   }
-}
-
-/** `{a="x",b="y"}`; values with quotes, backslashes or newlines are made safe. */
-function renderLabels(pairs: readonly (readonly [string, string])[]): string {
-  return pairs.length ? `{${pairs.map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',')}}` : '';
-}
-
-/** Prometheus text exposition (version 0.0.4). */
-export type Gauge = { help: string; value: number; labels?: Record<string, string> } | { help: string; samples: { labels: Record<string, string>; value: number }[] };
-
-export function renderMetrics(events: Events, gauges: Record<string, Gauge>): string {
-  const lines = ['# HELP idp_events_total Events emitted, by name.', '# TYPE idp_events_total counter'];
-  for (const name of EVENT_NAMES) lines.push(`idp_events_total{event="${name}"} ${events.counts.get(name) ?? 0}`);
-  for (const [metric, c] of Object.entries(COUNTERS) as [CounterName, (typeof COUNTERS)[CounterName]][]) {
-    lines.push(`# HELP ${metric} ${c.help}`, `# TYPE ${metric} counter`);
-    for (const [labels, value] of events.counters.get(metric) ?? []) lines.push(`${metric}${labels} ${value}`);
-  }
-  for (const [metric, g] of Object.entries(gauges)) {
-    lines.push(`# HELP ${metric} ${g.help}`, `# TYPE ${metric} ${metric.endsWith('_total') ? 'counter' : 'gauge'}`);
-    const samples = 'samples' in g ? g.samples : [{ labels: g.labels ?? {}, value: g.value }];
-    for (const s of samples) lines.push(`${metric}${renderLabels(Object.entries(s.labels))} ${s.value}`);
-  }
-  return `${lines.join('\n')}\n`;
 }

@@ -34,7 +34,8 @@ import { startPolicySync, type PolicySync } from './policy-sync.ts';
 import { describeMonitor } from '../policies/monitor.ts';
 import type { CompiledPolicy } from '../policies/policy.ts';
 import { RiskService } from '../interactions/risk.ts';
-import { Events, renderMetrics } from './events.ts';
+import { Events } from './events.ts';
+import { Metrics } from './metrics.ts';
 import { loadDirectories } from './directories.ts';
 import { Directories } from '../adapters/directory/index.ts';
 import { ClientCache } from '../adapters/client-cache.ts';
@@ -114,7 +115,7 @@ const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
  * - when the Host is not a loopback name or the issuer's: a DNS-rebinding page on the
  *   operator's own machine must not read it.
  */
-function metricsRoute(settings: Settings, render: () => string) {
+function metricsRoute(settings: Settings, render: () => Promise<{ body: string; contentType: string }>) {
   const issuerHost = new URL(settings.issuer).host.toLowerCase();
   return async (ctx: Context, next: Next) => {
     if (ctx.path !== '/metrics' || ctx.method !== 'GET') return next();
@@ -139,26 +140,18 @@ function metricsRoute(settings: Settings, render: () => string) {
       ctx.body = 'forbidden\n';
       return undefined;
     }
-    ctx.type = 'text/plain; version=0.0.4';
+    const { body, contentType } = await render();
+    ctx.set('content-type', contentType);
     ctx.set('cache-control', 'no-store');
-    ctx.body = render();
+    ctx.body = body;
     return undefined;
   };
 }
 
-/** The process's memory, under the names Prometheus' Node.js client uses (prom-client). */
-function memoryGauges() {
-  const m = process.memoryUsage();
-  return {
-    process_resident_memory_bytes: { help: 'Resident memory size in bytes.', value: m.rss },
-    nodejs_heap_size_total_bytes: { help: 'Process heap size from Node.js in bytes.', value: m.heapTotal },
-    nodejs_heap_size_used_bytes: { help: 'Process heap size used from Node.js in bytes.', value: m.heapUsed },
-    nodejs_external_memory_bytes: { help: 'Node.js external memory size in bytes.', value: m.external },
-  };
-}
-
 export async function startServer(settings: Settings, log: Logger = createLogger(settings.logLevel)): Promise<RunningServer> {
-  const events = new Events(log);
+  // Off (METRICS=off): nothing is recorded or timed, and /metrics is not served (404).
+  const metrics = settings.metrics ? new Metrics() : undefined;
+  const events = new Events(log, metrics);
   // A policy (or part) in monitor mode is said at every load: a whole policy in monitor mode
   // does not act on risk at all, which nobody should leave on by mistake (policies/monitor.ts).
   const announceMonitor = (p: CompiledPolicy) => {
@@ -190,6 +183,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policySync = await startPolicySync({
       storage, dir: settings.policyDir, pollMs: settings.policyPollMs, events, log, audit: audit.audit,
       onReload: (p, origin) => {
+        metrics?.policyReload('ok', origin.source);
         events.emit('policy.reloaded', { version: p.version, model: p.forest.version, source: origin.source, published: origin.published });
         announceMonitor(p);
         auditPolicy({
@@ -200,6 +194,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
         policyVersion = p.version;
       },
       onReject: (_errors, message, origin) => {
+        metrics?.policyReload('rejected', origin.source);
         events.emit('policy.rejected', { ...(origin.source === 'store' ? { published: origin.published } : { dir: settings.policyDir }), errors: message }, 'error');
         auditPolicy({
           action: 'policy.reject', outcome: 'failure', target: { type: 'policy', id: policyVersion ?? 'none' },
@@ -254,23 +249,19 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const clientCache = new ClientCache<AdapterPayload>(storage.clients, settings.clientCacheMs);
   await clientCache.check();
   clientCache.start();
-  const metrics = metricsRoute(settings, () => renderMetrics(events, {
-    idp_policy_reloads_total: { help: 'Policy changes accepted since start.', value: policies.stats.reloads },
-    idp_policy_reloads_rejected_total: { help: 'Policy changes rejected (invalid); the last good policy kept serving.', value: policies.stats.rejected },
-    idp_policy_info: {
-      help: 'The policy in force: its content hash (what decisions record), its model, and its version number in the store.',
-      value: 1, labels: { version: policies.stats.version, model: policies.current().forest.version, published: String(policies.stats.published ?? '') },
-    },
-    idp_client_lookups_total: {
-      help: 'Client look-ups by oidc-provider: answered from the verified cache, or read from the store.',
-      samples: [{ labels: { source: 'cache' }, value: clientCache.stats.hits }, { labels: { source: 'store' }, value: clientCache.stats.misses }],
-    },
-    idp_store_operations_total: {
-      help: 'Operations sent to the store since start: SQL statements (embedded) or commands (MongoDB), by name.',
-      samples: [...storage.stats.ops].map(([op, value]) => ({ labels: { store: storage.kind, op }, value })),
-    },
-    ...memoryGauges(),
-  }));
+  metrics?.attach({
+    storeKind: storage.kind,
+    storeOps: () => storage.stats.ops,
+    policy: () => policies.current(),
+    policyStats: () => policies.stats,
+    clientLookups: () => clientCache.stats,
+  });
+  const metricsRoutes = metrics ? metricsRoute(settings, () => metrics.render()) : undefined;
+  const timing = metrics?.http();
+  if (metrics) {
+    storage.stats.observe(metrics.store);
+    directories.observer = (d, op, s) => metrics.directoryOp(d, op, s);
+  }
 
   // The admin API reads what changes with the keys through these (assemble sets them).
   let verificationKeys = jose.createLocalJWKSet(publicJwks(keys) as jose.JSONWebKeySet);
@@ -299,7 +290,9 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    */
   const assemble = (k: KeyFile) => {
     const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events, clientCache });
-    provider.use(metrics);
+    // First: the request's time from arrival to response, whatever answers it.
+    if (timing) provider.use(timing);
+    if (metricsRoutes) provider.use(metricsRoutes);
     provider.use(securityHeaders);
     provider.use(errorBoundary(log));
     provider.use(async (ctx, next) => {
@@ -389,6 +382,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
       await policySync.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      storage.stats.observe(undefined);
       await storage.close();
       await directories.close();
     },

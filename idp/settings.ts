@@ -247,6 +247,12 @@ export const SETTINGS = {
     doc: 'Directory of the ASN MMDB file converted from the `@ip-location-db/asn` ranges (about 10 MB, built in a few seconds at the first start that lacks it, or by `idp geo build`; named after the package version, so an upgrade builds a new one). Default: `node_modules/.cache/adaptive-idp/` when writable, else `DATA_DIR/cache/`. Not used with `GEOIP_ASN_DB`.',
     parse: str,
   },
+  metrics: {
+    env: 'METRICS',
+    default: 'on',
+    doc: '`off`: no metrics are recorded and `GET /metrics` answers 404 (for measuring what instrumentation costs, `npm run bench`; see docs/metrics.md).',
+    parse: bool,
+  },
   metricsToken: {
     env: 'METRICS_TOKEN',
     default: undefined,

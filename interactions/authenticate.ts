@@ -51,6 +51,10 @@ export type PasswordOutcome =
   /** A directory did not answer in time: nothing was decided and nothing stays counted. */
   | { ok: false; reason: 'unavailable'; directory: string; kind: string; subject: string };
 
+/** The throttle subject of a username no account or directory entry has: `unknown:` + its keyed hash. */
+const UNKNOWN_PREFIX = 'unknown:';
+export const isUnknownSubject = (subject: string): boolean => subject.startsWith(UNKNOWN_PREFIX);
+
 export class PasswordAuthenticator {
   readonly #storage: Storage;
   readonly #hasher: PasswordHasher;
@@ -109,7 +113,7 @@ export class PasswordAuthenticator {
   }
 
   #unknown(username: string): string {
-    return `unknown:${crypto.createHmac('sha256', this.#pepper).update(username).digest('base64url')}`;
+    return `${UNKNOWN_PREFIX}${crypto.createHmac('sha256', this.#pepper).update(username).digest('base64url')}`;
   }
 
   /**

@@ -61,6 +61,8 @@ export async function finishLogin(deps: InteractionDeps, ctx: Context, details: 
     deps.risk.trust(tx.context, { level: tx.risk.level, monitorLevel: tx.monitorLevel, steppedUp: steppedUp(tx) }),
     deps.transactions.discard(tx),
   ]);
+  // A login (not a step-up of a session) finished: with a second factor or enrolment it asked for, or without.
+  if (tx.mode === 'login') deps.events.metrics.login('success', steppedUp(tx) || tx.proven.some((p) => p.enrolled) ? 'step_up' : 'allow');
   deps.events.emit('login.succeeded', {
     account: tx.accountId, client: details.params.client_id, acr: levels[level]!.name, amr: amr.join(' '), mode: tx.mode, event: tx.eventId,
   });

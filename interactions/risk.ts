@@ -195,10 +195,12 @@ export class RiskService {
    * `amr`: what the login has proven so far; `requested`: the level the RP's request requires.
    */
   async passwordSucceeded(a: AttemptInfo, opts: AssessOptions = {}, ts = Date.now()): Promise<RiskResult> {
+    const started = performance.now();
     const policy = this.#policies.current();
     const ctx = this.#context(a, ts);
     const h = await this.#histories(ctx, policy);
     const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? ['pwd'], requested: opts.requested });
+    const seconds = (performance.now() - started) / 1000;
     const event = this.#record(a, ctx, true, {
       assessment: {
         score: assessment.score, level: assessment.level, decision: decision.decision, requiredAcr: decision.requiredAcr,
@@ -218,7 +220,7 @@ export class RiskService {
       this.#storage.events.append(event),
       this.#audit(decisionRecord(a, assessment, decision, monitor, event.id, opts.amr ?? ['pwd'])),
     ]);
-    this.#decided(a, assessment, decision, monitor, event.id);
+    this.#decided(a, assessment, decision, monitor, event.id, seconds);
     return { assessment, decision, monitor, policy, eventId: event.id, context: ctx };
   }
 
@@ -229,6 +231,7 @@ export class RiskService {
    * attempt: no factor was presented, so the simulator's input stays what users typed.
    */
   async session(a: AttemptInfo, opts: AssessOptions, ts = Date.now()): Promise<RiskResult> {
+    const started = performance.now();
     const policy = this.#policies.current();
     // The histories are read by account and address only: in parallel with the login record.
     const base = this.#context(a, ts);
@@ -238,7 +241,7 @@ export class RiskService {
     ]);
     const ctx = { ...base, deviceKey };
     const { assessment, decision, monitor } = assess({ context: ctx, user: h.user, ip: h.ip, policy, amr: opts.amr ?? [], requested: opts.requested });
-    this.#decided(a, assessment, decision, monitor, undefined);
+    this.#decided(a, assessment, decision, monitor, undefined, (performance.now() - started) / 1000);
     return { assessment, decision, monitor, policy, eventId: undefined, context: ctx };
   }
 
@@ -254,7 +257,10 @@ export class RiskService {
     return device?.id === deviceId ? device.key : undefined;
   }
 
-  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string | undefined) {
+  #decided(a: AttemptInfo, assessment: Assessment, decision: Decision, monitor: RiskResult['monitor'], eventId: string | undefined, seconds: number) {
+    this.#events.metrics.assessment({
+      score: assessment.score, level: assessment.level, requiredAcr: decision.requiredAcr, decision: decision.decision, reasons: assessment.reasons, seconds,
+    });
     const errors = [...assessment.errors, ...(monitor?.assessment.errors ?? []).map((e) => `monitor: ${e}`)];
     if (monitor) this.#events.count('idp_risk_monitor_decisions_total', { decision: monitor.decision.decision, level: monitor.assessment.level });
     this.#events.emit('risk.decided', {

@@ -50,9 +50,33 @@ export class Directories {
   /** When this process last saw each linked entry active (bounded), to ride out an outage. */
   readonly #confirmed = new Map<string, number>();
 
+  /**
+   * Told the latency of every bind and search (idp_directory_operation_duration_seconds),
+   * answered or not; set by the server when metrics are on.
+   */
+  observer: ((directory: string, op: 'bind' | 'search', seconds: number) => void) | undefined;
+
   constructor(configs: readonly DirectoryConfig[], connect: (c: DirectoryConfig) => DirectoryConnection = createDirectoryConnection) {
     this.configs = configs;
-    for (const c of configs) this.#connections.set(c.name, connect(c));
+    for (const c of configs) this.#connections.set(c.name, this.#timed(c.name, connect(c)));
+  }
+
+  /** The connection, its bind and search timed for the observer. */
+  #timed(name: string, conn: DirectoryConnection): DirectoryConnection {
+    const time = async <T>(op: 'bind' | 'search', fn: () => Promise<T>): Promise<T> => {
+      const observer = this.observer;
+      if (!observer) return fn();
+      const start = performance.now();
+      try {
+        return await fn();
+      } finally {
+        observer(name, op, (performance.now() - start) / 1000);
+      }
+    };
+    return Object.assign(Object.create(conn) as DirectoryConnection, {
+      search: (...a: Parameters<DirectoryConnection['search']>) => time('search', () => conn.search(...a)),
+      bind: (dn: string, password: string) => time('bind', () => conn.bind(dn, password)),
+    });
   }
 
   get size(): number {

@@ -45,9 +45,10 @@ function toRecord(r: Row): AuditRecord {
   };
 }
 
-/** The store's statement counter and group-commit queue (embedded.ts). */
+/** The store's statement counter and timer, and its group-commit queue (embedded.ts). */
 export interface EmbeddedIo {
-  counted(name: string): void;
+  /** Runs `fn`, counted and timed under `name` (StoreStats). */
+  timed<T>(name: string, fn: () => T): T;
   write(run: () => void): Promise<void>;
 }
 
@@ -75,11 +76,11 @@ export function openEmbeddedAudit(db: DatabaseSync, io: EmbeddedIo): AuditStore 
         const e = entry;
         pending = { entry: e, id: crypto.randomUUID(), ts: Date.now(), seal };
         try {
-          io.counted('auditAppend');
-          const row = append.get(
-            pending.ts, e.actor.kind, e.actor.id, e.actor.ip ?? null, e.action, e.outcome, e.target?.type ?? null, e.target?.id ?? null,
-            jsonText(e.before), jsonText(e.after), jsonText(e.detail), GENESIS_HASH, pending.id,
-          ) as Row;
+          const p = pending;
+          const row = io.timed('auditAppend', () => append.get(
+            p.ts, e.actor.kind, e.actor.id, e.actor.ip ?? null, e.action, e.outcome, e.target?.type ?? null, e.target?.id ?? null,
+            jsonText(e.before), jsonText(e.after), jsonText(e.detail), GENESIS_HASH, p.id,
+          )) as Row;
           if (pending.rec?.seq !== Number(row.seq)) throw new Error('audit append: the record linked is not the record inserted');
           rec = pending.rec;
         } finally {
@@ -106,14 +107,14 @@ export function openEmbeddedAudit(db: DatabaseSync, io: EmbeddedIo): AuditStore 
       const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`;
       let st = queries.get(sql);
       if (!st) queries.set(sql, (st = db.prepare(sql)));
-      io.counted('auditQuery');
-      return (st.all(...params, limit) as Row[]).map(toRecord);
+      const q = st;
+      return (io.timed('auditQuery', () => q.all(...params, limit)) as Row[]).map(toRecord);
     },
     async *scan({ from = 1, batch = 1000 } = {}) {
       let next = from;
       for (;;) {
-        io.counted('auditScan');
-        const rows = page.all(next, batch) as Row[];
+        const at = next;
+        const rows = io.timed('auditScan', () => page.all(at, batch)) as Row[];
         for (const r of rows) yield toRecord(r);
         if (rows.length < batch) return;
         next = Number(rows[rows.length - 1]!.seq) + 1;

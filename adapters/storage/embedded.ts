@@ -17,7 +17,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AccountDisabled, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import {
   ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError,
-  usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
+  usernameCursor, type AccountFilter, type ReserveOptions, type Storage, type StoreObserver,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openEmbeddedAudit } from './embedded-audit.ts';
@@ -168,6 +168,12 @@ function isUniqueViolation(err: unknown): boolean {
   // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
   const code = (err as { errcode?: number }).errcode;
   return code === 2067 || code === 1555;
+}
+
+/** Any SQLITE_CONSTRAINT (19, and its extended codes): an answer of the store, not its failure. */
+function isConstraint(err: unknown): boolean {
+  const code = (err as { errcode?: number }).errcode;
+  return code !== undefined && (code & 0xff) === 19;
 }
 
 function toLink(j: Record<string, unknown>): DirectoryLink {
@@ -369,7 +375,24 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   db.function('idp_next_attempt_at', { deterministic: false, directOnly: true }, (count, lastAt) => nextAttemptAt(Number(count), Number(lastAt), currentWait));
   const ops = new Map<string, number>();
   const counted = (name: string) => ops.set(name, (ops.get(name) ?? 0) + 1);
-  const exec = (sql: 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK') => { counted(sql); db.exec(sql); };
+  // Timing only while someone observes (StoreStats.observe): statements are synchronous, so
+  // the time around the call is the statement's.
+  let observer: StoreObserver | undefined;
+  const timed = <T>(name: string, fn: () => T): T => {
+    counted(name);
+    if (!observer) return fn();
+    const start = performance.now();
+    let failed = false;
+    try {
+      return fn();
+    } catch (err) {
+      failed = !isConstraint(err);
+      throw err;
+    } finally {
+      observer.op(name, (performance.now() - start) / 1000, failed);
+    }
+  };
+  const exec = (sql: 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK') => timed(sql, () => db.exec(sql));
   const immediate = <T>(fn: () => T): T => {
     exec('BEGIN IMMEDIATE');
     try {
@@ -392,9 +415,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     prepare: (name, sql) => {
       const st = db.prepare(sql);
       return {
-        run: (...a) => { counted(name); return st.run(...a); },
-        get: (...a) => { counted(name); return st.get(...a); },
-        all: (...a) => { counted(name); return st.all(...a); },
+        run: (...a) => timed(name, () => st.run(...a)),
+        get: (...a) => timed(name, () => st.get(...a)),
+        all: (...a) => timed(name, () => st.all(...a)),
       };
     },
   });
@@ -517,9 +540,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
   };
   // Each statement counts its executions under its own name (StoreStats).
   const stmt = Object.fromEntries(Object.entries(raw).map(([name, st]) => [name, {
-    run: (...a: SQLInputValue[]) => { counted(name); return st.run(...a); },
-    get: (...a: SQLInputValue[]) => { counted(name); return st.get(...a); },
-    all: (...a: SQLInputValue[]) => { counted(name); return st.all(...a); },
+    run: (...a: SQLInputValue[]) => timed(name, () => st.run(...a)),
+    get: (...a: SQLInputValue[]) => timed(name, () => st.get(...a)),
+    all: (...a: SQLInputValue[]) => timed(name, () => st.all(...a)),
   }])) as unknown as Record<keyof typeof raw, Pick<ReturnType<typeof q>, 'run' | 'get' | 'all'>>;
   /**
    * Group commit: writes that need no answer before the caller's next step (an upsert, an
@@ -570,7 +593,7 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     if (known) return known;
     const prepared = q(snapshotSql(shape));
     const name = `riskSnapshot_${shape}`;
-    const st: AllOnly = { all: (...a) => { counted(name); return prepared.all(...a) as Row[]; } };
+    const st: AllOnly = { all: (...a) => timed(name, () => prepared.all(...a)) as Row[] };
     snapshots.set(shape, st);
     return st;
   };
@@ -581,11 +604,11 @@ export function openEmbeddedStorage(dataDir: string): Storage {
 
   let closed = false;
   // The audit trail (issue 11): its own module, on this store's statement counter and group commit.
-  const audit = openEmbeddedAudit(db, { counted, write });
+  const audit = openEmbeddedAudit(db, { timed, write });
 
   return {
     kind: 'embedded',
-    stats: { ops },
+    stats: { ops, observe: (o) => { observer = o; } },
     audit,
     accounts: {
       async create(a: NewAccount) {
@@ -649,8 +672,8 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         const sql = accountPageSql(f, from !== undefined);
         let st = pages.get(sql);
         if (!st) pages.set(sql, (st = q(sql)));
-        counted('accountPage');
-        const rows = st.all(...params) as Row[];
+        const page = st;
+        const rows = timed('accountPage', () => page.all(...params)) as Row[];
         const items = rows.slice(0, n).map(toAccount);
         return { items, ...(rows.length > n ? { next: encodeCursor([items[items.length - 1]!.username]) } : {}) };
       },

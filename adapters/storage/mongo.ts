@@ -14,7 +14,7 @@ import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEven
 import { oidcSchema, registerModels, type AccountDoc, type AccountVersionDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import {
   ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, nextAttemptAt, VersionConflictError,
-  usernameCursor, type AccountFilter, type ReserveOptions, type Storage,
+  usernameCursor, type AccountFilter, type ReserveOptions, type Storage, type StoreObserver,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
 import { openMongoAudit } from './mongo-audit.ts';
@@ -177,16 +177,35 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
   };
 }
 
+/**
+ * Command failures that are answers, not the store failing (idp_store_errors_total):
+ * duplicate key (the unique-key markers' refusal), write conflict, a collection that already
+ * exists or does not.
+ */
+const ANSWER_CODES = new Set([11000, 11001, 112, 48, 26]);
+
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   // monitorCommands: every command sent is counted (StoreStats), as `command:collection`.
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false, monitorCommands: true });
   const ops = new Map<string, number>();
+  // Timing (StoreStats.observe): the driver measures each command; the name is the started one's.
+  let observer: StoreObserver | undefined;
+  const started = new Map<number, string>();
   conn.getClient().on('commandStarted', (e) => {
     const target = (e.command as Record<string, unknown>)[e.commandName];
     const name = typeof target === 'string' ? `${e.commandName}:${target}` : e.commandName;
     ops.set(name, (ops.get(name) ?? 0) + 1);
+    if (observer) started.set(e.requestId, name);
     options.onCommand?.(e.commandName, e.command as Record<string, unknown>);
   });
+  const finished = (requestId: number, ms: number, failed: boolean) => {
+    const name = started.get(requestId);
+    if (name === undefined) return;
+    started.delete(requestId);
+    observer?.op(name, ms / 1000, failed);
+  };
+  conn.getClient().on('commandSucceeded', (e) => finished(e.requestId, e.duration, false));
+  conn.getClient().on('commandFailed', (e) => finished(e.requestId, e.duration, !ANSWER_CODES.has((e.failure as { code?: number }).code ?? -1)));
   await conn.asPromise();
   const { Account, Client, Attempt, Consumed, Event, RiskUser, Observation, Factor, FactorMark, VersionMark, Role } = registerModels(conn);
   // One collection per oidc-provider model (as oidc-provider's own MongoDB example does):
@@ -442,7 +461,13 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
 
   return {
     kind: 'mongodb',
-    stats: { ops },
+    stats: {
+      ops,
+      observe: (o) => {
+        observer = o;
+        if (!o) started.clear();
+      },
+    },
     audit,
     ...policyStores,
     accounts: {

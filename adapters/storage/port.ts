@@ -495,6 +495,18 @@ export interface RoleStore {
  */
 export interface StoreStats {
   readonly ops: ReadonlyMap<string, number>;
+  /**
+   * Tells `observer` the latency of every operation from now on, and whether it failed
+   * (the store or its connection; not "not found", not a uniqueness or version conflict,
+   * which are answers). The server turns these into /metrics (idp/metrics.ts); the store
+   * knows nothing of Prometheus. Undefined: no timing at all.
+   */
+  observe(observer: StoreObserver | undefined): void;
+}
+
+export interface StoreObserver {
+  /** `op` is the name counted in `ops`; `seconds` from sending to the answer. */
+  op(op: string, seconds: number, failed: boolean): void;
 }
 
 export interface Storage {

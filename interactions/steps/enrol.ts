@@ -65,6 +65,8 @@ export async function afterEnrolment(
   deps.events.emit('mfa.enrolled', {
     account: tx.accountId, client, kind: enrolled.kind, via, flagged, risk: tx.risk.level, event: tx.eventId,
   }, flagged ? 'warn' : 'info');
+  // The enrolment a level needed is that step-up's factor (idp_stepup_total method=enrolment).
+  if (tx.enrolment === 'required') deps.events.metrics.stepup('enrolment', 'passed');
   const during = { via, flagged, risk: tx.risk.level, event: tx.eventId, client };
   await deps.audit(factorChange(ctx, tx.accountId, 'factor.enrol', enrolled.factor, during));
   // An authenticator bound in this very login proves only that the enrolling browser holds

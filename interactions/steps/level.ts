@@ -158,6 +158,10 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
   if (usable.totp || usable.recovery || usable.passkey) {
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, event: tx.eventId });
+    // The funnel's top: each method the page offers.
+    if (usable.totp) deps.events.metrics.stepup('totp', 'prompted');
+    if (usable.passkey) deps.events.metrics.stepup('webauthn', 'prompted');
+    if (usable.recovery) deps.events.metrics.stepup('recovery', 'prompted');
     return renderStep(deps, ctx, details, tx, {}, usable);
   }
 
@@ -170,6 +174,7 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
     tx.enrolment = 'required';
     await deps.transactions.put(tx, expiryOf(details));
     deps.events.emit('stepup.required', { account: tx.accountId, client: details.params.client_id, required: level.name, mode: tx.mode, enrol: true, event: tx.eventId });
+    deps.events.metrics.stepup('enrolment', 'prompted');
     return renderStep(deps, ctx, details, tx);
   }
   await refuse(deps, ctx, details, tx, 'missing_factor', typed);
@@ -180,9 +185,10 @@ export async function proceed(deps: InteractionDeps, ctx: Context, details: Deta
  * attempt stays counted; a step-up of an existing session (the password was proven before)
  * goes back to the RP with `unmet_authentication_requirements` (OIDC Core errata §3.1.2.6).
  */
-export async function refuse(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, reason: string, typed?: { username: string }): Promise<void> {
+export async function refuse(deps: InteractionDeps, ctx: Context, details: Details, tx: LoginTransaction, reason: 'missing_factor' | 'fresh_authentication_needed', typed?: { username: string }): Promise<void> {
   await deps.transactions.delete(details.uid);
   deps.events.emit('stepup.refused', { account: tx.accountId, client: details.params.client_id, reason, mode: tx.mode, event: tx.eventId }, 'warn');
+  deps.events.metrics.stepupRefused(reason);
   if (tx.mode === 'stepup') {
     const redirectTo = await deps.provider.interactionResult(ctx.req, ctx.res, {
       error: 'unmet_authentication_requirements',

@@ -7,6 +7,8 @@
  */
 import type { Middleware } from 'koa';
 import { ERROR_CODES, type ErrorCode } from '../../idp/errors.ts';
+import type { LoginFailureReason } from '../../idp/events.ts';
+import { isUnknownSubject, type PasswordOutcome } from '../authenticate.ts';
 import { clientAddress, clientIp, loadInteraction, requestedScopes, renderPage, type InteractionDeps } from '../context.ts';
 import { ensureDeviceId } from '../device.ts';
 import { DEVICE_PROOF_FIELD, provenDeviceKey } from '../device-key.ts';
@@ -22,6 +24,18 @@ import { loginForm } from './login-view.ts';
 
 /** What the unavailable page's Retry-After says: a directory restart or failover takes about this long. */
 const UNAVAILABLE_RETRY_SECONDS = 30;
+
+/**
+ * Why the first factor was refused, for idp_login_failures_total only (the page says
+ * "incorrect" whatever it is). An unknown username's throttle subject is its keyed hash.
+ */
+function failureReason(outcome: Extract<PasswordOutcome, { reason: 'invalid' }>): LoginFailureReason {
+  const refused = outcome.refused;
+  if (refused?.reason === 'account_disabled') return 'disabled';
+  if (refused?.reason === 'ambiguous') return 'other';
+  if (refused) return 'directory_refused';
+  return isUnknownSubject(outcome.subject) ? 'unknown_user' : 'bad_password';
+}
 
 export function login(deps: InteractionDeps): Middleware {
   return async (ctx) => {
@@ -58,12 +72,15 @@ export function login(deps: InteractionDeps): Middleware {
         // "incorrect" nor a count. 503 + Retry-After (RFC 9110 §15.6.4, §10.2.3).
         deps.events.emit('directory.unavailable', { directory: outcome.directory, kind: outcome.kind, during: 'sign-in', client: clientId, ip: attempt.ip }, 'warn');
         deps.events.count('idp_directory_errors_total', { directory: outcome.directory, kind: outcome.kind });
+        deps.events.metrics.login('unavailable', 'none');
         ctx.set('retry-after', String(UNAVAILABLE_RETRY_SECONDS));
         // Above the form, not as an error of the fields: what the user typed was not wrong.
         return again({ notice: ERROR_CODES.directory_unavailable.message }, 'directory_unavailable');
       }
       if (outcome.reason === 'throttled') {
         deps.events.emit('login.throttled', { client: clientId, ip: attempt.ip });
+        deps.events.metrics.login('throttled', 'none');
+        deps.events.metrics.throttled('password');
         const wait = outcome.until === undefined ? undefined : outcome.until - Date.now();
         // RFC 6585 §4: 429 with Retry-After (seconds) when the wait is known.
         if (wait !== undefined) ctx.set('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
@@ -77,6 +94,8 @@ export function login(deps: InteractionDeps): Middleware {
         client: clientId, ip: attempt.ip,
         ...(outcome.refused ? { directory: outcome.refused.directory, reason: outcome.refused.reason } : {}),
       }, outcome.refused ? 'warn' : 'info');
+      deps.events.metrics.login('failure', 'none');
+      deps.events.metrics.loginFailure(failureReason(outcome));
       return refuse();
     }
 
@@ -88,6 +107,7 @@ export function login(deps: InteractionDeps): Middleware {
       // The same words as a wrong password: a block must not confirm the password was
       // right. It stays counted as a failure in the throttle (nothing is reset).
       deps.events.emit('login.blocked', { account: outcome.account.id, client: clientId, event: risk.eventId }, 'warn');
+      deps.events.metrics.login('blocked', 'block');
       return refuse();
     }
     const tx = firstFactorTransaction(details, {

@@ -58,6 +58,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
         if (a.accountId !== tx.accountId) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: 'This passkey belongs to another account.' });
         tx.proven.push({ method: 'webauthn', amr: a.amr, at: now });
         deps.events.emit('stepup.passed', { account: tx.accountId, client: details.params.client_id, method: 'webauthn', event: tx.eventId });
+        deps.events.metrics.stepup('webauthn', 'passed');
         return proceed(deps, ctx, details, tx);
       }
       // A passkey as the first factor: scored like a right password, then the same steps. The
@@ -67,6 +68,8 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       // nothing of why; the log says.
       if ((await deps.storage.accounts.findById(a.accountId))?.disabled) {
         deps.events.emit('login.failed', { account: a.accountId, client: clientId, method: 'webauthn', reason: 'account_disabled' }, 'warn');
+        deps.events.metrics.login('failure', 'none');
+        deps.events.metrics.loginFailure('disabled');
         return renderPage(ctx, await loginForm(deps, ctx, details, { error: REFUSED }), 403);
       }
       const deviceId = ensureDeviceId(ctx, deps.secure);
@@ -76,6 +79,7 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       }, { amr: a.amr, requested: requestedBy(assuranceOf(details)) });
       if (risk.decision.decision === 'block') {
         deps.events.emit('login.blocked', { account: a.accountId, client: clientId, event: risk.eventId, method: 'webauthn' }, 'warn');
+        deps.events.metrics.login('blocked', 'block');
         return renderPage(ctx, await loginForm(deps, ctx, details, { error: REFUSED }), 403);
       }
       return proceed(deps, ctx, details, firstFactorTransaction(details, { accountId: a.accountId, method: 'webauthn', amr: a.amr, risk, deviceId }));
@@ -84,6 +88,8 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
     async onFailed(ctx, details, error: WebAuthnError) {
       const tx = await deps.transactions.get(details.uid);
       deps.events.emit('stepup.failed', { account: tx?.accountId, client: details.params.client_id, method: 'webauthn', reason: error.code }, error.code === 'counter_regression' ? 'warn' : 'info');
+      // A passkey as the first factor that fails is no step-up.
+      if (tx) deps.events.metrics.stepup('webauthn', 'failed');
       if (tx) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: error.message, status: 400 });
       return renderPage(ctx, await loginForm(deps, ctx, details, { passkeyError: error.message }), 400);
     },

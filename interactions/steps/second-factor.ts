@@ -30,6 +30,7 @@ async function throttled(deps: InteractionDeps, ctx: Context, tx: LoginTransacti
   const r = await deps.throttle.beginFactor(tx.accountId);
   if ('ok' in r) return undefined;
   deps.events.emit('login.throttled', { account: tx.accountId, factor: errorFor });
+  deps.events.metrics.throttled(errorFor === 'recovery' ? 'recovery' : 'totp');
   const wait = r.until === undefined ? undefined : r.until - Date.now();
   if (wait !== undefined) ctx.set('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
   return {
@@ -58,6 +59,7 @@ export function totp(deps: InteractionDeps): Middleware {
     }
     if (result !== 'ok') {
       deps.events.emit('stepup.failed', { account: tx.accountId, client: details.params.client_id, method: 'totp', reason: result, event: tx.eventId });
+      deps.events.metrics.stepup('totp', 'failed');
       return renderStep(deps, ctx, details, tx, {
         errorFor: 'totp',
         error: result === 'replayed'
@@ -67,6 +69,7 @@ export function totp(deps: InteractionDeps): Middleware {
     }
     tx.proven.push({ method: totpMethod.id, amr: [...totpMethod.amr], at: now });
     deps.events.emit('stepup.passed', { account: tx.accountId, client: details.params.client_id, method: 'totp', event: tx.eventId });
+    deps.events.metrics.stepup('totp', 'passed');
     return proceed(deps, ctx, details, tx);
   };
 }
@@ -82,6 +85,7 @@ export function recovery(deps: InteractionDeps): Middleware {
     const used = await useRecoveryCode(deps.storage.factors, deps.recoveryKey, tx.accountId, code, new Date(now));
     if (!used) {
       deps.events.emit('stepup.failed', { account: tx.accountId, client: details.params.client_id, method: 'recovery', event: tx.eventId });
+      deps.events.metrics.stepup('recovery', 'failed');
       return renderStep(deps, ctx, details, tx, { errorFor: 'recovery', error: 'That recovery code is not right, or it was already used.' });
     }
     const left = (used.recovery?.hashes.length ?? 0) - (used.recovery?.used.length ?? 0);
@@ -89,6 +93,7 @@ export function recovery(deps: InteractionDeps): Middleware {
     // Audit trail: a recovery code is the way in of someone who lost their device, or of
     // someone who found the codes.
     deps.events.emit('mfa.recovery_used', { account: tx.accountId, client: details.params.client_id, left, event: tx.eventId }, 'warn');
+    deps.events.metrics.stepup('recovery', 'passed');
     return proceed(deps, ctx, details, tx);
   };
 }

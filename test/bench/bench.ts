@@ -6,7 +6,8 @@
  * for unknown vs known users.
  *
  * Options (env): BENCH_SECONDS (default 6), BENCH_CONCURRENCY (default 16); BENCH_MONGO and
- * BENCH_ONLY=mongo|explain for the MongoDB store (test/bench/mongo.ts, test/bench/explain.ts).
+ * BENCH_ONLY=mongo|explain for the MongoDB store (test/bench/mongo.ts, test/bench/explain.ts);
+ * BENCH_ONLY=overhead for the cost of metrics and logging alone (overheadBench).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -39,6 +40,7 @@ import { directoryYaml } from '../helpers/directory.ts';
 import { mongoTargets, printMongoSummary, type MongoFigures, type MongoTarget } from './mongo.ts';
 import { explainReport } from './explain.ts';
 import { memoryBench } from './memory.ts';
+import { Metrics } from '../../idp/metrics.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -90,7 +92,7 @@ async function load(name: string, pid: number, concurrency: number, op: (worker:
   return { name, ops: latencies.length, rate: latencies.length / wall, p50: pct(latencies, 50), p99: pct(latencies, 99), serverCores: cores, errors };
 }
 
-async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {}) {
+async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {}, opts: { discardStdout?: boolean } = {}) {
   const dir = tempDir('idp-bench-');
   const port = await freePort();
   const env = testEnv(kind, dir, port, {
@@ -127,9 +129,10 @@ async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {
 
   // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // discardStdout: the log goes to /dev/null (written, as to a file, and not kept here).
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', opts.discardStdout ? 'ignore' : 'pipe', 'inherit'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
   for (let i = 0; i < 200 && !(await fetch(`${settings.issuer}/jwks`).then((r) => r.ok, () => false)); i += 1) await new Promise((r) => setTimeout(r, 50));
   return { issuer: settings.issuer, pid: child.pid!, stop: () => { child.kill(nodeArgs.length ? 'SIGINT' : 'SIGTERM'); }, out: () => out };
 }
@@ -266,7 +269,7 @@ async function argon2Alone(): Promise<{ perCore: number; parallel: number; cpuMs
 }
 
 /** BENCH_MEASURES: which server measures to run (default all), e.g. `cc` to profile one alone. */
-const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'cc,refresh,login,totp,failed').split(','));
+const MEASURES = new Set((process.env.BENCH_MEASURES ?? 'cc,refresh,login,totp,failed,overhead').split(','));
 
 async function benchStore(kind: StoreKind, hashPerCore: number) {
   const srv = await startServer(kind);
@@ -395,6 +398,78 @@ async function compareWithBare(kind: StoreKind) {
     // SIGINT lets a profiled bare provider write its profile on the way out.
     bare.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM');
   }
+}
+
+/**
+ * What metrics and logging cost (issue 12 "Speed", target ≤ 5%): the same login and
+ * client_credentials loads against three servers: neither (METRICS=off, LOG_LEVEL=silent),
+ * metrics only, metrics and logging (LOG_LEVEL=info to /dev/null). Alternated
+ * `BENCH_ROUNDS` times (ABC ABC …) so machine noise falls on all; the figure compared is the
+ * server CPU per operation (cores × wall / operations), medians over the rounds.
+ */
+async function overheadBench(kind: StoreKind) {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const configs = [
+    { name: 'neither', env: { METRICS: 'off', LOG_LEVEL: 'silent' } },
+    { name: 'metrics', env: { METRICS: 'on', LOG_LEVEL: 'silent' } },
+    { name: 'metrics + logs', env: { METRICS: 'on', LOG_LEVEL: 'info' } },
+  ] as const;
+  const servers = [];
+  for (const c of configs) servers.push(await startServer(kind, c.env, { discardStdout: true }));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const cpuMs = (r: Result) => (r.serverCores / r.rate) * 1000;
+  const figures = configs.map(() => ({ cc: [] as number[], ccRate: [] as number[], login: [] as number[], loginRate: [] as number[] }));
+  try {
+    console.log(`\n## ${kind} store: the cost of metrics and logging (pids ${servers.map((s) => s.pid).join(', ')}; ${CONCURRENCY} concurrent clients, ${rounds} alternated rounds of ${SECONDS} s)`);
+    for (let r = 0; r < rounds; r += 1) {
+      for (const [i, srv] of servers.entries()) {
+        const cc = await load(`client_credentials (${configs[i]!.name})`, srv.pid, CONCURRENCY, async () => { await token(srv.issuer, { grant_type: 'client_credentials' }); });
+        const pl = await load(`password login (${configs[i]!.name})`, srv.pid, CONCURRENCY, async (w) => { await passwordLogin(srv.issuer, `bench${w}`); });
+        if (cc.errors || pl.errors) console.log(`  errors: ${row(cc)} / ${row(pl)}`);
+        figures[i]!.cc.push(cpuMs(cc));
+        figures[i]!.ccRate.push(cc.rate);
+        figures[i]!.login.push(cpuMs(pl));
+        figures[i]!.loginRate.push(pl.rate);
+      }
+    }
+    for (const [what, cpu, rate] of [['client_credentials grant', 'cc', 'ccRate'], ['password login (full)', 'login', 'loginRate']] as const) {
+      const base = median(figures[0]![cpu]);
+      for (const [i, c] of configs.entries()) {
+        const f = figures[i]!;
+        const ms = median(f[cpu]);
+        const over = i === 0 ? '' : `, overhead ${((ms / base - 1) * 100).toFixed(1)}% (target ≤ 5%) ${ms / base - 1 <= 0.05 ? 'met' : 'NOT MET'}`;
+        console.log(`${what.padEnd(26)} ${c.name.padEnd(15)} ${median(f[rate]).toFixed(0).padStart(6)}/s, server CPU ${ms.toFixed(3)} ms each${over}`
+          + `  [rounds: ${f[cpu].map((x) => x.toFixed(3)).join(' ')} ms]`);
+      }
+    }
+  } finally {
+    for (const s of servers) s.stop();
+  }
+  await instrumentationAlone();
+}
+
+/**
+ * The recording alone, in this process, free of the loaded machine's noise: one request's
+ * HTTP timing, six store operations and one named event, as a client_credentials grant makes.
+ */
+async function instrumentationAlone() {
+  const m = new Metrics();
+  const mw = m.http();
+  const ctx = { method: 'POST', path: '/token', status: 200 } as Parameters<typeof mw>[0];
+  const next = () => Promise.resolve();
+  const round = async (n: number) => {
+    for (let i = 0; i < n; i += 1) {
+      await mw(ctx, next);
+      for (let j = 0; j < 6; j += 1) m.store.op(j % 2 ? 'oidcUpsert' : 'clientGet', 0.0001, false);
+      m.event('login.succeeded');
+    }
+  };
+  await round(10_000);
+  const n = 200_000;
+  const t0 = process.cpuUsage();
+  await round(n);
+  const u = process.cpuUsage(t0);
+  console.log(`instrumentation alone: ${((u.user + u.system) / n).toFixed(2)} µs CPU per request (its HTTP timing, 6 store operations, 1 event)`);
 }
 
 /** One live assessment: geo + ASN lookup, UA parse, signals, features, forest, rules, decision. */
@@ -634,6 +709,10 @@ if (process.env.BENCH_ONLY === 'bare') {
   await compareWithBare('embedded');
   process.exit(0);
 }
+if (process.env.BENCH_ONLY === 'overhead') {
+  await overheadBench('embedded');
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === 'behaviour') {
   behaviourBench();
   process.exit(0);
@@ -656,6 +735,7 @@ if (process.env.BENCH_ONLY !== 'mongo') {
   await benchStore('embedded', a2.perCore);
   // Where the embedded store is measured, so is the provider against a bare oidc-provider.
   await compareWithBare('embedded');
+  if (MEASURES.has('overhead')) await overheadBench('embedded');
 }
 const mongo: { target: MongoTarget; figures: MongoFigures }[] = [];
 for await (const target of mongoTargets()) mongo.push({ target, figures: await benchStore('mongodb', a2.perCore) });

@@ -29,10 +29,11 @@ const actor = { kind: 'user' as const, id: 'admin-1', ip: '192.0.2.10' };
 /** The policy info /metrics reports: the content hash in force and its version number in the store. */
 async function policyInfo(url: string): Promise<{ version: string; published: string; reloads: number; rejected: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const info = /^idp_policy_info\{version="([0-9a-f]+)",model="[0-9a-f]+",published="(\d*)"\} 1$/m.exec(text);
+  const info = /^idp_policy_info\{version="([0-9a-f]+)",published="(\d*)"\} 1$/m.exec(text);
   assert.ok(info, `no idp_policy_info in\n${text}`);
-  const n = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
-  return { version: info[1]!, published: info[2]!, reloads: n('idp_policy_reloads_total'), rejected: n('idp_policy_reloads_rejected_total') };
+  // Summed over both sources (file, store).
+  const n = (result: string) => [...text.matchAll(new RegExp(`^idp_policy_reloads_total\\{result="${result}",source="\\w+"\\} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { version: info[1]!, published: info[2]!, reloads: n('ok'), rejected: n('rejected') };
 }
 
 /** Polls until `cond` holds; returns how long it took. */

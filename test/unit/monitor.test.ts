@@ -13,7 +13,8 @@ import { Replayer, Summary } from '../../policies/simulate.ts';
 import type { Assessment, IpHistory, LoginContext, Place, UserHistory } from '../../policies/types.ts';
 import type { LoginEvent } from '../../policies/event.ts';
 import { parseAgent } from '../../policies/ua.ts';
-import { Events, renderMetrics } from '../../idp/events.ts';
+import { Events } from '../../idp/events.ts';
+import { Metrics } from '../../idp/metrics.ts';
 import { createLogger } from '../../idp/log.ts';
 import { makePolicyDir, type PolicyFiles } from '../helpers/policy.ts';
 
@@ -255,16 +256,20 @@ describe('policy monitor mode', () => {
     assert.equal(m.attack.blocked, 1);
   });
 
-  it('counts monitor decisions by decision and level on /metrics', () => {
-    const events = new Events(createLogger('silent'));
-    const before = renderMetrics(events, {});
+  it('counts monitor decisions by decision and level on /metrics', async () => {
+    const metrics = new Metrics();
+    const events = new Events(createLogger('silent'), metrics);
+    const before = (await metrics.render()).body;
     assert.match(before, /^# TYPE idp_risk_monitor_decisions_total counter$/m);
     assert.doesNotMatch(before, /^idp_risk_monitor_decisions_total\{/m);
     events.count('idp_risk_monitor_decisions_total', { decision: 'block', level: 'critical' });
     events.count('idp_risk_monitor_decisions_total', { decision: 'block', level: 'critical' });
     events.count('idp_risk_monitor_decisions_total', { decision: 'allow', level: 'low' });
-    const text = renderMetrics(events, {});
+    events.count('idp_risk_monitor_decisions_total', { decision: 'allow', level: 'not-a-level' });
+    const text = (await metrics.render()).body;
     assert.match(text, /^idp_risk_monitor_decisions_total\{decision="block",level="critical"\} 2$/m);
     assert.match(text, /^idp_risk_monitor_decisions_total\{decision="allow",level="low"\} 1$/m);
+    // A label value outside the fixed set is counted as `other`, never shown.
+    assert.match(text, /^idp_risk_monitor_decisions_total\{decision="allow",level="other"\} 1$/m);
   });
 });
