@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { Efficacy, isFarAbove, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
+import { Efficacy, isFarAbove, MAX_BUCKETS, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
 import type { ScoredEvent } from '../../policies/simulate.ts';
 import type { LoginEvent } from '../../policies/event.ts';
 import { esc, scriptJson } from '../../idp/report-html.ts';
@@ -113,6 +113,19 @@ describe('the simulation report figures', () => {
     assert.equal(d.bucket, 'day');
     assert.deepEqual(d.timeline.map((b) => [b.start.slice(0, 10), b.allow]), [['2026-03-01', 1], ['2026-03-02', 0], ['2026-03-03', 0], ['2026-03-04', 0], ['2026-03-05', 1]]);
     assert.equal(d.baseline, null);
+  });
+
+  it('keeps the timeline to a bounded number of buckets whatever the span (a stray timestamp years away)', () => {
+    const r = new SimulationReport();
+    r.add(ev('a', '0001-01-01T00:00:00Z', 'web'), undefined, scored('a', 'allow', 0.1));
+    r.add(ev('b', '2026-03-05T23:00:00Z', 'web'), undefined, scored('b', 'step_up', 0.7));
+    r.add(ev('c', '9999-12-31T23:00:00Z', 'web'), undefined, scored('c', 'block', 0.9));
+    const d = r.toJSON();
+    assert.ok(d.timeline.length <= MAX_BUCKETS, `${d.timeline.length} buckets`);
+    assert.match(d.bucket, /^\d+ days$/);
+    assert.deepEqual(['allow', 'step_up', 'block'].map((k) => d.timeline.reduce((s, b) => s + b[k as 'allow'], 0)), [1, 1, 1]);
+    assert.equal(d.timeline[0]!.allow, 1);
+    assert.equal(d.timeline.at(-1)!.block, 1);
   });
 });
 
