@@ -46,7 +46,8 @@ export interface ChartSpec {
   id: string;
   type: 'bar' | 'line';
   labels: string[];
-  datasets: { label: string; data: number[]; color: string }[];
+  /** `null`: nothing to draw (a rate of an empty group), which Chart.js leaves as a gap, unlike 0. */
+  datasets: { label: string; data: (number | null)[]; color: string }[];
   stacked?: boolean;
   horizontal?: boolean;
   /** Values are fractions shown as percentages. */
@@ -353,8 +354,10 @@ export function efficacyReportHtml(d: EfficacyData, m: EfficacyMeta): string {
     const spec: ChartSpec = {
       id: `chart-${dim}`, type: 'bar', horizontal: true, percent: true, labels: shown.map((g) => `${g.group}${g.small ? ' (small)' : ''}`), xTitle: 'rate',
       datasets: [
-        { label: 'false-challenge rate', data: shown.map((g) => g.falseChallenge.rate), color: COLOURS.legit },
-        { label: 'detection rate', data: shown.map((g) => g.detection.rate), color: COLOURS.attack },
+        // A group without legitimate logins has no false-challenge rate, one without attacks
+        // no detection rate: no bar, as its table row says n/a, rather than a 0% bar.
+        { label: 'false-challenge rate', data: shown.map((g) => (g.falseChallenge.n ? g.falseChallenge.rate : null)), color: COLOURS.legit },
+        { label: 'detection rate', data: shown.map((g) => (g.detection.n ? g.detection.rate : null)), color: COLOURS.attack },
       ],
     };
     charts.push(spec);

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { Efficacy, isFarAbove, MAX_BUCKETS, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
 import type { ScoredEvent } from '../../policies/simulate.ts';
 import type { LoginEvent } from '../../policies/event.ts';
-import { esc, scriptJson } from '../../idp/report-html.ts';
+import { efficacyReportHtml, esc, scriptJson } from '../../idp/report-html.ts';
 import { progressBar, progressCount, formatDuration } from '../../idp/progress.ts';
 import { readLabels } from '../../idp/cli-report.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -72,6 +72,26 @@ describe('efficacy breakdowns', () => {
     // Every DE login came from a desktop: that group is far above too.
     assert.deepEqual(d.farAbove.map((x) => [x.dimension, x.group]), [['country', 'DE'], ['device', 'desktop']]);
     assert.deepEqual(d.dimensions.device.map((x) => [x.group, x.falseChallenge.n, x.falseChallenge.k]), [['mobile', 200, 4], ['desktop', 100, 40]]);
+  });
+});
+
+describe('the efficacy page', () => {
+  it('draws no bar for a rate with nothing to measure (no legitimate logins, or no attacks, in the group)', () => {
+    const e = new Efficacy();
+    const g = (country: string): Record<Dimension, string> => ({ country, network: 'hosting', device: 'desktop', platform: 'Linux' });
+    for (let i = 0; i < 5; i += 1) e.add(g('KZ'), 'attack', 'block');
+    for (let i = 0; i < 40; i += 1) e.add(g('ID'), 'legit', 'allow');
+    const html = efficacyReportHtml(e.toJSON(), {
+      input: 'x.jsonl', generated: '2026-03-01T00:00:00Z', decisions: { kind: 'recorded' }, labels: { fromEvents: 45, fromFile: 0 },
+      events: 45, decided: 45, undecided: 0, span: null,
+    });
+    const spec = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]!) as { charts: { id: string; labels: string[]; datasets: { label: string; data: (number | null)[] }[] }[] };
+    const country = spec.charts.find((c) => c.id === 'chart-country')!;
+    const of = (group: string, dataset: string) => country.datasets.find((d) => d.label === dataset)!.data[country.labels.findIndex((l) => l.startsWith(group))];
+    assert.equal(of('ID', 'detection rate'), null, 'no attacks: no detection rate, not 0%');
+    assert.equal(of('ID', 'false-challenge rate'), 0);
+    assert.equal(of('KZ', 'false-challenge rate'), null, 'no legitimate logins: no false-challenge rate, not 0%');
+    assert.equal(of('KZ', 'detection rate'), 1);
   });
 });
 
