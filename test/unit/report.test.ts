@@ -216,6 +216,22 @@ describe('the progress bar', () => {
       assert.deepEqual(t.out, []);
     }
   });
+  it('fits the terminal\'s width, so a redraw never wraps onto a new line (an 80-column terminal filled with bars)', () => {
+    const out: string[] = [];
+    const stream = { isTTY: true, columns: 80, write: (s: string) => { out.push(s); return true; } };
+    let now = 0;
+    const bar = progressBar('synth', 720, { stream, env: {}, now: () => now, unit: 'hours of logins' });
+    const count = progressCount('policy dry-run', { stream, env: {}, now: () => now, unit: 'events scored against the candidate' });
+    now = 5_000;
+    bar.update(239);
+    count.update(123_456_789);
+    assert.equal(out.length, 2);
+    for (const line of out) {
+      assert.ok(line.startsWith('\r\x1b[2K'));
+      assert.ok(line.length - '\r\x1b[2K'.length <= 79, `${line.length - 5} columns: ${line}`);
+    }
+    assert.ok(out[0]!.includes('synth [') && out[0]!.includes(' 33%'), out[0]!);
+  });
   it('counts work of unknown size with its pace, and not on a pipe', () => {
     const t = fake(true);
     let now = 0;
