@@ -55,7 +55,11 @@ export function isFarAbove(group: Rate, overall: Rate, rule: FarAboveRule = DEFA
  */
 export const NETWORK_KINDS = ['residential_or_business', 'mobile', 'hosting', 'vpn_proxy', 'tor', 'private', 'unknown'] as const;
 export type NetworkKind = (typeof NETWORK_KINDS)[number];
-const MOBILE_ORG = /mobile|wireless|cellular|cellco|t-mobile|vodafone|orange|telefonica|movistar|airtel|jio|tim |verizon|at&t|sprint|ee limited|three|o2|softbank|kddi|ntt docomo|telstra|claro|vivo|mts|megafon|beeline|turkcell/i;
+// Whole words only: as substrings, "mobile" named State Farm Mutual Automobile Insurance a
+// carrier, and "three", "vivo", "mts" and "o2" matched inside unrelated names. (synth.ts picks
+// its phones' networks with the substring form; the few it picks by a part of a word are
+// counted here as what their names say they are.)
+const MOBILE_ORG = /(?<![\w&-])(?:mobile|wireless|cellular|cellco|t-mobile|vodafone|orange|telefonica|movistar|airtel|jio|tim|verizon|at&t|sprint|ee limited|three|o2|softbank|kddi|ntt docomo|telstra|claro|vivo|mts|megafon|beeline|turkcell)(?![\w&-])/i;
 
 export function networkKind(ip: string, place: Place, lists: CompiledLists): NetworkKind {
   const family = net.isIP(ip);

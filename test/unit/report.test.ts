@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { Efficacy, isFarAbove, MAX_BUCKETS, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
+import { Efficacy, isFarAbove, MAX_BUCKETS, networkKind, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
+import type { CompiledLists } from '../../policies/signals.ts';
 import type { ScoredEvent } from '../../policies/simulate.ts';
 import type { LoginEvent } from '../../policies/event.ts';
 import { efficacyReportHtml, esc, scriptJson } from '../../idp/report-html.ts';
@@ -72,6 +73,21 @@ describe('efficacy breakdowns', () => {
     // Every DE login came from a desktop: that group is far above too.
     assert.deepEqual(d.farAbove.map((x) => [x.dimension, x.group]), [['country', 'DE'], ['device', 'desktop']]);
     assert.deepEqual(d.dimensions.device.map((x) => [x.group, x.falseChallenge.n, x.falseChallenge.k]), [['mobile', 200, 4], ['desktop', 100, 40]]);
+  });
+});
+
+describe('network type', () => {
+  const lists = { tor: { check: () => false }, vpn: { check: () => false }, hostingAsns: new Set([16509]) } as unknown as CompiledLists;
+  const kind = (asOrg: string, asn = 64500) => networkKind('198.51.100.7', { scope: 'public', country: 'US', asn, asOrg }, lists);
+  it('names a carrier by a word of its network\'s name, not by letters inside another word', () => {
+    for (const org of ['T-Mobile USA, Inc.', 'Sudanese Mobile Telephone (ZAIN) Co Ltd', 'Vodafone Libertel B.V.', 'Cellco Partnership DBA Verizon Wireless', 'AT&T Mobility LLC', 'TIM S/A', 'Reliance Jio Infocomm Limited']) {
+      assert.equal(kind(org), 'mobile', org);
+    }
+    // ASN organisations seen in replayed events, named "mobile" by a substring before.
+    for (const org of ['State Farm Mutual  Automobile Insurance Company', 'PSA AUTOMOBILES SA', 'Optimum Systems Ltd', 'Treethree Networks', 'Vivodrom GmbH']) {
+      assert.equal(kind(org), 'residential_or_business', org);
+    }
+    assert.equal(kind('Amazon.com, Inc.', 16509), 'hosting');
   });
 });
 
