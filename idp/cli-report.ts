@@ -2,7 +2,7 @@
  * `idp report efficacy`: how well the risk check tells attacks from the accounts' owners, and
  * whom its challenges fall on (NIST SP 800-63-4 §3: evaluate the controls' performance and
  * their effect on the people using the service), as an HTML page and as JSON
- * (docs/reports.md). Decisions are the ones recorded in exported events (`assessment`), or,
+ * (README "Reports"). Decisions are the ones recorded in exported events (`assessment`), or,
  * with --policy, the ones that policy gives when the events are replayed through it.
  */
 import fs from 'node:fs';
