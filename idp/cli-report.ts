@@ -44,6 +44,11 @@ export function readLabels(file: string): Map<string, 'attack' | 'legit'> {
     whole = undefined;
   }
   const items = Array.isArray(whole) ? whole : whole && typeof whole === 'object' && Array.isArray((whole as { items?: unknown }).items) ? (whole as { items: unknown[] }).items : undefined;
+  const next = whole && typeof whole === 'object' ? (whole as { next?: unknown }).next : undefined;
+  if (items && typeof next === 'string' && next) {
+    // The rates would be measured on the first page's labels alone, with nothing to say so.
+    throw new CliError(`--labels ${file}: one page of a longer listing (more after ${next}); write every label with \`idp label list --all --json\``);
+  }
   if (items) {
     items.forEach((x, i) => take(x, `item ${i + 1}`));
     return out;

@@ -191,6 +191,8 @@ describe('labels files', () => {
     assert.throws(() => readLabels(write(JSON.stringify({ items: [{ eventId: 'a', label: 'maybe' }] }))), /item 1: a label needs "eventId"/);
     assert.throws(() => readLabels(write('42')), /expected a JSON array/);
     assert.throws(() => readLabels('/nonexistent/labels.json'), /cannot read/);
+    // One page of a longer listing: measuring on it would silently leave the rest out.
+    assert.throws(() => readLabels(write(JSON.stringify({ items: [{ eventId: 'a', label: 'attack' }], next: 'a' }))), /one page of a longer listing.*idp label list --all --json/);
   });
 });
 
