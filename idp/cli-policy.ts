@@ -13,7 +13,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { openStorage, type Storage } from '../adapters/storage/index.ts';
 import type { Actor, LabelRecord, PolicyVersion } from '../models/types.ts';
 import { formatPolicyError, readPolicyDir } from '../policies/policy.ts';
-import { getLabel, labelHistory, listLabels, setLabel } from './admin/labels.ts';
+import { allLabels, getLabel, labelHistory, listLabels, setLabel } from './admin/labels.ts';
 import { activateModel, eventsFromFile, listModels, trainModel, type TrainReport } from './admin/model.ts';
 import { progressCount } from './progress.ts';
 import { dryRunPolicy, getLivePolicy, getPolicyVersion, policyHistory, publishPolicy, rollbackPolicy, validatePolicy, type DryRunReport } from './admin/policies.ts';
@@ -236,8 +236,12 @@ export async function labelCommand(settings: Settings, sub: string | undefined, 
       return;
     }
     case 'list': {
-      const { values } = parse(args, { limit: { type: 'string' }, after: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: 0 });
-      const page = await withStorage(settings, (s) => listLabels(deps(s), { limit: int('limit', values.limit, 1) ?? 50, ...(values.after ? { after: values.after } : {}) }));
+      const { values } = parse(args, { limit: { type: 'string' }, after: { type: 'string' }, json: { type: 'boolean' }, all: { type: 'boolean' } }, { min: 0, max: 0 });
+      if (values.all && (values.limit !== undefined || values.after !== undefined)) throw new PolicyUsageError('--all lists every label: no --limit or --after with it');
+      // --all: every page in one listing (pages hold at most 200), for `idp report efficacy --labels`.
+      const page = values.all
+        ? { items: [...(await withStorage(settings, (s) => allLabels(s.labels))).values()] }
+        : await withStorage(settings, (s) => listLabels(deps(s), { limit: int('limit', values.limit, 1) ?? 50, ...(values.after ? { after: values.after } : {}) }));
       if (values.json) json(page);
       else {
         out(table(page.items.map(labelRow), ['event', 'label', 'version', 'by', 'at', 'note']));

@@ -2,7 +2,7 @@
  * `idp report efficacy`: how well the risk check tells attacks from the accounts' owners, and
  * whom its challenges fall on (NIST SP 800-63-4 §3: evaluate the controls' performance and
  * their effect on the people using the service), as an HTML page and as JSON
- * (docs/reports.md). Decisions are the ones recorded in exported events (`assessment`), or,
+ * (README "Reports"). Decisions are the ones recorded in exported events (`assessment`), or,
  * with --policy, the ones that policy gives when the events are replayed through it.
  */
 import fs from 'node:fs';
@@ -44,6 +44,11 @@ export function readLabels(file: string): Map<string, 'attack' | 'legit'> {
     whole = undefined;
   }
   const items = Array.isArray(whole) ? whole : whole && typeof whole === 'object' && Array.isArray((whole as { items?: unknown }).items) ? (whole as { items: unknown[] }).items : undefined;
+  const next = whole && typeof whole === 'object' ? (whole as { next?: unknown }).next : undefined;
+  if (items && typeof next === 'string' && next) {
+    // The rates would be measured on the first page's labels alone, with nothing to say so.
+    throw new CliError(`--labels ${file}: one page of a longer listing (more after ${next}); write every label with \`idp label list --all --json\``);
+  }
   if (items) {
     items.forEach((x, i) => take(x, `item ${i + 1}`));
     return out;

@@ -55,6 +55,7 @@ export function policyOrExit(dir: string, opts: { withoutModel?: boolean } = {})
  */
 export async function forEachEvent(file: string, each: (e: LoginEvent, raw: unknown) => unknown, progress?: (bytes: number) => void): Promise<number> {
   let stream: fs.ReadStream;
+  notADirectory(file);
   try {
     fs.accessSync(file, fs.constants.R_OK);
     stream = fs.createReadStream(file);
@@ -85,8 +86,23 @@ export async function forEachEvent(file: string, each: (e: LoginEvent, raw: unkn
   return n;
 }
 
+/**
+ * A directory passes the access check and fails only when read (EISDIR, "unexpected error");
+ * pipes and process substitutions (`<(zcat events.jsonl.gz)`) stay readable inputs.
+ */
+function notADirectory(file: string): void {
+  let dir = false;
+  try {
+    dir = fs.statSync(file).isDirectory();
+  } catch {
+    // Missing or unreadable: the caller's own check names it.
+  }
+  if (dir) throw new CliError(`cannot read ${file}: it is a directory`);
+}
+
 /** Size of a readable input file, or a one-line error. */
 export function inputSize(file: string): number {
+  notADirectory(file);
   try {
     fs.accessSync(file, fs.constants.R_OK);
     return fs.statSync(file).size;

@@ -94,7 +94,7 @@ const HELP = `Usage: idp <command> [options]
                                               replay the stored events of the last N days through it and the live policy
   idp label set <event-id> attack|legit [--note N] [--if-version N]
   idp label show <event-id> [--json]          a label's versions
-  idp label list [--limit N] [--after C] [--json]
+  idp label list [--limit N] [--after C] [--all] [--json]
   idp model synth [--seed N] [--users N] [--days N] [--start ISO] [--victim-rate X] [--stuffing-per-day X]
                   [--shared-nat-rate X] [--password-manager-rate X] [--private-rate X] [--attack-mix type=w,...]
                   [--keystrokes <cmu.csv> [--keystroke-subjects s002-s036,...]] [--out F]

@@ -8,7 +8,19 @@
 /** What the bar writes to: process.stderr, or a fake terminal in tests. */
 export interface ProgressStream {
   isTTY?: boolean | undefined;
+  /** The terminal's width, when known (a TTY stream's `columns`). */
+  columns?: number | undefined;
   write(s: string): unknown;
+}
+
+/**
+ * One redraw: back to the line's start, clear it, the text cut to the terminal's width. A
+ * longer line wraps, and `\r` then returns only to the start of its last row: every redraw
+ * would leave a row behind.
+ */
+function redraw(stream: ProgressStream, text: string): void {
+  const width = stream.columns;
+  stream.write(`\r\x1b[2K${width && width > 1 && text.length >= width ? text.slice(0, width - 1) : text}`);
 }
 
 export interface ProgressOptions {
@@ -65,7 +77,7 @@ export function progressCount(label: string, opts: ProgressOptions = {}): Progre
       last = t;
       const elapsed = (t - started) / 1000;
       const pace = elapsed >= 1 ? `, ${formatCount(done / elapsed, opts.unit)}/s` : '';
-      stream.write(`\r\x1b[2K${label}  ${formatCount(done, opts.unit)}  ${formatDuration(elapsed)}${pace}`);
+      redraw(stream, `${label}  ${formatCount(done, opts.unit)}  ${formatDuration(elapsed)}${pace}`);
       drawn = true;
     },
     done() {
@@ -96,7 +108,7 @@ export function progressBar(label: string, total: number, opts: ProgressOptions 
       const elapsed = (t - started) / 1000;
       // Linear estimate; shown once there is something to go by (1% and a second).
       const eta = frac >= 0.01 && elapsed >= 1 ? `, ${formatDuration((elapsed / frac) * (1 - frac))} left` : '';
-      stream.write(`\r\x1b[2K${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatCount(Math.min(done, total), opts.unit)} of ${formatCount(total, opts.unit)}  ${formatDuration(elapsed)}${eta}`);
+      redraw(stream, `${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatCount(Math.min(done, total), opts.unit)} of ${formatCount(total, opts.unit)}  ${formatDuration(elapsed)}${eta}`);
       drawn = true;
     },
     done() {

@@ -46,7 +46,8 @@ export interface ChartSpec {
   id: string;
   type: 'bar' | 'line';
   labels: string[];
-  datasets: { label: string; data: number[]; color: string }[];
+  /** `null`: nothing to draw (a rate of an empty group), which Chart.js leaves as a gap, unlike 0. */
+  datasets: { label: string; data: (number | null)[]; color: string }[];
   stacked?: boolean;
   horizontal?: boolean;
   /** Values are fractions shown as percentages. */
@@ -199,7 +200,8 @@ export interface SimulationMeta {
   changesFile?: boolean;
 }
 
-const bucketLabel = (iso: string, bucket: 'hour' | 'day') => (bucket === 'day' ? iso.slice(0, 10) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`);
+/** A bucket by its start: the date, and the time for hours. */
+const bucketLabel = (iso: string, bucket: string) => (bucket === 'hour' ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10));
 
 function groupTable(caption: string, name: string, g: { rows: GroupRow[]; others: number }, small: number): string {
   const body = g.rows.map((r) => [
@@ -230,13 +232,14 @@ export function simulationReportHtml(d: SimulationReportData, m: SimulationMeta)
     ...(d.labelled.attack.n ? [['attacks challenged', fmtPct((d.labelled.attack.step_up + d.labelled.attack.block) / d.labelled.attack.n)] as [string, string]] : [])]));
 
   const labels = d.timeline.map((b) => bucketLabel(b.start, d.bucket));
+  const bucketHead = d.bucket === 'hour' || d.bucket === 'day' ? d.bucket : `${d.bucket} from`;
   parts.push(`<h2>Decisions over time</h2><p class="note">Scored logins per ${d.bucket} (UTC), by the policy's decision.</p>`);
   const decSpec: ChartSpec = {
     id: 'chart-decisions', type: 'bar', stacked: true, labels, yTitle: 'logins',
     datasets: (['allow', 'step_up', 'block'] as const).map((k) => ({ label: k, data: d.timeline.map((b) => b[k]), color: COLOURS[k] })),
   };
   charts.push(decSpec);
-  parts.push(figure(decSpec, `Decisions per ${d.bucket}`, table(`Decisions per ${d.bucket}`, [d.bucket, 'allow', 'step_up', 'block'], d.timeline.map((b, i) => [labels[i]!, b.allow, b.step_up, b.block]))));
+  parts.push(figure(decSpec, `Decisions per ${d.bucket}`, table(`Decisions per ${d.bucket}`, [bucketHead, 'allow', 'step_up', 'block'], d.timeline.map((b, i) => [labels[i]!, b.allow, b.step_up, b.block]))));
 
   const levelNames = Object.keys(d.timeline[0]?.levels ?? { low: 0, medium: 0, high: 0, critical: 0 });
   parts.push(`<h2>Risk levels over time</h2>`);
@@ -245,7 +248,7 @@ export function simulationReportHtml(d: SimulationReportData, m: SimulationMeta)
     datasets: levelNames.map((l) => ({ label: l, data: d.timeline.map((b) => b.levels[l] ?? 0), color: (COLOURS as Record<string, string>)[l] ?? COLOURS.neutral })),
   };
   charts.push(lvlSpec);
-  parts.push(figure(lvlSpec, `Risk levels per ${d.bucket}`, table(`Risk levels per ${d.bucket}`, [d.bucket, ...levelNames], d.timeline.map((b, i) => [labels[i]!, ...levelNames.map((l) => b.levels[l] ?? 0)]))));
+  parts.push(figure(lvlSpec, `Risk levels per ${d.bucket}`, table(`Risk levels per ${d.bucket}`, [bucketHead, ...levelNames], d.timeline.map((b, i) => [labels[i]!, ...levelNames.map((l) => b.levels[l] ?? 0)]))));
 
   // Scores: shares within each group where labels exist (attacks are few), counts otherwise.
   const bins = Array.from({ length: d.scores.bins }, (_, i) => `${(i / d.scores.bins).toFixed(2)}–${((i + 1) / d.scores.bins).toFixed(2)}`);
@@ -351,8 +354,10 @@ export function efficacyReportHtml(d: EfficacyData, m: EfficacyMeta): string {
     const spec: ChartSpec = {
       id: `chart-${dim}`, type: 'bar', horizontal: true, percent: true, labels: shown.map((g) => `${g.group}${g.small ? ' (small)' : ''}`), xTitle: 'rate',
       datasets: [
-        { label: 'false-challenge rate', data: shown.map((g) => g.falseChallenge.rate), color: COLOURS.legit },
-        { label: 'detection rate', data: shown.map((g) => g.detection.rate), color: COLOURS.attack },
+        // A group without legitimate logins has no false-challenge rate, one without attacks
+        // no detection rate: no bar, as its table row says n/a, rather than a 0% bar.
+        { label: 'false-challenge rate', data: shown.map((g) => (g.falseChallenge.n ? g.falseChallenge.rate : null)), color: COLOURS.legit },
+        { label: 'detection rate', data: shown.map((g) => (g.detection.n ? g.detection.rate : null)), color: COLOURS.attack },
       ],
     };
     charts.push(spec);

@@ -55,7 +55,11 @@ export function isFarAbove(group: Rate, overall: Rate, rule: FarAboveRule = DEFA
  */
 export const NETWORK_KINDS = ['residential_or_business', 'mobile', 'hosting', 'vpn_proxy', 'tor', 'private', 'unknown'] as const;
 export type NetworkKind = (typeof NETWORK_KINDS)[number];
-const MOBILE_ORG = /mobile|wireless|cellular|cellco|t-mobile|vodafone|orange|telefonica|movistar|airtel|jio|tim |verizon|at&t|sprint|ee limited|three|o2|softbank|kddi|ntt docomo|telstra|claro|vivo|mts|megafon|beeline|turkcell/i;
+// Whole words only: as substrings, "mobile" named State Farm Mutual Automobile Insurance a
+// carrier, and "three", "vivo", "mts" and "o2" matched inside unrelated names. (synth.ts picks
+// its phones' networks with the substring form; the few it picks by a part of a word are
+// counted here as what their names say they are.)
+const MOBILE_ORG = /(?<![\w&-])(?:mobile|wireless|cellular|cellco|t-mobile|vodafone|orange|telefonica|movistar|airtel|jio|tim|verizon|at&t|sprint|ee limited|three|o2|softbank|kddi|ntt docomo|telstra|claro|vivo|mts|megafon|beeline|turkcell)(?![\w&-])/i;
 
 export function networkKind(ip: string, place: Place, lists: CompiledLists): NetworkKind {
   const family = net.isIP(ip);
@@ -94,6 +98,12 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 /** Spans up to this long are drawn by the hour, longer ones by the day. */
 export const HOURLY_UP_TO_MS = 3 * DAY;
+/**
+ * At most this many buckets on the time axis: beyond as many days, a bucket is several days.
+ * Without a bound, one event stamped years away (a wrong clock, a hostile file) would make
+ * a bucket, a bar and a table row for every day between: millions of them.
+ */
+export const MAX_BUCKETS = 1000;
 export const SCORE_BINS = 20;
 
 export interface SimulationReportOptions {
@@ -183,7 +193,8 @@ export class SimulationReport {
   toJSON() {
     const { top, smallGroup } = this.#opts;
     const span = this.last - this.first;
-    const step = span > HOURLY_UP_TO_MS ? DAY : HOUR;
+    const days = Math.max(1, Math.ceil(span / DAY / (MAX_BUCKETS - 1)));
+    const step = span > HOURLY_UP_TO_MS ? days * DAY : HOUR;
     // Every bucket from the first to the last, empty ones included, so the time axis is true.
     const buckets = new Map<number, Bucket>();
     if (this.#hours.size) {
@@ -210,7 +221,8 @@ export class SimulationReport {
       events: this.events,
       scored: this.scored,
       span: this.events ? { from: new Date(this.first).toISOString(), to: new Date(this.last).toISOString() } : null,
-      bucket: step === DAY ? 'day' as const : 'hour' as const,
+      /** `hour`, `day` or `N days`. */
+      bucket: step === HOUR ? 'hour' : step === DAY ? 'day' : `${days} days`,
       timeline: [...buckets].map(([t, b]) => ({ start: new Date(t).toISOString(), ...b.decisions, levels: b.levels })),
       scores: { bins: SCORE_BINS, ...this.#scores },
       labelled: { legit: this.#labels.legit, attack: this.#labels.attack },

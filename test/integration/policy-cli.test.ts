@@ -119,6 +119,15 @@ describe('idp policy / label / model on the store', () => {
     assert.deepEqual(shown.map((l) => [l.label, l.note, l.actor.kind]), [['legit', 'the user confirmed it', 'cli']]);
     const listed = JSON.parse((await idp('label', 'list', '--limit', '100', '--json')).stdout) as { items: { eventId: string }[] };
     assert.equal(listed.items.length, 40);
+    // Every label in one file, whatever the page size (what report efficacy --labels reads).
+    const page = JSON.parse((await idp('label', 'list', '--limit', '15', '--json')).stdout) as { items: unknown[]; next?: string };
+    assert.equal(page.items.length, 15);
+    assert.ok(page.next);
+    const all = await idp('label', 'list', '--all', '--json');
+    assert.equal(all.code, 0, all.stderr);
+    const every = JSON.parse(all.stdout) as { items: { eventId: string }[]; next?: string };
+    assert.deepEqual(every.items.map((l) => l.eventId).sort(), listed.items.map((l) => l.eventId).sort());
+    assert.equal(every.next, undefined);
 
     const candidate = makePolicyDir((f) => { f.assurance.default.low = 'aal2'; });
     const dry = await idp('policy', 'dry-run', candidate, '--days', '30', '--json');

@@ -95,6 +95,8 @@ describe('idp report efficacy', () => {
     const cases: [string[], RegExp][] = [
       [['report', 'efficacy', '--events', noDecisions], /carries no recorded decisions .* --policy <dir>/],
       [['report', 'efficacy', '--events', path.join(dir, 'missing.jsonl')], /cannot read/],
+      [['report', 'efficacy', '--events', dir], /cannot read .*: it is a directory/],
+      [['simulate', '--events', dir, '--report', path.join(dir, 's.html')], /cannot read .*: it is a directory/],
       [['report', 'efficacy', '--events', file, '--labels', noDecisions], /expected a JSON array of labels/],
       [['report', 'efficacy', '--events', file, '--ratio', '1'], /--ratio: a number above 1/],
       [['report', 'efficacy', '--events', file, '--out', path.join(dir, 'no', 'such', 'dir', 'r.html')], /cannot write/],

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { Efficacy, isFarAbove, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
+import { Efficacy, isFarAbove, MAX_BUCKETS, networkKind, SimulationReport, wilson, type Dimension } from '../../policies/report.ts';
+import type { CompiledLists } from '../../policies/signals.ts';
 import type { ScoredEvent } from '../../policies/simulate.ts';
 import type { LoginEvent } from '../../policies/event.ts';
-import { esc, scriptJson } from '../../idp/report-html.ts';
+import { efficacyReportHtml, esc, scriptJson } from '../../idp/report-html.ts';
 import { progressBar, progressCount, formatDuration } from '../../idp/progress.ts';
 import { readLabels } from '../../idp/cli-report.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -75,6 +76,41 @@ describe('efficacy breakdowns', () => {
   });
 });
 
+describe('network type', () => {
+  const lists = { tor: { check: () => false }, vpn: { check: () => false }, hostingAsns: new Set([16509]) } as unknown as CompiledLists;
+  const kind = (asOrg: string, asn = 64500) => networkKind('198.51.100.7', { scope: 'public', country: 'US', asn, asOrg }, lists);
+  it('names a carrier by a word of its network\'s name, not by letters inside another word', () => {
+    for (const org of ['T-Mobile USA, Inc.', 'Sudanese Mobile Telephone (ZAIN) Co Ltd', 'Vodafone Libertel B.V.', 'Cellco Partnership DBA Verizon Wireless', 'AT&T Mobility LLC', 'TIM S/A', 'Reliance Jio Infocomm Limited']) {
+      assert.equal(kind(org), 'mobile', org);
+    }
+    // ASN organisations seen in replayed events, named "mobile" by a substring before.
+    for (const org of ['State Farm Mutual  Automobile Insurance Company', 'PSA AUTOMOBILES SA', 'Optimum Systems Ltd', 'Treethree Networks', 'Vivodrom GmbH']) {
+      assert.equal(kind(org), 'residential_or_business', org);
+    }
+    assert.equal(kind('Amazon.com, Inc.', 16509), 'hosting');
+  });
+});
+
+describe('the efficacy page', () => {
+  it('draws no bar for a rate with nothing to measure (no legitimate logins, or no attacks, in the group)', () => {
+    const e = new Efficacy();
+    const g = (country: string): Record<Dimension, string> => ({ country, network: 'hosting', device: 'desktop', platform: 'Linux' });
+    for (let i = 0; i < 5; i += 1) e.add(g('KZ'), 'attack', 'block');
+    for (let i = 0; i < 40; i += 1) e.add(g('ID'), 'legit', 'allow');
+    const html = efficacyReportHtml(e.toJSON(), {
+      input: 'x.jsonl', generated: '2026-03-01T00:00:00Z', decisions: { kind: 'recorded' }, labels: { fromEvents: 45, fromFile: 0 },
+      events: 45, decided: 45, undecided: 0, span: null,
+    });
+    const spec = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]!) as { charts: { id: string; labels: string[]; datasets: { label: string; data: (number | null)[] }[] }[] };
+    const country = spec.charts.find((c) => c.id === 'chart-country')!;
+    const of = (group: string, dataset: string) => country.datasets.find((d) => d.label === dataset)!.data[country.labels.findIndex((l) => l.startsWith(group))];
+    assert.equal(of('ID', 'detection rate'), null, 'no attacks: no detection rate, not 0%');
+    assert.equal(of('ID', 'false-challenge rate'), 0);
+    assert.equal(of('KZ', 'false-challenge rate'), null, 'no legitimate logins: no false-challenge rate, not 0%');
+    assert.equal(of('KZ', 'detection rate'), 1);
+  });
+});
+
 describe('the simulation report figures', () => {
   const ev = (id: string, ts: string, clientId: string, extra: Partial<LoginEvent> = {}): LoginEvent => ({ id, ts, user: 'u', ip: '192.0.2.1', userAgent: '', success: true, clientId, ...extra });
   const scored = (id: string, decision: 'allow' | 'step_up' | 'block', score: number, label?: 'legit' | 'attack'): ScoredEvent => ({
@@ -114,6 +150,19 @@ describe('the simulation report figures', () => {
     assert.deepEqual(d.timeline.map((b) => [b.start.slice(0, 10), b.allow]), [['2026-03-01', 1], ['2026-03-02', 0], ['2026-03-03', 0], ['2026-03-04', 0], ['2026-03-05', 1]]);
     assert.equal(d.baseline, null);
   });
+
+  it('keeps the timeline to a bounded number of buckets whatever the span (a stray timestamp years away)', () => {
+    const r = new SimulationReport();
+    r.add(ev('a', '0001-01-01T00:00:00Z', 'web'), undefined, scored('a', 'allow', 0.1));
+    r.add(ev('b', '2026-03-05T23:00:00Z', 'web'), undefined, scored('b', 'step_up', 0.7));
+    r.add(ev('c', '9999-12-31T23:00:00Z', 'web'), undefined, scored('c', 'block', 0.9));
+    const d = r.toJSON();
+    assert.ok(d.timeline.length <= MAX_BUCKETS, `${d.timeline.length} buckets`);
+    assert.match(d.bucket, /^\d+ days$/);
+    assert.deepEqual(['allow', 'step_up', 'block'].map((k) => d.timeline.reduce((s, b) => s + b[k as 'allow'], 0)), [1, 1, 1]);
+    assert.equal(d.timeline[0]!.allow, 1);
+    assert.equal(d.timeline.at(-1)!.block, 1);
+  });
 });
 
 describe('escaping what comes from the data', () => {
@@ -142,6 +191,8 @@ describe('labels files', () => {
     assert.throws(() => readLabels(write(JSON.stringify({ items: [{ eventId: 'a', label: 'maybe' }] }))), /item 1: a label needs "eventId"/);
     assert.throws(() => readLabels(write('42')), /expected a JSON array/);
     assert.throws(() => readLabels('/nonexistent/labels.json'), /cannot read/);
+    // One page of a longer listing: measuring on it would silently leave the rest out.
+    assert.throws(() => readLabels(write(JSON.stringify({ items: [{ eventId: 'a', label: 'attack' }], next: 'a' }))), /one page of a longer listing.*idp label list --all --json/);
   });
 });
 
@@ -182,6 +233,22 @@ describe('the progress bar', () => {
       bar.done();
       assert.deepEqual(t.out, []);
     }
+  });
+  it('fits the terminal\'s width, so a redraw never wraps onto a new line (an 80-column terminal filled with bars)', () => {
+    const out: string[] = [];
+    const stream = { isTTY: true, columns: 80, write: (s: string) => { out.push(s); return true; } };
+    let now = 0;
+    const bar = progressBar('synth', 720, { stream, env: {}, now: () => now, unit: 'hours of logins' });
+    const count = progressCount('policy dry-run', { stream, env: {}, now: () => now, unit: 'events scored against the candidate' });
+    now = 5_000;
+    bar.update(239);
+    count.update(123_456_789);
+    assert.equal(out.length, 2);
+    for (const line of out) {
+      assert.ok(line.startsWith('\r\x1b[2K'));
+      assert.ok(line.length - '\r\x1b[2K'.length <= 79, `${line.length - 5} columns: ${line}`);
+    }
+    assert.ok(out[0]!.includes('synth [') && out[0]!.includes(' 33%'), out[0]!);
   });
   it('counts work of unknown size with its pace, and not on a pipe', () => {
     const t = fake(true);
