@@ -345,7 +345,7 @@ export function efficacyReportHtml(d: EfficacyData, m: EfficacyMeta): string {
     ? `<p class="alert">${fmtInt(d.farAbove.length)} group(s) have a false-challenge rate far above the overall ${fmtRate(o.falseChallenge)}:</p>${table('Groups far above the overall false-challenge rate', ['group', 'breakdown', 'legitimate logins', 'rate', '95% interval'],
       d.farAbove.map((g) => [g.group, DIMENSION_TITLES[g.dimension], g.falseChallenge.n, fmtRate(g.falseChallenge), fmtCi(g.falseChallenge)]))}`
     : `<p>None: no group of at least ${fmtInt(d.rule.minN)} legitimate logins is challenged far more often than the overall ${fmtRate(o.falseChallenge)}.</p>`);
-  parts.push(`<p class="note">"Far above": at least ${d.rule.ratio}× the overall false-challenge rate, with the lower bound of the group's 95% interval above the overall rate, in a group of at least ${fmtInt(d.rule.minN)} legitimate logins.</p>`);
+  parts.push(`<p class="note">"Far above": at least ${d.rule.ratio}× the overall false-challenge rate, with the lower bound of the group's 95% interval above the overall rate, in a group of at least ${fmtInt(d.rule.minN)} legitimate logins.${o.falseChallenge.n > 0 && o.falseChallenge.rate * d.rule.ratio > 1 ? ` With the overall rate at ${fmtRate(o.falseChallenge)}, no group can be ${d.rule.ratio}× it: this rule cannot name any group here; read the table instead.` : ''}</p>`);
 
   for (const dim of DIMENSIONS) {
     const groups = d.dimensions[dim];

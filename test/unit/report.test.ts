@@ -109,6 +109,18 @@ describe('the efficacy page', () => {
     assert.equal(of('KZ', 'false-challenge rate'), null, 'no legitimate logins: no false-challenge rate, not 0%');
     assert.equal(of('KZ', 'detection rate'), 1);
   });
+  it('says when the overall false-challenge rate is too high for any group to be far above it', () => {
+    const page = (challenged: number) => {
+      const e = new Efficacy();
+      for (let i = 0; i < 100; i += 1) e.add({ country: 'SE', network: 'hosting', device: 'desktop', platform: 'Linux' }, 'legit', i < challenged ? 'step_up' : 'allow');
+      return efficacyReportHtml(e.toJSON(), {
+        input: 'x.jsonl', generated: '2026-03-01T00:00:00Z', decisions: { kind: 'recorded' }, labels: { fromEvents: 100, fromFile: 0 },
+        events: 100, decided: 100, undecided: 0, span: null,
+      });
+    };
+    assert.match(page(60), /this rule cannot name any group here/);
+    assert.doesNotMatch(page(10), /this rule cannot name any group here/);
+  });
 });
 
 describe('the simulation report figures', () => {
