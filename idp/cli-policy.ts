@@ -15,7 +15,7 @@ import type { Actor, LabelRecord, PolicyVersion } from '../models/types.ts';
 import { formatPolicyError, readPolicyDir } from '../policies/policy.ts';
 import { allLabels, getLabel, labelHistory, listLabels, setLabel } from './admin/labels.ts';
 import { activateModel, eventsFromFile, listModels, trainModel, type TrainReport } from './admin/model.ts';
-import { progressCount } from './progress.ts';
+import { progressBar, progressCount, type Progress } from './progress.ts';
 import { dryRunPolicy, getLivePolicy, getPolicyVersion, policyHistory, publishPolicy, rollbackPolicy, validatePolicy, type DryRunReport } from './admin/policies.ts';
 import { geo } from './cli-risk.ts';
 import type { Settings } from './settings.ts';
@@ -281,10 +281,19 @@ export async function modelStoreCommand(settings: Settings, sub: 'train' | 'acti
       }, { min: 0, max: 0 });
       const lookup = await geo(settings);
       const bar = progressCount('reading events', { unit: 'events' });
-      const r = await withStorage(settings, (s) => trainModel({ ...deps(s), placeOf: (ip) => lookup.lookup(ip), progress: bar.update }, {
+      // Then a bar per tree: training is one long synchronous call after the reading.
+      let trees: Progress | undefined;
+      const treeProgress = (done: number, total: number) => {
+        if (!trees) {
+          bar.done();
+          trees = progressBar('training', total, { unit: 'trees' });
+        }
+        trees.update(done);
+      };
+      const r = await withStorage(settings, (s) => trainModel({ ...deps(s), placeOf: (ip) => lookup.lookup(ip), progress: bar.update, treeProgress }, {
         labelWeight: int('label-weight', values['label-weight'], 1), holdout: num('holdout', values.holdout), days: int('days', values.days, 1),
         trees: int('trees', values.trees, 1), maxDepth: int('max-depth', values['max-depth'], 1), seed: int('seed', values.seed), maxRows: int('max-rows', values['max-rows'], 1),
-      }, cliActor(), values.events ? { synthetic: { source: path.basename(values.events), events: eventsFromFile(values.events) } } : {})).finally(() => bar.done());
+      }, cliActor(), values.events ? { synthetic: { source: path.basename(values.events), events: eventsFromFile(values.events) } } : {})).finally(() => { bar.done(); trees?.done(); });
       if (values.out) fs.writeFileSync(values.out, (await withStorage(settings, (s) => s.models.get(r.sha256)))!.text);
       if (values.json) json(r);
       else out(describeTraining(r));

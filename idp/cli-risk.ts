@@ -264,6 +264,7 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
   const X = rows.map((r) => r[0]);
   const y = rows.map((r) => r[1]);
   const started = performance.now();
+  const trees = progressBar('training', opts.trees, { unit: 'trees' });
   const { file } = trainForest(X, y, FEATURE_NAMES, opts, {
     events: path.basename(o.events), eventsSha256: sha256Hex(fs.readFileSync(o.events)), eventCount: events,
     rows: { attack: attacks.length, legit: keepLegit }, geo: lookup.sources,
@@ -272,7 +273,8 @@ export async function trainCommand(s: GeoSettings, o: { events: string; out: str
       history: policy.risk.history, coldStart: policy.risk.cold_start,
       lists: sha256Hex(fs.readFileSync(path.join(policy.dir, 'lists.yml'))),
     })).slice(0, 12),
-  });
+  }, (done) => trees.update(done));
+  trees.done();
   const text = serialiseModel(file);
   fs.writeFileSync(o.out, text);
   process.stdout.write(`${JSON.stringify({

@@ -116,8 +116,35 @@ export function compileForest(file: ModelFile, version: string): Forest {
   };
 }
 
+/**
+ * Calls `onTree(done, total)` as ml-random-forest trains each tree. The library has no hook
+ * and trains all trees in one synchronous call (minutes on a large file), so the instance's
+ * `estimators` array is observed instead: the library assigns `estimators[i]` just before it
+ * trains tree i, so that assignment means i trees are done. Observing changes nothing the
+ * library computes (same seeds, same trees).
+ */
+function observeTrees(rf: object, total: number, onTree: (done: number, total: number) => void): void {
+  let observed: unknown[] = [];
+  Object.defineProperty(rf, 'estimators', {
+    configurable: true, enumerable: true,
+    get: () => observed,
+    set(list: unknown[]) {
+      observed = new Proxy(list, {
+        set(target, key, value) {
+          const i = typeof key === 'string' ? Number(key) : NaN;
+          if (Number.isInteger(i)) onTree(i, total);
+          return Reflect.set(target, key, value);
+        },
+      });
+    },
+  });
+}
+
 /** Trains a forest on rows X with labels y (1 = attack) and returns it with the library model. */
-export function trainForest(X: number[][], y: number[], features: readonly string[], opts: TrainOptions, provenance: Record<string, unknown>) {
+export function trainForest(
+  X: number[][], y: number[], features: readonly string[], opts: TrainOptions, provenance: Record<string, unknown>,
+  onTree?: (done: number, total: number) => void,
+) {
   if (!y.includes(0) || !y.includes(1)) throw new Error('training data needs both legitimate and attack examples');
   const rf = new RandomForestClassifier({
     nEstimators: opts.trees,
@@ -128,7 +155,9 @@ export function trainForest(X: number[][], y: number[], features: readonly strin
     noOOB: true,
     treeOptions: { maxDepth: opts.maxDepth, minNumSamples: opts.minSamples },
   });
+  if (onTree) observeTrees(rf, opts.trees, onTree);
   rf.train(X, y);
+  onTree?.(opts.trees, opts.trees);
   const internals = rf as unknown as { estimators: { root: MlNode }[]; indexes: number[][] };
   const file: ModelFile = {
     format: MODEL_FORMAT,

@@ -46,6 +46,8 @@ import { policyInputErrors, publishChecked, type DryRunDeps, type PolicyDeps } f
 
 export interface ModelDeps extends DryRunDeps {
   storage: DryRunDeps['storage'] & { models: ModelStore };
+  /** Told as each tree of the forest is trained (the CLI's progress bar); not called by the API. */
+  treeProgress?: ((done: number, total: number) => void) | undefined;
 }
 
 export const trainSchema = z.strictObject({
@@ -239,7 +241,7 @@ export async function trainModel(deps: ModelDeps, input: TrainInput, actor: Acto
     featurePolicy: sha256Hex(JSON.stringify({
       history: featurePolicy.risk.history, coldStart: featurePolicy.risk.cold_start, lists: sha256Hex(live.files['lists.yml'] ?? ''),
     })).slice(0, 12),
-  });
+  }, deps.treeProgress);
   const text = serialiseModel(file);
   const sha256 = sha256Hex(text);
   const after = compileForest(file, sha256.slice(0, 12));

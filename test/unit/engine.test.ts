@@ -406,6 +406,17 @@ describe('risk engine', () => {
       assert.throws(() => loadModel(Buffer.from(text.replace('"threshold":[', '"threshold":[0.0001,')), sha256Hex(text), FEATURE_NAMES), /tampered or mismatched/);
       assert.throws(() => loadModel(Buffer.from(text), sha256Hex(text), [...FEATURE_NAMES, 'extra']), /other features/);
     });
+
+    it('tells the progress of each tree and trains the very same forest while it does', () => {
+      const rng = new Rng(9);
+      const X = Array.from({ length: 200 }, () => Array.from({ length: FEATURE_NAMES.length }, () => Math.round(rng.next() * 10) / 10));
+      const y = X.map((row) => (row[1]! > 0.5 ? 1 : 0));
+      const opts = { trees: 5, maxDepth: 5, maxFeatures: 0.6, minSamples: 3, seed: 11 };
+      const seen: [number, number][] = [];
+      const watched = trainForest(X, y, FEATURE_NAMES, opts, {}, (done, total) => seen.push([done, total]));
+      assert.deepEqual(seen, [[0, 5], [1, 5], [2, 5], [3, 5], [4, 5], [5, 5]]);
+      assert.equal(serialiseModel(watched.file), serialiseModel(trainForest(X, y, FEATURE_NAMES, opts, {}).file));
+    });
   });
 
   it('keeps policies/ free of imports from idp/, interactions/ and adapters/', () => {
