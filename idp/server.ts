@@ -24,7 +24,7 @@ import { errorPage } from '../interactions/views/pages.ts';
 import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import { withRequestScope } from './request-log.ts';
+import { loggedPath, withRequestScope } from './request-log.ts';
 import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
@@ -74,7 +74,7 @@ function errorBoundary(log: Logger) {
         else if (status === 415) e = new UserError('unsupported_media_type');
         else if (status && status >= 400 && status < 500) e = new UserError('invalid_form');
         else {
-          log.error('unhandled error', { error: err as Error, path: ctx.path });
+          log.error('unhandled error', { error: err as Error, path: loggedPath(ctx.path) });
           e = new UserError('internal');
         }
       }

@@ -138,4 +138,34 @@ describe('logs: one login, read back from the log', () => {
     assert.equal(notFound.path, '/no/such/page', 'without its query string');
     assert.equal(notFound.status, 404);
   });
+
+  it('writes a failing request\'s path without its interaction uid (it is the _interaction cookie\'s value)', async () => {
+    const from = srv.rawLogs.length;
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, scope: 'openid', state: client.randomState(), nonce: client.randomNonce() });
+    const start = await fetch(url, { redirect: 'manual' });
+    const uid = new URL(start.headers.get('location')!, srv.url).pathname.split('/').pop()!;
+    assert.ok(uid.length >= 16, `an interaction uid: ${uid}`);
+    const cookie = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    // The store fails: reading the login's state on our page (the interaction itself is read),
+    // then reading the interaction in oidc-provider's resume. Both answer 500 and log an error.
+    const find = srv.storage.oidc.find.bind(srv.storage.oidc);
+    for (const [path, failing] of [[`/interaction/${uid}`, (m: string) => m !== 'Interaction'], [`/auth/${uid}`, (m: string) => m === 'Interaction']] as const) {
+      srv.storage.oidc.find = async (model, id, now) => {
+        if (failing(model)) throw new Error('the store is down');
+        return find(model, id, now);
+      };
+      try {
+        const res = await fetch(`${srv.url}${path}`, { headers: { cookie }, redirect: 'manual' });
+        assert.equal(res.status, 500, path);
+      } finally {
+        srv.storage.oidc.find = find;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const raw = srv.rawLogs.slice(from);
+    const errors = raw.map((l) => JSON.parse(l) as LogEntry).filter((e) => e.level === 'error');
+    assert.ok(errors.some((e) => e.path === '/interaction/:uid'), `an error line for the page: ${JSON.stringify(errors)}`);
+    assert.ok(errors.some((e) => e.path === '/auth/:uid'), `an error line for the resume: ${JSON.stringify(errors)}`);
+    for (const l of raw) assert.ok(!l.includes(uid), `no interaction uid in ${l}`);
+  });
 });
