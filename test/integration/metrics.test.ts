@@ -313,3 +313,45 @@ describeOrSkip(false, 'METRICS=off', () => {
     assert.ok([...srv.storage.stats.ops.values()].reduce((a, b) => a + b, 0) > 0);
   });
 });
+
+describeOrSkip(false, 'a store failure on the sign-in pages', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    srv = await startTestServer('embedded');
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }, SECRET);
+    config = await discover(srv.issuer, 'web', SECRET);
+  });
+  after(() => srv?.close());
+
+  const interaction5xx = async () => value(parseExposition(await (await fetch(`${srv.url}/metrics`)).text()), 'idp_http_request_duration_seconds_count', { route: 'interaction', status: '5xx' });
+
+  it('answers 5xx, counted as such, when the interaction cannot be read; a missing or unknown one stays a 400', async () => {
+    const browser = new Browser();
+    const { page } = await startAuthorization(config, browser);
+    assert.match(page.body, /name="password"/);
+    const before5xx = await interaction5xx();
+    // The store fails reading the interaction: an outage, not "this sign-in expired"
+    // (IdpLoginErrorRate watches the 5xx share of these routes).
+    const find = srv.storage.oidc.find.bind(srv.storage.oidc);
+    srv.storage.oidc.find = async (model, id, now) => {
+      if (model === 'Interaction') throw new Error('the store is down');
+      return find(model, id, now);
+    };
+    try {
+      const shown = await browser.request(page.url);
+      assert.equal(shown.status, 500, 'the page');
+      const posted = await browser.request(new URL(`${page.url.pathname}/login`, page.url), {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=a&password=b&csrf=c',
+      });
+      assert.equal(posted.status, 500, 'the form');
+    } finally {
+      srv.storage.oidc.find = find;
+    }
+    assert.equal(await interaction5xx(), before5xx + 2);
+    // The store answering: no cookie, or an interaction it does not have, is the user's 400.
+    assert.equal((await fetch(page.url)).status, 400, 'no interaction cookie');
+    assert.equal((await browser.request(new URL('/interaction/unknownInteractionUid0123', page.url))).status, 400, 'another uid');
+    assert.equal((await browser.request(page.url)).status, 200, 'the page again once the store answers');
+  });
+});
