@@ -347,7 +347,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
   // Each request in its log scope: req_id, login_id, the access line (idp/request-log.ts).
-  const server = http.createServer(withRequestScope(log, (req, res) => handler(req, res)));
+  const server = http.createServer(withRequestScope(log, (req, res) => handler(req, res), { trustIncomingId: settings.trustProxy }));
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
