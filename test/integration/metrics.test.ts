@@ -7,11 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { parse, stringify } from 'yaml';
-import { STORES, describeOrSkip } from '../helpers/env.ts';
+import { STORES, describeOrSkip, mongoUriForTest } from '../helpers/env.ts';
+import { openMongoStorage } from '../../adapters/storage/mongo.ts';
 import { rulesOnlyPolicy } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI, startAuthorization } from '../helpers/rp.ts';
@@ -324,7 +326,11 @@ describeOrSkip(false, 'a store failure on the sign-in pages', () => {
   });
   after(() => srv?.close());
 
-  const interaction5xx = async () => value(parseExposition(await (await fetch(`${srv.url}/metrics`)).text()), 'idp_http_request_duration_seconds_count', { route: 'interaction', status: '5xx' });
+  // Read by line: right after a start prom-client writes the event-loop means as `Nan`, which
+  // Prometheus takes (its parser ignores case) and parseExposition, strict, does not.
+  const interaction5xx = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n')
+    .filter((l) => l.startsWith('idp_http_request_duration_seconds_count{route="interaction",') && l.includes('status="5xx"'))
+    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 
   it('answers 5xx, counted as such, when the interaction cannot be read; a missing or unknown one stays a 400', async () => {
     const browser = new Browser();
@@ -353,5 +359,44 @@ describeOrSkip(false, 'a store failure on the sign-in pages', () => {
     assert.equal((await fetch(page.url)).status, 400, 'no interaction cookie');
     assert.equal((await browser.request(new URL('/interaction/unknownInteractionUid0123', page.url))).status, 400, 'another uid');
     assert.equal((await browser.request(page.url)).status, 200, 'the page again once the store answers');
+  });
+});
+
+const mongo = STORES.find((s) => s.kind === 'mongodb');
+describeOrSkip(mongo ? mongo.skip : 'MongoDB not selected', 'a MongoDB outage in idp_store_errors_total', () => {
+  it('counts the operations that found no server to send to, not only the commands that failed on the wire', async () => {
+    // The store reached through a TCP relay this test can cut: the server stays up for the others.
+    const target = new URL(mongoUriForTest());
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer((c) => {
+      const up = net.connect(Number(target.port || 27017), target.hostname);
+      sockets.add(c).add(up);
+      c.pipe(up).pipe(c);
+      const end = () => { c.destroy(); up.destroy(); };
+      for (const s of [c, up]) s.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const relayed = new URL(target);
+    relayed.host = `127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    const storage = await openMongoStorage(relayed.toString());
+    try {
+      const failures: string[] = [];
+      storage.stats.observe({ op: (op, _s, failed) => { if (failed) failures.push(op); } });
+      const ops = () => [...storage.stats.ops.values()].reduce((a, b) => a + b, 0);
+      assert.equal(await storage.accounts.findById('nobody'), undefined);
+      relay.close();
+      for (const s of sockets) s.destroy();
+      const calls = () => Promise.all([
+        storage.accounts.findById('x'), storage.clients.find('x'), storage.oidc.find('Session', 'x', Date.now()),
+      ].map((p) => p.then(() => 'answered', (e: Error) => e.name)));
+      // The first calls fail on the connections they had; what follows finds no server at all.
+      await calls();
+      const [failed0, ops0] = [failures.length, ops()];
+      assert.deepEqual(await calls(), ['MongoServerSelectionError', 'MongoServerSelectionError', 'MongoServerSelectionError']);
+      assert.equal(failures.length - failed0, 3, `each call counted as a failed store operation: ${failures.join(', ')}`);
+      assert.equal(ops() - ops0, 3, 'and as an operation (the error ratio stays at most 1)');
+    } finally {
+      await storage.close().catch(() => undefined);
+    }
   });
 });
