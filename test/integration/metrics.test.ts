@@ -12,12 +12,14 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { parse, stringify } from 'yaml';
-import { STORES, describeOrSkip, mongoUriForTest } from '../helpers/env.ts';
+import { STORES, describeOrSkip, localhostIssuer, mongoUriForTest } from '../helpers/env.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { WebAuthn } from '../../interactions/methods/webauthn.ts';
 import { openMongoStorage } from '../../adapters/storage/mongo.ts';
 import { rulesOnlyPolicy } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { discover, REDIRECT_URI, startAuthorization } from '../helpers/rp.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 
 const PASSWORD = 'metrics-test correct horse battery';
@@ -398,5 +400,46 @@ describeOrSkip(mongo ? mongo.skip : 'MongoDB not selected', 'a MongoDB outage in
     } finally {
       await storage.close().catch(() => undefined);
     }
+  });
+});
+
+describeOrSkip(false, 'a passkey refused as the first factor', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    // http://localhost: passkeys are offered there (methods/webauthn.ts `supported`).
+    srv = await startTestServer('embedded', await localhostIssuer());
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    config = await discover(srv.issuer, 'web');
+  });
+  after(() => srv?.close());
+
+  const scrape = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n');
+  const sum = (lines: string[], prefix: string) => lines.filter((l) => l.startsWith(prefix)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+
+  it('counts a login whose passkey the provider refused as a first-factor failure', async () => {
+    // A credential the authenticator made but the provider never registered.
+    const id = await srv.addUser('paula', PASSWORD);
+    const account = (await srv.storage.accounts.findById(id))!;
+    const authenticator = new SoftAuthenticator({ origin: srv.issuer, rpId: 'localhost' });
+    authenticator.create(await new WebAuthn(srv.storage, { issuer: srv.issuer }).registrationOptions({ binding: 'setup', account, userVerification: 'required' }));
+    const browser = new Browser();
+    const page = await browser.navigate(client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI, scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }));
+    const form = findForm(page.body, '/passkey');
+    const options = await browser.request(new URL(`${form.action}/options`, page.url), {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: form.hidden.csrf! }),
+    });
+    assert.equal(options.status, 200);
+    const response = authenticator.get(await options.json() as Parameters<SoftAuthenticator['get']>[0]);
+    const before0 = await scrape();
+    const refused = await browser.submit(page, '/passkey', { response: JSON.stringify(response) }, REDIRECT_URI);
+    assert.equal(refused.status, 400, refused.body.slice(0, 300));
+    const after0 = await scrape();
+    assert.equal(sum(after0, 'idp_logins_total{outcome="failure",decision="none"}') - sum(before0, 'idp_logins_total{outcome="failure",decision="none"}'), 1);
+    assert.equal(sum(after0, 'idp_login_failures_total{reason="other"}') - sum(before0, 'idp_login_failures_total{reason="other"}'), 1);
+    assert.equal(sum(after0, 'idp_stepup_total{') - sum(before0, 'idp_stepup_total{'), 0, 'no step-up');
   });
 });
