@@ -16,9 +16,9 @@ import { STORES, describeOrSkip, localhostIssuer, mongoUriForTest } from '../hel
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { WebAuthn } from '../../interactions/methods/webauthn.ts';
 import { openMongoStorage } from '../../adapters/storage/mongo.ts';
-import { rulesOnlyPolicy } from '../helpers/policy.ts';
+import { makePolicyDir, rulesOnlyPolicy } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover, REDIRECT_URI, startAuthorization } from '../helpers/rp.ts';
+import { discover, REDIRECT_URI, secretOnPage, startAuthorization } from '../helpers/rp.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -441,5 +441,45 @@ describeOrSkip(false, 'a passkey refused as the first factor', () => {
     assert.equal(sum(after0, 'idp_logins_total{outcome="failure",decision="none"}') - sum(before0, 'idp_logins_total{outcome="failure",decision="none"}'), 1);
     assert.equal(sum(after0, 'idp_login_failures_total{reason="other"}') - sum(before0, 'idp_login_failures_total{reason="other"}'), 1);
     assert.equal(sum(after0, 'idp_stepup_total{') - sum(before0, 'idp_stepup_total{'), 0, 'no step-up');
+  });
+});
+
+describeOrSkip(false, 'an enrolment a login requires', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    // aal2 asked by the RP, no factor on the account: the login requires enrolling one.
+    srv = await startTestServer('embedded', {
+      POLICY_DIR: makePolicyDir((f) => {
+        f.assurance.default = { low: 'aal1', medium: 'aal1', high: 'aal1', critical: 'block' };
+        f.assurance.enrolment = { prompt: 'off', missing_factor: { action: 'enroll', enroll_max_level: 'high' } };
+      }),
+    });
+    await srv.addUser('erin', PASSWORD);
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }, SECRET);
+    config = await discover(srv.issuer, 'web', SECRET);
+  });
+  after(() => srv?.close());
+
+  const scrape = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n');
+  const count = (lines: string[], result: string) => Number(lines.find((l) => l.startsWith(`idp_stepup_total{method="enrolment",result="${result}"}`))?.split(' ').pop() ?? 0);
+
+  it('counts the enrolment funnel: prompted, a wrong code failed, the right one passed', async () => {
+    const browser = new Browser();
+    const f = await startAuthorization(config, browser, { acr_values: 'urn:adaptive-idp:aal2' });
+    const s0 = await scrape();
+    let page = await browser.submit(f.page, '/login', { username: 'erin', password: PASSWORD }, REDIRECT_URI);
+    const secret = secretOnPage(page);
+    assert.ok(secret, `the enrolment page: ${page.body.slice(0, 300)}`);
+    const right = totpCode(secret);
+    page = await browser.submit(page, '/enrol/totp', { code: right === '000000' ? '111111' : '000000' }, REDIRECT_URI);
+    assert.match(page.body, /That code is not right/);
+    const s1 = await scrape();
+    page = await browser.submit(page, '/enrol/totp', { code: right }, REDIRECT_URI);
+    assert.doesNotMatch(page.body, /That code is not right/);
+    const s2 = await scrape();
+    assert.equal(count(s1, 'prompted') - count(s0, 'prompted'), 1);
+    assert.equal(count(s1, 'failed') - count(s0, 'failed'), 1, 'the wrong code');
+    assert.equal(count(s2, 'passed') - count(s1, 'passed'), 1);
   });
 });
