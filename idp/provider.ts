@@ -12,6 +12,7 @@ import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
 import { ERROR_CODES } from './errors.ts';
+import { loggedPath } from './request-log.ts';
 import { acrRequestOf, installAssuranceCheck, sessionAuthOf, type AssuranceCheckDeps } from './assurance-check.ts';
 import { assertedAcr, requestedLevel, sessionLevelIndex } from '../policies/assurance.ts';
 import { tokenConfiguration, type TokenOptions } from './tokens.ts';
@@ -298,7 +299,7 @@ export function buildProvider(
     async renderError(ctx, out, error) {
       ctx.type = 'html';
       ctx.set('cache-control', 'no-store');
-      if (ctx.status >= 500) log.error('provider error', { error: error as Error, path: ctx.path });
+      if (ctx.status >= 500) log.error('provider error', { error: error as Error, path: loggedPath(ctx.path) });
       const status = ctx.status >= 500 ? ERROR_CODES.internal : undefined;
       // The OAuth error code and description are shown, escaped; never a stack trace.
       ctx.body = errorPage(

@@ -1,6 +1,7 @@
 /**
- * Request ids and the access log. Every HTTP request gets an id, echoed in `X-Request-Id`
- * and written as `req_id` on every log line of the request (idp/log.ts scope). The requests
+ * Request ids and the access log. Every HTTP request gets an id (its proxy's, under
+ * TRUST_PROXY), echoed in `X-Request-Id` and written as `req_id` on every log line of the
+ * request (idp/log.ts scope). The requests
  * of one login (authorize → interaction pages and posts → resume → consent → token, refresh,
  * userinfo) also share a `login_id`, carried by the records they load (adapters/oidc-adapter.ts).
  */
@@ -32,6 +33,11 @@ export function loggedPath(url: string | undefined): string {
 export interface RequestLogOptions {
   /** The access log line's level: see README "Logs" for the choice. */
   accessLevel?: 'debug' | 'info';
+  /**
+   * Take a safe incoming `X-Request-Id` (TRUST_PROXY: our proxy set it). Otherwise the client
+   * wrote it, and would choose the id its lines are logged under, or reuse another request's.
+   */
+  trustIncomingId?: boolean;
 }
 
 /**
@@ -41,7 +47,7 @@ export interface RequestLogOptions {
 export function withRequestScope(log: Logger, handler: http.RequestListener, opts: RequestLogOptions = {}): http.RequestListener {
   const level = opts.accessLevel ?? 'debug';
   return (req, res) => {
-    const scope: RequestScope = { reqId: requestIdOf(req.headers['x-request-id']) };
+    const scope: RequestScope = { reqId: opts.trustIncomingId ? requestIdOf(req.headers['x-request-id']) : crypto.randomUUID() };
     const started = performance.now();
     res.setHeader('x-request-id', scope.reqId);
     res.once('close', () => runInScope(scope, () => log[level]('request', {

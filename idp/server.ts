@@ -24,7 +24,7 @@ import { errorPage } from '../interactions/views/pages.ts';
 import { STYLESHEET, STYLESHEET_PATH } from '../interactions/views/layout.ts';
 import { ERROR_CODES, UserError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import { withRequestScope } from './request-log.ts';
+import { loggedPath, withRequestScope } from './request-log.ts';
 import { buildProvider } from './provider.ts';
 import { resourceScopeNames } from './tokens.ts';
 import { openGeo } from '../adapters/geoip.ts';
@@ -74,7 +74,7 @@ function errorBoundary(log: Logger) {
         else if (status === 415) e = new UserError('unsupported_media_type');
         else if (status && status >= 400 && status < 500) e = new UserError('invalid_form');
         else {
-          log.error('unhandled error', { error: err as Error, path: ctx.path });
+          log.error('unhandled error', { error: err as Error, path: loggedPath(ctx.path) });
           e = new UserError('internal');
         }
       }
@@ -105,13 +105,16 @@ async function securityHeaders(ctx: Context, next: Next) {
 
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** What a proxy leaves on a request it relays: the client's address, the scheme or host it was asked for, or its own name (RFC 9110 §7.6.3). */
+const RELAY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'via'] as const;
 
 /**
  * GET /metrics: Prometheus text. With METRICS_TOKEN, the bearer token decides. Without one,
  * only a direct loopback caller is served, and never:
  * - under TRUST_PROXY: the proxy's connection is loopback too, so "loopback" would mean
  *   "anyone on the internet" (refused rather than failing the start: metrics are optional);
- * - when the request carries forwarding headers: a proxy we were not told about relayed it;
+ * - when the request carries forwarding headers (any of RELAY_HEADERS): a proxy we were not
+ *   told about relayed it;
  * - when the Host is not a loopback name or the issuer's: a DNS-rebinding page on the
  *   operator's own machine must not read it.
  */
@@ -131,7 +134,7 @@ function metricsRoute(settings: Settings, render: () => Promise<{ body: string; 
       const host = (headers.host ?? '').toLowerCase();
       const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0] ?? '';
       allowed = LOOPBACK_ADDRESSES.has(ctx.req.socket.remoteAddress ?? '')
-        && !headers['x-forwarded-for'] && !headers.forwarded && !headers['x-real-ip']
+        && !RELAY_HEADERS.some((h) => headers[h] !== undefined)
         && (LOOPBACK_NAMES.has(hostname) || host === issuerHost);
     }
     if (!allowed) {
@@ -347,7 +350,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   }, (err) => events.emit('keys.rejected', { error: err, kept: 'the keys in use' }, 'error'));
 
   // Each request in its log scope: req_id, login_id, the access line (idp/request-log.ts).
-  const server = http.createServer(withRequestScope(log, (req, res) => handler(req, res)));
+  const server = http.createServer(withRequestScope(log, (req, res) => handler(req, res), { trustIncomingId: settings.trustProxy }));
   // Slow-client protection; a login page is small.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;

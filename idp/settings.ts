@@ -109,7 +109,7 @@ export const SETTINGS = {
   trustProxy: {
     env: 'TRUST_PROXY',
     default: 'false',
-    doc: 'Behind a reverse proxy: take the client address from `X-Forwarded-For`, `TRUST_PROXY_HOPS` entries from the right (the ones our own proxies appended); entries further left are whatever the client sent and are ignored. `X-Forwarded-Host` and `X-Forwarded-Proto` are never used: every URL the provider emits derives from `ISSUER`.',
+    doc: 'Behind a reverse proxy: take the client address from `X-Forwarded-For`, `TRUST_PROXY_HOPS` entries from the right (the ones our own proxies appended); entries further left are whatever the client sent and are ignored. `X-Forwarded-Host` and `X-Forwarded-Proto` are never used: every URL the provider emits derives from `ISSUER`. A safe `X-Request-Id` is taken as the request id in the logs (README "Logs").',
     parse: bool,
   },
   trustProxyHops: {

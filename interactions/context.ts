@@ -2,6 +2,7 @@
 import net from 'node:net';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
 import { RecordGoneError, savingStoredOnly, type Storage } from '../adapters/storage/port.ts';
 import { classifyAddress, ipv6Groups } from '../adapters/geoip.ts';
 import { UserError } from '../idp/errors.ts';
@@ -59,9 +60,11 @@ export async function loadInteraction(ctx: Context, provider: Provider, expected
   let details: Details;
   try {
     details = await provider.interactionDetails(ctx.req, ctx.res);
-  } catch {
-    // SessionNotFound: no interaction cookie, or the interaction expired.
-    throw new UserError('interaction_not_found');
+  } catch (err) {
+    // SessionNotFound: no interaction cookie, or the interaction expired. Anything else (the
+    // store failing) is an outage, answered and counted as one (5xx), not "sign in again".
+    if (err instanceof errors.SessionNotFound) throw new UserError('interaction_not_found');
+    throw err;
   }
   if (details.uid !== ctx.params.uid) throw new UserError('interaction_not_found');
   if (expectedPrompt && details.prompt.name !== expectedPrompt) throw new UserError('interaction_out_of_date');

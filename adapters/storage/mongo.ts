@@ -184,6 +184,44 @@ function toOidc(model: string, d: OidcDoc | null, now: number): OidcRecord | und
  */
 const ANSWER_CODES = new Set([11000, 11001, 112, 48, 26]);
 
+/**
+ * Errors raised before any command was sent: no server to send it to (the store unreachable)
+ * or a client closed. Command monitoring never sees these, so a sustained outage would leave
+ * idp_store_errors_total still once the pool's last commands had failed; they are counted as
+ * the operation `serverSelection` instead, in the errors and in the operations.
+ */
+const UNSENT_ERRORS = new Set(['MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError']);
+
+/** The store with each part's methods reporting an unsent operation's failure to `unsent`. */
+function reportingUnsent(storage: Storage, unsent: (seconds: number) => void): Storage {
+  const wrap = (part: object): object => {
+    const wrapped = new Map<PropertyKey, { fn: unknown; call: (...a: unknown[]) => unknown }>();
+    return new Proxy(part, {
+      get(target, key) {
+        const fn = Reflect.get(target, key, target) as unknown;
+        if (typeof fn !== 'function') return fn;
+        let w = wrapped.get(key);
+        if (w?.fn !== fn) {
+          const call = (...args: unknown[]) => {
+            const start = performance.now();
+            const out = (fn as (...a: unknown[]) => unknown).apply(target, args);
+            // Promises only: an async generator (a scan) is left as it is.
+            if (!(out instanceof Promise)) return out;
+            return out.catch((err: unknown) => {
+              if (UNSENT_ERRORS.has((err as Error | undefined)?.name ?? '')) unsent((performance.now() - start) / 1000);
+              throw err;
+            });
+          };
+          w = { fn, call };
+          wrapped.set(key, w);
+        }
+        return w.call;
+      },
+    });
+  };
+  return Object.fromEntries(Object.entries(storage).map(([k, v]) => [k, k !== 'stats' && typeof v === 'object' && v !== null ? wrap(v as object) : v])) as unknown as Storage;
+}
+
 export async function openMongoStorage(uri: string, options: MongoOptions = {}): Promise<Storage> {
   // monitorCommands: every command sent is counted (StoreStats), as `command:collection`.
   const conn = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000, autoIndex: false, monitorCommands: true });
@@ -459,7 +497,7 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
   // Policy lifecycle and feedback loop (issue 11).
   const policyStores = await openMongoPolicyStores(conn);
 
-  return {
+  const storage: Storage = {
     kind: 'mongodb',
     stats: {
       ops,
@@ -911,4 +949,8 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       await conn.close();
     },
   };
+  return reportingUnsent(storage, (seconds) => {
+    ops.set('serverSelection', (ops.get('serverSelection') ?? 0) + 1);
+    observer?.op('serverSelection', seconds, true);
+  });
 }

@@ -35,6 +35,8 @@ export function enrolTotp(deps: InteractionDeps): Middleware {
     const now = Date.now();
     const step = matchStep(secret, code, now);
     if (step === undefined) {
+      // The funnel of an enrolment the level needed (prompted and passed are counted too).
+      if (tx.enrolment === 'required') deps.events.metrics.stepup('enrolment', 'failed');
       return renderStep(deps, ctx, details, tx, { error: 'That code is not right. Check that the app added the account, then enter the code it shows now.' });
     }
     // One enrolment per pending secret, also under parallel submissions and across instances:

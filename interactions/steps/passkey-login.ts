@@ -88,8 +88,13 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
     async onFailed(ctx, details, error: WebAuthnError) {
       const tx = await deps.transactions.get(details.uid);
       deps.events.emit('stepup.failed', { account: tx?.accountId, client: details.params.client_id, method: 'webauthn', reason: error.code }, error.code === 'counter_regression' ? 'warn' : 'info');
-      // A passkey as the first factor that fails is no step-up.
+      // A passkey as the first factor that fails is no step-up: it is a first factor refused
+      // (docs/metrics.md idp_logins_total `failure`), of no reason the password's have.
       if (tx) deps.events.metrics.stepup('webauthn', 'failed');
+      else {
+        deps.events.metrics.login('failure', 'none');
+        deps.events.metrics.loginFailure('other');
+      }
       if (tx) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: error.message, status: 400 });
       return renderPage(ctx, await loginForm(deps, ctx, details, { passkeyError: error.message }), 400);
     },

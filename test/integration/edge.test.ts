@@ -149,7 +149,12 @@ describe('/metrics exposure', () => {
     });
 
     it('refuses a loopback connection relayed by a proxy it was not told about', async () => {
-      const relayed: Record<string, string>[] = [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }];
+      // Any mark a proxy leaves: the client's address, or only the scheme, the host or its own
+      // name (RFC 9110 §7.6.3 Via), as proxies configured to pass no address still send.
+      const relayed: Record<string, string>[] = [
+        { 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' },
+        { 'x-forwarded-proto': 'https' }, { 'x-forwarded-host': 'idp.example' }, { via: '1.1 edge' },
+      ];
       for (const headers of relayed) {
         const r = await rawRequest(`${srv.url}/metrics`, { headers });
         assert.equal(r.status, 403, JSON.stringify(headers));

@@ -114,28 +114,68 @@ describe('logs: one login, read back from the log', () => {
     assert.ok(!/[?&](code|state|nonce)=/.test(text), 'no query string');
   });
 
-  it('echoes a safe incoming X-Request-Id and logs under it; replaces an unsafe one', async () => {
-    const from = srv.logs.length;
-    const safe = await fetch(`${srv.url}/.well-known/openid-configuration`, { headers: { 'x-request-id': 'lb-7f3a.12_x' } });
-    assert.equal(safe.status, 200);
-    assert.equal(safe.headers.get('x-request-id'), 'lb-7f3a.12_x');
-    for (const unsafe of ['a b', 'x'.repeat(65), '<script>', 'id;drop']) {
-      const res = await fetch(`${srv.url}/.well-known/openid-configuration`, { headers: { 'x-request-id': unsafe } });
-      const id = res.headers.get('x-request-id')!;
-      assert.notEqual(id, unsafe);
-      assert.match(id, /^[0-9a-f-]{36}$/, 'a new id instead');
+  it('takes an incoming X-Request-Id only from the proxy it was told of (TRUST_PROXY), and a safe one only', async () => {
+    // Not behind a proxy: the id is whatever the client chose, so it is not taken: a client
+    // must not pick the id its lines are logged under (nor another request's).
+    const direct = await fetch(`${srv.url}/.well-known/openid-configuration`, { headers: { 'x-request-id': 'lb-7f3a.12_x' } });
+    assert.equal(direct.status, 200);
+    assert.match(direct.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/, 'a new id');
+    const proxied = await startTestServer('embedded', { TRUST_PROXY: 'true' });
+    try {
+      const from = proxied.logs.length;
+      const safe = await fetch(`${proxied.url}/.well-known/openid-configuration`, { headers: { 'x-request-id': 'lb-7f3a.12_x' } });
+      assert.equal(safe.status, 200);
+      assert.equal(safe.headers.get('x-request-id'), 'lb-7f3a.12_x');
+      for (const unsafe of ['a b', 'x'.repeat(65), '<script>', 'id;drop']) {
+        const res = await fetch(`${proxied.url}/.well-known/openid-configuration`, { headers: { 'x-request-id': unsafe } });
+        const id = res.headers.get('x-request-id')!;
+        assert.notEqual(id, unsafe);
+        assert.match(id, /^[0-9a-f-]{36}$/, 'a new id instead');
+      }
+      // An error page (our error boundary) keeps the header too.
+      const missing = await fetch(`${proxied.url}/no/such/page?token=abcdef123456`);
+      assert.equal(missing.status, 404);
+      const missingId = missing.headers.get('x-request-id');
+      assert.ok(missingId);
+      await new Promise((r) => setTimeout(r, 50));
+      const lines = proxied.logs.slice(from).filter((e) => e.msg === 'request');
+      assert.ok(lines.some((e) => e.req_id === 'lb-7f3a.12_x' && e.path === '/.well-known/openid-configuration' && e.status === 200));
+      const notFound = lines.find((e) => e.req_id === missingId);
+      assert.ok(notFound, 'the 404 is logged under the id it was answered with');
+      assert.equal(notFound.path, '/no/such/page', 'without its query string');
+      assert.equal(notFound.status, 404);
+    } finally {
+      await proxied.close();
     }
-    // An error page (our error boundary) keeps the header too.
-    const missing = await fetch(`${srv.url}/no/such/page?token=abcdef123456`);
-    assert.equal(missing.status, 404);
-    const missingId = missing.headers.get('x-request-id');
-    assert.ok(missingId);
+  });
+
+  it('writes a failing request\'s path without its interaction uid (it is the _interaction cookie\'s value)', async () => {
+    const from = srv.rawLogs.length;
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, scope: 'openid', state: client.randomState(), nonce: client.randomNonce() });
+    const start = await fetch(url, { redirect: 'manual' });
+    const uid = new URL(start.headers.get('location')!, srv.url).pathname.split('/').pop()!;
+    assert.ok(uid.length >= 16, `an interaction uid: ${uid}`);
+    const cookie = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    // The store fails: reading the login's state on our page (the interaction itself is read),
+    // then reading the interaction in oidc-provider's resume. Both answer 500 and log an error.
+    const find = srv.storage.oidc.find.bind(srv.storage.oidc);
+    for (const [path, failing] of [[`/interaction/${uid}`, (m: string) => m !== 'Interaction'], [`/auth/${uid}`, (m: string) => m === 'Interaction']] as const) {
+      srv.storage.oidc.find = async (model, id, now) => {
+        if (failing(model)) throw new Error('the store is down');
+        return find(model, id, now);
+      };
+      try {
+        const res = await fetch(`${srv.url}${path}`, { headers: { cookie }, redirect: 'manual' });
+        assert.equal(res.status, 500, path);
+      } finally {
+        srv.storage.oidc.find = find;
+      }
+    }
     await new Promise((r) => setTimeout(r, 50));
-    const lines = srv.logs.slice(from).filter((e) => e.msg === 'request');
-    assert.ok(lines.some((e) => e.req_id === 'lb-7f3a.12_x' && e.path === '/.well-known/openid-configuration' && e.status === 200));
-    const notFound = lines.find((e) => e.req_id === missingId);
-    assert.ok(notFound, 'the 404 is logged under the id it was answered with');
-    assert.equal(notFound.path, '/no/such/page', 'without its query string');
-    assert.equal(notFound.status, 404);
+    const raw = srv.rawLogs.slice(from);
+    const errors = raw.map((l) => JSON.parse(l) as LogEntry).filter((e) => e.level === 'error');
+    assert.ok(errors.some((e) => e.path === '/interaction/:uid'), `an error line for the page: ${JSON.stringify(errors)}`);
+    assert.ok(errors.some((e) => e.path === '/auth/:uid'), `an error line for the resume: ${JSON.stringify(errors)}`);
+    for (const l of raw) assert.ok(!l.includes(uid), `no interaction uid in ${l}`);
   });
 });

@@ -7,15 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import * as client from 'openid-client';
 import { parse, stringify } from 'yaml';
-import { STORES, describeOrSkip } from '../helpers/env.ts';
-import { rulesOnlyPolicy } from '../helpers/policy.ts';
+import { STORES, describeOrSkip, localhostIssuer, mongoUriForTest } from '../helpers/env.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { WebAuthn } from '../../interactions/methods/webauthn.ts';
+import { openMongoStorage } from '../../adapters/storage/mongo.ts';
+import { makePolicyDir, rulesOnlyPolicy } from '../helpers/policy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { discover, REDIRECT_URI, startAuthorization } from '../helpers/rp.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { discover, REDIRECT_URI, secretOnPage, startAuthorization } from '../helpers/rp.ts';
+import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { totpCode } from '../helpers/totp.ts';
 
 const PASSWORD = 'metrics-test correct horse battery';
@@ -311,5 +315,171 @@ describeOrSkip(false, 'METRICS=off', () => {
     assert.equal((await fetch(`${srv.url}/.well-known/openid-configuration`)).status, 200);
     // Nothing observes the store: counting goes on (StoreStats.ops), timing does not.
     assert.ok([...srv.storage.stats.ops.values()].reduce((a, b) => a + b, 0) > 0);
+  });
+});
+
+describeOrSkip(false, 'a store failure on the sign-in pages', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    srv = await startTestServer('embedded');
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }, SECRET);
+    config = await discover(srv.issuer, 'web', SECRET);
+  });
+  after(() => srv?.close());
+
+  // Read by line: right after a start prom-client writes the event-loop means as `Nan`, which
+  // Prometheus takes (its parser ignores case) and parseExposition, strict, does not.
+  const interaction5xx = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n')
+    .filter((l) => l.startsWith('idp_http_request_duration_seconds_count{route="interaction",') && l.includes('status="5xx"'))
+    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+
+  it('answers 5xx, counted as such, when the interaction cannot be read; a missing or unknown one stays a 400', async () => {
+    const browser = new Browser();
+    const { page } = await startAuthorization(config, browser);
+    assert.match(page.body, /name="password"/);
+    const before5xx = await interaction5xx();
+    // The store fails reading the interaction: an outage, not "this sign-in expired"
+    // (IdpLoginErrorRate watches the 5xx share of these routes).
+    const find = srv.storage.oidc.find.bind(srv.storage.oidc);
+    srv.storage.oidc.find = async (model, id, now) => {
+      if (model === 'Interaction') throw new Error('the store is down');
+      return find(model, id, now);
+    };
+    try {
+      const shown = await browser.request(page.url);
+      assert.equal(shown.status, 500, 'the page');
+      const posted = await browser.request(new URL(`${page.url.pathname}/login`, page.url), {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=a&password=b&csrf=c',
+      });
+      assert.equal(posted.status, 500, 'the form');
+    } finally {
+      srv.storage.oidc.find = find;
+    }
+    assert.equal(await interaction5xx(), before5xx + 2);
+    // The store answering: no cookie, or an interaction it does not have, is the user's 400.
+    assert.equal((await fetch(page.url)).status, 400, 'no interaction cookie');
+    assert.equal((await browser.request(new URL('/interaction/unknownInteractionUid0123', page.url))).status, 400, 'another uid');
+    assert.equal((await browser.request(page.url)).status, 200, 'the page again once the store answers');
+  });
+});
+
+const mongo = STORES.find((s) => s.kind === 'mongodb');
+describeOrSkip(mongo ? mongo.skip : 'MongoDB not selected', 'a MongoDB outage in idp_store_errors_total', () => {
+  it('counts the operations that found no server to send to, not only the commands that failed on the wire', async () => {
+    // The store reached through a TCP relay this test can cut: the server stays up for the others.
+    const target = new URL(mongoUriForTest());
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer((c) => {
+      const up = net.connect(Number(target.port || 27017), target.hostname);
+      sockets.add(c).add(up);
+      c.pipe(up).pipe(c);
+      const end = () => { c.destroy(); up.destroy(); };
+      for (const s of [c, up]) s.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const relayed = new URL(target);
+    relayed.host = `127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    const storage = await openMongoStorage(relayed.toString());
+    try {
+      const failures: string[] = [];
+      storage.stats.observe({ op: (op, _s, failed) => { if (failed) failures.push(op); } });
+      const ops = () => [...storage.stats.ops.values()].reduce((a, b) => a + b, 0);
+      assert.equal(await storage.accounts.findById('nobody'), undefined);
+      relay.close();
+      for (const s of sockets) s.destroy();
+      const calls = () => Promise.all([
+        storage.accounts.findById('x'), storage.clients.find('x'), storage.oidc.find('Session', 'x', Date.now()),
+      ].map((p) => p.then(() => 'answered', (e: Error) => e.name)));
+      // The first calls fail on the connections they had; what follows finds no server at all.
+      await calls();
+      const [failed0, ops0] = [failures.length, ops()];
+      assert.deepEqual(await calls(), ['MongoServerSelectionError', 'MongoServerSelectionError', 'MongoServerSelectionError']);
+      assert.equal(failures.length - failed0, 3, `each call counted as a failed store operation: ${failures.join(', ')}`);
+      assert.equal(ops() - ops0, 3, 'and as an operation (the error ratio stays at most 1)');
+    } finally {
+      await storage.close().catch(() => undefined);
+    }
+  });
+});
+
+describeOrSkip(false, 'a passkey refused as the first factor', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    // http://localhost: passkeys are offered there (methods/webauthn.ts `supported`).
+    srv = await startTestServer('embedded', await localhostIssuer());
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    config = await discover(srv.issuer, 'web');
+  });
+  after(() => srv?.close());
+
+  const scrape = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n');
+  const sum = (lines: string[], prefix: string) => lines.filter((l) => l.startsWith(prefix)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+
+  it('counts a login whose passkey the provider refused as a first-factor failure', async () => {
+    // A credential the authenticator made but the provider never registered.
+    const id = await srv.addUser('paula', PASSWORD);
+    const account = (await srv.storage.accounts.findById(id))!;
+    const authenticator = new SoftAuthenticator({ origin: srv.issuer, rpId: 'localhost' });
+    authenticator.create(await new WebAuthn(srv.storage, { issuer: srv.issuer }).registrationOptions({ binding: 'setup', account, userVerification: 'required' }));
+    const browser = new Browser();
+    const page = await browser.navigate(client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI, scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }));
+    const form = findForm(page.body, '/passkey');
+    const options = await browser.request(new URL(`${form.action}/options`, page.url), {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: form.hidden.csrf! }),
+    });
+    assert.equal(options.status, 200);
+    const response = authenticator.get(await options.json() as Parameters<SoftAuthenticator['get']>[0]);
+    const before0 = await scrape();
+    const refused = await browser.submit(page, '/passkey', { response: JSON.stringify(response) }, REDIRECT_URI);
+    assert.equal(refused.status, 400, refused.body.slice(0, 300));
+    const after0 = await scrape();
+    assert.equal(sum(after0, 'idp_logins_total{outcome="failure",decision="none"}') - sum(before0, 'idp_logins_total{outcome="failure",decision="none"}'), 1);
+    assert.equal(sum(after0, 'idp_login_failures_total{reason="other"}') - sum(before0, 'idp_login_failures_total{reason="other"}'), 1);
+    assert.equal(sum(after0, 'idp_stepup_total{') - sum(before0, 'idp_stepup_total{'), 0, 'no step-up');
+  });
+});
+
+describeOrSkip(false, 'an enrolment a login requires', () => {
+  let srv: TestServer;
+  let config: client.Configuration;
+  before(async () => {
+    // aal2 asked by the RP, no factor on the account: the login requires enrolling one.
+    srv = await startTestServer('embedded', {
+      POLICY_DIR: makePolicyDir((f) => {
+        f.assurance.default = { low: 'aal1', medium: 'aal1', high: 'aal1', critical: 'block' };
+        f.assurance.enrolment = { prompt: 'off', missing_factor: { action: 'enroll', enroll_max_level: 'high' } };
+      }),
+    });
+    await srv.addUser('erin', PASSWORD);
+    await srv.addClient('web', { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }, SECRET);
+    config = await discover(srv.issuer, 'web', SECRET);
+  });
+  after(() => srv?.close());
+
+  const scrape = async () => (await (await fetch(`${srv.url}/metrics`)).text()).split('\n');
+  const count = (lines: string[], result: string) => Number(lines.find((l) => l.startsWith(`idp_stepup_total{method="enrolment",result="${result}"}`))?.split(' ').pop() ?? 0);
+
+  it('counts the enrolment funnel: prompted, a wrong code failed, the right one passed', async () => {
+    const browser = new Browser();
+    const f = await startAuthorization(config, browser, { acr_values: 'urn:adaptive-idp:aal2' });
+    const s0 = await scrape();
+    let page = await browser.submit(f.page, '/login', { username: 'erin', password: PASSWORD }, REDIRECT_URI);
+    const secret = secretOnPage(page);
+    assert.ok(secret, `the enrolment page: ${page.body.slice(0, 300)}`);
+    const right = totpCode(secret);
+    page = await browser.submit(page, '/enrol/totp', { code: right === '000000' ? '111111' : '000000' }, REDIRECT_URI);
+    assert.match(page.body, /That code is not right/);
+    const s1 = await scrape();
+    page = await browser.submit(page, '/enrol/totp', { code: right }, REDIRECT_URI);
+    assert.doesNotMatch(page.body, /That code is not right/);
+    const s2 = await scrape();
+    assert.equal(count(s1, 'prompted') - count(s0, 'prompted'), 1);
+    assert.equal(count(s1, 'failed') - count(s0, 'failed'), 1, 'the wrong code');
+    assert.equal(count(s2, 'passed') - count(s1, 'passed'), 1);
   });
 });
