@@ -37,7 +37,8 @@ export type LoginDecision = 'allow' | 'step_up' | 'block' | 'none';
 export type LoginFailureReason = 'bad_password' | 'unknown_user' | 'disabled' | 'directory_refused' | 'other';
 export type StepupMethod = 'totp' | 'webauthn' | 'recovery' | 'enrolment';
 export type StepupResult = 'prompted' | 'passed' | 'failed';
-export type ThrottleFactor = 'password' | 'totp' | 'recovery' | 'webauthn';
+// No passkey: a WebAuthn assertion is single-use and bound to its challenge, so it is not throttled.
+export type ThrottleFactor = 'password' | 'totp' | 'recovery';
 
 /** One live assessment, as the metrics see it (names are bounded by the sink against the policy). */
 export interface AssessmentSample {

@@ -64,6 +64,17 @@ function drawable(stream: ProgressStream, env: NodeJS.ProcessEnv): boolean {
  * done, the time taken and the pace. Same rules as the bar: a terminal only.
  */
 export function progressCount(label: string, opts: ProgressOptions = {}): Progress {
+  return throttledLine(opts, (done, elapsed) => {
+    const pace = elapsed >= 1 ? `, ${formatCount(done / elapsed, opts.unit)}/s` : '';
+    return `${label}  ${formatCount(done, opts.unit)}  ${formatDuration(elapsed)}${pace}`;
+  });
+}
+
+/**
+ * One line redrawn at most every 200 ms on a terminal, cleared at the end; `line` gets what is
+ * done and the seconds since the start. Nothing where `drawable` says no.
+ */
+function throttledLine(opts: ProgressOptions, line: (done: number, elapsed: number) => string): Progress {
   const stream = opts.stream ?? process.stderr;
   if (!drawable(stream, opts.env ?? process.env)) return NONE;
   const now = opts.now ?? (() => performance.now());
@@ -75,9 +86,7 @@ export function progressCount(label: string, opts: ProgressOptions = {}): Progre
       const t = now();
       if (t - last < 200) return;
       last = t;
-      const elapsed = (t - started) / 1000;
-      const pace = elapsed >= 1 ? `, ${formatCount(done / elapsed, opts.unit)}/s` : '';
-      redraw(stream, `${label}  ${formatCount(done, opts.unit)}  ${formatDuration(elapsed)}${pace}`);
+      redraw(stream, line(done, (t - started) / 1000));
       drawn = true;
     },
     done() {
@@ -91,28 +100,13 @@ export function progressCount(label: string, opts: ProgressOptions = {}): Progre
  * runners often fake a TTY) or when there is nothing to count.
  */
 export function progressBar(label: string, total: number, opts: ProgressOptions = {}): Progress {
-  const stream = opts.stream ?? process.stderr;
-  if (!drawable(stream, opts.env ?? process.env) || !(total > 0)) return NONE;
-  const now = opts.now ?? (() => performance.now());
-  const started = now();
-  let last = -Infinity;
-  let drawn = false;
-  return {
-    update(done: number) {
-      const t = now();
-      if (t - last < 200) return;
-      last = t;
-      const frac = Math.min(1, Math.max(0, done / total));
-      const width = 30;
-      const bar = '='.repeat(Math.round(frac * width)).padEnd(width);
-      const elapsed = (t - started) / 1000;
-      // Linear estimate; shown once there is something to go by (1% and a second).
-      const eta = frac >= 0.01 && elapsed >= 1 ? `, ${formatDuration((elapsed / frac) * (1 - frac))} left` : '';
-      redraw(stream, `${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatCount(Math.min(done, total), opts.unit)} of ${formatCount(total, opts.unit)}  ${formatDuration(elapsed)}${eta}`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) stream.write('\r\x1b[2K');
-    },
-  };
+  if (!(total > 0)) return NONE;
+  return throttledLine(opts, (done, elapsed) => {
+    const frac = Math.min(1, Math.max(0, done / total));
+    const width = 30;
+    const bar = '='.repeat(Math.round(frac * width)).padEnd(width);
+    // Linear estimate; shown once there is something to go by (1% and a second).
+    const eta = frac >= 0.01 && elapsed >= 1 ? `, ${formatDuration((elapsed / frac) * (1 - frac))} left` : '';
+    return `${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatCount(Math.min(done, total), opts.unit)} of ${formatCount(total, opts.unit)}  ${formatDuration(elapsed)}${eta}`;
+  });
 }

@@ -55,7 +55,12 @@ function callbacks(deps: InteractionDeps): PasskeyCallbacks {
       }
       const a = result.assertion;
       if (tx) {
-        if (a.accountId !== tx.accountId) return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: 'This passkey belongs to another account.' });
+        if (a.accountId !== tx.accountId) {
+          // A valid passkey of someone else proves nothing for this login: a failed step-up.
+          deps.events.emit('stepup.failed', { account: tx.accountId, client: details.params.client_id, method: 'webauthn', reason: 'other_account', event: tx.eventId }, 'warn');
+          deps.events.metrics.stepup('webauthn', 'failed');
+          return renderStep(deps, ctx, details, tx, { errorFor: 'passkey', error: 'This passkey belongs to another account.' });
+        }
         tx.proven.push({ method: 'webauthn', amr: a.amr, at: now });
         deps.events.emit('stepup.passed', { account: tx.accountId, client: details.params.client_id, method: 'webauthn', event: tx.eventId });
         deps.events.metrics.stepup('webauthn', 'passed');

@@ -442,6 +442,40 @@ describeOrSkip(false, 'a passkey refused as the first factor', () => {
     assert.equal(sum(after0, 'idp_login_failures_total{reason="other"}') - sum(before0, 'idp_login_failures_total{reason="other"}'), 1);
     assert.equal(sum(after0, 'idp_stepup_total{') - sum(before0, 'idp_stepup_total{'), 0, 'no step-up');
   });
+
+  it('counts a step-up answered with another account\'s passkey as a failed step-up', async () => {
+    const webauthn = new WebAuthn(srv.storage, { issuer: srv.issuer });
+    const register = async (username: string) => {
+      const account = (await srv.storage.accounts.findById(await srv.addUser(username, PASSWORD)))!;
+      const authenticator = new SoftAuthenticator({ origin: srv.issuer, rpId: 'localhost' });
+      const binding = { binding: 'setup', account, userVerification: 'required' } as const;
+      await webauthn.verifyRegistration({ ...binding, response: authenticator.create(await webauthn.registrationOptions(binding)), enrolledVia: 'admin' });
+      return authenticator;
+    };
+    await register('quinn');
+    const other = await register('rosa');
+    const browser = new Browser();
+    const login = await browser.navigate(client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI, scope: 'openid', acr_values: 'urn:adaptive-idp:aal2',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }));
+    // The password, then the step-up page asks quinn for a passkey.
+    const step = await browser.submit(login, '/login', { username: 'quinn', password: PASSWORD }, REDIRECT_URI);
+    const form = findForm(step.body, '/passkey');
+    const options = await browser.request(new URL(`${form.action}/options`, step.url), {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: form.hidden.csrf! }),
+    });
+    assert.equal(options.status, 200);
+    const request = await options.json() as Parameters<SoftAuthenticator['get']>[0];
+    // rosa's authenticator answers with rosa's own passkey, valid but not quinn's.
+    const response = other.get(request, { credentialId: other.credentials[0]!.id.toString('base64url') });
+    const before0 = await scrape();
+    const refused = await browser.submit(step, '/passkey', { response: JSON.stringify(response) }, REDIRECT_URI);
+    assert.match(refused.body, /belongs to (another|a different) account/, refused.body.slice(0, 300));
+    const after0 = await scrape();
+    assert.equal(sum(after0, 'idp_stepup_total{method="webauthn",result="failed"}') - sum(before0, 'idp_stepup_total{method="webauthn",result="failed"}'), 1);
+    assert.equal(sum(after0, 'idp_stepup_total{method="webauthn",result="passed"}') - sum(before0, 'idp_stepup_total{method="webauthn",result="passed"}'), 0);
+  });
 });
 
 describeOrSkip(false, 'an enrolment a login requires', () => {
