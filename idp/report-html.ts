@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { EfficacyData, EfficacyGroup, GroupRow, Rate, SimulationReportData } from '../policies/report.ts';
 import { DIMENSIONS } from '../policies/report.ts';
+import { escapeHtml } from '../interactions/html.ts';
 
 let chartJs: string | undefined;
 /**
@@ -30,8 +31,9 @@ export function chartSource(): string {
   return chartJs;
 }
 
+/** Text from the input into the page: the pages' own escaping (interactions/html.ts). */
 export function esc(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\'': '&#39;' })[c]!);
+  return escapeHtml(String(s));
 }
 
 /** JSON safe inside a script data block: no `</script>`, no `<!--`, no line separators. */
