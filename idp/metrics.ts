@@ -27,6 +27,7 @@ export interface MetricsSources {
   policy: () => CompiledPolicy;
   policyStats: () => { version: string; published?: number | undefined };
   clientLookups: () => { hits: number; misses: number };
+  accountLookups: () => { hits: number; misses: number };
 }
 
 /** `idp_risk_score` (docs/metrics.md): a bucket per tenth. */
@@ -156,6 +157,17 @@ export class Metrics implements MetricsSink {
       collect() {
         this.reset();
         const s = attached()?.clientLookups();
+        if (!s) return;
+        this.inc({ source: 'cache' }, s.hits);
+        this.inc({ source: 'store' }, s.misses);
+      },
+    });
+    new Counter({
+      name: 'idp_account_lookups_total', help: 'Account look-ups of findAccount (resume, code exchange, refresh, userinfo): answered from the short-lived account cache, or read from the store.',
+      labelNames: ['source'], registers,
+      collect() {
+        this.reset();
+        const s = attached()?.accountLookups();
         if (!s) return;
         this.inc({ source: 'cache' }, s.hits);
         this.inc({ source: 'store' }, s.misses);

@@ -171,7 +171,7 @@ function assertAcrPerRequest(provider: Provider, deps: AssuranceCheckDeps): void
 export function buildProvider(
   settings: Settings, storage: Storage, keys: KeyFile, box: SecretBox, log: Logger, acrValues: string[],
   resourceScopes: readonly string[] = [], assurance?: AssuranceCheckDeps,
-  { clientCache, ...accounts }: Pick<TokenOptions, 'directories' | 'events'> & { clientCache?: ClientCache<AdapterPayload> | undefined } = {},
+  { clientCache, ...accounts }: Pick<TokenOptions, 'directories' | 'events' | 'accountCache'> & { clientCache?: ClientCache<AdapterPayload> | undefined } = {},
 ): Provider {
   const secure = settings.issuer.startsWith('https:');
   // Scopes, claims (the risk claim among them), access-token contents, resource servers.

@@ -39,6 +39,7 @@ import { Metrics } from './metrics.ts';
 import { loadDirectories } from './directories.ts';
 import { Directories } from '../adapters/directory/index.ts';
 import { ClientCache } from '../adapters/client-cache.ts';
+import { AccountCache, evictingAccountStore } from '../adapters/account-cache.ts';
 import type Provider from 'oidc-provider';
 import type { AdapterPayload } from 'oidc-provider';
 import { clientIp } from '../interactions/context.ts';
@@ -232,11 +233,16 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const secure = settings.issuer.startsWith('https:');
 
   const hasher = new PasswordHasher({ memoryKib: settings.argon2MemoryKib, iterations: settings.argon2Iterations }, settings.passwordMinLength);
+  // Accounts as findAccount reads them, primed by the sign-in's own read (account-cache.ts).
+  // The server owns this store: every change made through it, by any part of this process
+  // (the admin API, a directory refresh at sign-in), drops the account from the cache.
+  const accountCache = new AccountCache(settings.accountCacheMs);
+  Object.assign(storage, { accounts: evictingAccountStore(storage.accounts, accountCache) });
   const throttle = new LoginThrottle(storage.attempts, settings);
   const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
   const directories = new Directories(loadDirectories(settings));
   for (const d of directories.configs) log.info('directory configured', { directory: d.name, preset: d.preset, urls: d.urls, source: d.source });
-  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper, directories);
+  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper, directories, accountCache);
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);
@@ -258,6 +264,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
     policy: () => policies.current(),
     policyStats: () => policies.stats,
     clientLookups: () => clientCache.stats,
+    accountLookups: () => accountCache.stats,
   });
   const metricsRoutes = metrics ? metricsRoute(settings, () => metrics.render()) : undefined;
   const timing = metrics?.http();
@@ -292,7 +299,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
    * under way finish on the old one.
    */
   const assemble = (k: KeyFile) => {
-    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events, clientCache });
+    const provider = buildProvider(settings, storage, k, box, log, acrValues, resourceScopes, { policies, risk, sessionIdleTtl: settings.sessionIdleTtl, passkeys: webauthn.supported }, { directories, events, clientCache, accountCache });
     // First: the request's time from arrival to response, whatever answers it.
     if (timing) provider.use(timing);
     if (metricsRoutes) provider.use(metricsRoutes);

@@ -223,6 +223,12 @@ export const SETTINGS = {
     doc: 'Clients are cached in memory and served as they were for at most this many milliseconds after a change made elsewhere (`idp client`, another instance, or an edit of the client\'s record in the database, such as deleting it to revoke it): the cache checks the store\'s change stamp this often and reads each client in use again once per interval (0: no cache, every request reads its client).',
     parse: int(0, 60_000),
   },
+  accountCacheMs: {
+    env: 'ACCOUNT_CACHE_MS',
+    default: '1000',
+    doc: 'Accounts are cached in memory for the token endpoint, userinfo and the resume of a login (the sign-in reads the account and the requests of the same login that follow use that read), and served as they were for at most this many milliseconds after a change made in another process or instance (`idp user disable`, another instance\'s admin API, an edit in the database). A change made through this instance is seen at once. No password hash is cached (0: no cache, every use reads the account).',
+    parse: int(0, 60_000),
+  },
   directorySessionGrace: {
     env: 'DIRECTORY_SESSION_GRACE',
     default: '300',

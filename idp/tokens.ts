@@ -23,6 +23,7 @@ import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provid
 import type { Storage } from '../adapters/storage/port.ts';
 import type { Directories } from '../adapters/directory/index.ts';
 import type { Account } from '../models/types.ts';
+import type { AccountCache, CachedAccount } from '../adapters/account-cache.ts';
 import type { Events } from './events.ts';
 import { findLoginRecord } from '../interactions/login-record.ts';
 import { SCOPE_TOKEN, type Settings } from './settings.ts';
@@ -42,7 +43,7 @@ export const PROFILE_CLAIMS = [
  * parameter ask for (OIDC Core §5.4, §5.5). A claim the user lacks is left out, never sent
  * empty (§5.1: claims without a value are omitted); `*_verified` goes with its claim.
  */
-export function accountClaims(account: Account): Record<string, unknown> {
+export function accountClaims(account: CachedAccount): Record<string, unknown> {
   const { preferred_username: preferred, groups, phone_number_verified: phoneVerified, ...rest } = account.claims ?? {};
   const out: Record<string, unknown> = {};
   if (account.email) Object.assign(out, { email: account.email, email_verified: account.emailVerified });
@@ -116,6 +117,8 @@ export interface TokenOptions {
   /** Directories whose linked accounts are checked at every use (absent: none configured). */
   directories?: Directories | undefined;
   events?: Events | undefined;
+  /** Accounts recently read (adapters/account-cache.ts); absent: every use reads the store. */
+  accountCache?: AccountCache | undefined;
 }
 
 /**
@@ -134,7 +137,7 @@ function directoryUnavailable(): Error {
  * expired: checked at every use (session, code and refresh grants, userinfo), so a user
  * removed from the directory is signed out and their refresh tokens stop at their next use.
  */
-async function stillLinked(account: Account, o: TokenOptions): Promise<boolean> {
+async function stillLinked(account: CachedAccount, o: TokenOptions): Promise<boolean> {
   if (!account.directory) return true;
   if (!o.directories) return false;
   const state = await o.directories.sessionState(account.directory.name, account.directory.id, o.settings.directorySessionGrace * 1000);
@@ -173,7 +176,10 @@ export function tokenConfiguration(options: TokenOptions) {
       sid: null,
     },
     async findAccount(ctx, sub, token) {
-      const account = await storage.accounts.findById(sub);
+      const { accountCache } = options;
+      const account = accountCache
+        ? await accountCache.get(sub, (id) => storage.accounts.findById(id))
+        : await storage.accounts.findById(sub);
       // A disabled account is no account: its sessions end at their next use (the
       // account_not_found check, idp/provider.ts), its codes and refresh tokens are refused.
       if (!account || account.disabled || !(await stillLinked(account, options))) return undefined;

@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import type { Account, DirectoryProfile, ProfileClaims } from '../models/types.ts';
 import type { Storage } from '../adapters/storage/port.ts';
+import type { AccountCache } from '../adapters/account-cache.ts';
 import { DuplicateError } from '../adapters/storage/port.ts';
 import {
   directoryAccountId, directoryUsername, isUnavailable, type AccountProblem, type Directories, type FoundUser,
@@ -62,9 +63,15 @@ export class PasswordAuthenticator {
   readonly #pepper: Buffer;
 
   readonly #directories: Directories | undefined;
+  readonly #accountCache: AccountCache | undefined;
 
-  /** `pepper` keys the stand-in for unknown usernames; shared by all instances of a deployment. */
-  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories) {
+  /**
+   * `pepper` keys the stand-in for unknown usernames; shared by all instances of a deployment.
+   * `accountCache`: primed with the account a right password signed in, for the requests of
+   * the same login that follow (adapters/account-cache.ts).
+   */
+  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories, accountCache?: AccountCache) {
+    this.#accountCache = accountCache;
     this.#pepper = pepper;
     this.#storage = storage;
     this.#hasher = hasher;
@@ -74,6 +81,7 @@ export class PasswordAuthenticator {
 
   async attempt(a: PasswordAttempt): Promise<PasswordOutcome> {
     const username = normaliseUsername(a.username);
+    const readAt = Date.now();
     const local = await this.#storage.accounts.findByUsername(username);
     // A linked account's stored username is `<directory>:<id>`; typed, it signs in nothing.
     const account = local?.directory ? undefined : local;
@@ -109,6 +117,9 @@ export class PasswordAuthenticator {
     // all the same, so neither the answer nor its timing tells), and counted as a failure.
     if (account.disabled) return { ok: false, reason: 'invalid', account, subject, refused: { reason: 'account_disabled' } };
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
+    // Local accounts only: a directory-linked one is refreshed from its entry on the way (a
+    // change, which evicts it), so its read here is not what the tokens should carry.
+    this.#accountCache?.prime(account, readAt);
     return { ok: true, account, subject, ticket, method: 'password' };
   }
 
