@@ -90,14 +90,16 @@ export class AccountCache {
     if (this.#lifeMs <= 0 || Date.now() - at >= this.#lifeMs) return;
     // Evicted (or everything cleared) while the read was under way: what it read may be the old account.
     if (mark !== undefined && mark !== this.#mark(account.id)) return;
-    const { passwordHash: _hash, trustedDevices: _devices, ...value } = account;
+    const value: Partial<Account> = { ...account };
+    delete value.passwordHash;
+    delete value.trustedDevices;
     this.#entries.delete(account.id);
     if (this.#entries.size >= this.#maxEntries) {
       // Map order is insertion order: the first key is the entry kept longest ago.
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(account.id, { value, at });
+    this.#entries.set(account.id, { value: value as CachedAccount, at });
   }
 }
 

@@ -8,6 +8,7 @@ import type { Storage } from '../adapters/storage/port.ts';
 import type { SecretBox } from '../adapters/crypto.ts';
 import { createAdapterClass } from '../adapters/oidc-adapter.ts';
 import { providerCookieKeys, providerJwks, type KeyFile } from '../adapters/keys.ts';
+import { CookieKeys } from '../adapters/cookie-keys.ts';
 import type { Settings } from './settings.ts';
 import type { Logger } from './log.ts';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/views/pages.ts';
@@ -199,7 +200,9 @@ export function buildProvider(
     },
     jwks: providerJwks(keys) as Configuration['jwks'],
     cookies: {
-      keys: providerCookieKeys(keys),
+      // A signer, not the array: oidc-provider hands it to koa's cookies as is, which then
+      // does not build a keygrip (adapters/cookie-keys.ts says why, and that the signatures are the same).
+      keys: new CookieKeys(providerCookieKeys(keys)) as unknown as string[],
       long: { httpOnly: true, sameSite: 'lax', signed: true, secure },
       short: { httpOnly: true, sameSite: 'lax', signed: true, secure },
     },

@@ -242,7 +242,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const pepper = crypto.createHmac('sha256', Buffer.from(keys.dataKey, 'base64url')).update('throttle-pepper').digest();
   const directories = new Directories(loadDirectories(settings));
   for (const d of directories.configs) log.info('directory configured', { directory: d.name, preset: d.preset, urls: d.urls, source: d.source });
-  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper, directories, accountCache);
+  const authenticator = new PasswordAuthenticator(storage, hasher, throttle, pepper, directories, (a, readAt) => accountCache.prime(a, readAt));
   // Derived from the data key, which the key file always has (32 bytes, checked on load)
   // and which rotation never changes, so a form opened before a rotation still posts.
   const csrf = new Csrf(deriveKey(keys.dataKey, 'csrf'), secure);

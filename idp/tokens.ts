@@ -22,7 +22,6 @@
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Storage } from '../adapters/storage/port.ts';
 import type { Directories } from '../adapters/directory/index.ts';
-import type { Account } from '../models/types.ts';
 import type { AccountCache, CachedAccount } from '../adapters/account-cache.ts';
 import type { Events } from './events.ts';
 import { findLoginRecord } from '../interactions/login-record.ts';

@@ -13,7 +13,6 @@
 import crypto from 'node:crypto';
 import type { Account, DirectoryProfile, ProfileClaims } from '../models/types.ts';
 import type { Storage } from '../adapters/storage/port.ts';
-import type { AccountCache } from '../adapters/account-cache.ts';
 import { DuplicateError } from '../adapters/storage/port.ts';
 import {
   directoryAccountId, directoryUsername, isUnavailable, type AccountProblem, type Directories, type FoundUser,
@@ -60,19 +59,20 @@ export class PasswordAuthenticator {
   readonly #storage: Storage;
   readonly #hasher: PasswordHasher;
   readonly #throttle: LoginThrottle;
-  readonly #pepper: Buffer;
+  readonly #pepper: crypto.KeyObject;
 
   readonly #directories: Directories | undefined;
-  readonly #accountCache: AccountCache | undefined;
+  readonly #signedIn: ((account: Account, readAt: number) => void) | undefined;
 
   /**
    * `pepper` keys the stand-in for unknown usernames; shared by all instances of a deployment.
-   * `accountCache`: primed with the account a right password signed in, for the requests of
-   * the same login that follow (adapters/account-cache.ts).
+   * `signedIn`: told of the local account a right password signed in, and of when it was read
+   * (the server primes its account cache with it for the requests of the same login that
+   * follow: adapters/account-cache.ts).
    */
-  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories, accountCache?: AccountCache) {
-    this.#accountCache = accountCache;
-    this.#pepper = pepper;
+  constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories, signedIn?: (account: Account, readAt: number) => void) {
+    this.#signedIn = signedIn;
+    this.#pepper = crypto.createSecretKey(pepper);
     this.#storage = storage;
     this.#hasher = hasher;
     this.#throttle = throttle;
@@ -119,7 +119,7 @@ export class PasswordAuthenticator {
     if (result.needsRehash) await this.#storage.accounts.setPasswordHash(account.id, await this.#hasher.hash(a.password));
     // Local accounts only: a directory-linked one is refreshed from its entry on the way (a
     // change, which evicts it), so its read here is not what the tokens should carry.
-    this.#accountCache?.prime(account, readAt);
+    this.#signedIn?.(account, readAt);
     return { ok: true, account, subject, ticket, method: 'password' };
   }
 

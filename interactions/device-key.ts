@@ -78,14 +78,15 @@ const MAC_BYTES = 16;
 export class DeviceKeys {
   readonly #oidc: OidcStore;
   readonly #issuer: string;
-  readonly #key: Buffer;
+  /** A KeyObject, made once (see csrf.ts). */
+  readonly #key: crypto.KeyObject;
   readonly #now: () => number;
 
   /** `key`: the MAC key (adapters/keys.ts deriveKey of the data key, 'device-nonce'). */
   constructor(oidc: OidcStore, issuer: string, key: Buffer, now: () => number = Date.now) {
     this.#oidc = oidc;
     this.#issuer = issuer;
-    this.#key = key;
+    this.#key = crypto.createSecretKey(key);
     this.#now = now;
   }
 
