@@ -33,9 +33,14 @@ export class AccountCache {
   readonly #maxEntries: number;
   /** `at`: when the read that produced the value began (its life runs from there). */
   readonly #entries = new Map<string, { value: CachedAccount; at: number }>();
-  /** Bumped per id at each eviction: a read that began before it does not store its result. */
-  readonly #evictions = new Map<string, number>();
-  #cleared = 0;
+  /**
+   * When each account was last evicted: a read that began at or before that time may hold
+   * the account as it was before the change, so it is not kept (also a sign-in's read that
+   * primes after its password check, tens of milliseconds later). Only evictions younger
+   * than the life matter (an older read is never kept), so older ones are pruned.
+   */
+  readonly #evictedAt = new Map<string, number>();
+  #clearedAt = -Infinity;
   readonly stats: AccountCacheStats = { hits: 0, misses: 0 };
 
   constructor(lifeMs: number, maxEntries = 10_000) {
@@ -54,9 +59,8 @@ export class AccountCache {
       return hit.value;
     }
     this.stats.misses += 1;
-    const mark = this.#mark(id);
     const account = await load(id);
-    if (account) this.#keep(account, now, mark);
+    if (account) this.#keep(account, now);
     return account;
   }
 
@@ -65,31 +69,35 @@ export class AccountCache {
    * read began: served to the requests of the same login that follow.
    */
   prime(account: Account, readAt: number): void {
-    this.#keep(account, readAt, undefined);
+    this.#keep(account, readAt);
   }
 
   /** Drops one account (a change made by this process). */
   evict(id: string): void {
+    const now = Date.now();
     this.#entries.delete(id);
-    this.#evictions.set(id, (this.#evictions.get(id) ?? 0) + 1);
-    // Only reads under way need the mark; a bounded map of them is enough.
-    if (this.#evictions.size > this.#maxEntries) this.clear();
+    this.#evictedAt.delete(id);
+    this.#evictedAt.set(id, now);
+    if (this.#evictedAt.size > this.#maxEntries) {
+      // Oldest first (insertion order); those older than the life can no longer matter.
+      for (const [k, at] of this.#evictedAt) {
+        if (now - at <= this.#lifeMs) break;
+        this.#evictedAt.delete(k);
+      }
+      if (this.#evictedAt.size > this.#maxEntries) this.clear();
+    }
   }
 
   clear(): void {
     this.#entries.clear();
-    this.#evictions.clear();
-    this.#cleared += 1;
+    this.#evictedAt.clear();
+    this.#clearedAt = Date.now();
   }
 
-  #mark(id: string): string {
-    return `${this.#cleared}:${this.#evictions.get(id) ?? 0}`;
-  }
-
-  #keep(account: Account, at: number, mark: string | undefined): void {
+  #keep(account: Account, at: number): void {
     if (this.#lifeMs <= 0 || Date.now() - at >= this.#lifeMs) return;
-    // Evicted (or everything cleared) while the read was under way: what it read may be the old account.
-    if (mark !== undefined && mark !== this.#mark(account.id)) return;
+    // Changed here at or after the read began: what it read may be the old account.
+    if (at <= this.#clearedAt || at <= (this.#evictedAt.get(account.id) ?? -Infinity)) return;
     const value: Partial<Account> = { ...account };
     delete value.passwordHash;
     delete value.trustedDevices;

@@ -56,6 +56,18 @@ describe('AccountCache', () => {
     assert.equal((await cache.get('a', async () => account('a', 'new')))?.name, 'new', 'but the cache did not keep it');
   });
 
+  it('does not keep a sign-in\'s read when the account was changed here between the read and the priming', async () => {
+    const cache = new AccountCache(60_000);
+    const readAt = Date.now() - 30;
+    cache.evict('a');
+    cache.prime(account('a', 'old'), readAt);
+    assert.equal((await cache.get('a', async () => account('a', 'new')))?.name, 'new');
+    // A read that began after the change is kept.
+    await new Promise((r) => setTimeout(r, 2));
+    cache.prime(account('b', 'fresh'), Date.now());
+    assert.equal((await cache.get('b', async () => assert.fail('primed')))?.name, 'fresh');
+  });
+
   it('does not keep a primed read older than its life', async () => {
     const cache = new AccountCache(1000);
     cache.prime(account('a', 'old'), Date.now() - 1000);
@@ -104,13 +116,17 @@ describe('evictingAccountStore', () => {
       ['delete', () => store.delete('a')],
       ['syncDirectoryProfile', () => store.syncDirectoryProfile('a', {} as never)],
     ];
+    // A read kept must begin after the last eviction (the same millisecond is not after it).
+    const tick = () => new Promise((r) => setTimeout(r, 2));
     for (const [name, change] of changes) {
+      await tick();
       cache.prime(account('a'), Date.now());
       await change();
       const before = reads;
       await cache.get('a', load);
       assert.equal(reads, before + 1, `${name} dropped the entry`);
     }
+    await tick();
     cache.prime(account('a'), Date.now());
     await store.addTrustedDevice('a', 'd', 5);
     await store.setPasswordHash('a', 'x');
