@@ -98,6 +98,10 @@ export class AccountCache {
     if (this.#lifeMs <= 0 || Date.now() - at >= this.#lifeMs) return;
     // Changed here at or after the read began: what it read may be the old account.
     if (at <= this.#clearedAt || at <= (this.#evictedAt.get(account.id) ?? -Infinity)) return;
+    // Two reads at once, the account changed elsewhere between them: the older one, finishing
+    // last, must not replace what the newer one saw (an account seen disabled served enabled again).
+    const current = this.#entries.get(account.id);
+    if (current && current.at >= at) return;
     const value: Partial<Account> = { ...account };
     delete value.passwordHash;
     delete value.trustedDevices;

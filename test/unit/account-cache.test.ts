@@ -74,6 +74,20 @@ describe('AccountCache', () => {
     assert.equal((await cache.get('a', async () => account('a', 'new')))?.name, 'new');
   });
 
+  it('does not let an older read that finished later replace a newer one', async () => {
+    // Two findAccount calls at once; the account is disabled elsewhere between their reads. The
+    // newer read saw it disabled; the older one, finishing last, must not bring it back.
+    const cache = new AccountCache(60_000);
+    let release!: () => void;
+    const older = cache.get('a', () => new Promise<Account>((resolve) => { release = () => resolve(account('a', 'enabled')); }));
+    await new Promise((r) => setTimeout(r, 2));
+    await cache.get('a', async () => ({ ...account('a', 'disabled'), disabled: { at: new Date(), reason: 'left' } }));
+    release();
+    assert.equal((await older)?.name, 'enabled', 'the older caller gets what it read');
+    const got = await cache.get('a', async () => assert.fail('served from the cache'));
+    assert.equal(got?.name, 'disabled', 'once seen disabled, it is not served enabled again from an older read');
+  });
+
   it('is off with a life of 0', async () => {
     const cache = new AccountCache(0);
     let reads = 0;
