@@ -28,10 +28,17 @@ export interface AccountCacheStats {
   misses: number;
 }
 
+/**
+ * The cache's clock: monotonic (`performance.now()`, milliseconds), not the wall clock. A step
+ * of the wall clock (NTP correcting it, a VM resumed) would otherwise lengthen an entry's life
+ * by the step, and let a read that began before a change made here look as if it began after.
+ */
+const clock = (): number => performance.now();
+
 export class AccountCache {
   readonly #lifeMs: number;
   readonly #maxEntries: number;
-  /** `at`: when the read that produced the value began (its life runs from there). */
+  /** `at`: when the read that produced the value began, on `clock` (its life runs from there). */
   readonly #entries = new Map<string, { value: CachedAccount; at: number }>();
   /**
    * When each account was last evicted: a read that began at or before that time may hold
@@ -52,7 +59,7 @@ export class AccountCache {
    * The account by id: from the cache while its entry is younger than the life, otherwise
    * read with `load` (and kept when found).
    */
-  async get(id: string, load: (id: string) => Promise<Account | undefined>, now = Date.now()): Promise<CachedAccount | undefined> {
+  async get(id: string, load: (id: string) => Promise<Account | undefined>, now = clock()): Promise<CachedAccount | undefined> {
     const hit = this.#entries.get(id);
     if (hit && now - hit.at < this.#lifeMs) {
       this.stats.hits += 1;
@@ -66,7 +73,8 @@ export class AccountCache {
 
   /**
    * An account just read from the store elsewhere (the sign-in POST), `readAt` being when that
-   * read began: served to the requests of the same login that follow.
+   * read began, on the cache's clock (`performance.now()`): served to the requests of the same
+   * login that follow.
    */
   prime(account: Account, readAt: number): void {
     this.#keep(account, readAt);
@@ -74,7 +82,7 @@ export class AccountCache {
 
   /** Drops one account (a change made by this process). */
   evict(id: string): void {
-    const now = Date.now();
+    const now = clock();
     this.#entries.delete(id);
     this.#evictedAt.delete(id);
     this.#evictedAt.set(id, now);
@@ -91,13 +99,17 @@ export class AccountCache {
   clear(): void {
     this.#entries.clear();
     this.#evictedAt.clear();
-    this.#clearedAt = Date.now();
+    this.#clearedAt = clock();
   }
 
   #keep(account: Account, at: number): void {
-    if (this.#lifeMs <= 0 || Date.now() - at >= this.#lifeMs) return;
+    if (this.#lifeMs <= 0 || clock() - at >= this.#lifeMs) return;
     // Changed here at or after the read began: what it read may be the old account.
     if (at <= this.#clearedAt || at <= (this.#evictedAt.get(account.id) ?? -Infinity)) return;
+    // Two reads at once, the account changed elsewhere between them: the older one, finishing
+    // last, must not replace what the newer one saw (an account seen disabled served enabled again).
+    const current = this.#entries.get(account.id);
+    if (current && current.at >= at) return;
     const value: Partial<Account> = { ...account };
     delete value.passwordHash;
     delete value.trustedDevices;

@@ -124,7 +124,7 @@ export const SETTINGS = {
     doc: 'Comma-separated host names (or `host:port`) the provider may call although they resolve to private or loopback addresses, e.g. a back-channel logout endpoint on an internal network. Every other outgoing request to such addresses is refused (SSRF protection).',
     parse: (raw: string) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
   },
-  logLevel: { env: 'LOG_LEVEL', default: 'info', doc: 'debug, info, warn, error or silent. Logs are JSON lines on stdout; secrets are never logged.', parse: logLevel },
+  logLevel: { env: 'LOG_LEVEL', default: 'info', doc: 'debug, info, warn, error or silent. Logs are JSON lines on stdout; secrets are never logged (see Logs). `debug` adds one access line per request.', parse: logLevel },
 
   // Lifetimes. NIST SP 800-63B-4 §2.2.3 (AAL2): reauthenticate at least every 24 h and after
   // 1 h of inactivity; §2.3.3 (AAL3): 12 h and 15 min. The defaults below satisfy AAL2 and
@@ -226,7 +226,7 @@ export const SETTINGS = {
   accountCacheMs: {
     env: 'ACCOUNT_CACHE_MS',
     default: '1000',
-    doc: 'Accounts are cached in memory for the token endpoint, userinfo and the resume of a login (the sign-in reads the account and the requests of the same login that follow use that read), and served as they were for at most this many milliseconds after a change made in another process or instance (`idp user disable`, another instance\'s admin API, an edit in the database). A change made through this instance is seen at once. No password hash is cached (0: no cache, every use reads the account).',
+    doc: 'Accounts are cached in memory for the token endpoint, userinfo and the resume of a login: the sign-in reads the account (with its password hash, never cached) and the requests of the same login that follow use that read. An account changed in another process or instance (`idp user disable`, another instance\'s admin API, an edit in the database) is served as it was for at most this many milliseconds; a change made through this instance is seen at once (0: no cache, every use reads the account).',
     parse: int(0, 60_000),
   },
   directorySessionGrace: {

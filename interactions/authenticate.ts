@@ -67,8 +67,8 @@ export class PasswordAuthenticator {
   /**
    * `pepper` keys the stand-in for unknown usernames; shared by all instances of a deployment.
    * `signedIn`: told of the local account a right password signed in, and of when it was read
-   * (the server primes its account cache with it for the requests of the same login that
-   * follow: adapters/account-cache.ts).
+   * (`performance.now()` when the read began; the server primes its account cache with it for
+   * the requests of the same login that follow: adapters/account-cache.ts).
    */
   constructor(storage: Storage, hasher: PasswordHasher, throttle: LoginThrottle, pepper: Buffer, directories?: Directories, signedIn?: (account: Account, readAt: number) => void) {
     this.#signedIn = signedIn;
@@ -81,7 +81,8 @@ export class PasswordAuthenticator {
 
   async attempt(a: PasswordAttempt): Promise<PasswordOutcome> {
     const username = normaliseUsername(a.username);
-    const readAt = Date.now();
+    // On a monotonic clock, as the account cache counts (adapters/account-cache.ts).
+    const readAt = performance.now();
     const local = await this.#storage.accounts.findByUsername(username);
     // A linked account's stored username is `<directory>:<id>`; typed, it signs in nothing.
     const account = local?.directory ? undefined : local;

@@ -113,5 +113,41 @@ for (const { kind, skip } of STORES) {
         await long.close();
       }
     });
+
+    it('gives the claims an administrator changed through this instance\'s admin API to the very next userinfo and refresh, however long the cache\'s life', async () => {
+      const long = await startTestServer(kind, { ACCOUNT_CACHE_MS: '60000' });
+      try {
+        const clientMeta = { redirect_uris: ['http://127.0.0.1:9/cb'], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], scope: 'openid offline_access profile email', first_party: true };
+        await long.addClient('acache', clientMeta, SECRET);
+        await long.addClient('acache-admin', { redirect_uris: [], grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', scope: 'admin:read admin:write' }, SECRET);
+        const longConfig = await discover(long.issuer, 'acache', SECRET);
+        const adminToken = (await client.clientCredentialsGrant(await discover(long.issuer, 'acache-admin', SECRET), { scope: 'admin:read admin:write', resource: `${long.issuer}/admin/api` })).access_token;
+        const id = await long.addUser('acache-profile', PASSWORD);
+        const login = await loginThroughForm(longConfig, 'acache-profile', PASSWORD, { scope: 'openid offline_access profile email' });
+        const tokens = await client.authorizationCodeGrant(longConfig, login.callback, { pkceCodeVerifier: login.verifier, expectedNonce: login.nonce, expectedState: login.state });
+        const before = await lookups(long.issuer);
+        const first = await client.fetchUserInfo(longConfig, tokens.access_token, id);
+        assert.equal((await lookups(long.issuer)).store, before.store, 'userinfo was served from the cache');
+        assert.equal(first.given_name, undefined);
+        const { version } = (await long.storage.accounts.findById(id))!;
+        // updated_at is in seconds (OIDC Core §5.1): a change in the same second would not move it.
+        await new Promise((r) => setTimeout(r, 1100));
+        const patched = await fetch(`${long.url}/admin/api/v1/users/${id}`, {
+          method: 'PATCH',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', 'if-match': `"${version}"` },
+          body: JSON.stringify({ claims: { given_name: 'Grace', email: 'grace@example.com' } }),
+        });
+        assert.equal(patched.status, 200, await patched.text());
+        const info = await client.fetchUserInfo(longConfig, tokens.access_token, id);
+        assert.equal(info.given_name, 'Grace');
+        assert.equal(info.email, 'grace@example.com');
+        assert.ok(Number(info.updated_at) > Number(first.updated_at), `updated_at moved: ${String(first.updated_at)} -> ${String(info.updated_at)}`);
+        const refreshed = await client.refreshTokenGrant(longConfig, tokens.refresh_token!);
+        assert.equal(refreshed.claims()?.given_name, undefined, 'the ID token carries only openid claims with an access token (OIDC Core §5.4)');
+        assert.equal((await client.fetchUserInfo(longConfig, refreshed.access_token, id)).given_name, 'Grace');
+      } finally {
+        await long.close();
+      }
+    });
   });
 }

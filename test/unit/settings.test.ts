@@ -45,12 +45,13 @@ describe('settings', () => {
     for (const [env, re] of cases) assert.throws(() => loadSettings(env), (e: Error) => e instanceof ConfigError && re.test(e.message), JSON.stringify(env));
   });
 
-  it('README documents every variable with its default', () => {
+  it('README documents every variable with its default and the text `idp config docs` generates', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     for (const s of Object.values(SETTINGS)) {
       const row = readme.split('\n').find((l) => l.startsWith(`| \`${s.env}\` |`));
       assert.ok(row, `README lacks ${s.env}`);
       if (s.default !== undefined) assert.ok(row.includes(`\`${s.default}\``), `README shows another default for ${s.env}`);
+      assert.ok(row.includes(` | ${s.doc} |`), `README describes ${s.env} otherwise than idp/settings.ts (the table is generated from it: idp config docs)`);
     }
   });
 });
