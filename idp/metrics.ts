@@ -151,28 +151,20 @@ export class Metrics implements MetricsSink {
         if (s) for (const [op, n] of s.storeOps()) this.inc({ store: s.storeKind, op }, n);
       },
     });
-    new Counter({
-      name: 'idp_client_lookups_total', help: 'Client look-ups by oidc-provider: answered from the verified cache, or read from the store.',
-      labelNames: ['source'], registers,
+    // A cache's look-ups, answered from it or read from the store (clients, accounts).
+    const lookups = (name: string, help: string, stats: (s: MetricsSources) => { hits: number; misses: number }) => new Counter({
+      name, help, labelNames: ['source'], registers,
       collect() {
         this.reset();
-        const s = attached()?.clientLookups();
+        const s = attached();
         if (!s) return;
-        this.inc({ source: 'cache' }, s.hits);
-        this.inc({ source: 'store' }, s.misses);
+        const { hits, misses } = stats(s);
+        this.inc({ source: 'cache' }, hits);
+        this.inc({ source: 'store' }, misses);
       },
     });
-    new Counter({
-      name: 'idp_account_lookups_total', help: 'Account look-ups of findAccount (resume, code exchange, refresh, userinfo): answered from the short-lived account cache, or read from the store.',
-      labelNames: ['source'], registers,
-      collect() {
-        this.reset();
-        const s = attached()?.accountLookups();
-        if (!s) return;
-        this.inc({ source: 'cache' }, s.hits);
-        this.inc({ source: 'store' }, s.misses);
-      },
-    });
+    lookups('idp_client_lookups_total', 'Client look-ups by oidc-provider: answered from the verified cache, or read from the store.', (s) => s.clientLookups());
+    lookups('idp_account_lookups_total', 'Account look-ups of findAccount (resume, code exchange, refresh, userinfo): answered from the short-lived account cache, or read from the store.', (s) => s.accountLookups());
     new Gauge({
       name: 'idp_policy_info', help: 'The policy in force: its content hash (what decisions record) and its version number in the store.',
       labelNames: ['version', 'published'], registers,
