@@ -307,10 +307,13 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
       // The client cache's own reads are not the login's: the change stamp every
       // CLIENT_CACHE_MS / 2 (a timer) and each client again once per CLIENT_CACHE_MS, whatever
       // the number of logins; shown apart, so the figure is what one login costs.
-      const caches = perLogin.by.filter(([op]) => op === 'stampGet' || op === 'clientFind').reduce((t, [, c]) => t + c, 0);
+      const caches = perLogin.by.filter(([op]) => ['stampGet', 'clientFind', 'find:stamps', 'find:clients'].includes(op)).reduce((t, [, c]) => t + c, 0);
       const data = perLogin.total - framing - caches;
+      // The target is the embedded store's SQL statements (issue 10); on MongoDB the same
+      // figure is round trips, printed for comparison.
+      const verdict = kind === 'embedded' ? ` (target ≤ 25) ${data <= 25.05 ? 'met' : 'NOT MET'}` : ' (round trips)';
       console.log(`store operations per password login (${lastLogin.requests} requests, ${lastLogin.redirects} redirects; logins one at a time): ${data.toFixed(1)} data statements`
-        + ` (target ≤ 25) ${data <= 25.05 ? 'met' : 'NOT MET'} + ${framing.toFixed(1)} BEGIN/COMMIT + ${caches.toFixed(1)} client-cache refreshes: ${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')}`);
+        + `${verdict} + ${framing.toFixed(1)} BEGIN/COMMIT + ${caches.toFixed(1)} client-cache refreshes: ${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')}`);
       console.log(`password logins per server core = ${(pl.rate / Math.max(pl.serverCores, 0.01)).toFixed(1)}/s = ${((pl.rate / Math.max(pl.serverCores, 0.01)) / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
       // CPU per login = server cores × wall time / logins. The login path outside argon2 is
       // that minus one verification (1 / the per-core rate measured alone).
