@@ -181,6 +181,12 @@ for (const store of STORES) {
       const max = slapd.policy.maxFailure - 2;
       assert.ok(failures <= max, `the directory counted ${failures} failed binds; the provider allows ${max} (< ${slapd.policy.maxFailure})`);
       assert.ok(paused >= 100 - max, `${paused} attempts were paused before any bind`);
+      // On MongoDB a burst may end below the limit: parallel attempts that saw each other
+      // withdraw (mongo.ts reserve, the strict side). Wrong passwords one at a time fill the
+      // bucket to the provider's limit, which is still below the directory's.
+      for (let i = 0; i < max && (await attempt(config, u.uid, 'not the password at all')).status !== 429; i += 1);
+      const topped = await slapd.failureCount(u.uid);
+      assert.ok(topped <= max, `the directory counted ${topped} failed binds; the provider allows ${max}`);
       const entry = await slapd.read(u.dn, ['pwdAccountLockedTime']);
       assert.equal(entry?.pwdaccountlockedtime, undefined, 'not locked in the directory');
       // The right password is paused too until an administrator unlocks (or the window passes).
