@@ -7,12 +7,20 @@
  * redirect that signs in a fixed account, and its grant is made without a consent page,
  * so a refresh token is one authorization away.
  *
- * Usage: node bare-provider.js <port> <client secret> <redirect uri>; prints "ready" on stdout.
+ * With a fourth argument, a directory, it keeps its records in our embedded store there
+ * instead (adapters/oidc-adapter.ts over adapters/storage/embedded.ts): the same durable
+ * writes ours makes, and nothing else of ours. Ours against that one is what our own code
+ * costs; that one against the in-memory one is what keeping the records durably costs.
+ *
+ * Usage: node bare-provider.js <port> <client secret> <redirect uri> [store dir]; prints "ready" on stdout.
  */
 import crypto from 'node:crypto';
 import Provider, { type Adapter, type AdapterPayload, type Configuration } from 'oidc-provider';
+import { createAdapterClass } from '../../adapters/oidc-adapter.ts';
+import { SecretBox } from '../../adapters/crypto.ts';
+import { openEmbeddedStorage } from '../../adapters/storage/embedded.ts';
 
-const [port = '0', secret = '', redirect = ''] = process.argv.slice(2);
+const [port = '0', secret = '', redirect = '', storeDir] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bare', use: 'sig', alg: 'RS256' };
@@ -53,7 +61,8 @@ class MapAdapter implements Adapter {
 }
 
 const configuration: Configuration = {
-  adapter: MapAdapter,
+  // The client is static configuration either way (oidc-provider does not ask the adapter for it).
+  adapter: storeDir ? createAdapterClass(openEmbeddedStorage(storeDir), new SecretBox(crypto.randomBytes(32).toString('base64url'))) : MapAdapter,
   clients: [{
     client_id: 'bench', client_secret: secret, redirect_uris: [redirect], response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], token_endpoint_auth_method: 'client_secret_basic',

@@ -51,3 +51,44 @@ describe('password blocklist (NIST 800-63B-4 §3.1.1.2)', () => {
     assert.deepEqual(await stronger.verify(good, 'tram ankle violet sextant'), { ok: true, needsRehash: true });
   });
 });
+
+describe('password hashing: @node-rs/argon2, compatible with the argon2 package it replaced', () => {
+  const legacy = (password: string, opts: Partial<{ type: 0 | 1 | 2; memoryCost: number; timeCost: number; parallelism: number }> = {}) =>
+    argon2.hash(password, { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1, ...opts });
+
+  it('verifies hashes stored before the change, normalising the typed password the same way', async () => {
+    const hasher = new PasswordHasher(PARAMS, 15);
+    // Stored NFKC-normalised (hash() normalises); typed in another form (fullwidth, composed).
+    const stored = await legacy('ｔｒａｍ ａｎｋｌｅ café violet'.normalize('NFKC'));
+    assert.match(stored, /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
+    assert.deepEqual(await hasher.verify(stored, 'ｔｒａｍ ａｎｋｌｅ café violet'), { ok: true, needsRehash: false });
+    assert.deepEqual(await hasher.verify(stored, 'tram ankle cafe\u0301 violet'), { ok: true, needsRehash: false });
+    assert.deepEqual(await hasher.verify(stored, 'tram ankle cafe violet'), { ok: false, needsRehash: false });
+  });
+
+  it('writes hashes the argon2 package verifies (a rollback keeps every password)', async () => {
+    const hasher = new PasswordHasher(PARAMS, 15);
+    const h = await hasher.hash('mauve kettle drifts slowly');
+    assert.match(h, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    assert.equal(await argon2.verify(h, 'mauve kettle drifts slowly'), true);
+    assert.equal(await argon2.verify(h, 'mauve kettle drifts slowly!'), false);
+    // A fresh salt each time.
+    assert.notEqual(await hasher.hash('mauve kettle drifts slowly'), h);
+  });
+
+  it('asks to re-hash when any parameter or the variant differs from the current settings', async () => {
+    const hasher = new PasswordHasher(PARAMS, 15);
+    const p = 'tram ankle violet sextant';
+    assert.equal((await hasher.verify(await legacy(p), p)).needsRehash, false);
+    for (const opts of [{ memoryCost: 8192 }, { memoryCost: 32768 }, { timeCost: 1 }, { timeCost: 3 }, { parallelism: 2 }, { type: argon2.argon2i }] as const) {
+      assert.deepEqual(await hasher.verify(await legacy(p, opts), p), { ok: true, needsRehash: true }, JSON.stringify(opts));
+    }
+  });
+
+  it('answers a malformed or foreign stored hash with a failed verification, not an exception', async () => {
+    const hasher = new PasswordHasher(PARAMS, 15);
+    for (const bad of ['', 'plaintext', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$', '$2b$10$abcdefghijklmnopqrstuu5Z0f3d6bP5Ck6.3r5Y7Z0u0W0a1b2c3']) {
+      assert.deepEqual(await hasher.verify(bad, 'anything at all here'), { ok: false, needsRehash: false }, bad);
+    }
+  });
+});
