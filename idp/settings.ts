@@ -162,7 +162,7 @@ export const SETTINGS = {
   argon2MemoryKib: {
     env: 'ARGON2_MEMORY_KIB',
     default: '19456',
-    doc: 'argon2id memory cost in KiB for new hashes (OWASP minimum: 19456 = 19 MiB). Existing hashes are re-hashed on login when this rises.',
+    doc: 'argon2id memory cost in KiB for new hashes (OWASP minimum: 19456 = 19 MiB). Existing hashes are re-hashed on login when this changes.',
     parse: int(19456, 4 * 1024 * 1024),
   },
   argon2Iterations: { env: 'ARGON2_ITERATIONS', default: '2', doc: 'argon2id time cost (OWASP minimum at 19 MiB: 2).', parse: int(2, 100) },

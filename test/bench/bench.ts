@@ -331,10 +331,13 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
       const verdict = kind === 'embedded' ? ` (target ≤ 25) ${data <= 25.05 ? 'met' : 'NOT MET'}` : ' (round trips)';
       console.log(`store operations per password login (${lastLogin.requests} requests, ${lastLogin.redirects} redirects; logins one at a time): ${data.toFixed(1)} data statements`
         + `${verdict} + ${framing.toFixed(1)} BEGIN/COMMIT + ${caches.toFixed(1)} client-cache refreshes: ${perLogin.by.map(([op, c]) => `${op} ${c.toFixed(1)}`).join(', ')}`);
-      console.log(`password logins per server core = ${(pl.rate / Math.max(pl.serverCores, 0.01)).toFixed(1)}/s = ${((pl.rate / Math.max(pl.serverCores, 0.01)) / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
+      const loginsPerCore = pl.rate / Math.max(pl.serverCores, 0.01);
+      const target = kind === 'embedded' ? ` (target ≥ 40) ${loginsPerCore >= 40 ? 'met' : 'NOT MET'}` : '';
+      console.log(`password logins per server core = ${loginsPerCore.toFixed(1)}/s${target} = ${(loginsPerCore / hashPerCore * 100).toFixed(0)}% of argon2id verifications per core (${hashPerCore.toFixed(1)}/s)`);
       // CPU per login = server cores × wall time / logins. The login path outside argon2 is
       // that minus one verification (1 / the per-core rate measured alone).
-      console.log(`server CPU per password login: ${cpuMs(pl).toFixed(1)} ms = argon2id ${argonMs.toFixed(1)} ms + the rest ${(cpuMs(pl) - argonMs).toFixed(1)} ms (target ≤ 5 ms)`);
+      const rest = cpuMs(pl) - argonMs;
+      console.log(`server CPU per password login: ${cpuMs(pl).toFixed(1)} ms = argon2id ${argonMs.toFixed(1)} ms + the rest ${rest.toFixed(1)} ms (target ≤ 5 ms) ${rest <= 5 ? 'met' : 'NOT MET'}`);
       if (kind === 'embedded') {
         // The floor under the same load: a bare oidc-provider's login (authorize, an
         // interaction that signs a fixed account in, code for ID, access and refresh tokens),
