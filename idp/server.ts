@@ -370,6 +370,7 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   // Expired records are filtered on read; this only reclaims space.
   const sweeper = setInterval(() => {
     storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error }));
+    throttle.sweep().catch((err: unknown) => log.warn('attempt sweep failed', { error: err as Error }));
   }, 10 * 60_000);
   sweeper.unref();
   const pruner = setInterval(() => void pruneBehaviour(), 60 * 60_000);

@@ -128,6 +128,16 @@ export class LoginThrottle {
   }
 
   /**
+   * Reclaims the store's space (run periodically): address buckets once `ipWindow` has passed
+   * since their newest failure, and buckets a success emptied once the longest delay has
+   * passed. Neither changes a decision: both already count as empty. Account buckets with
+   * failures stay until a success or an unlock, however old (they have no window).
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    await this.#store.sweep(now, [{ prefix: ipKey(''), windowMs: this.#s.ipWindow * 1000 }], this.#s.maxDelay * 1000);
+  }
+
+  /**
    * The whole login succeeded: ends the account's run of failures on every path into it.
    * Called by the finish step only: a right password that the risk engine blocked or
    * challenged stays counted (a block counts as a failure).

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Account, AccountDisabled, AttemptReservation, DirectoryLink, ProfileClaims, ClientRecord, FactorRecord, LoginEventRecord, NewAccount, OidcRecord, RiskObservation } from '../../models/types.ts';
 import {
-  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, GRANT_BOUND_MODELS, nextAttemptAt, VersionConflictError,
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, GRANT_BOUND_MODELS, nextAttemptAt, prefixEnd, VersionConflictError,
   usernameCursor, type AccountFilter, type ReserveOptions, type Storage, type StoreObserver,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
@@ -480,6 +480,9 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     attemptSettle: q(`UPDATE attempts SET count = CASE WHEN key = ?2 THEN MAX(count - 1, 0) ELSE 0 END
                       WHERE key IN (SELECT value FROM json_each(?1)) OR key = ?2`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
+    // Keys from ?1 (inclusive) to ?2 (exclusive): a prefix as a range of the primary key.
+    attemptSweepStale: q('DELETE FROM attempts WHERE key >= ?1 AND key < ?2 AND last_at <= ?3'),
+    attemptSweepIdle: q('DELETE FROM attempts WHERE count = 0 AND last_at <= ?'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
     oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed, account_id)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -769,6 +772,14 @@ export function openEmbeddedStorage(dataDir: string): Storage {
         if (!r || (r.last_at as number) + windowMs <= now) return { count: 0, blockedUntil: 0 };
         const count = r.count as number;
         return { count, blockedUntil: nextAttemptAt(count, r.last_at as number, waitMs) };
+      },
+      async sweep(now, rules, idleMs) {
+        // Each statement alone is atomic (and SQLite writes one at a time across processes):
+        // a bucket another request counts again meanwhile has a fresh last_at and stays.
+        for (const { prefix, windowMs } of rules) {
+          if (Number.isFinite(windowMs)) stmt.attemptSweepStale.run(prefix, prefixEnd(prefix), now - windowMs);
+        }
+        stmt.attemptSweepIdle.run(now - idleMs);
       },
     },
     oidc: {

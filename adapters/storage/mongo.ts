@@ -13,7 +13,7 @@ import mongoose, { type Model } from 'mongoose';
 import type { Account, AttemptReservation, ClientRecord, FactorRecord, LoginEventRecord, OidcRecord, RiskObservation } from '../../models/types.ts';
 import { oidcSchema, registerModels, type AccountDoc, type AccountVersionDoc, type ClientDoc, type EventDoc, type FactorDoc, type FactorMarkDoc, type OidcDoc } from '../../models/mongoose.ts';
 import {
-  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, nextAttemptAt, VersionConflictError,
+  ACCOUNT_PAGE_MAX, decodeCursor, DuplicateError, encodeCursor, eventCursor, nextAttemptAt, prefixEnd, VersionConflictError,
   usernameCursor, type AccountFilter, type ReserveOptions, type Storage, type StoreObserver,
 } from './port.ts';
 import { disambiguatedSkeleton, usernameSkeleton } from './skeleton.ts';
@@ -667,6 +667,29 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
       async get(key, now, windowMs, waitMs = () => 0) {
         const b = await bucket(key, now, windowMs);
         return { count: b.count, blockedUntil: nextAttemptAt(b.count, b.lastAt, waitMs) };
+      },
+      async sweep(now, rules) {
+        // A bucket is its documents: one whose newest is older than the window counts as empty
+        // (reserve deletes them itself when the key comes back). Found by key, newest first,
+        // then deleted by age, so an attempt counted meanwhile (newer than the cutoff) stays
+        // and counts alone, as it would have anyway. Reset buckets leave no documents here,
+        // so `idleMs` has nothing to find.
+        for (const { prefix, windowMs } of rules) {
+          if (!Number.isFinite(windowMs)) continue;
+          const cutoff = now - windowMs;
+          const range = { $gte: prefix, $lt: prefixEnd(prefix) };
+          // Keys with an old document but none newer (FerretDB v1 has no `$max` in `$group`).
+          const [old, recent] = await Promise.all([
+            Attempt.distinct('key', { key: range, kind: 'attempt', at: { $lte: cutoff } }),
+            Attempt.distinct('key', { key: range, kind: 'attempt', at: { $gt: cutoff } }),
+          ]);
+          const active = new Set(recent);
+          const stale = old.filter((k) => !active.has(k));
+          for (let i = 0; i < stale.length; i += 500) {
+            const keys = stale.slice(i, i + 500);
+            await Attempt.deleteMany({ key: keys.length === 1 ? keys[0]! : { $in: keys }, at: { $lte: cutoff } });
+          }
+        }
       },
     },
     oidc: {

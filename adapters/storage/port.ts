@@ -216,6 +216,16 @@ export function nextAttemptAt(count: number, lastAt: number, waitMs: (count: num
  * only once its delay since the newest counted one has passed, whichever order the
  * callers' clocks were read and their attempts counted in.
  */
+/**
+ * The first string after every string that starts with `prefix` (its last UTF-16 unit plus
+ * one), so a prefix can be looked up as a range of an index: keys from `prefix` (inclusive)
+ * to this (exclusive). Our prefixes are ASCII, where code-unit, byte and collation orders agree.
+ */
+export function prefixEnd(prefix: string): string {
+  if (!prefix) throw new Error('an empty prefix has no end');
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
 export interface AttemptStore {
   reserve(key: string, opts: ReserveOptions): Promise<AttemptReservation>;
   reset(key: string): Promise<void>;
@@ -228,6 +238,16 @@ export interface AttemptStore {
   settle(resets: readonly string[], refund?: { key: string; attemptId: string }): Promise<void>;
   /** The bucket now: counted attempts, and until when the next attempt must wait (0 = none). */
   get(key: string, now: number, windowMs: number, waitMs?: (count: number) => number): Promise<{ count: number; blockedUntil: number }>;
+  /**
+   * Reclaims space only: removes buckets that already count as empty, so keys seen once (a
+   * sprayed address, a reset account) do not stay forever. A bucket whose key starts with a
+   * rule's prefix goes once its newest attempt is `windowMs` old (reserve and get treat it as
+   * empty from then on); a bucket at count 0 goes once its newest attempt is `idleMs` old (the
+   * delay after zero failures has passed). Every other bucket stays, however old: an account's
+   * count has no window and lasts until a login succeeds or an administrator unlocks it.
+   * Safe beside parallel reserves: a bucket counted again is no longer old.
+   */
+  sweep(now: number, rules: readonly { prefix: string; windowMs: number }[], idleMs: number): Promise<void>;
 }
 
 /**

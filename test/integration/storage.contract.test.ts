@@ -236,6 +236,35 @@ for (const store of STORES) {
         assert.equal((await s.attempts.get('dl', now + 1000, Infinity)).count, 1);
       });
 
+      it('sweeps only the buckets that already count as empty, also beside 100 parallel attempts', async () => {
+        const now = Date.now();
+        const W = 60_000;
+        const at = (key: string, t: number, windowMs = W) => s.attempts.reserve(key, { now: t, max: 1000, windowMs, waitMs: noWait });
+        // Physically there or not: with no window, get() counts whatever the bucket still holds.
+        const held = async (key: string) => (await s.attempts.get(key, now, Infinity)).count;
+        await at('sw:old', now - W - 1);
+        await at('sw:recent', now - W + 5_000);
+        await at('sw:busy', now - W - 1);
+        // Keys just outside the prefix's range, and an account-like bucket with no window.
+        await at('sw;edge', now - 10 * W);
+        await at('sv:before', now - 10 * W);
+        await at('swx:acct', now - 10 * W, Infinity);
+        await at('swz:reset', now - 10 * W, Infinity);
+        await s.attempts.settle(['swz:reset']);
+        assert.deepEqual([await held('sw:old'), await held('sw:busy')], [1, 1]);
+        const sweep = () => s.attempts.sweep(now, [{ prefix: 'sw:', windowMs: W }], 1000);
+        // The stale bucket is counted again 100 times in parallel while sweeps run: none is lost.
+        const r = await Promise.all([sweep(), ...Array.from({ length: 100 }, () => at('sw:busy', now)), sweep()]);
+        assert.ok(r.slice(1, -1).every((x) => x !== undefined && x.allowed));
+        assert.equal(await held('sw:busy'), 100);
+        assert.equal(await held('sw:old'), 0);
+        assert.equal(await held('sw:recent'), 1);
+        assert.deepEqual([await held('sw;edge'), await held('sv:before'), await held('swx:acct')], [1, 1, 1]);
+        assert.equal(await held('swz:reset'), 0);
+        // A swept key counts afresh, as the stale one did.
+        assert.equal((await at('sw:old', now)).count, 1);
+      });
+
       it('counts 20 parallel attempts as 20, each with its own number', async () => {
         const r = await Promise.all(Array.from({ length: 20 }, () => s.attempts.reserve('k20', opts())));
         assert.ok(r.every((x) => x.allowed));

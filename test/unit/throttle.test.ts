@@ -4,6 +4,8 @@ import { accountKey, delayAfter, isTicket, LoginThrottle, type Ticket } from '..
 import { openEmbeddedStorage } from '../../adapters/storage/embedded.ts';
 import type { Storage } from '../../adapters/storage/port.ts';
 import { tempDir } from '../helpers/env.ts';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 
 const settings = { accountFreeFailures: 5, accountMaxFailures: 100, ipFreeFailures: 20, ipMaxFailures: 500, ipWindow: 3600, maxDelay: 900 };
 
@@ -22,7 +24,17 @@ describe('progressive delay', () => {
 
 describe('LoginThrottle over the embedded store', () => {
   let storage: Storage;
-  before(() => { storage = openEmbeddedStorage(tempDir()); });
+  let dir: string;
+  before(() => { storage = openEmbeddedStorage((dir = tempDir())); });
+  /** The store's rows themselves (another connection to its file): what a sweep reclaims. */
+  const rows = (key: string) => {
+    const db = new DatabaseSync(path.join(dir, 'idp.sqlite'), { readOnly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM attempts WHERE key = ?').get(key) as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
   after(() => storage.close());
 
   it('never allows more than 100 consecutive failures, however long the attacker waits', async () => {
@@ -39,6 +51,29 @@ describe('LoginThrottle over the embedded store', () => {
     assert.ok(isTicket(await t.begin('victim', '192.0.2.1', 'device-1', now)));
     await t.unlock('victim');
     assert.equal((await t.failures('victim', now)).count, 0);
+  });
+
+  it('sweeps address buckets after ipWindow and emptied ones after the longest delay, never a locked account', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    const start = Date.now();
+    // A locked account (100 failures, spread past every delay) from 100 addresses, long ago.
+    let now = start;
+    for (let i = 0; i < 100; i += 1) { ticket(await t.begin('locked', `10.9.${i}.1`, undefined, now)); now += 901_000; }
+    // A login that then succeeded from one more address (its account bucket emptied).
+    const ok = ticket(await t.begin('fine', '10.8.0.1', undefined, now));
+    await t.succeeded(ok, 'fine');
+    const held = (key: string, at: number) => storage.attempts.get(key, at, Infinity).then((b) => b.count);
+    const later = now + 3_600_000 + 1;
+    assert.equal(await held('ip:10.9.0.1', later), 1);
+    assert.deepEqual([rows(accountKey('fine')), rows(accountKey('locked'))], [1, 1]);
+    await t.sweep(later);
+    // Past the IP window: every address bucket is gone; the locked account is not.
+    for (let i = 0; i < 100; i += 1) assert.equal(await held(`ip:10.9.${i}.1`, later), 0, `ip:10.9.${i}.1`);
+    assert.equal((await t.failures('locked', later)).count, 100);
+    assert.ok(!isTicket(await t.begin('locked', '10.7.0.1', undefined, later)));
+    // The emptied account bucket went too; the locked one's row is still there.
+    assert.deepEqual([rows(accountKey('fine')), rows(accountKey('locked')), rows('ip:10.9.0.1')], [0, 1, 0]);
+    await t.unlock('locked');
   });
 
   it('refuses attempts during the delay without counting them, and says until when', async () => {
