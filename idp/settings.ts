@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB } from '../interactions/methods/argon2-limits.ts';
 
 /** The shipped policy directory (policies/default in the package; this file runs from dist/idp/). */
 export const DEFAULT_POLICY_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'policies', 'default');
@@ -163,9 +164,9 @@ export const SETTINGS = {
     env: 'ARGON2_MEMORY_KIB',
     default: '19456',
     doc: 'argon2id memory cost in KiB for new hashes (OWASP minimum: 19456 = 19 MiB). Existing hashes are re-hashed on login when this changes.',
-    parse: int(19456, 4 * 1024 * 1024),
+    parse: int(19456, ARGON2_MAX_MEMORY_KIB),
   },
-  argon2Iterations: { env: 'ARGON2_ITERATIONS', default: '2', doc: 'argon2id time cost (OWASP minimum at 19 MiB: 2).', parse: int(2, 100) },
+  argon2Iterations: { env: 'ARGON2_ITERATIONS', default: '2', doc: 'argon2id time cost (OWASP minimum at 19 MiB: 2).', parse: int(2, ARGON2_MAX_ITERATIONS) },
 
   // Throttling (NIST SP 800-63B-4 §3.2.2).
   accountFreeFailures: {

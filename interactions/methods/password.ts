@@ -11,6 +11,7 @@
  */
 import { hash as argon2Hash, parseOptions, verify as argon2Verify, type Algorithm, type Options } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
+import { ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB } from './argon2-limits.ts';
 import type { AuthMethod } from './method.ts';
 import { enforceUsername, prepareUsernameForLookup, UsernameError } from './username.ts';
 
@@ -99,6 +100,9 @@ export function validateUsername(raw: string): string {
   }
 }
 
+/** We write p=1; the argon2 package's hashes may have had more lanes. */
+const ARGON2_MAX_PARALLELISM = 16;
+
 /** Algorithm.Argon2id: a declared const enum, which isolated modules cannot read by name. */
 const ARGON2ID = 2 as Algorithm;
 /** Version.V0x13 (19, RFC 9106), the library's default and the only one we write. */
@@ -146,6 +150,12 @@ export class PasswordHasher {
   }
 
   async verify(hash: string, password: string): Promise<{ ok: boolean; needsRehash: boolean }> {
+    // A stored value that is no argon2 hash we could have written (an account without a
+    // password, NO_PASSWORD; a damaged or planted record) spends one verification's time and
+    // fails: answered at once, it would tell that the account exists (an unknown username
+    // costs a verification), and verified as stored it would run with the costs it carries
+    // (m=4 TiB reserves memory until the process is killed; @node-rs/argon2 does not refuse).
+    if (!this.#withinBounds(hash)) return { ok: await this.burn(password), needsRehash: false };
     try {
       const ok = await argon2Verify(hash, password.normalize('NFKC'));
       // A password set before the current policy (shorter, or since found in the blocklist)
@@ -153,6 +163,15 @@ export class PasswordHasher {
       return { ok, needsRehash: ok && this.#needsRehash(hash) && this.#meetsPolicy(password) };
     } catch {
       return { ok: false, needsRehash: false };
+    }
+  }
+
+  #withinBounds(hash: string): boolean {
+    try {
+      const p = parseOptions(hash);
+      return p.memoryCost <= ARGON2_MAX_MEMORY_KIB && p.timeCost <= ARGON2_MAX_ITERATIONS && p.parallelism <= ARGON2_MAX_PARALLELISM;
+    } catch {
+      return false;
     }
   }
 

@@ -44,7 +44,7 @@ function verifyInChild(stored: string, ms: number): Promise<{ answer: string; rs
   });
 }
 
-describe('a stored hash with absurd cost parameters (review of f999d09)', () => {
+describe('a stored hash with absurd cost parameters', () => {
   it('fails closed at once instead of committing memory until the process is killed', async () => {
     // A well-formed PHC string (salt 16 bytes, output 32) but m = 2^32-1 KiB (4 TiB).
     const stored = '$argon2id$v=19$m=4294967295,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import argon2 from 'argon2';
 import { isCommonPassword, PasswordError, PasswordHasher, weakPasswordReason } from '../../interactions/methods/password.ts';
+import { NO_PASSWORD } from '../../models/types.ts';
 
 const PARAMS = { memoryKib: 19456, iterations: 2 };
 
@@ -90,5 +91,36 @@ describe('password hashing: @node-rs/argon2, compatible with the argon2 package 
     for (const bad of ['', 'plaintext', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$', '$2b$10$abcdefghijklmnopqrstuu5Z0f3d6bP5Ck6.3r5Y7Z0u0W0a1b2c3']) {
       assert.deepEqual(await hasher.verify(bad, 'anything at all here'), { ok: false, needsRehash: false }, bad);
     }
+  });
+});
+
+describe('a stored value that is no hash we could have written', () => {
+  /** Counts the verifications spent on nothing (an unknown username's cost). */
+  class Counting extends PasswordHasher {
+    burned = 0;
+    override async burn(password: string): Promise<false> {
+      this.burned += 1;
+      return super.burn(password);
+    }
+  }
+
+  it('costs one verification and fails: no password, garbage, or costs above the settings\' maxima', async () => {
+    const salt = 'c2FsdHNhbHRzYWx0c2FsdA';
+    const out = 'YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE';
+    const cases = [
+      NO_PASSWORD, '', 'plaintext',
+      `$argon2id$v=19$m=${4 * 1024 * 1024 + 1},t=2,p=1$${salt}$${out}`,
+      `$argon2id$v=19$m=19456,t=101,p=1$${salt}$${out}`,
+      `$argon2id$v=19$m=19456,t=2,p=17$${salt}$${out}`,
+    ];
+    for (const stored of cases) {
+      const h = new Counting(PARAMS, 15);
+      assert.deepEqual(await h.verify(stored, 'tram ankle violet sextant'), { ok: false, needsRehash: false }, stored);
+      assert.equal(h.burned, 1, stored);
+    }
+    // At the bounds, a hash is verified as stored (a wrong one fails without a burn).
+    const h = new Counting(PARAMS, 15);
+    assert.deepEqual(await h.verify(`$argon2id$v=19$m=19456,t=2,p=1$${salt}$${out}`, 'tram ankle violet sextant'), { ok: false, needsRehash: false });
+    assert.equal(h.burned, 0);
   });
 });
