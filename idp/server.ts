@@ -368,9 +368,15 @@ export async function startServer(settings: Settings, log: Logger = createLogger
   const { port } = server.address() as AddressInfo;
 
   // Expired records are filtered on read; this only reclaims space.
+  // One at a time: a sweep slower than the interval (a large store) is not joined by another.
+  let sweeping = false;
   const sweeper = setInterval(() => {
-    storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error }));
-    throttle.sweep().catch((err: unknown) => log.warn('attempt sweep failed', { error: err as Error }));
+    if (sweeping) return;
+    sweeping = true;
+    void Promise.all([
+      storage.oidc.sweep(Date.now()).catch((err: unknown) => log.warn('sweep failed', { error: err as Error })),
+      throttle.sweep().catch((err: unknown) => log.warn('attempt sweep failed', { error: err as Error })),
+    ]).finally(() => { sweeping = false; });
   }, 10 * 60_000);
   sweeper.unref();
   const pruner = setInterval(() => void pruneBehaviour(), 60 * 60_000);

@@ -38,6 +38,9 @@ export function delayAfter(count: number, free: number, maxDelaySeconds: number)
   return Math.min(2 ** Math.min(count - free, 30), maxDelaySeconds);
 }
 
+/** How much later than its window a counter is swept (LoginThrottle.sweep): clock skew between instances, requests in flight. */
+export const SWEEP_MARGIN_MS = 15 * 60_000;
+
 export const accountKey = (subject: string, deviceId?: string) => (deviceId ? `acct:${subject}:dev:${deviceId}` : `acct:${subject}`);
 export const ipKey = (ip: string) => `ip:${ip}`;
 /** Second-factor failures of an account (one-time codes, recovery codes, passkeys). */
@@ -134,7 +137,10 @@ export class LoginThrottle {
    * failures stay until a success or an unlock, however old (they have no window).
    */
   async sweep(now = Date.now()): Promise<void> {
-    await this.#store.sweep(now, [{ prefix: ipKey(''), windowMs: this.#s.ipWindow * 1000 }], this.#s.maxDelay * 1000);
+    // Late by a margin, since it only reclaims space: another instance's clock may run behind
+    // this one's, and a request may have read its time before this sweep read its own.
+    const margin = SWEEP_MARGIN_MS;
+    await this.#store.sweep(now, [{ prefix: ipKey(''), windowMs: this.#s.ipWindow * 1000 + margin }], this.#s.maxDelay * 1000 + margin);
   }
 
   /**

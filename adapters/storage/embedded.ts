@@ -480,9 +480,10 @@ export function openEmbeddedStorage(dataDir: string): Storage {
     attemptSettle: q(`UPDATE attempts SET count = CASE WHEN key = ?2 THEN MAX(count - 1, 0) ELSE 0 END
                       WHERE key IN (SELECT value FROM json_each(?1)) OR key = ?2`),
     attemptReset: q('DELETE FROM attempts WHERE key = ?'),
-    // Keys from ?1 (inclusive) to ?2 (exclusive): a prefix as a range of the primary key.
-    attemptSweepStale: q('DELETE FROM attempts WHERE key >= ?1 AND key < ?2 AND last_at <= ?3'),
-    attemptSweepIdle: q('DELETE FROM attempts WHERE count = 0 AND last_at <= ?'),
+    // Keys from ?1 (inclusive) to ?2 (exclusive): a prefix as a range of the primary key. In
+    // chunks of ?4 rows, so a large sweep does not hold the write lock or the event loop long.
+    attemptSweepStale: q('DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE key >= ?1 AND key < ?2 AND last_at <= ?3 LIMIT ?4)'),
+    attemptSweepIdle: q('DELETE FROM attempts WHERE rowid IN (SELECT rowid FROM attempts WHERE count = 0 AND last_at <= ?1 LIMIT ?2)'),
     attemptRefund: q('UPDATE attempts SET count = MAX(count - 1, 0) WHERE key = ?'),
     oidcUpsert: q(`INSERT INTO oidc (model, id, payload, grant_id, uid, user_code, expires_at, consumed, account_id)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -776,10 +777,16 @@ export function openEmbeddedStorage(dataDir: string): Storage {
       async sweep(now, rules, idleMs) {
         // Each statement alone is atomic (and SQLite writes one at a time across processes):
         // a bucket another request counts again meanwhile has a fresh last_at and stays.
+        // Chunk by chunk, other work running in between (5,000 rows: some ms each).
+        const chunk = 5000;
+        const drain = async (run: () => number) => {
+          while (run() === chunk) await new Promise((resolve) => setImmediate(resolve));
+        };
         for (const { prefix, windowMs } of rules) {
-          if (Number.isFinite(windowMs)) stmt.attemptSweepStale.run(prefix, prefixEnd(prefix), now - windowMs);
+          if (!Number.isFinite(windowMs)) continue;
+          await drain(() => Number(stmt.attemptSweepStale.run(prefix, prefixEnd(prefix), now - windowMs, chunk).changes));
         }
-        stmt.attemptSweepIdle.run(now - idleMs);
+        await drain(() => Number(stmt.attemptSweepIdle.run(now - idleMs, chunk).changes));
       },
     },
     oidc: {

@@ -677,18 +677,25 @@ export async function openMongoStorage(uri: string, options: MongoOptions = {}):
         for (const { prefix, windowMs } of rules) {
           if (!Number.isFinite(windowMs)) continue;
           const cutoff = now - windowMs;
-          const range = { $gte: prefix, $lt: prefixEnd(prefix) };
-          // Keys with an old document but none newer (FerretDB v1 has no `$max` in `$group`).
-          const [old, recent] = await Promise.all([
-            Attempt.distinct('key', { key: range, kind: 'attempt', at: { $lte: cutoff } }),
-            Attempt.distinct('key', { key: range, kind: 'attempt', at: { $gt: cutoff } }),
-          ]);
-          const active = new Set(recent);
-          const stale = old.filter((k) => !active.has(k));
-          for (let i = 0; i < stale.length; i += 500) {
-            const keys = stale.slice(i, i + 500);
-            await Attempt.deleteMany({ key: keys.length === 1 ? keys[0]! : { $in: keys }, at: { $lte: cutoff } });
+          // The keys whose newest document is old, read in key order, newest first within a
+          // key (the {key, at} index), streamed: neither `$max` in `$group` (FerretDB v1 has
+          // none) nor `distinct` (one reply, at most 16 MB: a large spray would stop the sweep).
+          const cursor = Attempt.find({ key: { $gte: prefix, $lt: prefixEnd(prefix) }, kind: 'attempt' }, { key: 1, at: 1 })
+            .sort({ key: 1, at: -1 }).lean().cursor();
+          let stale: string[] = [];
+          let previous: string | undefined;
+          // Many keys a statement: FerretDB v1 does not push `$in` down, so each is a scan.
+          const flush = async () => {
+            if (stale.length) await Attempt.deleteMany({ key: stale.length === 1 ? stale[0]! : { $in: stale }, at: { $lte: cutoff } });
+            stale = [];
+          };
+          for await (const d of cursor as AsyncIterable<{ key: string; at: number }>) {
+            if (d.key === previous) continue;
+            previous = d.key;
+            if (d.at <= cutoff) stale.push(d.key);
+            if (stale.length >= 5000) await flush();
           }
+          await flush();
         }
       },
     },

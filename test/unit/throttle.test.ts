@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { accountKey, delayAfter, isTicket, LoginThrottle, type Ticket } from '../../interactions/throttle.ts';
+import { accountKey, delayAfter, isTicket, LoginThrottle, SWEEP_MARGIN_MS, type Ticket } from '../../interactions/throttle.ts';
 import { openEmbeddedStorage } from '../../adapters/storage/embedded.ts';
 import type { Storage } from '../../adapters/storage/port.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -63,9 +63,15 @@ describe('LoginThrottle over the embedded store', () => {
     const ok = ticket(await t.begin('fine', '10.8.0.1', undefined, now));
     await t.succeeded(ok, 'fine');
     const held = (key: string, at: number) => storage.attempts.get(key, at, Infinity).then((b) => b.count);
-    const later = now + 3_600_000 + 1;
+    const later = now + 3_600_000 + SWEEP_MARGIN_MS + 1;
+    // The newest address bucket (its failure at `now - 901 s`) stays until the window and the
+    // margin have both passed since then.
+    const newest = now - 901_000;
     assert.equal(await held('ip:10.9.0.1', later), 1);
     assert.deepEqual([rows(accountKey('fine')), rows(accountKey('locked'))], [1, 1]);
+    await t.sweep(newest + 3_600_000 + SWEEP_MARGIN_MS - 1);
+    assert.equal(await held('ip:10.9.99.1', later), 1);
+    assert.equal(await held('ip:10.9.0.1', later), 0);
     await t.sweep(later);
     // Past the IP window: every address bucket is gone; the locked account is not.
     for (let i = 0; i < 100; i += 1) assert.equal(await held(`ip:10.9.${i}.1`, later), 0, `ip:10.9.${i}.1`);
@@ -74,6 +80,25 @@ describe('LoginThrottle over the embedded store', () => {
     // The emptied account bucket went too; the locked one's row is still there.
     assert.deepEqual([rows(accountKey('fine')), rows(accountKey('locked')), rows('ip:10.9.0.1')], [0, 1, 0]);
     await t.unlock('locked');
+  });
+
+  it('sweeps more stale address buckets than one chunk (5,000 rows a statement)', async () => {
+    const t = new LoginThrottle(storage.attempts, settings);
+    const then = Date.now() - 10 * 3_600_000;
+    for (let i = 0; i < 12_001; i += 1) {
+      await storage.attempts.reserve(`ip:2001:db8:${i.toString(16)}::/64`, { now: then, max: 500, windowMs: 3_600_000, waitMs: () => 0 });
+    }
+    const count = () => {
+      const db = new DatabaseSync(path.join(dir, 'idp.sqlite'), { readOnly: true });
+      try {
+        return (db.prepare("SELECT count(*) AS n FROM attempts WHERE key LIKE 'ip:2001:db8:%'").get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    assert.equal(count(), 12_001);
+    await t.sweep();
+    assert.equal(count(), 0);
   });
 
   it('refuses attempts during the delay without counting them, and says until when', async () => {
