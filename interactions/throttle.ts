@@ -139,8 +139,7 @@ export class LoginThrottle {
   async sweep(now = Date.now()): Promise<void> {
     // Late by a margin, since it only reclaims space: another instance's clock may run behind
     // this one's, and a request may have read its time before this sweep read its own.
-    const margin = SWEEP_MARGIN_MS;
-    await this.#store.sweep(now, [{ prefix: ipKey(''), windowMs: this.#s.ipWindow * 1000 + margin }], this.#s.maxDelay * 1000 + margin);
+    await this.#store.sweep(now, [{ prefix: ipKey(''), windowMs: this.#s.ipWindow * 1000 + SWEEP_MARGIN_MS }], this.#s.maxDelay * 1000 + SWEEP_MARGIN_MS);
   }
 
   /**

@@ -207,16 +207,6 @@ export function nextAttemptAt(count: number, lastAt: number, waitMs: (count: num
 }
 
 /**
- * Failure counters. `reserve` checks the limit and the progressive delay and counts the
- * attempt in one atomic step, before the password is checked, so parallel attempts can
- * neither be lost nor slip past the limit or the delay (ARCHITECTURE.md "Storage"; also
- * across instances sharing one MongoDB). The delay is derived from the count and the time
- * of the newest counted attempt, never written after the check: 100 parallel attempts see the
- * delay of each other's reservations, so beyond the free allowance an attempt is admitted
- * only once its delay since the newest counted one has passed, whichever order the
- * callers' clocks were read and their attempts counted in.
- */
-/**
  * The first string after every string that starts with `prefix` (its last UTF-16 unit plus
  * one), so a prefix can be looked up as a range of an index: keys from `prefix` (inclusive)
  * to this (exclusive). Our prefixes are ASCII, where code-unit, byte and collation orders agree.
@@ -226,6 +216,16 @@ export function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
+/**
+ * Failure counters. `reserve` checks the limit and the progressive delay and counts the
+ * attempt in one atomic step, before the password is checked, so parallel attempts can
+ * neither be lost nor slip past the limit or the delay (ARCHITECTURE.md "Storage"; also
+ * across instances sharing one MongoDB). The delay is derived from the count and the time
+ * of the newest counted attempt, never written after the check: 100 parallel attempts see the
+ * delay of each other's reservations, so beyond the free allowance an attempt is admitted
+ * only once its delay since the newest counted one has passed, whichever order the
+ * callers' clocks were read and their attempts counted in.
+ */
 export interface AttemptStore {
   reserve(key: string, opts: ReserveOptions): Promise<AttemptReservation>;
   reset(key: string): Promise<void>;

@@ -9,7 +9,7 @@
  * the same parameters costs an attacker nothing less: crackers run optimised code already.
  * Hashing and verifying run on libuv's thread pool, off the event loop.
  */
-import { hash as argon2Hash, parseOptions, verify as argon2Verify, type Algorithm, type Options } from '@node-rs/argon2';
+import { hash as argon2Hash, parseOptions, verify as argon2Verify, type Algorithm, type Options, type ParsedHashOptions } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB } from './argon2-limits.ts';
 import type { AuthMethod } from './method.ts';
@@ -108,6 +108,15 @@ const ARGON2ID = 2 as Algorithm;
 /** Version.V0x13 (19, RFC 9106), the library's default and the only one we write. */
 const V0X13 = 1;
 
+/** A stored PHC string's parameters, or undefined when it is none. */
+function storedParams(hash: string): ParsedHashOptions | undefined {
+  try {
+    return parseOptions(hash);
+  } catch {
+    return undefined;
+  }
+}
+
 export class PasswordHasher {
   readonly #opts: Options & { algorithm: Algorithm; memoryCost: number; timeCost: number; parallelism: number };
   readonly #dummy: Promise<string>;
@@ -155,29 +164,22 @@ export class PasswordHasher {
     // fails: answered at once, it would tell that the account exists (an unknown username
     // costs a verification), and verified as stored it would run with the costs it carries
     // (m=4 TiB reserves memory until the process is killed; @node-rs/argon2 does not refuse).
-    if (!this.#withinBounds(hash)) return { ok: await this.burn(password), needsRehash: false };
+    const stored = storedParams(hash);
+    if (!stored || stored.memoryCost > ARGON2_MAX_MEMORY_KIB || stored.timeCost > ARGON2_MAX_ITERATIONS || stored.parallelism > ARGON2_MAX_PARALLELISM) {
+      return { ok: await this.burn(password), needsRehash: false };
+    }
     try {
       const ok = await argon2Verify(hash, password.normalize('NFKC'));
       // A password set before the current policy (shorter, or since found in the blocklist)
       // keeps its old hash: re-hashing goes through hash(), which would refuse it mid-login.
-      return { ok, needsRehash: ok && this.#needsRehash(hash) && this.#meetsPolicy(password) };
+      return { ok, needsRehash: ok && this.#needsRehash(stored) && this.#meetsPolicy(password) };
     } catch {
       return { ok: false, needsRehash: false };
     }
   }
 
-  #withinBounds(hash: string): boolean {
-    try {
-      const p = parseOptions(hash);
-      return p.memoryCost <= ARGON2_MAX_MEMORY_KIB && p.timeCost <= ARGON2_MAX_ITERATIONS && p.parallelism <= ARGON2_MAX_PARALLELISM;
-    } catch {
-      return false;
-    }
-  }
-
   /** Stored with other parameters than the current ones (either way: settings may be lowered on purpose). */
-  #needsRehash(hash: string): boolean {
-    const p = parseOptions(hash);
+  #needsRehash(p: ParsedHashOptions): boolean {
     return p.algorithm !== ARGON2ID || p.version !== V0X13 || p.memoryCost !== this.#opts.memoryCost
       || p.timeCost !== this.#opts.timeCost || p.parallelism !== this.#opts.parallelism;
   }

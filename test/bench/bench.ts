@@ -54,11 +54,17 @@ const TOTP_ACCOUNTS = Number(process.env.BENCH_TOTP_ACCOUNTS ?? 2000);
 const TOTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 const CLK_TCK = 100; // /proc/<pid>/stat ticks per second on Linux
 
-/** CPU seconds of a process (all its threads), or of one thread of it (`tid`; the main thread's is the pid). */
-function cpuSeconds(pid: number, tid?: number): number {
+/** User and kernel CPU seconds (utime, stime) of a process (all its threads), or of one thread of it (`tid`; the main thread's is the pid). */
+function cpuTimes(pid: number, tid?: number): { user: number; kernel: number } {
   const stat = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+  return { user: Number(fields[11]) / CLK_TCK, kernel: Number(fields[12]) / CLK_TCK };
+}
+
+/** CPU seconds of a process, or of one thread of it (cpuTimes). */
+function cpuSeconds(pid: number, tid?: number): number {
+  const { user, kernel } = cpuTimes(pid, tid);
+  return user + kernel;
 }
 
 /**
@@ -81,18 +87,12 @@ function cpuByThread(pid: number): Map<string, number> {
   return out;
 }
 
-/** Kernel CPU seconds (stime) of one thread: on loopback the kernel delivers each write to the reader in the writer's time. */
-function kernelSeconds(pid: number, tid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / CLK_TCK;
-}
-
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-interface Result { name: string; ops: number; rate: number; p50: number; p99: number; serverCores: number; errors: number; /** The server's main thread alone, in cores. */ mainCores: number; /** Cores by kind of thread (cpuByThread). */ threadCores: Map<string, number> }
+interface Result { name: string; ops: number; rate: number; p50: number; p99: number; serverCores: number; errors: number; /** Cores by kind of thread (cpuByThread). */ threadCores: Map<string, number> }
 
 async function load(name: string, pid: number, concurrency: number, op: (worker: number) => Promise<void>): Promise<Result> {
   // Warm-up, not measured.
@@ -101,7 +101,6 @@ async function load(name: string, pid: number, concurrency: number, op: (worker:
   const latencies: number[] = [];
   let errors = 0;
   const cpu0 = cpuSeconds(pid);
-  const main0 = cpuSeconds(pid, pid);
   const threads0 = cpuByThread(pid);
   const t0 = performance.now();
   const end = Date.now() + SECONDS * 1000;
@@ -118,10 +117,9 @@ async function load(name: string, pid: number, concurrency: number, op: (worker:
   }));
   const wall = (performance.now() - t0) / 1000;
   const cores = (cpuSeconds(pid) - cpu0) / wall;
-  const mainCores = (cpuSeconds(pid, pid) - main0) / wall;
   const threadCores = new Map([...cpuByThread(pid)].map(([k, s]) => [k, (s - (threads0.get(k) ?? 0)) / wall]));
   latencies.sort((a, b) => a - b);
-  return { name, ops: latencies.length, rate: latencies.length / wall, p50: pct(latencies, 50), p99: pct(latencies, 99), serverCores: cores, errors, mainCores, threadCores };
+  return { name, ops: latencies.length, rate: latencies.length / wall, p50: pct(latencies, 50), p99: pct(latencies, 99), serverCores: cores, errors, threadCores };
 }
 
 async function startServer(kind: StoreKind, extraEnv: Record<string, string> = {}, opts: { discardStdout?: boolean } = {}) {
@@ -365,26 +363,16 @@ async function benchStore(kind: StoreKind, hashPerCore: number) {
       // Without the subtraction: argon2id runs on libuv's threads, and under this load (4
       // hashes on 2 cores, 19 MiB each) costs more than alone, which "the rest" then carries.
       const perLoginMs = (k: string) => ((pl.threadCores.get(k) ?? 0) / pl.rate) * 1000;
-      console.log(`  by thread under the same load: main ${(pl.mainCores / pl.rate * 1000).toFixed(1)} ms, V8 helpers ${perLoginMs('V8Worker').toFixed(1)} ms, thread pool (argon2id, RSA signing) ${perLoginMs('libuv-worker').toFixed(1)} ms, other ${perLoginMs('other').toFixed(1)} ms per login`);
+      console.log(`  by thread under the same load: main ${perLoginMs('MainThread').toFixed(1)} ms, V8 helpers ${perLoginMs('V8Worker').toFixed(1)} ms, thread pool (argon2id, RSA signing) ${perLoginMs('libuv-worker').toFixed(1)} ms, other ${perLoginMs('other').toFixed(1)} ms per login`);
       if (kind === 'embedded') {
         // The floor under the same load: a bare oidc-provider's login (authorize, an
         // interaction that signs a fixed account in, code for ID, access and refresh tokens),
         // in memory and on our embedded store. What ours adds to the second is our own code.
-        const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-store-'));
-        try {
-          const floors: string[] = [];
-          for (const dir of [undefined, storeDir]) {
-            const b = await spawnBare(dir);
-            try {
-              floors.push(`${dir ? 'on our embedded store' : 'in memory'} ${cpuMs(await load(`bare login ${dir ? 'on store' : 'in memory'}`, b.child.pid!, CONCURRENCY, async () => { await bareLogin(b.issuer); })).toFixed(1)} ms`);
-            } finally {
-              b.child.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM');
-            }
-          }
-          console.log(`  the floor, a bare oidc-provider's login (no page, password or risk engine) under the same load: ${floors.join(', ')}`);
-        } finally {
-          fs.rmSync(storeDir, { recursive: true, force: true });
-        }
+        const floors: string[] = [];
+        await eachBare(async (b, where) => {
+          floors.push(`${where} ${cpuMs(await load(`bare login ${where}`, b.child.pid!, CONCURRENCY, async () => { await bareLogin(b.issuer); })).toFixed(1)} ms`);
+        });
+        console.log(`  the floor, a bare oidc-provider's login (no page, password or risk engine) under the same load: ${floors.join(', ')}`);
       }
     }
     if (MEASURES.has('totp')) {
@@ -427,6 +415,25 @@ async function spawnBare(storeDir?: string): Promise<{ child: ChildProcess; issu
     child.once('exit', (code) => reject(new Error(`bare provider exited (${code})`)));
   });
   return { child, issuer: `http://127.0.0.1:${port}` };
+}
+
+const stopBare = (b: { child: ChildProcess }) => b.child.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM'); // SIGINT: a profiled one writes its profile
+
+/** Runs `fn` on a bare provider in memory, then on one on our embedded store (a fresh directory), stopping each after. */
+async function eachBare(fn: (b: { child: ChildProcess; issuer: string }, where: 'in memory' | 'on our embedded store') => Promise<void>): Promise<void> {
+  for (const onStore of [false, true]) {
+    const dir = onStore ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-store-')) : undefined;
+    try {
+      const b = await spawnBare(dir);
+      try {
+        await fn(b, onStore ? 'on our embedded store' : 'in memory');
+      } finally {
+        stopBare(b);
+      }
+    } finally {
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 /** A bare provider's login: its interaction signs in a fixed account; then the code for tokens. */
@@ -507,8 +514,7 @@ async function compareWithBare(kind: StoreKind) {
     }
   } finally {
     srv.stop();
-    // SIGINT lets a profiled bare provider write its profile on the way out.
-    for (const b of [bare, bareStore]) b?.child.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM');
+    for (const b of [bare, bareStore]) if (b) stopBare(b);
     fs.rmSync(storeDir, { recursive: true, force: true });
   }
 }
@@ -809,14 +815,15 @@ if (process.env.BENCH_ONLY === 'trace') {
     // the thread-pool half of signing, which the split counts).
     const storeBefore = await storeSeconds(srv.issuer);
     const main0 = cpuSeconds(srv.pid, srv.pid);
-    const kernel0 = kernelSeconds(srv.pid, srv.pid);
+    const kernel0 = cpuTimes(srv.pid, srv.pid).kernel;
     for (let i = 0; i < n; i += 1) {
       t = cpuSeconds(srv.pid);
       await passwordLogin(srv.issuer, `bench${i % CONCURRENCY}`, PASSWORD, undefined, async (method, url) => mark(step(new URL(url), method)));
       mark('POST /token');
     }
     const mainMs = (cpuSeconds(srv.pid, srv.pid) - main0) / n * 1000;
-    const kernelMs = (kernelSeconds(srv.pid, srv.pid) - kernel0) / n * 1000;
+    // On loopback the kernel delivers each response to the reader in the writer's time.
+    const kernelMs = (cpuTimes(srv.pid, srv.pid).kernel - kernel0) / n * 1000;
     // Statements are synchronous on the main thread: their time is main-thread time.
     const storeMs = [...await storeSeconds(srv.issuer)].map(([op, sec]): [string, number] => [op, (sec - (storeBefore.get(op) ?? 0)) / n * 1000]).filter(([, ms]) => ms > 0.005).sort((a, b) => b[1] - a[1]);
     const total = [...cpu.values()].reduce((a, b) => a + b, 0);
@@ -829,24 +836,14 @@ if (process.env.BENCH_ONLY === 'trace') {
     // The floor, measured the same way: a bare oidc-provider's login (no page, no password,
     // no risk engine; the same authorize → code → token with an ID token and a refresh token),
     // in memory and on our embedded store.
-    const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-store-'));
-    try {
-      for (const dir of [undefined, storeDir]) {
-        const b = await spawnBare(dir);
-        try {
-          const pid = b.child.pid!;
-          for (let i = 0; i < 20; i += 1) await bareLogin(b.issuer);
-          const all0 = cpuSeconds(pid);
-          const m0 = cpuSeconds(pid, pid);
-          for (let i = 0; i < n; i += 1) await bareLogin(b.issuer);
-          console.log(`  bare oidc-provider ${dir ? 'on our embedded store' : 'in memory'}: ${((cpuSeconds(pid) - all0) / n * 1000).toFixed(2)} ms per login, main thread ${((cpuSeconds(pid, pid) - m0) / n * 1000).toFixed(2)} ms (4 requests)`);
-        } finally {
-          b.child.kill(bareArgs.length ? 'SIGINT' : 'SIGTERM');
-        }
-      }
-    } finally {
-      fs.rmSync(storeDir, { recursive: true, force: true });
-    }
+    await eachBare(async (b, where) => {
+      const pid = b.child.pid!;
+      for (let i = 0; i < 20; i += 1) await bareLogin(b.issuer);
+      const all0 = cpuSeconds(pid);
+      const m0 = cpuSeconds(pid, pid);
+      for (let i = 0; i < n; i += 1) await bareLogin(b.issuer);
+      console.log(`  bare oidc-provider ${where}: ${((cpuSeconds(pid) - all0) / n * 1000).toFixed(2)} ms per login, main thread ${((cpuSeconds(pid, pid) - m0) / n * 1000).toFixed(2)} ms (4 requests)`);
+    });
   } finally {
     srv.stop();
   }

@@ -85,13 +85,6 @@ describe('password hashing: @node-rs/argon2, compatible with the argon2 package 
       assert.deepEqual(await hasher.verify(await legacy(p, opts), p), { ok: true, needsRehash: true }, JSON.stringify(opts));
     }
   });
-
-  it('answers a malformed or foreign stored hash with a failed verification, not an exception', async () => {
-    const hasher = new PasswordHasher(PARAMS, 15);
-    for (const bad of ['', 'plaintext', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$', '$2b$10$abcdefghijklmnopqrstuu5Z0f3d6bP5Ck6.3r5Y7Z0u0W0a1b2c3']) {
-      assert.deepEqual(await hasher.verify(bad, 'anything at all here'), { ok: false, needsRehash: false }, bad);
-    }
-  });
 });
 
 describe('a stored value that is no hash we could have written', () => {
@@ -104,11 +97,11 @@ describe('a stored value that is no hash we could have written', () => {
     }
   }
 
-  it('costs one verification and fails: no password, garbage, or costs above the settings\' maxima', async () => {
+  it('costs one verification and fails, never throws: no password, garbage, a foreign or cut hash, or costs above the settings\' maxima', async () => {
     const salt = 'c2FsdHNhbHRzYWx0c2FsdA';
     const out = 'YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE';
     const cases = [
-      NO_PASSWORD, '', 'plaintext',
+      NO_PASSWORD, '', 'plaintext', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$', '$2b$10$abcdefghijklmnopqrstuu5Z0f3d6bP5Ck6.3r5Y7Z0u0W0a1b2c3',
       `$argon2id$v=19$m=${4 * 1024 * 1024 + 1},t=2,p=1$${salt}$${out}`,
       `$argon2id$v=19$m=19456,t=101,p=1$${salt}$${out}`,
       `$argon2id$v=19$m=19456,t=2,p=17$${salt}$${out}`,
